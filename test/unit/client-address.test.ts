@@ -1,0 +1,38 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { compileTrustedProxies, resolveClientAddress, unmapAddress } from '../../gateway/net/client-address.js';
+
+const trusted = compileTrustedProxies(['10.0.0.0/8', '::1/128', '2001:db8::/32']);
+const none = compileTrustedProxies([]);
+
+test('the socket peer is the client when it is not a trusted proxy, whatever X-Forwarded-For says', () => {
+  assert.deepEqual(resolveClientAddress('203.0.113.9', '1.2.3.4', trusted), { client: '203.0.113.9', peer: '203.0.113.9', peerTrusted: false });
+  assert.equal(resolveClientAddress('10.1.1.1', '1.2.3.4', none).client, '10.1.1.1');
+});
+
+test('behind trusted proxies the header is walked from the right to the first untrusted hop', () => {
+  assert.equal(resolveClientAddress('10.0.0.2', '198.51.100.7', trusted).client, '198.51.100.7');
+  // The leftmost entry is whatever the client wrote; it is never reached past an untrusted hop.
+  assert.equal(resolveClientAddress('10.0.0.2', '6.6.6.6, 198.51.100.7, 10.0.0.3', trusted).client, '198.51.100.7');
+  assert.equal(resolveClientAddress('::1', ['6.6.6.6', '198.51.100.7'], trusted).client, '198.51.100.7');
+  assert.equal(resolveClientAddress('10.0.0.2', undefined, trusted).client, '10.0.0.2');
+});
+
+test('a malformed hop stops the walk and is never taken as the client', () => {
+  assert.equal(resolveClientAddress('10.0.0.2', '198.51.100.7, not-an-ip, 10.0.0.3', trusted).client, '10.0.0.3');
+  assert.equal(resolveClientAddress('10.0.0.2', 'garbage', trusted).client, '10.0.0.2');
+});
+
+test('IPv4-mapped IPv6 is the IPv4 address, for the peer and for hops', () => {
+  assert.equal(unmapAddress('::ffff:10.0.0.2'), '10.0.0.2');
+  assert.equal(unmapAddress('::FFFF:1.2.3.4'), '1.2.3.4');
+  assert.equal(unmapAddress('2001:db8::1'), '2001:db8::1');
+  assert.deepEqual(resolveClientAddress('::ffff:10.0.0.2', '::ffff:198.51.100.7', trusted), { client: '198.51.100.7', peer: '10.0.0.2', peerTrusted: true });
+  assert.equal(resolveClientAddress('::ffff:203.0.113.1', '1.1.1.1', trusted).peerTrusted, false);
+});
+
+test('IPv6 ranges are trusted by prefix', () => {
+  assert.equal(trusted.trusts('2001:db8:1::5'), true);
+  assert.equal(trusted.trusts('2001:db9::5'), false);
+  assert.equal(trusted.trusts('nonsense'), false);
+});
