@@ -1,0 +1,191 @@
+// Listen addresses and CIDRs as the policy spells them. Addresses are compared in a canonical
+// form so that `::1`, `0:0::1` and `[::1]` are recognised as one address.
+
+import { isIPv4, isIPv6 } from 'node:net';
+import type { ListenAddress } from './types.js';
+import type { Parsed } from './units.js';
+
+const LISTEN_FORM = 'host:port or [ipv6]:port, the host an IP address or localhost (e.g. 0.0.0.0:8443, [::]:8443)';
+const HOST_FORM = 'a host name such as api.example.com, without scheme, port or path';
+const URL_FORM = 'an http:// or https:// URL such as http://127.0.0.1:9000 or https://backend:9443/v1';
+const CIDR_FORM = 'an IP address or a CIDR block (e.g. 10.0.0.0/8, 192.0.2.7, 2001:db8::/32, ::1)';
+
+function v4Bytes(text: string): number[] {
+  return text.split('.').map(Number);
+}
+
+function v6Bytes(text: string): number[] {
+  let hex = text;
+  const lastColon = text.lastIndexOf(':');
+  if (text.includes('.', lastColon)) {
+    const [a, b, c, d] = v4Bytes(text.slice(lastColon + 1)) as [number, number, number, number];
+    hex = `${text.slice(0, lastColon + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = hex.split('::') as [string, string | undefined];
+  const front = head === '' ? [] : head.split(':');
+  const back = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups =
+    tail === undefined ? front : [...front, ...Array<string>(8 - front.length - back.length).fill('0'), ...back];
+  return groups.flatMap((g) => {
+    const n = parseInt(g, 16);
+    return [n >> 8, n & 0xff];
+  });
+}
+
+/** RFC 5952 text: lower-case, no leading zeros, the longest run of zero groups as `::`. */
+function formatV6(bytes: number[]): string {
+  if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
+    return `::ffff:${bytes.slice(12).join('.')}`;
+  }
+  const groups = Array.from({ length: 8 }, (_, i) => (bytes[2 * i]! << 8) | bytes[2 * i + 1]!);
+  let bestStart = -1;
+  let bestLength = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLength) [bestStart, bestLength] = [i, j - i];
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestStart < 0) return hex.join(':');
+  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLength).join(':')}`;
+}
+
+interface Ip {
+  v6: boolean;
+  bytes: number[];
+}
+
+function parseIp(text: string): Ip | undefined {
+  if (isIPv4(text)) return { v6: false, bytes: v4Bytes(text) };
+  if (isIPv6(text) && !text.includes('%')) return { v6: true, bytes: v6Bytes(text) };
+  return undefined;
+}
+
+function formatIp(ip: Ip): string {
+  return ip.v6 ? formatV6(ip.bytes) : ip.bytes.join('.');
+}
+
+export function parseListen(text: string): Parsed<ListenAddress> {
+  const fail = (why: string): Parsed<ListenAddress> => ({ ok: false, why: `${why}; expected ${LISTEN_FORM}` });
+  const match = /^(?:\[([^\]]*)\]|([^:[\]]*)):(\d+)$/.exec(text);
+  if (!match) {
+    if (/^\d+$/.test(text)) return fail('has no host');
+    if (!/:\d+$/.test(text)) return fail('has no port');
+    if (/^[^[].*:.*:/.test(text)) return fail('holds an IPv6 address without brackets');
+    return fail('is not host:port');
+  }
+  const [, bracketed, plain, portText] = match;
+  const port = Number(portText);
+  if (port < 1 || port > 65535) return fail(`has port ${portText}, outside 1..65535`);
+  if (bracketed !== undefined) {
+    if (!isIPv6(bracketed) || bracketed.includes('%')) return fail(`holds \`${bracketed}\`, which is not an IPv6 address`);
+    return { ok: true, value: { host: formatV6(v6Bytes(bracketed)), port } };
+  }
+  const host = plain!;
+  if (host === '') return fail('has no host (write 0.0.0.0 or [::] to listen on every address)');
+  if (host === 'localhost' || isIPv4(host)) return { ok: true, value: { host, port } };
+  return fail(`names \`${host}\`, which is not an IP address or localhost (listeners bind addresses, not names)`);
+}
+
+export function parseCidr(text: string): Parsed<string> {
+  const fail = (why: string): Parsed<string> => ({ ok: false, why: `${why}; expected ${CIDR_FORM}` });
+  const slash = text.indexOf('/');
+  const addressText = slash < 0 ? text : text.slice(0, slash);
+  const ip = parseIp(addressText);
+  if (!ip) return fail(slash < 0 ? 'is not an IP address' : `holds \`${addressText}\`, which is not an IP address`);
+  const bits = ip.bytes.length * 8;
+  let prefix = bits;
+  if (slash >= 0) {
+    const prefixText = text.slice(slash + 1);
+    prefix = /^\d{1,3}$/.test(prefixText) ? Number(prefixText) : NaN;
+    if (!(prefix <= bits)) return fail(`has a prefix length outside 0..${bits}`);
+  }
+  const network = ip.bytes.map((byte, i) => {
+    const keep = Math.min(8, Math.max(0, prefix - i * 8));
+    return byte & ((0xff << (8 - keep)) & 0xff);
+  });
+  const networkText = formatIp({ v6: ip.v6, bytes: network });
+  if (network.some((byte, i) => byte !== ip.bytes[i])) {
+    return {
+      ok: false,
+      why: `has bits set beyond the /${prefix} prefix; the block is ${networkText}/${prefix}, or write the single address without a prefix`,
+    };
+  }
+  return { ok: true, value: `${networkText}/${prefix}` };
+}
+
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  const ip = parseIp(host);
+  if (!ip) return false;
+  if (!ip.v6) return ip.bytes[0] === 127;
+  const text = formatV6(ip.bytes);
+  return text === '::1' || text.startsWith('::ffff:127.');
+}
+
+/** Every address a listener binds: `::` is dual-stack on the platforms we run on. */
+type Bound = { every: 'all' | 'v4' } | { addresses: string[] };
+
+function bound(host: string): Bound {
+  if (host === 'localhost') return { addresses: ['127.0.0.1', '::1'] };
+  const ip = parseIp(host);
+  if (!ip) return { addresses: [host] };
+  if (ip.bytes.every((b) => b === 0)) return { every: ip.v6 ? 'all' : 'v4' };
+  return { addresses: [formatIp(ip)] };
+}
+
+function coversAny(a: Bound, b: Bound): boolean {
+  if (!('every' in a)) return false;
+  if (a.every === 'all' || 'every' in b) return true;
+  return b.addresses.some((address) => isIPv4(address));
+}
+
+/** True when both listeners would bind the same port on at least one common address. */
+export function listenersClash(a: ListenAddress, b: ListenAddress): boolean {
+  if (a.port !== b.port) return false;
+  const x = bound(a.host);
+  const y = bound(b.host);
+  if (coversAny(x, y) || coversAny(y, x)) return true;
+  return 'addresses' in x && 'addresses' in y && x.addresses.some((address) => y.addresses.includes(address));
+}
+
+const HOST_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
+/** A host name as matched against a request's Host header: returned lower-case. */
+export function parseHost(text: string): Parsed<string> {
+  const fail = (why: string): Parsed<string> => ({ ok: false, why: `${why}; expected ${HOST_FORM}` });
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) return fail('is a URL');
+  if (text.includes('/')) return fail('holds a path');
+  if (text.includes('*')) return fail('holds a wildcard, which is not supported (list each name in its own route)');
+  if (/:\d*$/.test(text) && !text.includes('::')) return fail('holds a port');
+  if (!HOST_NAME.test(text)) return fail('is not a valid host name');
+  return { ok: true, value: text.toLowerCase() };
+}
+
+/** Hides the user:password part of a URL before it goes into a message. */
+export function redactUrl(text: string): string {
+  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1***@');
+}
+
+export function parseUpstreamUrl(text: string): Parsed<URL> {
+  const fail = (why: string): Parsed<URL> => ({ ok: false, why: `${why}; expected ${URL_FORM}` });
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) return fail('has no scheme');
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return fail('is not a valid URL');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return fail(`uses ${url.protocol}//`);
+  if (url.username !== '' || url.password !== '') {
+    return fail('carries credentials (user:password@), which would be sent to the upstream with every request');
+  }
+  if (text.includes('?')) return fail('has a query string; routes forward the request\'s own query');
+  if (text.includes('#')) return fail('has a fragment, which is never sent to a server');
+  return { ok: true, value: url };
+}

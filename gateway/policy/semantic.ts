@@ -1,0 +1,170 @@
+// Checks across and beyond single values: listeners that clash, an admin port left open,
+// timeouts Node cannot honour or that can never fire, unusable upstream URLs, and files the
+// policy names but wxgw could not read at start. Values the schema already rejected are
+// skipped by the caller, so this code only has to be careful about types, not repeat messages.
+
+import { isLoopback, listenersClash, parseCidr, parseListen, parseUpstreamUrl, redactUrl } from './addresses.js';
+import { resolveFrom, unreadable } from './files.js';
+import { isRecord, type KeyPath } from './key-path.js';
+import { show, type Reporter } from './report.js';
+import { checkRoutes } from './routes.js';
+import { DEFAULTS } from './build.js';
+import { MAX_TIMER_MS, parseDuration, parseSize } from './units.js';
+import type { ListenAddress } from './types.js';
+
+const LISTENERS = ['https', 'http', 'admin'] as const;
+
+function describeMs(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+class Checker {
+  /** File checks run together once the walk is done. */
+  private readonly files: { at: KeyPath; file: string; what: string; hint?: string }[] = [];
+
+  constructor(
+    private readonly report: Reporter,
+    private readonly baseDir: string,
+  ) {}
+
+  duration(value: unknown, at: KeyPath, timer: boolean): number | undefined {
+    if (typeof value !== 'string') return undefined;
+    const parsed = parseDuration(value);
+    if (!parsed.ok) {
+      this.report.error(at, `${show(value)} ${parsed.why}`);
+      return undefined;
+    }
+    if (timer && parsed.value > MAX_TIMER_MS) {
+      this.report.error(at, `${show(value)} is longer than the longest timeout Node supports (about 24.8 days)`);
+      return undefined;
+    }
+    return parsed.value;
+  }
+
+  server(server: unknown): number {
+    if (!isRecord(server)) return this.limits(undefined);
+    const listening: { name: string; address: ListenAddress }[] = [];
+    for (const name of LISTENERS) {
+      const section = server[name];
+      if (!isRecord(section) || typeof section.listen !== 'string') continue;
+      const at = ['server', name, 'listen'];
+      const parsed = parseListen(section.listen);
+      if (!parsed.ok) {
+        this.report.error(at, `${show(section.listen)} ${parsed.why}`);
+        continue;
+      }
+      const clash = listening.find((other) => listenersClash(other.address, parsed.value));
+      if (clash) {
+        this.report.error(
+          at,
+          `port ${parsed.value.port} is already taken by server.${clash.name}.listen (line ${this.report.line(['server', clash.name, 'listen'])}) on an overlapping address`,
+        );
+      }
+      listening.push({ name, address: parsed.value });
+      if (name === 'admin' && !isLoopback(parsed.value.host)) {
+        this.report.warn(
+          at,
+          `admin endpoints exposed: /healthz, /readyz and /metrics answer on ${show(section.listen)}; listen on 127.0.0.1 or ::1 unless a firewall keeps this port private`,
+        );
+      }
+    }
+    if (Array.isArray(server.trusted_proxies)) {
+      server.trusted_proxies.forEach((item: unknown, i) => {
+        if (typeof item !== 'string') return;
+        const parsed = parseCidr(item);
+        if (!parsed.ok) this.report.error(['server', 'trusted_proxies', i], `${show(item)} ${parsed.why}`);
+      });
+    }
+    return this.limits(server.limits);
+  }
+
+  /** Returns the request timeout in force, which bounds every other timeout. */
+  private limits(limits: unknown): number {
+    const at = ['server', 'limits'];
+    const given = isRecord(limits) ? limits : {};
+    if (typeof given.body === 'string') {
+      const body = parseSize(given.body);
+      if (!body.ok) this.report.error([...at, 'body'], `${show(given.body)} ${body.why}`);
+    }
+    const headers = this.duration(given.headers_timeout ?? DEFAULTS.headers_timeout, [...at, 'headers_timeout'], true);
+    const request = this.duration(given.request_timeout ?? DEFAULTS.request_timeout, [...at, 'request_timeout'], true);
+    if (headers !== undefined && request !== undefined && headers > request) {
+      const byDefault = (key: string): string => (given[key] === undefined ? ', the default' : '');
+      this.report.error(
+        [...at, given.headers_timeout === undefined ? 'request_timeout' : 'headers_timeout'],
+        `headers_timeout (${describeMs(headers)}${byDefault('headers_timeout')}) is longer than request_timeout (${describeMs(request)}${byDefault('request_timeout')}); the request would end before its headers could arrive`,
+      );
+    }
+    return request ?? Infinity;
+  }
+
+  tls(tls: unknown): void {
+    if (!isRecord(tls)) return;
+    this.duration(tls.expiry_warning, ['tls', 'expiry_warning'], false);
+    if (typeof tls.roots === 'string' && tls.roots !== 'system') {
+      const hint = tls.roots.toLowerCase() === 'system' ? ' (write `system`, in lower case, for the system roots)' : '';
+      this.files.push({ at: ['tls', 'roots'], file: tls.roots, what: 'CA bundle', hint });
+    }
+    if (!Array.isArray(tls.certificates)) return;
+    tls.certificates.forEach((entry: unknown, i) => {
+      if (!isRecord(entry)) return;
+      for (const [field, what] of [
+        ['cert', 'certificate file'],
+        ['key', 'key file'],
+      ] as const) {
+        const file = entry[field];
+        if (typeof file === 'string' && file !== '') this.files.push({ at: ['tls', 'certificates', i, field], file, what });
+      }
+    });
+  }
+
+  upstreams(upstreams: unknown, requestTimeout: number): void {
+    if (!isRecord(upstreams)) return;
+    for (const [name, upstream] of Object.entries(upstreams)) {
+      if (!isRecord(upstream)) continue;
+      const at = ['upstreams', name];
+      if (typeof upstream.url === 'string') {
+        const parsed = parseUpstreamUrl(upstream.url);
+        if (!parsed.ok) this.report.error([...at, 'url'], `${show(redactUrl(upstream.url))} ${parsed.why}`);
+      }
+      this.timeout(upstream.timeout, [...at, 'timeout'], requestTimeout);
+    }
+  }
+
+  routes(routes: unknown, upstreamNames: string[] | undefined, requestTimeout: number): void {
+    checkRoutes(routes, upstreamNames, this.report);
+    if (!Array.isArray(routes)) return;
+    routes.forEach((route: unknown, i) => {
+      if (isRecord(route)) this.timeout(route.timeout, ['routes', i, 'timeout'], requestTimeout);
+    });
+  }
+
+  /** A timeout beyond the request timeout never fires: the request is cut first. */
+  private timeout(value: unknown, at: KeyPath, requestTimeout: number): void {
+    const ms = this.duration(value, at, true);
+    if (ms !== undefined && ms > requestTimeout) {
+      this.report.warn(
+        at,
+        `${show(value)} is longer than server.limits.request_timeout (${describeMs(requestTimeout)}), which ends the request first`,
+      );
+    }
+  }
+
+  async readableFiles(): Promise<void> {
+    const results = await Promise.all(this.files.map(async (f) => unreadable(resolveFrom(this.baseDir, f.file))));
+    this.files.forEach((f, i) => {
+      const why = results[i];
+      if (why) this.report.error(f.at, `cannot read ${f.what} ${resolveFrom(this.baseDir, f.file)}: ${why}${f.hint ?? ''}`);
+    });
+  }
+}
+
+export async function checkSemantics(data: unknown, baseDir: string, report: Reporter): Promise<void> {
+  if (!isRecord(data)) return;
+  const checker = new Checker(report, baseDir);
+  const requestTimeout = checker.server(data.server);
+  checker.tls(data.tls);
+  checker.upstreams(data.upstreams, requestTimeout);
+  checker.routes(data.routes, isRecord(data.upstreams) ? Object.keys(data.upstreams) : undefined, requestTimeout);
+  await checker.readableFiles();
+}

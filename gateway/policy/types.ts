@@ -1,0 +1,124 @@
+// The validated policy, as the rest of the gateway sees it: every duration in milliseconds,
+// every size in bytes, every path absolute, every ${...} resolved. Produced by loadPolicy().
+
+/** Where a value stands in the policy file, for messages that point at it. */
+export interface SourcePos {
+  file: string;
+  line: number;
+  col: number;
+  /** Dotted key path, e.g. `routes[2].match.path_prefix`. */
+  path: string;
+}
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export interface CertificateEntry {
+  /** Absolute path of the PEM file: leaf first, then intermediates. */
+  cert: string;
+  /** Absolute path of the PEM private key. */
+  key: string;
+  /** Passphrase of an encrypted key, resolved from ${...}. */
+  passphrase?: string;
+  pos: SourcePos;
+}
+
+export interface TlsConfig {
+  min_version: 'TLSv1.2' | 'TLSv1.3';
+  /** `system` (Node's bundled Mozilla roots) or the absolute path of a PEM CA bundle. */
+  roots: 'system' | { bundle: string };
+  /** A leaf expiring within this many milliseconds is a warning. */
+  expiry_warning: number;
+  certificates: CertificateEntry[];
+  pos: SourcePos;
+}
+
+export interface UpstreamConfig {
+  name: string;
+  /** Origin plus optional base path, e.g. http://backend:9000 or http://backend:9000/v1 */
+  url: URL;
+  /** Milliseconds to wait for the upstream's response headers and between body chunks. */
+  timeout: number;
+  pos: SourcePos;
+}
+
+export interface RouteMatch {
+  path?: string;
+  path_prefix?: string;
+  /** Upper-case method names; absent means every method. */
+  methods?: string[];
+  /** Lower-case host name without port; absent means every host. */
+  host?: string;
+}
+
+export interface RouteConfig {
+  name: string;
+  match: RouteMatch;
+  upstream: string;
+  /** Overrides the upstream's timeout for this route. */
+  timeout?: number;
+  pos: SourcePos;
+}
+
+export interface ServerConfig {
+  https: { listen: ListenAddress; pos: SourcePos };
+  http: { listen: ListenAddress; mode: 'redirect' | 'off'; pos: SourcePos } | null;
+  admin: { listen: ListenAddress; pos: SourcePos } | null;
+  /** Host used in redirects when the request's Host is not a name the certificates cover. */
+  public_host?: string;
+  /** CIDRs (normalised strings) whose X-Forwarded-* and X-Request-Id headers are believed. */
+  trusted_proxies: string[];
+  limits: {
+    /** Largest request body in bytes. */
+    body: number;
+    /** Milliseconds a client has to send the complete request headers. */
+    headers_timeout: number;
+    /** Milliseconds a whole request may take, upstream included. */
+    request_timeout: number;
+  };
+}
+
+export interface PolicyConfig {
+  version: 1;
+  /** Absolute path of the policy file. */
+  file: string;
+  server: ServerConfig;
+  tls: TlsConfig;
+  upstreams: Map<string, UpstreamConfig>;
+  routes: RouteConfig[];
+}
+
+export type Severity = 'error' | 'warning';
+
+/** One finding about the policy or a file it references. */
+export interface Diagnostic {
+  severity: Severity;
+  file: string;
+  line: number;
+  col: number;
+  /** Dotted key path, empty for the document itself. */
+  path: string;
+  message: string;
+}
+
+export function formatDiagnostic(d: Diagnostic): string {
+  const where = `${d.file}:${d.line}:${d.col}`;
+  const tag = d.severity === 'warning' ? 'warning: ' : '';
+  return `${where}  ${d.path || '(document)'}  ${tag}${d.message}`;
+}
+
+/** Thrown when a policy cannot be used; carries every error found, not only the first. */
+export class PolicyError extends Error {
+  readonly diagnostics: Diagnostic[];
+  constructor(diagnostics: Diagnostic[]) {
+    const errors = diagnostics.filter((d) => d.severity === 'error');
+    super(
+      `policy rejected with ${errors.length} error${errors.length === 1 ? '' : 's'}:\n` +
+        diagnostics.map(formatDiagnostic).join('\n'),
+    );
+    this.name = 'PolicyError';
+    this.diagnostics = diagnostics;
+  }
+}
