@@ -1,0 +1,102 @@
+// A stand-in for the legacy mini-program API that wxgw protects. It answers the way old
+// backends do, leaking what they should not (session_key, unionid, full phone and ID numbers),
+// so the demo and the tests have something real to put the gateway in front of.
+// Run alone: node docker/sample-backend/server.mjs [port] (default 9000, or $PORT).
+import { createServer } from 'node:http';
+import { pathToFileURL } from 'node:url';
+
+const users = [
+  {
+    openid: 'oAbC1234567890demo0000000001',
+    unionid: 'uDeF0987654321demo0000000001',
+    session_key: 'tiihtNczf5v6AKRyjwEUhQ==',
+    nickname: 'Demo User',
+    phone: '13812345678',
+    idcard: '11010519491231002X',
+    address: { city: 'Shenzhen', phone: '13987654321' },
+  },
+];
+
+// About 1 KB of JSON, the size of a typical mini-program API answer; the benchmarks fetch it.
+const feed = JSON.stringify({
+  code: 0,
+  list: Array.from({ length: 7 }, (_, i) => ({
+    id: 1000 + i,
+    title: `Item ${i} of the legacy feed`,
+    price_fen: 1990 + i * 100,
+    cover: `https://img.example.com/items/${1000 + i}.jpg`,
+    tags: ['new', 'popular'],
+  })),
+});
+
+function json(res, status, body, headers = {}) {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
+  res.end(text);
+}
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+async function handle(req, res) {
+  const url = new URL(req.url, 'http://backend');
+  const path = url.pathname;
+  if (path === '/api/user' || path === '/api/user/profile') {
+    return json(res, 200, { code: 0, data: users[0] });
+  }
+  if (path === '/api/feed') {
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(feed) });
+    return res.end(feed);
+  }
+  if (path === '/api/users') {
+    return json(res, 200, { code: 0, list: users });
+  }
+  if (path === '/api/slow') {
+    const ms = Math.min(Number(url.searchParams.get('ms') ?? 3000) || 0, 60_000);
+    await new Promise((r) => setTimeout(r, ms));
+    return json(res, 200, { code: 0, slept_ms: ms });
+  }
+  if (path === '/api/error') {
+    return json(res, 500, { code: 50001, message: 'internal error in legacy backend', stack: 'at LegacyService.getUser (service.js:42)' });
+  }
+  if (path === '/api/echo' || path.startsWith('/admin/')) {
+    const body = await readBody(req);
+    return json(res, 200, {
+      method: req.method,
+      path: req.url,
+      headers: req.headers,
+      body: body.toString('utf8'),
+    });
+  }
+  if (path === '/healthz') return json(res, 200, { status: 'ok' });
+  return json(res, 404, { code: 404, message: `no such endpoint: ${path}` });
+}
+
+export function startSampleBackend(port = 9000, host = '127.0.0.1') {
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err) => {
+      if (!res.headersSent) json(res, 500, { code: 500, message: String(err) });
+      else res.destroy(err);
+    });
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve(server));
+  });
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const port = Number(process.argv[2] ?? process.env.PORT ?? 9000);
+  const host = process.env.HOST ?? '0.0.0.0';
+  startSampleBackend(port, host).then(() => console.log(`sample legacy backend on http://${host}:${port}`));
+}

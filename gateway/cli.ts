@@ -1,0 +1,126 @@
+// wxgw start | validate | certs | demo
+import { parseArgs } from 'node:util';
+import { relative } from 'node:path';
+import { loadPolicy } from './policy/load.js';
+import { PolicyError, formatDiagnostic, type Diagnostic } from './policy/types.js';
+import { loadCertificates } from './tls/load.js';
+import { describeCertificates } from './tls/describe.js';
+import { startGateway } from './main.js';
+import { runDemo } from './demo.js';
+
+const USAGE = `usage: wxgw <command> [--config FILE]
+
+commands:
+  start     --config FILE   run the gateway with this policy
+  validate  --config FILE   check the policy and every file and secret it references;
+                            exit 0 when all is well, 1 otherwise
+  certs     --config FILE   show each configured certificate chain as it will be served
+  demo                      generate a local CA chain, start the sample backend and run the
+                            gateway with config/gateway.example.yaml
+`;
+
+function fail(message: string): never {
+  process.stderr.write(`wxgw: ${message}\n\n${USAGE}`);
+  process.exit(2);
+}
+
+function configArg(args: string[]): string {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true });
+  if (!values.config) fail('--config FILE is required');
+  return values.config;
+}
+
+function printDiagnostics(diagnostics: Diagnostic[]): void {
+  for (const d of diagnostics) process.stderr.write(formatDiagnostic({ ...d, file: relative(process.cwd(), d.file) || d.file }) + '\n');
+}
+
+async function validate(file: string): Promise<number> {
+  try {
+    const { config, warnings } = await loadPolicy(file);
+    const { certificates, diagnostics } = loadCertificates(config.tls);
+    printDiagnostics([...warnings, ...diagnostics]);
+    const errors = diagnostics.filter((d) => d.severity === 'error').length;
+    if (errors > 0) {
+      process.stderr.write(`${file}: ${errors} error${errors === 1 ? '' : 's'} in the certificates; the policy would not start\n`);
+      return 1;
+    }
+    process.stdout.write(
+      `${file}: policy OK: ${config.routes.length} route(s), ${config.upstreams.size} upstream(s), ` +
+        `${certificates.length} certificate chain(s) verified\n`,
+    );
+    return 0;
+  } catch (err) {
+    if (!(err instanceof PolicyError)) throw err;
+    printDiagnostics(err.diagnostics);
+    const errors = err.diagnostics.filter((d) => d.severity === 'error').length;
+    process.stderr.write(`${file}: ${errors} error${errors === 1 ? '' : 's'}; the policy would not start\n`);
+    return 1;
+  }
+}
+
+async function certs(file: string): Promise<number> {
+  try {
+    const { config } = await loadPolicy(file);
+    const report = describeCertificates(config.tls);
+    process.stdout.write(report.text);
+    return report.ok ? 0 : 1;
+  } catch (err) {
+    if (!(err instanceof PolicyError)) throw err;
+    printDiagnostics(err.diagnostics);
+    return 1;
+  }
+}
+
+async function start(file: string): Promise<void> {
+  try {
+    const gateway = await startGateway({ config: file });
+    const stop = (signal: string): void => {
+      process.stderr.write(`wxgw: ${signal} received, closing listeners\n`);
+      gateway.close().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          process.stderr.write(`wxgw: shutdown failed: ${String(err)}\n`);
+          process.exit(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  } catch (err) {
+    if (err instanceof PolicyError) {
+      printDiagnostics(err.diagnostics);
+      process.stderr.write(`wxgw: ${file}: the policy was rejected; nothing was started\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'start':
+      return start(configArg(rest));
+    case 'validate':
+      process.exitCode = await validate(configArg(rest));
+      return;
+    case 'certs':
+      process.exitCode = await certs(configArg(rest));
+      return;
+    case 'demo':
+      return runDemo();
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(USAGE);
+      return;
+    default:
+      fail(`unknown command "${command}"`);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  process.stderr.write(`wxgw: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

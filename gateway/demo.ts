@@ -1,0 +1,59 @@
+// `npm start`: the embedded default. A local CA chain, the bundled sample legacy backend and the
+// gateway with the example policy, all on this machine, with the in-memory store.
+import { join, relative } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Server } from 'node:http';
+import { PACKAGE_ROOT } from './package-root.js';
+import { ensureDevChain } from './tls/devchain.js';
+import { startGateway } from './main.js';
+import { PolicyError, formatDiagnostic } from './policy/types.js';
+
+const BACKEND_PORT = 9000;
+
+export async function runDemo(): Promise<void> {
+  const chain = await ensureDevChain(join(PACKAGE_ROOT, 'certs'));
+  const rel = (p: string): string => relative(process.cwd(), p) || p;
+  process.stdout.write(
+    chain.created
+      ? `generated a development chain (root CA -> intermediate -> localhost) in ${rel(join(PACKAGE_ROOT, 'certs'))}/\n`
+      : `using the development chain in ${rel(join(PACKAGE_ROOT, 'certs'))}/\n`,
+  );
+
+  const backendModule = pathToFileURL(join(PACKAGE_ROOT, 'docker/sample-backend/server.mjs')).href;
+  const { startSampleBackend } = (await import(backendModule)) as {
+    startSampleBackend(port: number, host: string): Promise<Server>;
+  };
+  const backend = await startSampleBackend(BACKEND_PORT, '127.0.0.1');
+
+  const config = join(PACKAGE_ROOT, 'config/gateway.example.yaml');
+  try {
+    const gw = await startGateway({ config });
+    const port = gw.https.port;
+    process.stdout.write(
+      [
+        '',
+        `sample legacy backend  http://127.0.0.1:${BACKEND_PORT}  (reachable directly only from this machine)`,
+        `wxgw HTTPS             https://localhost:${port}`,
+        gw.http ? `wxgw plain HTTP        http://localhost:${gw.http.port}  (308 redirect to HTTPS)` : 'wxgw plain HTTP        off',
+        gw.admin ? `wxgw admin             http://127.0.0.1:${gw.admin.port}/healthz  /readyz` : 'wxgw admin             off',
+        `policy                 ${rel(config)}`,
+        `root CA to trust       ${chain.root}`,
+        '',
+        `try:  curl --cacert ${chain.root} https://localhost:${port}/api/user`,
+        '',
+      ].join('\n'),
+    );
+    const stop = (): void => {
+      void gw.close().then(() => backend.close(() => process.exit(0)));
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  } catch (err) {
+    backend.close();
+    if (err instanceof PolicyError) {
+      for (const d of err.diagnostics) process.stderr.write(formatDiagnostic(d) + '\n');
+      process.exit(1);
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,119 @@
+// Wires a policy to listeners: load and check everything first, then open ports. Nothing listens
+// until the policy and every certificate it names have been accepted.
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { loadPolicy } from './policy/load.js';
+import { PolicyError, type Diagnostic, type ListenAddress } from './policy/types.js';
+import { loadCertificates } from './tls/load.js';
+import { buildTlsServerOptions } from './tls/server-options.js';
+import { buildSnapshot, type Snapshot } from './snapshot.js';
+import { createGatewayServer } from './proxy/gateway-server.js';
+import { createRedirectServer } from './proxy/redirect-server.js';
+import { createAdminServer } from './observability/admin-server.js';
+import { createLogger, type Logger } from './observability/logger.js';
+
+export interface LoadedPolicy {
+  snapshot: Snapshot;
+  /** Warnings from the policy and its certificates; errors are thrown as PolicyError. */
+  warnings: Diagnostic[];
+}
+
+/** Reads, validates and compiles a policy with its certificates. Throws PolicyError. */
+export async function loadSnapshot(file: string, env: Record<string, string | undefined> = process.env): Promise<LoadedPolicy> {
+  const { config, warnings } = await loadPolicy(file, { env });
+  const { certificates, diagnostics } = loadCertificates(config.tls);
+  const all = [...warnings, ...diagnostics];
+  if (diagnostics.some((d) => d.severity === 'error')) throw new PolicyError(all);
+  return { snapshot: buildSnapshot(config, certificates), warnings: all };
+}
+
+export interface GatewayHandle {
+  readonly snapshot: Snapshot;
+  readonly https: AddressInfo;
+  readonly http: AddressInfo | undefined;
+  readonly admin: AddressInfo | undefined;
+  close(): Promise<void>;
+}
+
+function listen(server: Server, at: ListenAddress): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(at.port, at.host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+  });
+}
+
+export async function startGateway(opts: {
+  config: string;
+  env?: Record<string, string | undefined>;
+  logger?: Logger;
+}): Promise<GatewayHandle> {
+  const logger = opts.logger ?? createLogger();
+  const { snapshot, warnings } = await loadSnapshot(opts.config, opts.env);
+  for (const w of warnings) logger.warn({ file: w.file, line: w.line, col: w.col, key: w.path }, w.message);
+
+  const source = { current: snapshot };
+  const { server } = snapshot.policy;
+  const started: { close(): Promise<void> }[] = [];
+  const stopAll = async (): Promise<void> => {
+    for (const s of started.reverse()) await s.close();
+  };
+
+  try {
+    const app = await createGatewayServer({
+      source,
+      logger,
+      tls: buildTlsServerOptions(snapshot.policy.tls, snapshot.certificates),
+    });
+    await app.listen({ host: server.https.listen.host, port: server.https.listen.port });
+    started.push({ close: () => app.close() });
+    const https = app.server.address() as AddressInfo;
+
+    let http: AddressInfo | undefined;
+    if (server.http && server.http.mode === 'redirect') {
+      const plain = createRedirectServer(source, logger);
+      http = await listen(plain, server.http.listen);
+      started.push({ close: () => closeServer(plain) });
+    }
+
+    let admin: AddressInfo | undefined;
+    if (server.admin) {
+      const adminServer = createAdminServer({
+        failing() {
+          const now = Date.now();
+          return source.current.certificates
+            .filter((c) => c.notAfter.getTime() <= now)
+            .map((c) => `certificate expired: ${c.certFile}`);
+        },
+      });
+      admin = await listen(adminServer, server.admin.listen);
+      started.push({ close: () => closeServer(adminServer) });
+    }
+
+    logger.info(
+      { https: `${https.address}:${https.port}`, http: http && `${http.address}:${http.port}`, admin: admin && `${admin.address}:${admin.port}`, routes: snapshot.policy.routes.length },
+      'wxgw listening',
+    );
+    return {
+      get snapshot() {
+        return source.current;
+      },
+      https,
+      http,
+      admin,
+      close: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}

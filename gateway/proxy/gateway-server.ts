@@ -1,0 +1,261 @@
+// The HTTPS listener: normalises and routes each request against the snapshot in force, then
+// streams it to the route's upstream through @fastify/reply-from (the engine of
+// @fastify/http-proxy) on an undici Agent. Everything the gateway answers itself is JSON.
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { ServerOptions as HttpsServerOptions } from 'node:https';
+import { Transform, type TransformCallback } from 'node:stream';
+import Fastify, { LogController, type FastifyReply, type FastifyRequest, type RawServerBase, type RouteGenericInterface } from 'fastify';
+import replyFrom, { type FastifyReplyFromHooks } from '@fastify/reply-from';
+import { Agent } from 'undici';
+import { errorBody, GatewayError, REASONS, type Reason } from '../errors.js';
+import { normalisePath } from '../net/path.js';
+import { resolveClientAddress, type ClientAddress } from '../net/client-address.js';
+import type { Logger } from '../observability/logger.js';
+import type { RouteTarget, Snapshot } from '../snapshot.js';
+import { clientResponseHeaders, upstreamRequestHeaders } from './forwarding-headers.js';
+
+export interface SnapshotSource {
+  readonly current: Snapshot;
+}
+
+/** What the gateway learnt about a request, for the access log and the forwarding headers. */
+interface RequestState {
+  snapshot: Snapshot;
+  address: ClientAddress;
+  route: string | undefined;
+  path: string | undefined;
+  reason: Reason | undefined;
+  upstreamStart: number;
+  upstreamMs: number | undefined;
+}
+
+const kState = Symbol('wxgw.request');
+type RawWithState = IncomingMessage & { [kState]?: RequestState };
+
+/** Set by genReqId, which Fastify calls for every request before anything else. */
+function stateOf(request: { raw: object }): RequestState {
+  return (request.raw as RawWithState)[kState]!;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS'];
+
+export interface GatewayServerOptions {
+  source: SnapshotSource;
+  logger: Logger;
+  tls: HttpsServerOptions;
+}
+
+function hostName(host: string | undefined): string {
+  if (!host) return '';
+  if (host.charCodeAt(0) === 91 /* [ */) {
+    const end = host.indexOf(']');
+    return (end > 0 ? host.slice(0, end + 1) : host).toLowerCase();
+  }
+  const colon = host.indexOf(':');
+  return (colon >= 0 ? host.slice(0, colon) : host).toLowerCase();
+}
+
+function upstreamErrorReason(err: unknown): Reason {
+  for (let e = err as { code?: string; cause?: unknown; name?: string } | undefined; e; e = e.cause as typeof e) {
+    if (e instanceof GatewayError) return e.reason;
+    switch (e.code) {
+      case 'UND_ERR_HEADERS_TIMEOUT':
+      case 'UND_ERR_BODY_TIMEOUT':
+      case 'UND_ERR_CONNECT_TIMEOUT':
+      case 'FST_REPLY_FROM_GATEWAY_TIMEOUT':
+        return 'upstream_timeout';
+    }
+  }
+  return 'upstream_unavailable';
+}
+
+/** Counts request body bytes as they stream and stops the stream past the policy's limit. */
+class BodyLimit extends Transform {
+  private seen = 0;
+  constructor(private readonly limit: number) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.limit) done(new GatewayError('body_too_large'));
+    else done(null, chunk);
+  }
+}
+
+/** Any reply, whichever server type produced it: errors are sent the same way everywhere. */
+type Reply = FastifyReply<RouteGenericInterface, RawServerBase>;
+
+export function sendError(reply: Reply, reason: Reason, message?: string): void {
+  stateOf(reply.request).reason = reason;
+  reply
+    .code(REASONS[reason].status)
+    .header('content-type', 'application/json; charset=utf-8')
+    .header('x-request-id', reply.request.id)
+    .send(errorBody(reason, reply.request.id, message));
+}
+
+export async function createGatewayServer(opts: GatewayServerOptions) {
+  const { source, logger } = opts;
+  const limits = source.current.policy.server.limits;
+
+  const round = (ms: number): number => Math.round(ms * 100) / 100;
+  const logAccess = (request: { id: string; method: string; raw: object }, reply: { statusCode: number; elapsedTime: number }): void => {
+    const wx = stateOf(request);
+    logger.info(
+      {
+        request_id: request.id,
+        route: wx.route,
+        method: request.method,
+        path: wx.path,
+        status: reply.statusCode,
+        reason: wx.reason,
+        client_ip: wx.address.client,
+        upstream_ms: wx.upstreamMs === undefined ? undefined : round(wx.upstreamMs),
+        total_ms: round(reply.elapsedTime),
+      },
+      'request',
+    );
+  };
+
+  const app = Fastify({
+    https: opts.tls,
+    loggerInstance: logger,
+    // The access log is ours: one line per request, written in onResponse.
+    logController: new LogController({ disableRequestLogging: true }),
+    requestTimeout: limits.request_timeout,
+    bodyLimit: limits.body,
+    return503OnClosing: false,
+    // The client address and request id are settled once, before routing, from the snapshot
+    // in force, so that every answer (errors included) carries the same id.
+    genReqId(raw: RawWithState) {
+      const snapshot = source.current;
+      const address = resolveClientAddress(raw.socket.remoteAddress, raw.headers['x-forwarded-for'], snapshot.trusted);
+      raw[kState] = {
+        snapshot,
+        address,
+        route: undefined,
+        path: undefined,
+        reason: undefined,
+        upstreamStart: 0,
+        upstreamMs: undefined,
+      };
+      const given = raw.headers['x-request-id'];
+      return address.peerTrusted && typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    // Fastify refuses some targets before routing (e.g. a malformed percent-escape).
+    // Fastify refuses some targets before routing (e.g. a malformed percent-escape); no hook
+    // runs for these, so the access-log line is written here.
+    frameworkErrors(err, request, reply) {
+      sendError(reply, err.code === 'FST_ERR_BAD_URL' ? 'path_invalid' : 'bad_request');
+      logAccess(request, reply);
+    },
+    clientErrorHandler(err: NodeJS.ErrnoException, socket) {
+      if (!socket.writable) return;
+      const reason: Reason =
+        err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? 'request_timeout'
+          : err.code === 'HPE_HEADER_OVERFLOW'
+            ? 'headers_too_large'
+            : 'bad_request';
+      const id = randomUUID();
+      const body = errorBody(reason, id);
+      const { status } = REASONS[reason];
+      socket.end(
+        `HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\n` +
+          `x-request-id: ${id}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+    },
+  });
+  app.server.headersTimeout = limits.headers_timeout;
+
+  // Bodies are streamed, never parsed: the parser hands the stream on, bounded by the policy.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (request, payload, done) => {
+    const limit = stateOf(request).snapshot.policy.server.limits.body;
+    const declared = Number(request.headers['content-length']);
+    if (declared > limit) {
+      done(new GatewayError('body_too_large'), undefined);
+      return;
+    }
+    done(null, Number.isFinite(declared) ? payload : payload.pipe(new BodyLimit(limit)));
+  });
+
+  const dispatcher = new Agent({ connections: 128, pipelining: 1, keepAliveTimeout: 30_000 });
+  await app.register(replyFrom, { undici: dispatcher, disableRequestLogging: true, cacheURLs: 0 });
+
+  const fromOptions = new WeakMap<RouteTarget, FastifyReplyFromHooks>();
+  const optionsFor = (target: RouteTarget): FastifyReplyFromHooks => {
+    const known = fromOptions.get(target);
+    if (known) return known;
+    const o: FastifyReplyFromHooks = {
+      timeout: target.timeout,
+      retryDelay: () => null,
+      rewriteRequestHeaders(request, headers) {
+        const state = stateOf(request);
+        state.upstreamStart = performance.now();
+        return upstreamRequestHeaders(headers, { id: request.id, address: state.address, host: request.headers.host });
+      },
+      rewriteHeaders(headers, request) {
+        const state = stateOf(request!);
+        state.upstreamMs = performance.now() - state.upstreamStart;
+        return clientResponseHeaders(headers, request!.id);
+      },
+      onError(reply, { error }) {
+        const reason = upstreamErrorReason(error);
+        if (reason !== 'body_too_large') reply.log.warn({ err: error, route: target.name }, 'upstream request failed');
+        sendError(reply, reason);
+      },
+    };
+    fromOptions.set(target, o);
+    return o;
+  };
+
+  const handler = (request: FastifyRequest, reply: Reply): void => {
+    const raw = request.raw;
+    const wx = stateOf(request);
+    const url = raw.url ?? '/';
+    const q = url.indexOf('?');
+    const normalised = normalisePath(q < 0 ? url : url.slice(0, q));
+    if (!normalised.ok) {
+      sendError(reply, 'path_invalid', `the request path cannot be normalised safely: ${normalised.why}`);
+      return;
+    }
+    wx.path = normalised.path;
+    const found = wx.snapshot.routes.lookup(raw.method ?? 'GET', hostName(raw.headers.host), normalised.path);
+    if (found.kind === 'not_found') {
+      sendError(reply, 'route_not_found');
+      return;
+    }
+    if (found.kind === 'method_not_allowed') {
+      reply.header('allow', found.allow.join(', '));
+      sendError(reply, 'method_not_allowed');
+      return;
+    }
+    const target = found.route.target;
+    wx.route = target.name;
+    const dest = target.upstream.basePath + normalised.path + (q < 0 ? '' : url.slice(q));
+    reply.from(target.upstream.origin + dest, optionsFor(target));
+  };
+
+  app.route({ method: METHODS, url: '*', handler });
+  app.setNotFoundHandler(handler);
+
+  app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, _request, reply) => {
+    if (err instanceof GatewayError) sendError(reply, err.reason);
+    else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') sendError(reply, 'body_too_large');
+    else if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) sendError(reply, 'bad_request', err.message);
+    else {
+      reply.log.error({ err }, 'request failed inside the gateway');
+      sendError(reply, 'internal_error');
+    }
+  });
+
+  app.addHook('onResponse', (request, reply, done) => {
+    logAccess(request, reply);
+    done();
+  });
+
+  return app;
+}

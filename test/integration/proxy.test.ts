@@ -1,0 +1,276 @@
+// The proxy core through real HTTPS (a generated chain, a client trusting only its root) and a
+// real upstream server that records what it received.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect } from 'node:tls';
+import { request as httpRequest } from 'node:http';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { httpsRequest } from '../helpers/https-client.js';
+import { freePort } from '../helpers/ports.js';
+
+interface ErrorBody {
+  error: { reason: string; message: string; request_id: string };
+}
+
+function assertGatewayError(res: { status: number; headers: Record<string, unknown>; text: string }, status: number, reason: string): ErrorBody {
+  assert.equal(res.status, status, res.text);
+  assert.match(String(res.headers['content-type']), /^application\/json/);
+  const body = JSON.parse(res.text) as ErrorBody;
+  assert.equal(body.error.reason, reason);
+  assert.equal(typeof body.error.message, 'string');
+  assert.equal(body.error.request_id, res.headers['x-request-id']);
+  return body;
+}
+
+describe('proxy core', () => {
+  let upstream: TestUpstream;
+  let slow: TestUpstream;
+  let resetting: TestUpstream;
+  let hops: TestUpstream;
+  let deadPort: number;
+  let t: TestGateway;
+
+  before(async () => {
+    upstream = await startUpstream();
+    slow = await startUpstream(async (_req, res) => {
+      await new Promise((r) => setTimeout(r, 1500));
+      res.end('{}');
+    });
+    resetting = await startUpstream((req) => req.socket.destroy());
+    hops = await startUpstream((_req, res) => {
+      res.writeHead(200, {
+        connection: 'keep-alive, x-upstream-hop',
+        'keep-alive': 'timeout=1',
+        'x-upstream-hop': 'internal',
+        'proxy-authenticate': 'Basic',
+        'x-upstream-end-to-end': 'kept',
+        'content-type': 'application/json',
+      });
+      res.end('{}');
+    });
+    deadPort = await freePort();
+    t = await startTestGateway(
+      (ctx) => `version: 1
+server:
+  https: { listen: "127.0.0.1:${ctx.httpsPort}" }
+  limits: { body: 64kb, headers_timeout: 5s, request_timeout: 10s }
+${ctx.tlsSection}
+upstreams:
+  legacy: { url: "${upstream.url}", timeout: 5s }
+  based: { url: "${upstream.url}/v1" }
+  slow: { url: "${slow.url}", timeout: 300ms }
+  resetting: { url: "${resetting.url}" }
+  dead: { url: "http://127.0.0.1:${deadPort}" }
+  hops: { url: "${hops.url}" }
+routes:
+  - name: api
+    match: { path_prefix: /api/ }
+    upstream: legacy
+  - name: admin
+    match: { path_prefix: /admin/ }
+    upstream: legacy
+  - name: login
+    match: { path: /wx/login, methods: [POST] }
+    upstream: legacy
+  - name: based
+    match: { path_prefix: /based/ }
+    upstream: based
+  - name: slow
+    match: { path: /slow }
+    upstream: slow
+  - name: reset
+    match: { path: /reset }
+    upstream: resetting
+  - name: dead
+    match: { path: /dead }
+    upstream: dead
+  - name: hops
+    match: { path: /hop-response }
+    upstream: hops
+`,
+    );
+  });
+
+  after(async () => {
+    await t.close();
+    await Promise.all([upstream.close(), slow.close(), resetting.close(), hops.close()]);
+  });
+
+  test('a routed request reaches its upstream with the gateway forwarding headers and a request id', async () => {
+    const res = await httpsRequest(t.port, t.ca, { path: '/api/user?x=1&y=%20z', headers: { 'x-forwarded-for': '6.6.6.6', 'x-request-id': 'client-chosen', forwarded: 'for=6.6.6.6', 'x-real-ip': '6.6.6.6' } });
+    assert.equal(res.status, 200);
+    const seen = res.json<{ url: string; headers: Record<string, string> }>();
+    assert.equal(seen.url, '/api/user?x=1&y=%20z');
+    // An untrusted peer's forwarding claims are replaced, not extended.
+    assert.equal(seen.headers['x-forwarded-for'], '127.0.0.1');
+    assert.equal(seen.headers['forwarded'], undefined);
+    assert.equal(seen.headers['x-real-ip'], undefined);
+    assert.equal(seen.headers['x-forwarded-proto'], 'https');
+    assert.equal(seen.headers['x-forwarded-host'], 'localhost');
+    assert.match(String(res.headers['x-request-id']), /^[0-9a-f-]{36}$/);
+    assert.notEqual(res.headers['x-request-id'], 'client-chosen');
+    assert.equal(seen.headers['x-request-id'], res.headers['x-request-id']);
+  });
+
+  test('paths are routed and forwarded in normalised form, so a bypass spelling reaches the route it names', async () => {
+    for (const path of ['/api/../admin/users', '/%61dmin/users', '//admin//users', '/api/%2e%2e/admin/users']) {
+      const before = upstream.received.length;
+      const res = await httpsRequest(t.port, t.ca, { path });
+      assert.equal(res.status, 200, path);
+      assert.equal(upstream.received.length, before + 1);
+      assert.equal(upstream.received.at(-1)!.url, '/admin/users', path);
+      const line = t.logs.find((l) => l.request_id === res.headers['x-request-id']);
+      assert.equal(line?.route, 'admin', path);
+      assert.equal(line?.path, '/admin/users', path);
+    }
+  });
+
+  test('a path that cannot be normalised safely is refused before any upstream call', async () => {
+    const before = upstream.received.length;
+    for (const path of ['/admin%2fusers', '/api/..%5cadmin', '/api/..;/admin/users', '/../etc/passwd', '/api/%00', '/api/%zz']) {
+      const res = await httpsRequest(t.port, t.ca, { path });
+      assertGatewayError(res, 400, 'path_invalid');
+    }
+    assert.equal(upstream.received.length, before);
+  });
+
+  test('no route answers 404 route_not_found, a wrong method 405 with Allow', async () => {
+    const before = upstream.received.length;
+    assertGatewayError(await httpsRequest(t.port, t.ca, { path: '/nowhere' }), 404, 'route_not_found');
+    const res = await httpsRequest(t.port, t.ca, { path: '/wx/login', method: 'GET' });
+    assertGatewayError(res, 405, 'method_not_allowed');
+    assert.equal(res.headers['allow'], 'POST');
+    assert.equal(upstream.received.length, before);
+  });
+
+  test("an upstream URL's base path is prepended", async () => {
+    const res = await httpsRequest(t.port, t.ca, { path: '/based/x?q=1' });
+    assert.equal(res.json<{ url: string }>().url, '/v1/based/x?q=1');
+  });
+
+  test('request bodies stream through intact, chunked or not, with Expect: 100-continue', async () => {
+    const body = Buffer.alloc(60 * 1024, 'a').toString() + 'END';
+    const sized = await httpsRequest(t.port, t.ca, { path: '/api/echo', method: 'POST', body, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } });
+    assert.equal(sized.json<{ body: string }>().body, body);
+    const chunked = await httpsRequest(t.port, t.ca, { path: '/api/echo', method: 'PUT', body, headers: { 'transfer-encoding': 'chunked', expect: '100-continue' } });
+    assert.equal(chunked.status, 200, chunked.text);
+    assert.equal(chunked.json<{ body: string }>().body, body);
+  });
+
+  test('a body over the policy limit is refused with 413, declared or streamed', async () => {
+    const body = Buffer.alloc(65 * 1024, 'b');
+    const before = upstream.received.length;
+    assertGatewayError(await httpsRequest(t.port, t.ca, { path: '/api/echo', method: 'POST', body }), 413, 'body_too_large');
+    assert.equal(upstream.received.length, before, 'a declared oversize body never reaches the upstream');
+    const res = await httpsRequest(t.port, t.ca, { path: '/api/echo', method: 'POST', body, headers: { 'transfer-encoding': 'chunked' } });
+    assertGatewayError(res, 413, 'body_too_large');
+  });
+
+  test('hop-by-hop headers do not cross the gateway in either direction', async () => {
+    const res = await httpsRequest(t.port, t.ca, {
+      path: '/api/hop',
+      headers: { connection: 'keep-alive, x-hop', 'x-hop': 'secret', 'keep-alive': 'timeout=5', te: 'trailers', 'proxy-authorization': 'Basic eDp5', 'x-end-to-end': 'kept' },
+    });
+    const seen = res.json<{ headers: Record<string, string> }>().headers;
+    for (const h of ['x-hop', 'keep-alive', 'te', 'proxy-authorization']) assert.equal(seen[h], undefined, h);
+    assert.equal(seen['x-end-to-end'], 'kept');
+    const back = await httpsRequest(t.port, t.ca, { path: '/hop-response' });
+    assert.equal(back.status, 200);
+    assert.equal(back.headers['x-upstream-hop'], undefined, 'a header the upstream named in Connection');
+    assert.equal(back.headers['proxy-authenticate'], undefined);
+    assert.notEqual(back.headers['keep-alive'], 'timeout=1', "the upstream's keep-alive is not the client's");
+    assert.equal(back.headers['x-upstream-end-to-end'], 'kept');
+  });
+
+  test('an upstream that refuses or resets the connection is a 502, a slow one a 504', async () => {
+    assertGatewayError(await httpsRequest(t.port, t.ca, { path: '/dead' }), 502, 'upstream_unavailable');
+    assertGatewayError(await httpsRequest(t.port, t.ca, { path: '/reset' }), 502, 'upstream_unavailable');
+    const started = Date.now();
+    assertGatewayError(await httpsRequest(t.port, t.ca, { path: '/slow' }), 504, 'upstream_timeout');
+    assert.ok(Date.now() - started < 1400, 'the route timeout, not the upstream, ended the request');
+  });
+
+  test('one access-log line per request with the decision, and no credential in any log line', async () => {
+    const res = await httpsRequest(t.port, t.ca, { path: '/nowhere?token=abc', headers: { authorization: 'Bearer very-secret-token', cookie: 'sid=cookie-secret' } });
+    const id = res.headers['x-request-id'];
+    const lines = t.logs.filter((l) => l.request_id === id);
+    assert.equal(lines.length, 1);
+    const line = lines[0]!;
+    assert.equal(line.msg, 'request');
+    assert.equal(line.status, 404);
+    assert.equal(line.reason, 'route_not_found');
+    assert.equal(line.method, 'GET');
+    assert.equal(line.path, '/nowhere');
+    assert.equal(line.client_ip, '127.0.0.1');
+    assert.equal(typeof line.total_ms, 'number');
+    const ok = await httpsRequest(t.port, t.ca, { path: '/api/user', headers: { authorization: 'Bearer very-secret-token' } });
+    const okLine = t.logs.find((l) => l.request_id === ok.headers['x-request-id'])!;
+    assert.equal(okLine.route, 'api');
+    assert.equal(typeof okLine.upstream_ms, 'number');
+    assert.doesNotMatch(t.logText(), /very-secret-token|cookie-secret/);
+  });
+
+  test('TLS 1.3 is negotiated and the chain verifies against the root alone', async () => {
+    const version = await new Promise<string>((resolve, reject) => {
+      const s = connect({ host: '127.0.0.1', port: t.port, servername: 'localhost', ca: t.ca }, () => {
+        resolve(s.getProtocol() ?? '');
+        s.end();
+      });
+      s.on('error', reject);
+    });
+    assert.equal(version, 'TLSv1.3');
+  });
+
+  test('there is no plain-HTTP listener when the policy has none', async () => {
+    await assert.rejects(
+      new Promise((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port: t.ctx.httpPort, path: '/' }, resolve);
+        req.on('error', reject);
+        req.end();
+      }),
+      /ECONNREFUSED/,
+    );
+  });
+});
+
+describe('behind a trusted proxy', () => {
+  let upstream: TestUpstream;
+  let t: TestGateway;
+  before(async () => {
+    upstream = await startUpstream();
+    t = await startTestGateway(
+      (ctx) => `version: 1
+server:
+  https: { listen: "127.0.0.1:${ctx.httpsPort}" }
+  trusted_proxies: [127.0.0.1, 10.0.0.0/8]
+${ctx.tlsSection}
+upstreams:
+  legacy: { url: "${upstream.url}" }
+routes:
+  - name: api
+    match: { path_prefix: / }
+    upstream: legacy
+`,
+    );
+  });
+  after(async () => {
+    await t.close();
+    await upstream.close();
+  });
+
+  test('X-Forwarded-For is walked from the right and extended; the request id is kept', async () => {
+    const res = await httpsRequest(t.port, t.ca, { path: '/x', headers: { 'x-forwarded-for': '6.6.6.6, 198.51.100.7, 10.0.0.3', 'x-request-id': 'lb-1234' } });
+    const seen = res.json<{ headers: Record<string, string> }>().headers;
+    assert.equal(seen['x-forwarded-for'], '6.6.6.6, 198.51.100.7, 10.0.0.3, 127.0.0.1');
+    assert.equal(res.headers['x-request-id'], 'lb-1234');
+    assert.equal(seen['x-request-id'], 'lb-1234');
+    const line = t.logs.find((l) => l.request_id === 'lb-1234')!;
+    assert.equal(line.client_ip, '198.51.100.7');
+  });
+
+  test('a request id that is not a plain token is replaced even from a trusted proxy', async () => {
+    const res = await httpsRequest(t.port, t.ca, { path: '/x', headers: { 'x-request-id': 'bad id\twith spaces' } });
+    assert.match(String(res.headers['x-request-id']), /^[0-9a-f-]{36}$/);
+  });
+});
