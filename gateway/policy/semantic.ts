@@ -41,8 +41,11 @@ class Checker {
     return parsed.value;
   }
 
-  server(server: unknown): number {
-    if (!isRecord(server)) return this.limits(undefined);
+  server(server: unknown): void {
+    if (!isRecord(server)) {
+      this.limits(undefined);
+      return;
+    }
     const listening: { name: string; address: ListenAddress }[] = [];
     for (const name of LISTENERS) {
       const section = server[name];
@@ -64,7 +67,7 @@ class Checker {
       if (name === 'admin' && !isLoopback(parsed.value.host)) {
         this.report.warn(
           at,
-          `admin endpoints exposed: /healthz, /readyz and /metrics answer on ${show(section.listen)}; listen on 127.0.0.1 or ::1 unless a firewall keeps this port private`,
+          `admin endpoints exposed: /healthz and /readyz answer on ${show(section.listen)}; listen on 127.0.0.1 or ::1 unless a firewall keeps this port private`,
         );
       }
     }
@@ -75,11 +78,10 @@ class Checker {
         if (!parsed.ok) this.report.error(['server', 'trusted_proxies', i], `${show(item)} ${parsed.why}`);
       });
     }
-    return this.limits(server.limits);
+    this.limits(server.limits);
   }
 
-  /** Returns the request timeout in force, which bounds every other timeout. */
-  private limits(limits: unknown): number {
+  private limits(limits: unknown): void {
     const at = ['server', 'limits'];
     const given = isRecord(limits) ? limits : {};
     if (typeof given.body === 'string') {
@@ -95,7 +97,6 @@ class Checker {
         `headers_timeout (${describeMs(headers)}${byDefault('headers_timeout')}) is longer than request_timeout (${describeMs(request)}${byDefault('request_timeout')}); the request would end before its headers could arrive`,
       );
     }
-    return request ?? Infinity;
   }
 
   tls(tls: unknown): void {
@@ -118,7 +119,7 @@ class Checker {
     });
   }
 
-  upstreams(upstreams: unknown, requestTimeout: number): void {
+  upstreams(upstreams: unknown): void {
     if (!isRecord(upstreams)) return;
     for (const [name, upstream] of Object.entries(upstreams)) {
       if (!isRecord(upstream)) continue;
@@ -127,27 +128,16 @@ class Checker {
         const parsed = parseUpstreamUrl(upstream.url);
         if (!parsed.ok) this.report.error([...at, 'url'], `${show(redactUrl(upstream.url))} ${parsed.why}`);
       }
-      this.timeout(upstream.timeout, [...at, 'timeout'], requestTimeout);
+      this.duration(upstream.timeout, [...at, 'timeout'], true);
     }
   }
 
-  routes(routes: unknown, upstreamNames: string[] | undefined, requestTimeout: number): void {
+  routes(routes: unknown, upstreamNames: string[] | undefined): void {
     checkRoutes(routes, upstreamNames, this.report);
     if (!Array.isArray(routes)) return;
     routes.forEach((route: unknown, i) => {
-      if (isRecord(route)) this.timeout(route.timeout, ['routes', i, 'timeout'], requestTimeout);
+      if (isRecord(route)) this.duration(route.timeout, ['routes', i, 'timeout'], true);
     });
-  }
-
-  /** A timeout beyond the request timeout never fires: the request is cut first. */
-  private timeout(value: unknown, at: KeyPath, requestTimeout: number): void {
-    const ms = this.duration(value, at, true);
-    if (ms !== undefined && ms > requestTimeout) {
-      this.report.warn(
-        at,
-        `${show(value)} is longer than server.limits.request_timeout (${describeMs(requestTimeout)}), which ends the request first`,
-      );
-    }
   }
 
   async readableFiles(): Promise<void> {
@@ -162,9 +152,9 @@ class Checker {
 export async function checkSemantics(data: unknown, baseDir: string, report: Reporter): Promise<void> {
   if (!isRecord(data)) return;
   const checker = new Checker(report, baseDir);
-  const requestTimeout = checker.server(data.server);
+  checker.server(data.server);
   checker.tls(data.tls);
-  checker.upstreams(data.upstreams, requestTimeout);
-  checker.routes(data.routes, isRecord(data.upstreams) ? Object.keys(data.upstreams) : undefined, requestTimeout);
+  checker.upstreams(data.upstreams);
+  checker.routes(data.routes, isRecord(data.upstreams) ? Object.keys(data.upstreams) : undefined);
   await checker.readableFiles();
 }

@@ -75,7 +75,7 @@ export interface ServerConfig {
     body: number;
     /** Milliseconds a client has to send the complete request headers. */
     headers_timeout: number;
-    /** Milliseconds a whole request may take, upstream included. */
+    /** Milliseconds a client has to send the whole request, headers and body. */
     request_timeout: number;
   };
 }

@@ -79,20 +79,6 @@ test('headers_timeout longer than request_timeout is refused, defaults included'
   ]);
   expectDiagnostics(await reject(edit({ 8: '  limits: { request_timeout: 5s }' })), [
     { line: 8, col: 30, path: 'server.limits.request_timeout', message: ['headers_timeout (10s, the default) is longer than request_timeout (5s)'] },
-    { line: 18, col: 52, path: 'upstreams.legacy.timeout', severity: 'warning', message: ['`10s` is longer than server.limits.request_timeout (5s)'] },
-  ]);
-});
-
-test('a timeout longer than the request timeout is a warning: it can never fire', async () => {
-  const { warnings } = await accept(edit({ 18: '  legacy: { url: "http://127.0.0.1:9000", timeout: 2m }' }));
-  expectDiagnostics(warnings, [
-    {
-      line: 18,
-      col: 52,
-      path: 'upstreams.legacy.timeout',
-      severity: 'warning',
-      message: ['`2m` is longer than server.limits.request_timeout (60s), which ends the request first'],
-    },
   ]);
 });
 
