@@ -12,6 +12,7 @@ export const REASONS = {
   upstream_unavailable: { status: 502, message: 'the upstream refused or dropped the connection' },
   upstream_timeout: { status: 504, message: 'the upstream did not answer in time' },
   https_required: { status: 400, message: 'this listener only redirects to HTTPS' },
+  client_closed: { status: 499, message: 'the client closed the connection before the upstream answered' },
   internal_error: { status: 500, message: 'the gateway failed to handle the request' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -3,42 +3,66 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ClientAddress } from '../net/client-address.js';
 
-// `connection` and the headers it names are removed by reply-from before we see the headers;
-// `expect` is answered by the gateway's own server and undici refuses to forward it.
-const REQUEST_HOP_BY_HOP = ['keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'upgrade', 'expect'];
+// `expect` is answered by the gateway's own server; `host` is the upstream's, set by undici.
+const REQUEST_DROPPED = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding',
+  'upgrade', 'expect', 'host', 'http2-settings',
+  'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-request-id',
+]);
 // Claims about the client that only a trusted proxy may make.
-const CLIENT_CLAIMS = ['forwarded', 'x-real-ip', 'x-forwarded-port', 'x-forwarded-prefix'];
-const RESPONSE_HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'trailer', 'upgrade', 'transfer-encoding'];
+const CLIENT_CLAIMS = new Set(['forwarded', 'x-real-ip', 'x-forwarded-port', 'x-forwarded-prefix']);
+const RESPONSE_DROPPED = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'trailer', 'transfer-encoding', 'upgrade',
+]);
 
 export interface ForwardContext {
   readonly id: string;
   readonly address: ClientAddress;
-  /** The Host header the client sent. */
-  readonly host: string | undefined;
+  /** Whether a body follows; without one a stray Content-Length must not reach the upstream. */
+  readonly hasBody: boolean;
 }
 
-/** Rewrites, in place, the header copy that goes to the upstream. */
-export function upstreamRequestHeaders(headers: IncomingHttpHeaders, ctx: ForwardContext): IncomingHttpHeaders {
-  for (const h of REQUEST_HOP_BY_HOP) if (headers[h] !== undefined) delete headers[h];
-  const { address } = ctx;
-  const prior = address.peerTrusted ? headers['x-forwarded-for'] : undefined;
-  if (!address.peerTrusted) {
-    for (const h of CLIENT_CLAIMS) if (headers[h] !== undefined) delete headers[h];
+/** Header names listed in a Connection header, which are hop-by-hop by declaration. */
+function connectionListed(value: unknown): Set<string> | undefined {
+  if (typeof value !== 'string' || (value.indexOf(',') < 0 && /^\s*(keep-alive|close)\s*$/i.test(value))) return undefined;
+  const names = new Set<string>();
+  for (const name of value.split(',')) names.add(name.trim().toLowerCase());
+  return names;
+}
+
+/** The headers the upstream receives: a new object, the client's minus everything hop-by-hop. */
+export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, ctx: ForwardContext): Record<string, string | string[]> {
+  const listed = connectionListed(incoming.connection);
+  const trusted = ctx.address.peerTrusted;
+  const out: Record<string, string | string[]> = {};
+  for (const name in incoming) {
+    const value = incoming[name];
+    if (value === undefined || REQUEST_DROPPED.has(name)) continue;
+    if (!trusted && CLIENT_CLAIMS.has(name)) continue;
+    if (listed?.has(name)) continue;
+    if (!ctx.hasBody && name === 'content-length') continue;
+    out[name] = value;
   }
-  headers['x-forwarded-for'] = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${address.peer}` : address.peer;
-  headers['x-forwarded-proto'] = 'https';
-  if (ctx.host !== undefined) headers['x-forwarded-host'] = ctx.host;
-  else delete headers['x-forwarded-host'];
-  headers['x-request-id'] = ctx.id;
-  return headers;
+  const prior = trusted ? incoming['x-forwarded-for'] : undefined;
+  const peer = ctx.address.peer;
+  out['x-forwarded-for'] = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${peer}` : peer;
+  out['x-forwarded-proto'] = 'https';
+  if (incoming.host !== undefined) out['x-forwarded-host'] = incoming.host;
+  out['x-request-id'] = ctx.id;
+  return out;
 }
 
-/** Rewrites, in place, the upstream's response headers before they reach the client. */
-export function clientResponseHeaders<H extends Record<string, unknown>>(headers: H, id: string): H {
-  const out: Record<string, unknown> = headers;
-  const listed = out['connection'];
-  if (typeof listed === 'string') for (const h of listed.split(',')) delete out[h.trim().toLowerCase()];
-  for (const h of RESPONSE_HOP_BY_HOP) if (out[h] !== undefined) delete out[h];
+/** The headers the client receives: the upstream's minus everything hop-by-hop. */
+export function clientResponseHeaders(
+  incoming: Record<string, string | string[] | undefined>,
+  id: string,
+): Record<string, string | string[] | undefined> {
+  const listed = connectionListed(incoming['connection']);
+  const out: Record<string, string | string[] | undefined> = {};
+  for (const name in incoming) {
+    if (RESPONSE_DROPPED.has(name) || listed?.has(name)) continue;
+    out[name] = incoming[name];
+  }
   out['x-request-id'] = id;
-  return headers;
+  return out;
 }

@@ -28,6 +28,8 @@ describe('proxy core', () => {
   let slow: TestUpstream;
   let resetting: TestUpstream;
   let hops: TestUpstream;
+  let hanging: TestUpstream;
+  const abandoned: string[] = [];
   let deadPort: number;
   let t: TestGateway;
 
@@ -38,6 +40,10 @@ describe('proxy core', () => {
       res.end('{}');
     });
     resetting = await startUpstream((req) => req.socket.destroy());
+    hanging = await startUpstream((req, res) => {
+      // Never answers on its own: only the gateway giving up on the request ends it.
+      res.on('close', () => abandoned.push(req.url ?? ''));
+    });
     hops = await startUpstream((_req, res) => {
       res.writeHead(200, {
         connection: 'keep-alive, x-upstream-hop',
@@ -63,6 +69,7 @@ upstreams:
   resetting: { url: "${resetting.url}" }
   dead: { url: "http://127.0.0.1:${deadPort}" }
   hops: { url: "${hops.url}" }
+  hanging: { url: "${hanging.url}", timeout: 20s }
 routes:
   - name: api
     match: { path_prefix: /api/ }
@@ -88,13 +95,16 @@ routes:
   - name: hops
     match: { path: /hop-response }
     upstream: hops
+  - name: hanging
+    match: { path: /hanging }
+    upstream: hanging
 `,
     );
   });
 
   after(async () => {
     await t.close();
-    await Promise.all([upstream.close(), slow.close(), resetting.close(), hops.close()]);
+    await Promise.all([upstream.close(), slow.close(), resetting.close(), hops.close(), hanging.close()]);
   });
 
   test('a routed request reaches its upstream with the gateway forwarding headers and a request id', async () => {
@@ -189,6 +199,16 @@ routes:
     const started = Date.now();
     assertGatewayError(await httpsRequest(t.port, t.ca, { path: '/slow' }), 504, 'upstream_timeout');
     assert.ok(Date.now() - started < 1400, 'the route timeout, not the upstream, ended the request');
+  });
+
+  test('a client that hangs up before the answer cancels the upstream request', async () => {
+    await assert.rejects(httpsRequest(t.port, t.ca, { path: '/hanging', timeoutMs: 300 }), /client timeout/);
+    const deadline = Date.now() + 5000;
+    while (abandoned.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(abandoned, ['/hanging'], 'the upstream saw its request closed long before its 20 s timeout');
+    await new Promise((r) => setTimeout(r, 50));
+    const line = t.logs.find((l) => l.path === '/hanging');
+    assert.equal(line?.reason, 'client_closed');
   });
 
   test('one access-log line per request with the decision, and no credential in any log line', async () => {
