@@ -1,10 +1,10 @@
 // wxgw start | validate | certs | demo
 import { parseArgs } from 'node:util';
-import { relative } from 'node:path';
 import { loadPolicy } from './policy/load.js';
 import { PolicyError, formatDiagnostic, type Diagnostic } from './policy/types.js';
 import { loadCertificates } from './tls/load.js';
 import { describeCertificates } from './tls/describe.js';
+import { shownPath } from './shown-path.js';
 import { startGateway } from './main.js';
 import { runDemo } from './demo.js';
 
@@ -31,7 +31,7 @@ function configArg(args: string[]): string {
 }
 
 function printDiagnostics(diagnostics: Diagnostic[]): void {
-  for (const d of diagnostics) process.stderr.write(formatDiagnostic({ ...d, file: relative(process.cwd(), d.file) || d.file }) + '\n');
+  for (const d of diagnostics) process.stderr.write(formatDiagnostic({ ...d, file: shownPath(d.file) }) + '\n');
 }
 
 async function validate(file: string): Promise<number> {

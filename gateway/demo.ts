@@ -1,9 +1,10 @@
 // `npm start`: the embedded default. A local CA chain, the bundled sample legacy backend and the
 // gateway with the example policy, all on this machine, with the in-memory store.
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Server } from 'node:http';
 import { PACKAGE_ROOT } from './package-root.js';
+import { shownPath } from './shown-path.js';
 import { ensureDevChain } from './tls/devchain.js';
 import { startGateway } from './main.js';
 import { PolicyError, formatDiagnostic } from './policy/types.js';
@@ -12,11 +13,10 @@ const BACKEND_PORT = 9000;
 
 export async function runDemo(): Promise<void> {
   const chain = await ensureDevChain(join(PACKAGE_ROOT, 'certs'));
-  const rel = (p: string): string => relative(process.cwd(), p) || p;
   process.stdout.write(
     chain.created
-      ? `generated a development chain (root CA -> intermediate -> localhost) in ${rel(join(PACKAGE_ROOT, 'certs'))}/\n`
-      : `using the development chain in ${rel(join(PACKAGE_ROOT, 'certs'))}/\n`,
+      ? `generated a development chain (root CA -> intermediate -> localhost) in ${shownPath(join(PACKAGE_ROOT, 'certs'))}/\n`
+      : `using the development chain in ${shownPath(join(PACKAGE_ROOT, 'certs'))}/\n`,
   );
 
   const backendModule = pathToFileURL(join(PACKAGE_ROOT, 'docker/sample-backend/server.mjs')).href;
@@ -36,7 +36,7 @@ export async function runDemo(): Promise<void> {
         `wxgw HTTPS             https://localhost:${port}`,
         gw.http ? `wxgw plain HTTP        http://localhost:${gw.http.port}  (308 redirect to HTTPS)` : 'wxgw plain HTTP        off',
         gw.admin ? `wxgw admin             http://127.0.0.1:${gw.admin.port}/healthz  /readyz` : 'wxgw admin             off',
-        `policy                 ${rel(config)}`,
+        `policy                 ${shownPath(config)}`,
         `root CA to trust       ${chain.root}`,
         '',
         `try:  curl --cacert ${chain.root} https://localhost:${port}/api/user`,

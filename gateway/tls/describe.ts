@@ -6,7 +6,8 @@
 import type { X509Certificate } from 'node:crypto';
 import type { Diagnostic, TlsConfig } from '../policy/types.js';
 import { selfSigned } from './chain.js';
-import { days, daysLeft, dn, notAfter, notBefore, oneLine, shownPath } from './format.js';
+import { days, daysLeft, dn, notAfter, notBefore, oneLine } from './format.js';
+import { shownPath } from '../shown-path.js';
 import { allDiagnostics, inspectCertificates, type EntryInspection } from './inspect.js';
 import { certificateNames } from './names.js';
 

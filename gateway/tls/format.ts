@@ -1,20 +1,13 @@
 // Wording shared by the TLS diagnostics and the `wxgw certs` report.
 //
-//   shownPath(abs)     the path relative to the working directory when that is shorter
 //   dn(cert)           `"CN=api.example.com"`: a certificate's subject, quoted, on one line
 //   day(date)          `2026-03-01`
 //   daysLeft(to, now)  whole days from now until `to` (rounded down, negative once passed)
 //   days(n)            `1 day`, `5 days`
 
 import type { X509Certificate } from 'node:crypto';
-import path from 'node:path';
 
 const DAY = 86_400_000;
-
-export function shownPath(abs: string): string {
-  const rel = path.relative(process.cwd(), abs);
-  return rel !== '' && rel.length < abs.length ? rel : abs;
-}
 
 export function dn(cert: X509Certificate, field: 'subject' | 'issuer' = 'subject'): string {
   return `"${oneLine(cert[field])}"`;

@@ -9,7 +9,8 @@
 import { X509Certificate } from 'node:crypto';
 import type { CertificateEntry, Diagnostic, SourcePos, TlsConfig } from '../policy/types.js';
 import { checkChain } from './chain.js';
-import { dn, shownPath } from './format.js';
+import { dn } from './format.js';
+import { shownPath } from '../shown-path.js';
 import { keyMatches, readKey } from './key.js';
 import { KEY_TYPES, readPemFile } from './pem.js';
 import { loadRoots, type TrustStore } from './roots.js';

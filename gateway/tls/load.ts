@@ -6,7 +6,8 @@
 import type { X509Certificate } from 'node:crypto';
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
 import type { Diagnostic, SourcePos, TlsConfig } from '../policy/types.js';
-import { notAfter, shownPath } from './format.js';
+import { notAfter } from './format.js';
+import { shownPath } from '../shown-path.js';
 import { allDiagnostics, inspectCertificates } from './inspect.js';
 import { certificateNames } from './names.js';
 import { protocolOptions } from './protocol.js';

@@ -6,7 +6,7 @@
 
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { shownPath } from './format.js';
+import { shownPath } from '../shown-path.js';
 
 export interface PemBlock {
   /** The label, e.g. `CERTIFICATE`, `PRIVATE KEY`, `ENCRYPTED PRIVATE KEY`. */

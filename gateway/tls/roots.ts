@@ -5,7 +5,7 @@
 import { X509Certificate } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
 import type { Diagnostic, TlsConfig } from '../policy/types.js';
-import { shownPath } from './format.js';
+import { shownPath } from '../shown-path.js';
 import { readPemFile } from './pem.js';
 
 export interface TrustStore {
