@@ -4,9 +4,12 @@
 // Every server runs in its own process; the load generator runs in this one.
 // Targets are measured in interleaved rounds and the median is reported, so that a noisy moment
 // on a shared machine does not land on one target only. Latency is also measured on a single
-// connection, where it shows per-request cost rather than queueing.
+// connection, where it shows per-request cost rather than queueing, and the server process's own
+// CPU time per request is measured at a fixed rate below saturation: on two cores shared by load
+// generator, backend and proxy it is the steadier measure of what each proxy costs.
 //   npm run bench                      (defaults: 3 rounds of 6 s per target, 16 connections)
 //   BENCH_ROUNDS=5 BENCH_SECONDS=10 BENCH_CONNECTIONS=32 npm run bench
+// The table's ratios need the fastify and bare rows, so every target always runs.
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,6 +24,7 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 const root = join(here, '..');
 const seconds = Number(process.env.BENCH_SECONDS ?? 6);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const fixedRate = Number(process.env.BENCH_RATE ?? 1500);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const PATH = '/api/feed';
 
@@ -32,6 +36,8 @@ interface Result {
   /** Microseconds on one connection, one request at a time: the cost of a request without queueing. */
   solo50: number;
   solo99: number;
+  /** CPU time the server process spent per request at a fixed rate below saturation, in µs. */
+  cpuUs: number | undefined;
   rssMb: number | undefined;
 }
 
@@ -41,6 +47,7 @@ interface Target {
   pid: number | undefined;
   runs: autocannon.Result[];
   solo: number[][];
+  cpuPerRequest: number[];
 }
 
 function median(values: number[]): number {
@@ -55,6 +62,14 @@ function waitReady(child: ChildProcess, what: string): Promise<void> {
   });
 }
 
+/** User plus system CPU seconds of a process so far (clock ticks are 1/100 s on Linux). */
+function cpuSeconds(pid: number | undefined): number | undefined {
+  if (!pid) return undefined;
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 function rssMb(pid: number | undefined): number | undefined {
   if (!pid) return undefined;
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -62,8 +77,8 @@ function rssMb(pid: number | undefined): number | undefined {
   return kb ? Math.round(Number(kb) / 1024) : undefined;
 }
 
-async function load(target: Target, duration: number): Promise<autocannon.Result> {
-  const r = await autocannon({ url: target.url, connections, pipelining: 1, duration });
+async function load(target: Target, duration: number, overallRate?: number): Promise<autocannon.Result> {
+  const r = await autocannon({ url: target.url, connections, pipelining: 1, duration, ...(overallRate ? { overallRate } : {}) });
   if (r.non2xx > 0 || r.errors > 0) throw new Error(`${target.name}: ${r.non2xx} non-2xx and ${r.errors} errors`);
   return r;
 }
@@ -99,6 +114,7 @@ function summarise(t: Target): Result {
     p99: median(t.runs.map((r) => r.latency.p99)),
     solo50: Math.round(median(t.solo.map((r) => percentile(r, 0.5)))),
     solo99: Math.round(median(t.solo.map((r) => percentile(r, 0.99)))),
+    cpuUs: t.cpuPerRequest.length > 0 ? Math.round(median(t.cpuPerRequest)) : undefined,
     rssMb: rssMb(t.pid),
   };
 }
@@ -147,7 +163,7 @@ async function main(): Promise<void> {
   const children: ChildProcess[] = [backend];
   const results: Result[] = [];
   try {
-    const targets: Target[] = [{ name: 'direct HTTP to the backend', url: `${upstream}${PATH}`, pid: backend.pid, runs: [], solo: [] }];
+    const targets: Target[] = [{ name: 'direct HTTP to the backend', url: `${upstream}${PATH}`, pid: backend.pid, runs: [], solo: [], cpuPerRequest: [] }];
     const servers: [string, ChildProcess, number][] = [
       ['fastify + @fastify/http-proxy', startTs('targets/fastify-proxy.ts', [String(fastifyPort), upstream, chain.fullchain, chain.key]), fastifyPort],
       ['bare node:https + undici.Pool', startTs('targets/bare-forwarder.ts', [String(barePort), upstream, chain.fullchain, chain.key]), barePort],
@@ -156,12 +172,17 @@ async function main(): Promise<void> {
     for (const [name, child, port] of servers) {
       children.push(child);
       await waitReady(child, name);
-      targets.push({ name, url: `https://127.0.0.1:${port}${PATH}`, pid: child.pid, runs: [], solo: [] });
+      targets.push({ name, url: `https://127.0.0.1:${port}${PATH}`, pid: child.pid, runs: [], solo: [], cpuPerRequest: [] });
     }
     for (const t of targets) await load(t, 2); // warm-up: JIT, TLS sessions, upstream pools
     for (let round = 0; round < rounds; round++) {
       for (const t of targets) {
         t.runs.push(await load(t, seconds));
+        // At a fixed rate every target batches alike, so CPU per request compares fairly.
+        const cpuBefore = cpuSeconds(t.pid);
+        const paced = await load(t, seconds, fixedRate);
+        const cpuAfter = cpuSeconds(t.pid);
+        if (cpuBefore !== undefined && cpuAfter !== undefined) t.cpuPerRequest.push(((cpuAfter - cpuBefore) * 1e6) / paced.requests.total);
         t.solo.push(await soloLatency(t, ca, 2000));
       }
     }
@@ -177,11 +198,11 @@ async function main(): Promise<void> {
     `wxgw proxy benchmark: GET ${PATH} (1 KB JSON), HTTPS keep-alive, ` +
       `${connections} connections, median of ${rounds} rounds of ${seconds} s, node ${process.version}`,
     '',
-    `| target | req/s | p50 ms | p99 ms | 1-conn p50 µs | 1-conn p99 µs | RSS MB | vs fastify proxy | vs bare |`,
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    `| target | req/s | p50 ms | p99 ms | 1-conn p50 µs | 1-conn p99 µs | CPU µs/req at ${fixedRate}/s | RSS MB | vs fastify proxy | vs bare |`,
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...results.map(
       (r) =>
-        `| ${r.name} | ${Math.round(r.rps)} | ${r.p50} | ${r.p99} | ${r.solo50} | ${r.solo99} | ${r.rssMb ?? '-'} | ` +
+        `| ${r.name} | ${Math.round(r.rps)} | ${r.p50} | ${r.p99} | ${r.solo50} | ${r.solo99} | ${r.cpuUs ?? '-'} | ${r.rssMb ?? '-'} | ` +
         `${(r.rps / base.rps).toFixed(2)}x | ${(r.rps / bare.rps).toFixed(2)}x |`,
     ),
     '',

@@ -69,7 +69,7 @@ export async function startGateway(opts: {
   };
 
   try {
-    const app = await createGatewayServer({
+    const app = createGatewayServer({
       source,
       logger,
       tls: buildTlsServerOptions(snapshot.policy.tls, snapshot.certificates),

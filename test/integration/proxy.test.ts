@@ -141,6 +141,9 @@ routes:
     for (const path of ['/admin%2fusers', '/api/..%5cadmin', '/api/..;/admin/users', '/../etc/passwd', '/api/%00', '/api/%zz']) {
       const res = await httpsRequest(t.port, t.ca, { path });
       assertGatewayError(res, 400, 'path_invalid');
+      const lines = t.logs.filter((l) => l.request_id === res.headers['x-request-id']);
+      assert.equal(lines.length, 1, `one access-log line for ${path}`);
+      assert.equal(lines[0]!.reason, 'path_invalid');
     }
     assert.equal(upstream.received.length, before);
   });
@@ -207,8 +210,10 @@ routes:
     while (abandoned.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     assert.deepEqual(abandoned, ['/hanging'], 'the upstream saw its request closed long before its 20 s timeout');
     await new Promise((r) => setTimeout(r, 50));
-    const line = t.logs.find((l) => l.path === '/hanging');
-    assert.equal(line?.reason, 'client_closed');
+    const lines = t.logs.filter((l) => l.path === '/hanging');
+    assert.equal(lines.length, 1);
+    assert.equal(lines[0]!.reason, 'client_closed');
+    assert.equal(lines[0]!.status, 499);
   });
 
   test('one access-log line per request with the decision, and no credential in any log line', async () => {
@@ -225,7 +230,10 @@ routes:
     assert.equal(line.client_ip, '127.0.0.1');
     assert.equal(typeof line.total_ms, 'number');
     const ok = await httpsRequest(t.port, t.ca, { path: '/api/user', headers: { authorization: 'Bearer very-secret-token' } });
-    const okLine = t.logs.find((l) => l.request_id === ok.headers['x-request-id'])!;
+    const okLines = t.logs.filter((l) => l.request_id === ok.headers['x-request-id']);
+    assert.equal(okLines.length, 1, 'a proxied request is logged once');
+    const okLine = okLines[0]!;
+    assert.equal(okLine.status, 200);
     assert.equal(okLine.route, 'api');
     assert.equal(typeof okLine.upstream_ms, 'number');
     assert.doesNotMatch(t.logText(), /very-secret-token|cookie-secret/);
