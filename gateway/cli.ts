@@ -92,6 +92,10 @@ async function start(file: string): Promise<void> {
       process.stderr.write(`wxgw: ${file}: the policy was rejected; nothing was started\n`);
       process.exit(1);
     }
+    if (err instanceof Error && err.message.startsWith('cannot listen on')) {
+      process.stderr.write(`wxgw: ${err.message}; nothing was started\n`);
+      process.exit(1);
+    }
     throw err;
   }
 }

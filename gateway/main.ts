@@ -3,7 +3,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { loadPolicy } from './policy/load.js';
-import { PolicyError, type Diagnostic, type ListenAddress } from './policy/types.js';
+import { PolicyError, type Diagnostic, type ListenAddress, type SourcePos } from './policy/types.js';
 import { loadCertificates } from './tls/load.js';
 import { buildTlsServerOptions } from './tls/server-options.js';
 import { buildSnapshot, type Snapshot } from './snapshot.js';
@@ -35,11 +35,19 @@ export interface GatewayHandle {
   close(): Promise<void>;
 }
 
-function listen(server: Server, at: ListenAddress): Promise<AddressInfo> {
+/** A listen failure names the address and the policy line that asked for it. */
+function listenError(err: unknown, at: ListenAddress, pos: SourcePos): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  const why = code === 'EADDRINUSE' ? 'the address is already in use' : code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)' : code === 'EADDRNOTAVAIL' ? 'no interface of this machine has that address' : String(err);
+  return new Error(`cannot listen on ${at.host}:${at.port} (${pos.path} at ${pos.file}:${pos.line}:${pos.col}): ${why}`, { cause: err });
+}
+
+function listen(server: Server, at: ListenAddress, pos: SourcePos): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    const fail = (err: unknown): void => reject(listenError(err, at, pos));
+    server.once('error', fail);
     server.listen(at.port, at.host, () => {
-      server.off('error', reject);
+      server.off('error', fail);
       resolve(server.address() as AddressInfo);
     });
   });
@@ -74,14 +82,16 @@ export async function startGateway(opts: {
       logger,
       tls: buildTlsServerOptions(snapshot.policy.tls, snapshot.certificates),
     });
-    await app.listen({ host: server.https.listen.host, port: server.https.listen.port });
+    await app.listen({ host: server.https.listen.host, port: server.https.listen.port }).catch((err: unknown) => {
+      throw listenError(err, server.https.listen, server.https.pos);
+    });
     started.push({ close: () => app.close() });
     const https = app.server.address() as AddressInfo;
 
     let http: AddressInfo | undefined;
     if (server.http && server.http.mode === 'redirect') {
       const plain = createRedirectServer(source, logger);
-      http = await listen(plain, server.http.listen);
+      http = await listen(plain, server.http.listen, server.http.pos);
       started.push({ close: () => closeServer(plain) });
     }
 
@@ -95,7 +105,7 @@ export async function startGateway(opts: {
             .map((c) => `certificate expired: ${c.certFile}`);
         },
       });
-      admin = await listen(adminServer, server.admin.listen);
+      admin = await listen(adminServer, server.admin.listen, server.admin.pos);
       started.push({ close: () => closeServer(adminServer) });
     }
 

@@ -189,3 +189,76 @@ export function parseUpstreamUrl(text: string): Parsed<URL> {
   if (text.includes('#')) return fail('has a fragment, which is never sent to a server');
   return { ok: true, value: url };
 }
+
+/**
+ * A client address or block for `allow`, `deny` and `ip_lists`. Sockets report IPv4 clients in
+ * IPv4 form, so an IPv4-mapped block (`::ffff:192.0.2.0/120`) becomes its IPv4 equivalent.
+ */
+export function parseClientCidr(text: string): Parsed<string> {
+  const parsed = parseCidr(text);
+  if (!parsed.ok) return parsed;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(parsed.value);
+  if (mapped && Number(mapped[2]) >= 96) return { ok: true, value: `${mapped[1]}/${Number(mapped[2]) - 96}` };
+  return parsed;
+}
+
+function block(cidr: string): { ip: Ip; prefix: number } {
+  const [address, prefix] = cidr.split('/') as [string, string];
+  return { ip: parseIp(address)!, prefix: Number(prefix) };
+}
+
+/** True when two normalised blocks (as parseCidr returns them) share at least one address. */
+export function cidrsOverlap(a: string, b: string): boolean {
+  const x = block(a);
+  const y = block(b);
+  if (x.ip.v6 !== y.ip.v6) return false;
+  const prefix = Math.min(x.prefix, y.prefix);
+  return x.ip.bytes.every((byte, i) => {
+    const keep = Math.min(8, Math.max(0, prefix - i * 8));
+    const mask = (0xff << (8 - keep)) & 0xff;
+    return (byte & mask) === (y.ip.bytes[i]! & mask);
+  });
+}
+
+const ORIGIN_FORM =
+  'scheme://host[:port] with scheme http or https and no path, e.g. https://app.example.com or https://*.example.com';
+const DEFAULT_PORTS: Record<string, string> = { http: '80', https: '443' };
+
+/**
+ * A CORS origin as browsers send it in the Origin header, lower-cased: `https://app.example.com`,
+ * `http://localhost:5173`, or a subdomain pattern `https://*.example.com`. `*` and `null` are
+ * decided by the caller, which knows about credentials.
+ */
+export function parseOrigin(text: string): Parsed<string> {
+  const fail = (why: string): Parsed<string> => ({ ok: false, why: `${why}; expected ${ORIGIN_FORM}` });
+  const lower = text.toLowerCase();
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//.exec(lower);
+  if (!scheme) return fail('has no scheme');
+  if (scheme[1] !== 'http' && scheme[1] !== 'https') return fail(`uses ${scheme[1]}://, which is not an origin browsers send for web pages`);
+  const rest = lower.slice(scheme[0].length);
+  if (rest.includes('@')) return fail('holds user information (user@), which an Origin never carries');
+  if (rest.includes('?')) return fail('has a query string, which an Origin never carries');
+  if (rest.includes('#')) return fail('has a fragment, which an Origin never carries');
+  const slash = rest.indexOf('/');
+  if (slash >= 0) {
+    const trimmed = `${scheme[0]}${rest.slice(0, slash)}`;
+    return fail(slash === rest.length - 1 ? `ends with \`/\`; browsers send \`${trimmed}\`` : `has a path; browsers send only \`${trimmed}\``);
+  }
+  const hostPort = /^([^:]*)(?::(\d*))?$/.exec(rest);
+  if (!hostPort) return fail('is not host or host:port');
+  const [, host = '', port] = hostPort;
+  if (port !== undefined) {
+    if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) return fail(`has port \`${port}\`, outside 1..65535`);
+    if (port === DEFAULT_PORTS[scheme[1]]) {
+      return fail(`writes ${scheme[1]}'s default port ${port}, which browsers leave out of the Origin, so it would never match; write \`${scheme[0]}${host}\``);
+    }
+  }
+  const wildcard = host.startsWith('*.');
+  const name = wildcard ? host.slice(2) : host;
+  if (name.includes('*')) return fail('holds a `*` that is not the whole first label; the only pattern is `*.` in front of a domain, as in https://*.example.com');
+  if (!HOST_NAME.test(name)) return fail(`holds \`${host}\`, which is not a valid host name`);
+  if (wildcard && name.split('.').length < 2) {
+    return fail(`matches every subdomain of \`${name}\`; after \`*.\` write a domain of at least two labels, e.g. https://*.example.com`);
+  }
+  return { ok: true, value: lower };
+}

@@ -1,11 +1,20 @@
 // Validated plain data -> PolicyConfig. Runs only on a policy with no errors, so every value
 // here has the shape the schema and the checks promised; parsing cannot fail any more.
 
-import { parseCidr, parseHost, parseListen, parseUpstreamUrl } from './addresses.js';
+import { isAddressText } from './access.js';
+import { parseCidr, parseClientCidr, parseHost, parseListen, parseOrigin, parseUpstreamUrl } from './addresses.js';
 import { resolveFrom } from './files.js';
 import { formatPath, type KeyPath } from './key-path.js';
-import { parseDuration, parseSize, type Parsed } from './units.js';
-import type { ListenAddress, PolicyConfig, RouteConfig, SourcePos, UpstreamConfig } from './types.js';
+import { parseDuration, parseSeconds, parseSize, type Parsed } from './units.js';
+import type {
+  AddressList,
+  CorsConfig,
+  ListenAddress,
+  PolicyConfig,
+  RouteConfig,
+  SourcePos,
+  UpstreamConfig,
+} from './types.js';
 import type { Locator } from './yaml-source.js';
 
 /** Defaults as the policy would spell them; config/policy.schema.json documents the same ones. */
@@ -18,7 +27,28 @@ export const DEFAULTS = {
   roots: 'system',
   expiry_warning: '21d',
   upstream_timeout: '30s',
+  strip_response_headers: ['server', 'x-powered-by'],
+  cors_methods: ['GET', 'HEAD', 'POST'],
+  cors_max_age: '10m',
+  json_charset: true,
 } as const;
+
+type RawAllow = 'any' | string[];
+
+interface RawCors {
+  origins: string[];
+  credentials?: boolean;
+  methods?: string[];
+  headers?: string[];
+  expose_headers?: string[];
+  max_age?: string;
+}
+
+interface RawAccess {
+  allow?: RawAllow;
+  deny?: string[];
+  cors?: RawCors;
+}
 
 /** The policy as written, once validated (see config/policy.schema.json). */
 interface RawPolicy {
@@ -29,6 +59,7 @@ interface RawPolicy {
     admin?: { listen: string };
     public_host?: string;
     trusted_proxies?: string[];
+    strip_response_headers?: string[];
     limits?: { body?: string; headers_timeout?: string; request_timeout?: string };
   };
   tls: {
@@ -36,19 +67,49 @@ interface RawPolicy {
     roots?: string;
     expiry_warning?: string;
     certificates: { cert: string; key: string; passphrase?: string }[];
+    hsts?: { max_age: string; include_subdomains?: boolean; preload?: boolean };
   };
+  ip_lists?: Record<string, string[]>;
+  defaults?: RawAccess;
   upstreams: Record<string, { url: string; timeout?: string }>;
-  routes: {
+  routes: (RawAccess & {
     name: string;
     match: { path?: string; path_prefix?: string; methods?: string[]; host?: string };
     upstream: string;
     timeout?: string;
-  }[];
+    json_charset?: boolean;
+  })[];
 }
 
 function sure<T>(parsed: Parsed<T>): T {
   if (!parsed.ok) throw new Error(`wxgw: policy value passed validation but does not parse: ${parsed.why}`);
   return parsed.value;
+}
+
+/** Lower-cased, first spelling kept, repeats dropped. */
+function lowerUnique(names: readonly string[]): string[] {
+  return [...new Set(names.map((n) => n.toLowerCase()))];
+}
+
+/** Addresses with `ip_lists` names expanded, normalised, each block once. */
+function addressList(items: readonly string[], lists: Record<string, string[]>): string[] {
+  const written = items.flatMap((item) => (isAddressText(item) ? [item] : lists[item]!));
+  return [...new Set(written.map((item) => sure(parseClientCidr(item))))];
+}
+
+function allowList(allow: RawAllow, lists: Record<string, string[]>): AddressList {
+  return allow === 'any' ? { any: true } : { any: false, cidrs: addressList(allow, lists) };
+}
+
+function corsConfig(cors: RawCors): CorsConfig {
+  return {
+    origins: lowerUnique(cors.origins.map((o) => (o === '*' ? o : sure(parseOrigin(o))))),
+    credentials: cors.credentials ?? false,
+    methods: [...new Set((cors.methods ?? DEFAULTS.cors_methods).map((m) => m.toUpperCase()))],
+    headers: lowerUnique(cors.headers ?? []),
+    expose_headers: lowerUnique(cors.expose_headers ?? []),
+    max_age: sure(parseSeconds(cors.max_age ?? DEFAULTS.cors_max_age)),
+  };
 }
 
 export interface BuildContext {
@@ -84,8 +145,14 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
     });
   }
 
+  const lists = raw.ip_lists ?? {};
+  const defaults = raw.defaults ?? {};
   const routes = raw.routes.map((r, i): RouteConfig => {
     const { path, path_prefix, methods, host } = r.match;
+    // A route key replaces the default key whole; the checks made sure one of them gives allow.
+    const allow = r.allow ?? defaults.allow!;
+    const deny = r.deny ?? defaults.deny ?? [];
+    const cors = r.cors ?? defaults.cors;
     return {
       name: r.name,
       match: {
@@ -96,6 +163,10 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
       },
       upstream: r.upstream,
       ...(r.timeout !== undefined && { timeout: sure(parseDuration(r.timeout)) }),
+      allow: allowList(allow, lists),
+      deny: addressList(deny, lists),
+      ...(cors && { cors: corsConfig(cors) }),
+      json_charset: r.json_charset ?? DEFAULTS.json_charset,
       pos: pos(['routes', i]),
     };
   });
@@ -110,6 +181,7 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
       admin: server.admin ? listener('admin', server.admin.listen) : null,
       ...(server.public_host !== undefined && { public_host: sure(parseHost(server.public_host)) }),
       trusted_proxies: (server.trusted_proxies ?? []).map((cidr) => sure(parseCidr(cidr))),
+      strip_response_headers: lowerUnique(server.strip_response_headers ?? DEFAULTS.strip_response_headers),
       limits: {
         body: sure(parseSize(limits.body ?? DEFAULTS.body)),
         headers_timeout: sure(parseDuration(limits.headers_timeout ?? DEFAULTS.headers_timeout)),
@@ -126,6 +198,13 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
         ...(c.passphrase !== undefined && { passphrase: c.passphrase }),
         pos: pos(['tls', 'certificates', i]),
       })),
+      hsts: tls.hsts
+        ? {
+            max_age: sure(parseSeconds(tls.hsts.max_age)),
+            include_subdomains: tls.hsts.include_subdomains ?? false,
+            preload: tls.hsts.preload ?? false,
+          }
+        : null,
       pos: pos(['tls'], 'key'),
     },
     upstreams,

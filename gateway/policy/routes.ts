@@ -21,7 +21,8 @@ interface MatchKey {
   methods: Set<string> | undefined;
 }
 
-function checkMethods(value: unknown, at: KeyPath, report: Reporter): Set<string> | undefined {
+/** Upper-cases and checks a list of methods; undefined when any is wrong (and reported). */
+export function checkMethods(value: unknown, at: KeyPath, report: Reporter): Set<string> | undefined {
   if (!Array.isArray(value)) return undefined;
   const methods = new Set<string>();
   let ok = true;

@@ -8,15 +8,16 @@ import { show, type FindingOptions, type Reporter } from './report.js';
 import { SCHEMA_ANNOTATIONS, policySchema, type SchemaNode } from './schema.js';
 import { isSecret } from './secrets.js';
 import { closest } from './suggest.js';
-import { parseDuration, parseSize, type Parsed } from './units.js';
+import { parseDuration, parseSeconds, parseSize, type Parsed } from './units.js';
 
-const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: true });
+const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true }); // `allow`: `any` or a list
 ajv.addVocabulary(SCHEMA_ANNOTATIONS);
 const validate = ajv.compile(policySchema);
 
 /** For each `x-kind`, the parser whose explanation beats "does not match the pattern". */
 const PARSERS: Record<string, (text: string) => Parsed<unknown>> = {
   duration: parseDuration,
+  seconds: parseSeconds,
   size: parseSize,
   listen: parseListen,
   cidr: parseCidr,

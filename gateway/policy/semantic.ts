@@ -1,18 +1,23 @@
 // Checks across and beyond single values: listeners that clash, an admin port left open,
 // timeouts Node cannot honour or that can never fire, unusable upstream URLs, and files the
-// policy names but wxgw could not read at start. Values the schema already rejected are
+// policy names but wxgw could not read at start, HSTS that browsers would refuse to preload,
+// and access rules (access.ts). Values the schema already rejected are
 // skipped by the caller, so this code only has to be careful about types, not repeat messages.
 
 import { isLoopback, listenersClash, parseCidr, parseListen, parseUpstreamUrl, redactUrl } from './addresses.js';
+import { checkAccess } from './access.js';
 import { resolveFrom, unreadable } from './files.js';
 import { isRecord, type KeyPath } from './key-path.js';
 import { show, type Reporter } from './report.js';
 import { checkRoutes } from './routes.js';
 import { DEFAULTS } from './build.js';
-import { MAX_TIMER_MS, parseDuration, parseSize } from './units.js';
+import { MAX_TIMER_MS, parseDuration, parseSeconds, parseSize } from './units.js';
 import type { ListenAddress } from './types.js';
 
 const LISTENERS = ['https', 'http', 'admin'] as const;
+
+/** hstspreload.org's shortest accepted max_age: one year, in seconds. */
+const PRELOAD_MIN_AGE_S = 31_536_000;
 
 function describeMs(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
@@ -102,6 +107,7 @@ class Checker {
   tls(tls: unknown): void {
     if (!isRecord(tls)) return;
     this.duration(tls.expiry_warning, ['tls', 'expiry_warning'], false);
+    this.hsts(tls.hsts);
     if (typeof tls.roots === 'string' && tls.roots !== 'system') {
       const hint = tls.roots.toLowerCase() === 'system' ? ' (write `system`, in lower case, for the system roots)' : '';
       this.files.push({ at: ['tls', 'roots'], file: tls.roots, what: 'CA bundle', hint });
@@ -117,6 +123,33 @@ class Checker {
         if (typeof file === 'string' && file !== '') this.files.push({ at: ['tls', 'certificates', i, field], file, what });
       }
     });
+  }
+
+  private hsts(hsts: unknown): void {
+    if (!isRecord(hsts) || typeof hsts.max_age !== 'string') return;
+    const at = ['tls', 'hsts'];
+    const age = parseSeconds(hsts.max_age);
+    if (!age.ok) {
+      this.report.error([...at, 'max_age'], `${show(hsts.max_age)} ${age.why}`);
+      return;
+    }
+    if (age.value === 0) {
+      this.report.warn(
+        [...at, 'max_age'],
+        `${show(hsts.max_age)} tells browsers to forget this host's HSTS and accept plain http again; use it only to undo HSTS, then remove \`hsts\``,
+      );
+    }
+    if (hsts.preload !== true) return;
+    const missing = [
+      ...(age.value < PRELOAD_MIN_AGE_S ? [`max_age of at least 365d (found ${show(hsts.max_age)})`] : []),
+      ...(hsts.include_subdomains !== true ? ['`include_subdomains: true`'] : []),
+    ];
+    if (missing.length > 0) {
+      this.report.error(
+        [...at, 'preload'],
+        `\`preload: true\` needs ${missing.join(' and ')}: hstspreload.org refuses anything less, and a preloaded host stays https-only in browsers for months even after preload is removed`,
+      );
+    }
   }
 
   upstreams(upstreams: unknown): void {
@@ -156,5 +189,6 @@ export async function checkSemantics(data: unknown, baseDir: string, report: Rep
   checker.tls(data.tls);
   checker.upstreams(data.upstreams);
   checker.routes(data.routes, isRecord(data.upstreams) ? Object.keys(data.upstreams) : undefined);
+  checkAccess(data, report);
   await checker.readableFiles();
 }

@@ -32,7 +32,16 @@ export interface TlsConfig {
   /** A leaf expiring within this many milliseconds is a warning. */
   expiry_warning: number;
   certificates: CertificateEntry[];
+  /** Strict-Transport-Security on every HTTPS response; null when the policy has no `hsts`. */
+  hsts: HstsConfig | null;
   pos: SourcePos;
+}
+
+export interface HstsConfig {
+  /** Seconds. */
+  max_age: number;
+  include_subdomains: boolean;
+  preload: boolean;
 }
 
 export interface UpstreamConfig {
@@ -53,12 +62,41 @@ export interface RouteMatch {
   host?: string;
 }
 
+/** Client addresses, with `ip_lists` names already expanded. */
+export type AddressList = { any: true } | { any: false; cidrs: string[] };
+
+export interface CorsConfig {
+  /**
+   * Allowed origins as written, lower-cased: exact (`https://app.example.com`, with a port when
+   * not the scheme's default) or a subdomain pattern (`https://*.example.com`) that matches one
+   * or more whole labels in front of the suffix, never the bare suffix itself.
+   */
+  origins: string[];
+  credentials: boolean;
+  /** Upper-case methods a preflight may ask for. */
+  methods: string[];
+  /** Lower-case request headers a preflight may ask for. */
+  headers: string[];
+  /** Response headers the browser may show the page (lower-case). */
+  expose_headers: string[];
+  /** Seconds a browser may cache a preflight answer. */
+  max_age: number;
+}
+
 export interface RouteConfig {
   name: string;
   match: RouteMatch;
   upstream: string;
   /** Overrides the upstream's timeout for this route. */
   timeout?: number;
+  /** Who may call this route: the route's `allow`, else `defaults.allow`; required one way. */
+  allow: AddressList;
+  /** CIDRs carved out of `allow` (route's, else defaults'); empty when none. */
+  deny: string[];
+  /** The route's `cors`, else `defaults.cors`; absent means no CORS headers at all. */
+  cors?: CorsConfig;
+  /** Add `; charset=utf-8` to a JSON Content-Type that has no charset (default true). */
+  json_charset: boolean;
   pos: SourcePos;
 }
 
@@ -70,6 +108,8 @@ export interface ServerConfig {
   public_host?: string;
   /** CIDRs (normalised strings) whose X-Forwarded-* and X-Request-Id headers are believed. */
   trusted_proxies: string[];
+  /** Lower-case upstream response headers never passed on (default `server`, `x-powered-by`). */
+  strip_response_headers: string[];
   limits: {
     /** Largest request body in bytes. */
     body: number;

@@ -70,7 +70,10 @@ function parseAmount(raw: string, kind: UnitKind): Parsed<number> {
   const match = NUMBER_AND_UNIT.exec(text);
   if (!match) return fail(`is not a number followed by a unit`);
   const factor = kind.units[match[2]!];
-  if (factor === undefined) return fail(`uses \`${match[2]}\`, which is not a ${kind.noun} unit`);
+  if (factor === undefined) {
+    const hint = kind === DURATION && /^y(ears?)?$/i.test(match[2]!) ? ' (write 365d for a year)' : '';
+    return fail(`uses \`${match[2]}\`, which is not a ${kind.noun} unit${hint}`);
+  }
   const value = Number(match[1]) * factor;
   if (value === 0) return fail(`is zero, but a positive ${kind.noun} is required`);
   if (!Number.isInteger(value)) return fail(`is not a whole number of ${kind.grain}`);
@@ -86,6 +89,18 @@ export function parseDuration(text: string): Parsed<number> {
 /** `512b`, `64kb`, `1mb`, `1gb` (any case, 1kb = 1024 bytes) -> bytes; always positive. */
 export function parseSize(text: string): Parsed<number> {
   return parseAmount(text, SIZE);
+}
+
+/**
+ * A duration for an HTTP header counted in seconds (HSTS and CORS `max_age`) -> whole seconds.
+ * `0` with a unit (`0s`) is accepted: it means "forget", which the caller may warn about.
+ */
+export function parseSeconds(text: string): Parsed<number> {
+  if (/^0+(\.0+)?(ms|s|m|h|d)$/.test(text.trim())) return { ok: true, value: 0 };
+  const parsed = parseDuration(text);
+  if (!parsed.ok) return parsed;
+  if (parsed.value % 1000 !== 0) return { ok: false, why: 'is not a whole number of seconds, the unit browsers count this header in; expected e.g. 2s, 10m or 365d' };
+  return { ok: true, value: parsed.value / 1000 };
 }
 
 /** Node fires a timer set beyond this at once (with a warning), so a longer timeout is refused. */

@@ -167,6 +167,7 @@ export function tlsConfig(
     roots: opts.roots ?? 'system',
     expiry_warning: opts.expiry_warning ?? 14 * DAY,
     certificates,
+    hsts: null,
     pos: { file, line: 8, col: 1, path: 'tls' },
   };
 }

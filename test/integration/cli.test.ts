@@ -49,6 +49,7 @@ routes:
   - name: api
     match: { path: /x }
     upstream: legasy
+defaults: { allow: any }
 `,
   );
   const r = wxgw('validate', '--config', file);
@@ -78,6 +79,7 @@ upstreams:
   legacy: { url: "http://127.0.0.1:9" }
 routes:
   - { name: api, match: { path_prefix: / }, upstream: legacy }
+defaults: { allow: any }
 `,
   );
   const r = wxgw('validate', '--config', file);
@@ -101,6 +103,7 @@ upstreams:
   legacy: { url: "http://127.0.0.1:9" }
 routes:
   - { name: api, match: { path_prefix: / }, upstream: legacy }
+defaults: { allow: any }
 `,
   );
   const r = wxgw('certs', '--config', file);
@@ -126,6 +129,7 @@ upstreams:
   legacy: { url: "${upstream.url}" }
 routes:
   - { name: api, match: { path_prefix: /api/ }, upstream: legacy }
+defaults: { allow: any }
 `,
   );
   const child = spawn(process.execPath, [bin, 'start', '--config', file], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -150,6 +154,32 @@ routes:
   } finally {
     child.kill('SIGKILL');
     await upstream.close();
+  }
+});
+
+test('start names the policy line of a listener whose port is taken, and starts nothing', async () => {
+  const ctx = await policyContext();
+  const taken = await startUpstream();
+  const file = join(ctx.dir, 'gateway.yaml');
+  writeFileSync(
+    file,
+    `version: 1
+server:
+  https: { listen: "127.0.0.1:${taken.port}" }
+${ctx.tlsSection}
+upstreams:
+  legacy: { url: "http://127.0.0.1:9" }
+routes:
+  - { name: api, match: { path_prefix: / }, upstream: legacy }
+defaults: { allow: any }
+`,
+  );
+  try {
+    const r = wxgw('start', '--config', file);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${taken.port} \\(server\\.https\\.listen at .*gateway\\.yaml:3:\\d+\\): the address is already in use`));
+  } finally {
+    await taken.close();
   }
 });
 

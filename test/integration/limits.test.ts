@@ -35,6 +35,7 @@ upstreams:
   legacy: { url: "${upstream.url}" }
 routes:
   - { name: api, match: { path_prefix: /api/ }, upstream: legacy }
+defaults: { allow: any }
 `,
     );
   });

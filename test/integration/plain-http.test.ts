@@ -38,6 +38,7 @@ upstreams:
   legacy: { url: "${upstream.url}" }
 routes:
   - { name: all, match: { path_prefix: / }, upstream: legacy }
+defaults: { allow: any }
 `,
     );
   });
@@ -97,6 +98,7 @@ upstreams:
   legacy: { url: "http://127.0.0.1:9" }
 routes:
   - { name: all, match: { path_prefix: / }, upstream: legacy }
+defaults: { allow: any }
 `,
     );
   });

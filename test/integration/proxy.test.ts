@@ -98,6 +98,7 @@ routes:
   - name: hanging
     match: { path: /hanging }
     upstream: hanging
+defaults: { allow: any }
 `,
     );
   });
@@ -279,6 +280,7 @@ routes:
   - name: api
     match: { path_prefix: / }
     upstream: legacy
+defaults: { allow: any }
 `,
     );
   });

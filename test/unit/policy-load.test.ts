@@ -26,6 +26,7 @@ test('a valid full policy becomes the typed config', async () => {
       admin: { listen: { host: '127.0.0.1', port: 9901 }, pos: pos(5, 20, 'server.admin.listen') },
       public_host: 'api.example.com',
       trusted_proxies: ['10.0.0.0/8', '::1/128', '192.168.1.7/32'],
+      strip_response_headers: ['server', 'x-powered-by'],
       limits: { body: 2 * 1024 * 1024, headers_timeout: 5000, request_timeout: 60_000 },
     },
     tls: {
@@ -40,6 +41,7 @@ test('a valid full policy becomes the typed config', async () => {
           pos: pos(14, 7, 'tls.certificates[0]'),
         },
       ],
+      hsts: null,
       pos: pos(9, 1, 'tls'),
     },
     upstreams: new Map([
@@ -55,9 +57,20 @@ test('a valid full policy becomes the typed config', async () => {
         match: { path_prefix: '/api/', methods: ['GET', 'POST'], host: 'api.example.com' },
         upstream: 'legacy',
         timeout: 1500,
+        allow: { any: true },
+        deny: [],
+        json_charset: true,
         pos: pos(21, 5, 'routes[0]'),
       },
-      { name: 'pay', match: { path: '/pay/notify' }, upstream: 'billing', pos: pos(25, 5, 'routes[1]') },
+      {
+        name: 'pay',
+        match: { path: '/pay/notify' },
+        upstream: 'billing',
+        allow: { any: true },
+        deny: [],
+        json_charset: true,
+        pos: pos(25, 5, 'routes[1]'),
+      },
     ],
   });
   assert.ok(config.upstreams.get('legacy')!.url instanceof URL);
@@ -73,7 +86,7 @@ test('a minimal policy gets every default', async () => {
     'upstreams:',
     '  app: { url: "http://127.0.0.1:3000" }',
     'routes:',
-    '  - { name: all, match: { path_prefix: / }, upstream: app }',
+    '  - { name: all, match: { path_prefix: / }, upstream: app, allow: any }',
   ].join('\n');
   const { config, warnings } = await accept(text, {});
   assert.deepEqual(warnings, []);
@@ -82,14 +95,19 @@ test('a minimal policy gets every default', async () => {
   assert.equal(config.server.admin, null);
   assert.equal(config.server.public_host, undefined);
   assert.deepEqual(config.server.trusted_proxies, []);
+  assert.deepEqual(config.server.strip_response_headers, ['server', 'x-powered-by']);
   assert.deepEqual(config.server.limits, { body: 1024 * 1024, headers_timeout: 10_000, request_timeout: 30_000 });
   assert.equal(config.tls.min_version, 'TLSv1.2');
   assert.equal(config.tls.roots, 'system');
   assert.equal(config.tls.expiry_warning, 21 * 86_400_000);
   assert.equal(config.tls.certificates[0]!.passphrase, undefined);
+  assert.equal(config.tls.hsts, null);
   assert.equal(config.upstreams.get('app')!.timeout, 30_000);
   assert.deepEqual(config.routes[0]!.match, { path_prefix: '/' });
   assert.equal(config.routes[0]!.timeout, undefined);
+  assert.deepEqual(config.routes[0]!.deny, []);
+  assert.equal(config.routes[0]!.cors, undefined);
+  assert.equal(config.routes[0]!.json_charset, true);
 });
 
 test('a policy with many problems reports every one of them, in file order', async () => {

@@ -5,7 +5,7 @@ import { neverMatches } from '../../gateway/policy/match-path.js';
 
 /** BASE with its routes replaced: the first line given is line 21. */
 function withRoutes(...lines: string[]): string {
-  return BASE.split('\n').slice(0, 20).join('\n') + '\n' + lines.join('\n') + '\n';
+  return BASE.split('\n').slice(0, 20).join('\n') + '\n' + lines.join('\n') + '\ndefaults: { allow: any }\n';
 }
 
 test('a route naming an undefined upstream gets the closest defined name', async () => {

@@ -28,7 +28,10 @@ test('every mapping in the schema is closed and every property is described', ()
 test('the defaults the schema shows editors are the ones the loader applies', () => {
   const at = (...path: string[]): unknown => {
     let node: SchemaNode = policySchema;
-    for (const key of path) node = deref(key === '*' ? (node.additionalProperties as SchemaNode) : node.properties![key]!);
+    for (const key of path) {
+      const next = key === '*' ? (node.additionalProperties as SchemaNode) : key === 'items' ? node.items : node.properties![key];
+      node = deref(next!);
+    }
     return node.default;
   };
   assert.equal(at('server', 'http', 'mode'), DEFAULTS.http_mode);
@@ -39,6 +42,12 @@ test('the defaults the schema shows editors are the ones the loader applies', ()
   assert.equal(at('tls', 'roots'), DEFAULTS.roots);
   assert.equal(at('tls', 'expiry_warning'), DEFAULTS.expiry_warning);
   assert.equal(at('upstreams', '*', 'timeout'), DEFAULTS.upstream_timeout);
+  assert.deepEqual(at('server', 'strip_response_headers'), DEFAULTS.strip_response_headers);
+  assert.deepEqual(at('routes', 'items', 'cors', 'methods'), DEFAULTS.cors_methods);
+  assert.equal(at('routes', 'items', 'cors', 'max_age'), DEFAULTS.cors_max_age);
+  assert.equal(at('routes', 'items', 'json_charset'), DEFAULTS.json_charset);
+  assert.equal(at('tls', 'hsts', 'include_subdomains'), false);
+  assert.equal(at('tls', 'hsts', 'preload'), false);
 });
 
 test('an unknown top-level key names the closest known key, and only that is reported', async () => {
@@ -72,20 +81,23 @@ test('an unknown key with no close match lists the keys allowed there', async ()
 
 test('keys of later wxgw versions are refused as not enforced, not as typos', async () => {
   const text = edit({
-    12: '  expiry_warning: 14d\n  hsts: { max_age: 31536000 }',
     17: 'store: { kind: memory }\nupstreams:',
-    24: '    timeout: 1.5s\n    rate_limt: { key: ip, limit: 20, window: 60s }\n    cors: { origins: ["https://example.com"] }',
+    24: '    timeout: 1.5s\n    rate_limt: { key: ip, limit: 20, window: 60s }\n    mask: wx-user',
+    28: 'defaults: { allow: any, rate_limit: { key: ip } }',
   });
   expectDiagnostics(await reject(text), [
-    { line: 13, col: 3, path: 'tls.hsts', message: ['`hsts` is not supported by this version of wxgw yet', 'would not be enforced'] },
-    { line: 18, col: 1, path: 'store', message: ['`store` is not supported by this version of wxgw yet'] },
+    { line: 17, col: 1, path: 'store', message: ['`store` is not supported by this version of wxgw yet', 'would not be enforced'] },
     {
-      line: 27,
+      line: 26,
       col: 5,
       path: 'routes[0].rate_limt',
-      message: ['unknown key `rate_limt` (`rate_limit` is not supported by this version of wxgw yet)', 'allowed here: name, match, upstream, timeout'],
+      message: [
+        'unknown key `rate_limt` (`rate_limit` is not supported by this version of wxgw yet)',
+        'allowed here: name, match, upstream, timeout, allow, deny, cors, json_charset',
+      ],
     },
-    { line: 28, col: 5, path: 'routes[0].cors', message: ['`cors` is not supported by this version of wxgw yet'] },
+    { line: 27, col: 5, path: 'routes[0].mask', message: ['`mask` is not supported by this version of wxgw yet'] },
+    { line: 31, col: 25, path: 'defaults.rate_limit', message: ['`rate_limit` is not supported by this version of wxgw yet'] },
   ]);
 });
 

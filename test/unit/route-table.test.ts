@@ -6,7 +6,15 @@ import type { RouteConfig, RouteMatch } from '../../gateway/policy/types.js';
 function table(...routes: [string, RouteMatch][]): RouteTable<string> {
   return new RouteTable(
     routes.map(([name, match]) => {
-      const config: RouteConfig = { name, match, upstream: 'u', pos: { file: 'p.yaml', line: 1, col: 1, path: 'routes' } };
+      const config: RouteConfig = {
+        name,
+        match,
+        upstream: 'u',
+        allow: { any: true },
+        deny: [],
+        json_charset: true,
+        pos: { file: 'p.yaml', line: 1, col: 1, path: 'routes' },
+      };
       return { config, target: name };
     }),
   );
