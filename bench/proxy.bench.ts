@@ -1,5 +1,5 @@
-// Routing-only throughput and latency of wxgw over HTTPS keep-alive (TLS 1.3), side by side in
-// one run with: direct HTTP to the backend, a plain Fastify + @fastify/http-proxy server, and a
+// Throughput and latency of wxgw over HTTPS keep-alive (TLS 1.3), routing only and with a
+// 1,000-CIDR allowlist plus CORS on the route, side by side in one run with: direct HTTP to the backend, a plain Fastify + @fastify/http-proxy server, and a
 // bare node:https + undici.Pool forwarder (the ceiling for one Node process).
 // Every server runs in its own process; the load generator runs in this one.
 // Targets are measured in interleaved rounds and the median is reported, so that a noisy moment
@@ -27,6 +27,7 @@ const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const fixedRate = Number(process.env.BENCH_RATE ?? 1500);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const PATH = '/api/feed';
+const GUARDED = 'wxgw (1,000-CIDR allowlist + CORS)';
 
 interface Result {
   name: string;
@@ -44,6 +45,8 @@ interface Result {
 interface Target {
   name: string;
   url: string;
+  /** Sent with every request, e.g. an allowed Origin for the CORS target. */
+  headers?: Record<string, string>;
   pid: number | undefined;
   runs: autocannon.Result[];
   solo: number[][];
@@ -78,7 +81,7 @@ function rssMb(pid: number | undefined): number | undefined {
 }
 
 async function load(target: Target, duration: number, overallRate?: number): Promise<autocannon.Result> {
-  const r = await autocannon({ url: target.url, connections, pipelining: 1, duration, ...(overallRate ? { overallRate } : {}) });
+  const r = await autocannon({ url: target.url, headers: target.headers, connections, pipelining: 1, duration, ...(overallRate ? { overallRate } : {}) });
   if (r.non2xx > 0 || r.errors > 0) throw new Error(`${target.name}: ${r.non2xx} non-2xx and ${r.errors} errors`);
   return r;
 }
@@ -91,7 +94,7 @@ async function soloLatency(target: Target, ca: Buffer, count: number): Promise<n
   try {
     for (let i = 0; i < count; i++) {
       const start = process.hrtime.bigint();
-      const res = await client.request({ path: url.pathname, method: 'GET' });
+      const res = await client.request({ path: url.pathname, method: 'GET', headers: target.headers });
       await res.body.arrayBuffer();
       if (res.statusCode !== 200) throw new Error(`${target.name}: status ${res.statusCode}`);
       times.push(Number(process.hrtime.bigint() - start) / 1000);
@@ -100,6 +103,20 @@ async function soloLatency(target: Target, ca: Buffer, count: number): Promise<n
     await client.close();
   }
   return times.sort((a, b) => a - b);
+}
+
+/** One request's Access-Control-Allow-Origin (the request must also succeed). */
+async function soloProbe(target: Target, ca: Buffer): Promise<unknown> {
+  const url = new URL(target.url);
+  const client = new Client(url.origin, { connect: { ca, servername: 'localhost' } });
+  try {
+    const res = await client.request({ path: url.pathname, method: 'GET', headers: target.headers });
+    await res.body.arrayBuffer();
+    if (res.statusCode !== 200) throw new Error(`${target.name}: status ${res.statusCode}`);
+    return res.headers['access-control-allow-origin'];
+  } finally {
+    await client.close();
+  }
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -139,25 +156,40 @@ async function main(): Promise<void> {
   const fastifyPort = await freePort();
   const barePort = await freePort();
   const wxgwPort = await freePort();
-  const policy = join(dir, 'gateway.yaml');
-  writeFileSync(
-    policy,
+  const guardedPort = await freePort();
+  const policyFor = (port: number, defaults: string[], route: string[]): string =>
     [
       'version: 1',
       'server:',
-      `  https: { listen: "127.0.0.1:${wxgwPort}" }`,
+      `  https: { listen: "127.0.0.1:${port}" }`,
       'tls:',
       `  roots: ${chain.root}`,
       '  certificates:',
       `    - { cert: ${chain.fullchain}, key: ${chain.key} }`,
       'upstreams:',
       `  legacy: { url: "${upstream}" }`,
+      ...defaults,
       'routes:',
       '  - name: api',
       '    match: { path_prefix: /api/ }',
       '    upstream: legacy',
+      ...route,
       '',
-    ].join('\n'),
+    ].join('\n');
+  const policy = join(dir, 'gateway.yaml');
+  writeFileSync(policy, policyFor(wxgwPort, ['defaults: { allow: any }'], []));
+  // 1,000 disjoint /24s with the client's own 127.0.0.1 in the middle, so neither end of the
+  // list is a shortcut; the Origin matches the subdomain pattern, the costlier kind of match.
+  const cidrs = Array.from({ length: 999 }, (_, i) => `${10 + (i >> 8)}.${i & 255}.${(i * 37) & 255}.0/24`);
+  cidrs.splice(500, 0, '127.0.0.1/32');
+  const origin = 'https://m.shop.example.com';
+  const guardedPolicy = join(dir, 'gateway-guarded.yaml');
+  writeFileSync(
+    guardedPolicy,
+    policyFor(guardedPort, [], [
+      `    allow: [${cidrs.join(', ')}]`,
+      '    cors: { origins: ["https://app.example.com", "https://*.shop.example.com"], credentials: true, methods: [GET, POST], headers: [content-type], expose_headers: [x-request-id] }',
+    ]),
   );
 
   const children: ChildProcess[] = [backend];
@@ -168,12 +200,18 @@ async function main(): Promise<void> {
       ['fastify + @fastify/http-proxy', startTs('targets/fastify-proxy.ts', [String(fastifyPort), upstream, chain.fullchain, chain.key]), fastifyPort],
       ['bare node:https + undici.Pool', startTs('targets/bare-forwarder.ts', [String(barePort), upstream, chain.fullchain, chain.key]), barePort],
       ['wxgw (routing only)', startTs('targets/wxgw.ts', [policy, join(dir, 'wxgw.log')]), wxgwPort],
+      [GUARDED, startTs('targets/wxgw.ts', [guardedPolicy, join(dir, 'wxgw-guarded.log')]), guardedPort],
     ];
     for (const [name, child, port] of servers) {
       children.push(child);
       await waitReady(child, name);
-      targets.push({ name, url: `https://127.0.0.1:${port}${PATH}`, pid: child.pid, runs: [], solo: [], cpuPerRequest: [] });
+      const headers = name === GUARDED ? { origin } : undefined;
+      targets.push({ name, url: `https://127.0.0.1:${port}${PATH}`, headers, pid: child.pid, runs: [], solo: [], cpuPerRequest: [] });
     }
+    // Measure the guarded path, not a refusal or a CORS-less answer.
+    const guarded = targets.find((t) => t.name === GUARDED)!;
+    const probe = await soloProbe(guarded, ca);
+    if (probe !== origin) throw new Error(`${GUARDED}: expected Access-Control-Allow-Origin ${origin}, got ${probe}`);
     for (const t of targets) await load(t, 2); // warm-up: JIT, TLS sessions, upstream pools
     for (let round = 0; round < rounds; round++) {
       for (const t of targets) {
@@ -194,6 +232,8 @@ async function main(): Promise<void> {
   const base = results.find((r) => r.name.startsWith('fastify'))!;
   const bare = results.find((r) => r.name.startsWith('bare'))!;
   const direct = results[0]!;
+  const routing = results.find((r) => r.name === 'wxgw (routing only)')!;
+  const guardedResult = results.find((r) => r.name === GUARDED)!;
   const lines = [
     `wxgw proxy benchmark: GET ${PATH} (1 KB JSON), HTTPS keep-alive, ` +
       `${connections} connections, median of ${rounds} rounds of ${seconds} s, node ${process.version}`,
@@ -206,8 +246,10 @@ async function main(): Promise<void> {
         `${(r.rps / base.rps).toFixed(2)}x | ${(r.rps / bare.rps).toFixed(2)}x |`,
     ),
     '',
-    `wxgw p99 above direct: ${(results.at(-1)!.p99 - direct.p99).toFixed(2)} ms at ${connections} connections, ` +
-      `${((results.at(-1)!.solo99 - direct.solo99) / 1000).toFixed(2)} ms on one connection`,
+    `wxgw p99 above direct: ${(routing.p99 - direct.p99).toFixed(2)} ms at ${connections} connections, ` +
+      `${((routing.solo99 - direct.solo99) / 1000).toFixed(2)} ms on one connection`,
+    `allowlist + CORS vs routing only: ${(guardedResult.rps / routing.rps).toFixed(2)}x req/s, ` +
+      `${guardedResult.cpuUs !== undefined && routing.cpuUs !== undefined ? `${guardedResult.cpuUs - routing.cpuUs} µs CPU per request` : 'CPU not measured'}`,
   ];
   process.stdout.write(lines.join('\n') + '\n');
 }

@@ -3,6 +3,8 @@
 
 export const REASONS = {
   route_not_found: { status: 404, message: 'no route of the policy matches this request' },
+  ip_not_allowed: { status: 403, message: 'the policy does not allow this client address to call this route' },
+  cors_origin_not_allowed: { status: 403, message: 'the policy does not allow cross-origin requests from this Origin to this route' },
   method_not_allowed: { status: 405, message: 'the route matching this path does not allow this method' },
   path_invalid: { status: 400, message: 'the request path cannot be normalised safely' },
   bad_request: { status: 400, message: 'the request is malformed' },

@@ -4,6 +4,9 @@ import type { PolicyConfig, UpstreamConfig } from './policy/types.js';
 import type { LoadedCertificate } from './tls/load.js';
 import { RouteTable, type CompiledRoute } from './proxy/route-table.js';
 import { compileTrustedProxies, type TrustedProxies } from './net/client-address.js';
+import { compileIpAllow, type IpAllow } from './guards/ip-allow.js';
+import { compileCors } from './guards/cors.js';
+import { securityHeaders, type ResponsePlan } from './proxy/forwarding-headers.js';
 
 export interface UpstreamTarget {
   readonly name: string;
@@ -18,6 +21,9 @@ export interface RouteTarget {
   readonly upstream: UpstreamTarget;
   /** Milliseconds: the route's own timeout or its upstream's. */
   readonly timeout: number;
+  readonly ipAllow: IpAllow;
+  /** How answers are rewritten; its `cors` is the route's compiled CORS guard. */
+  readonly response: ResponsePlan;
 }
 
 export interface Snapshot {
@@ -27,6 +33,8 @@ export interface Snapshot {
   readonly certificates: readonly LoadedCertificate[];
   /** Host names a plain-HTTP redirect may point at: the certificates' names and public_host. */
   readonly redirectHosts: ReadonlySet<string>;
+  /** HSTS and nosniff, on every HTTPS answer including the gateway's own. */
+  readonly securityHeaders: Readonly<Record<string, string>>;
 }
 
 function upstreamTarget(u: UpstreamConfig): UpstreamTarget {
@@ -38,12 +46,23 @@ export function buildSnapshot(policy: PolicyConfig, certificates: readonly Loade
   const upstreams = new Map<string, UpstreamTarget>();
   for (const [name, u] of policy.upstreams) upstreams.set(name, upstreamTarget(u));
 
+  const security = securityHeaders(policy.tls.hsts);
+  const fixed = Object.freeze(Object.entries(security));
+  const strip = new Set(policy.server.strip_response_headers);
+
   const routes: CompiledRoute<RouteTarget>[] = policy.routes.map((r) => {
     const upstream = upstreams.get(r.upstream);
     // The validator refuses undefined upstreams; reaching this is a bug, not bad input.
     if (!upstream) throw new Error(`route ${r.name}: upstream ${r.upstream} missing after validation`);
     const timeout = r.timeout ?? policy.upstreams.get(r.upstream)!.timeout;
-    return { config: r, target: Object.freeze({ name: r.name, upstream, timeout }) };
+    const response: ResponsePlan = Object.freeze({
+      strip,
+      fixed,
+      jsonCharset: r.json_charset,
+      cors: r.cors && compileCors(r.cors),
+    });
+    const ipAllow = compileIpAllow(r.allow, r.deny);
+    return { config: r, target: Object.freeze({ name: r.name, upstream, timeout, ipAllow, response }) };
   });
 
   const redirectHosts = new Set<string>();
@@ -56,5 +75,6 @@ export function buildSnapshot(policy: PolicyConfig, certificates: readonly Loade
     trusted: compileTrustedProxies(policy.server.trusted_proxies),
     certificates: Object.freeze([...certificates]),
     redirectHosts,
+    securityHeaders: security,
   });
 }

@@ -74,7 +74,7 @@ export class UpstreamPools {
         if (err) return done(err);
         done(null, {
           statusCode: data.statusCode,
-          headers: clientResponseHeaders(data.headers, req.context.id),
+          headers: clientResponseHeaders(data.headers, req.context),
           body: data.body,
         });
       },

@@ -2,6 +2,8 @@
 // the gateway; forwarding headers are the gateway's own statement, never the client's.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ClientAddress } from '../net/client-address.js';
+import type { CompiledCors } from '../guards/cors.js';
+import type { HstsConfig } from '../policy/types.js';
 
 // `expect` is answered by the gateway's own server; `host` is the upstream's, set by undici.
 const REQUEST_DROPPED = new Set([
@@ -15,11 +17,60 @@ const RESPONSE_DROPPED = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'trailer', 'transfer-encoding', 'upgrade',
 ]);
 
+/** How a route's answers are rewritten for the client, compiled once per policy load. */
+export interface ResponsePlan {
+  /** Lower-case upstream headers never passed on (`server.strip_response_headers`). */
+  readonly strip: ReadonlySet<string>;
+  /** Headers the gateway sets on every answer, replacing any the upstream sent. */
+  readonly fixed: readonly (readonly [string, string])[];
+  /** Add `; charset=utf-8` to a JSON Content-Type without a charset. */
+  readonly jsonCharset: boolean;
+  readonly cors: CompiledCors | undefined;
+}
+
 export interface ForwardContext {
   readonly id: string;
   readonly address: ClientAddress;
   /** Whether a body follows; without one a stray Content-Length must not reach the upstream. */
   readonly hasBody: boolean;
+  readonly response: ResponsePlan;
+  /** Access-Control-Allow-Origin for this request's Origin on a CORS route; undefined otherwise. */
+  readonly allowedOrigin: string | undefined;
+}
+
+/** `max-age=N; includeSubDomains; preload`, as configured. */
+export function hstsValue(hsts: HstsConfig): string {
+  return `max-age=${hsts.max_age}${hsts.include_subdomains ? '; includeSubDomains' : ''}${hsts.preload ? '; preload' : ''}`;
+}
+
+/**
+ * Headers on every HTTPS answer, the gateway's own errors included. Without `tls.hsts` the policy
+ * says nothing about HSTS, so an upstream's own header passes through; with it, ours replaces it.
+ */
+export function securityHeaders(hsts: HstsConfig | null): Readonly<Record<string, string>> {
+  const headers: Record<string, string> = { 'x-content-type-options': 'nosniff' };
+  if (hsts) headers['strict-transport-security'] = hstsValue(hsts);
+  return Object.freeze(headers);
+}
+
+/** `application/json` or any `type/x+json`, case-insensitive, without a charset: gains utf-8. */
+export function withJsonCharset(contentType: string): string {
+  const semi = contentType.indexOf(';');
+  const type = (semi < 0 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
+  if (type !== 'application/json' && !(type.endsWith('+json') && type.indexOf('/') > 0)) return contentType;
+  if (semi >= 0 && /;\s*charset\s*=/i.test(contentType)) return contentType;
+  return `${contentType.trimEnd()}; charset=utf-8`;
+}
+
+/** A CORS answer depends on Origin: caches must know, whatever else the upstream varies on. */
+function varyWithOrigin(vary: string | string[] | undefined): string {
+  if (vary === undefined) return 'Origin';
+  const value = Array.isArray(vary) ? vary.join(', ') : vary;
+  for (const token of value.split(',')) {
+    const t = token.trim().toLowerCase();
+    if (t === 'origin' || t === '*') return value;
+  }
+  return value.trim() === '' ? 'Origin' : `${value}, Origin`;
 }
 
 /** Header names listed in a Connection header, which are hop-by-hop by declaration. */
@@ -52,17 +103,36 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, ctx: Forwa
   return out;
 }
 
-/** The headers the client receives: the upstream's minus everything hop-by-hop. */
+/**
+ * The headers the client receives: the upstream's minus everything hop-by-hop, the policy's
+ * stripped headers and every Access-Control-* header, plus the gateway's own.
+ */
 export function clientResponseHeaders(
   incoming: Record<string, string | string[] | undefined>,
-  id: string,
+  ctx: ForwardContext,
 ): Record<string, string | string[] | undefined> {
+  const plan = ctx.response;
   const listed = connectionListed(incoming['connection']);
   const out: Record<string, string | string[] | undefined> = {};
   for (const name in incoming) {
-    if (RESPONSE_DROPPED.has(name) || listed?.has(name)) continue;
+    if (RESPONSE_DROPPED.has(name) || plan.strip.has(name) || listed?.has(name)) continue;
+    // CORS is the policy's word alone, on every route: a legacy backend's own `*` must never reach
+    // a browser, and a route without `cors` allows no cross-origin reads at all.
+    if (name.startsWith('access-control-')) continue;
     out[name] = incoming[name];
   }
-  out['x-request-id'] = id;
+  if (plan.jsonCharset) {
+    const type = out['content-type'];
+    if (typeof type === 'string') out['content-type'] = withJsonCharset(type);
+  }
+  for (const [name, value] of plan.fixed) out[name] = value;
+  if (plan.cors) {
+    out['vary'] = varyWithOrigin(out['vary']);
+    if (ctx.allowedOrigin !== undefined) {
+      out['access-control-allow-origin'] = ctx.allowedOrigin;
+      for (const [name, value] of plan.cors.actualHeaders) out[name] = value;
+    }
+  }
+  out['x-request-id'] = ctx.id;
   return out;
 }

@@ -72,9 +72,11 @@ class BodyLimit extends Transform {
 type Reply = FastifyReply<RouteGenericInterface, RawServerBase>;
 
 export function sendError(reply: Reply, reason: Reason, message?: string): void {
-  stateOf(reply.request).reason = reason;
+  const wx = stateOf(reply.request);
+  wx.reason = reason;
   reply
     .code(REASONS[reason].status)
+    .headers(wx.snapshot.securityHeaders)
     .header('content-type', 'application/json; charset=utf-8')
     .header('x-request-id', reply.request.id)
     .send(errorBody(reason, reply.request.id, message));
@@ -165,8 +167,10 @@ export function createGatewayServer(opts: GatewayServerOptions) {
       const id = randomUUID();
       const body = errorBody(reason, id);
       const { status } = REASONS[reason];
+      let security = '';
+      for (const [name, value] of Object.entries(source.current.securityHeaders)) security += `${name}: ${value}\r\n`;
       socket.end(
-        `HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\n` +
+        `HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\n${security}` +
           `x-request-id: ${id}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
       );
     },
@@ -187,7 +191,7 @@ export function createGatewayServer(opts: GatewayServerOptions) {
   const pools = new UpstreamPools();
   app.addHook('onClose', () => pools.close());
 
-  const forward = (request: FastifyRequest, reply: Reply, target: RouteTarget, path: string): void => {
+  const forward = (request: FastifyRequest, reply: Reply, target: RouteTarget, path: string, allowedOrigin: string | undefined): void => {
     const wx = stateOf(request);
     const body = request.body as Readable | undefined;
     // A client that hangs up before the answer should not keep an upstream request running.
@@ -206,7 +210,7 @@ export function createGatewayServer(opts: GatewayServerOptions) {
         headers: request.headers,
         body,
         timeout: target.timeout,
-        context: { id: request.id, address: wx.address, hasBody: body !== undefined },
+        context: { id: request.id, address: wx.address, hasBody: body !== undefined, response: target.response, allowedOrigin },
         signal: abort.signal,
       },
       (err, res) => {
@@ -249,7 +253,14 @@ export function createGatewayServer(opts: GatewayServerOptions) {
       return;
     }
     wx.path = normalised.path;
-    const found = wx.snapshot.routes.lookup(raw.method ?? 'GET', hostName(raw.headers.host), normalised.path);
+    const headers = raw.headers;
+    const origin = headers.origin;
+    // A CORS preflight is routed by the method it asks about: a route listing [GET, POST] must
+    // answer the preflight for its POST, not refuse OPTIONS with 405.
+    const asked = headers['access-control-request-method'];
+    const preflight = raw.method === 'OPTIONS' && origin !== undefined && typeof asked === 'string' && asked !== '';
+    const method = preflight ? asked : (raw.method ?? 'GET');
+    const found = wx.snapshot.routes.lookup(method, hostName(headers.host), normalised.path);
     if (found.kind === 'not_found') {
       sendError(reply, 'route_not_found');
       return;
@@ -261,8 +272,34 @@ export function createGatewayServer(opts: GatewayServerOptions) {
     }
     const target = found.route.target;
     wx.route = target.name;
+    // Cheapest first: a refused address costs nothing else, not even a preflight answer.
+    if (!target.ipAllow.allows(wx.address.client)) {
+      sendError(reply, 'ip_not_allowed');
+      return;
+    }
+    const cors = target.response.cors;
+    if (preflight) {
+      // Preflights are the gateway's to answer and never reach the upstream.
+      if (!cors) {
+        sendError(reply, 'cors_origin_not_allowed', 'this route allows no cross-origin requests');
+        return;
+      }
+      const allowed = cors.allowOrigin(origin);
+      if (allowed === undefined) {
+        sendError(reply, 'cors_origin_not_allowed');
+        return;
+      }
+      reply
+        .code(204)
+        .headers(wx.snapshot.securityHeaders)
+        .headers(cors.preflightHeaders)
+        .header('access-control-allow-origin', allowed)
+        .header('x-request-id', request.id)
+        .send();
+      return;
+    }
     const dest = target.upstream.basePath + normalised.path + (q < 0 ? '' : url.slice(q));
-    forward(request, reply, target, dest);
+    forward(request, reply, target, dest, cors?.allowOrigin(origin));
   };
 
   app.route({ method: METHODS, url: '*', handler });
