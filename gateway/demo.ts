@@ -28,7 +28,8 @@ export async function runDemo(): Promise<void> {
   const config = join(PACKAGE_ROOT, 'config/gateway.example.yaml');
   try {
     const gw = await startGateway({ config });
-    const port = gw.https.port;
+    // The bundled example policy has its own HTTPS listener.
+    const port = gw.https!.port;
     process.stdout.write(
       [
         '',

@@ -11,6 +11,7 @@ import { createGatewayServer } from './proxy/gateway-server.js';
 import { createRedirectServer } from './proxy/redirect-server.js';
 import { createAdminServer } from './observability/admin-server.js';
 import { createLogger, type Logger } from './observability/logger.js';
+import { Decisions } from './observability/decisions.js';
 
 export interface LoadedPolicy {
   snapshot: Snapshot;
@@ -29,9 +30,12 @@ export async function loadSnapshot(file: string, env: Record<string, string | un
 
 export interface GatewayHandle {
   readonly snapshot: Snapshot;
-  readonly https: AddressInfo;
+  /** Undefined with `server.https: off`: then `http` serves the traffic a load balancer forwards. */
+  readonly https: AddressInfo | undefined;
   readonly http: AddressInfo | undefined;
   readonly admin: AddressInfo | undefined;
+  /** How often this gateway refused or redirected a request, by reason. */
+  readonly decisions: Decisions;
   close(): Promise<void>;
 }
 
@@ -76,23 +80,35 @@ export async function startGateway(opts: {
     for (const s of started.reverse()) await s.close();
   };
 
+  const decisions = new Decisions();
   try {
-    const app = createGatewayServer({
-      source,
-      logger,
-      tls: buildTlsServerOptions(snapshot.policy.tls, snapshot.certificates),
-    });
-    await app.listen({ host: server.https.listen.host, port: server.https.listen.port }).catch((err: unknown) => {
-      throw listenError(err, server.https.listen, server.https.pos);
-    });
-    started.push({ close: () => app.close() });
-    const https = app.server.address() as AddressInfo;
-
+    let https: AddressInfo | undefined;
     let http: AddressInfo | undefined;
+    if (server.https) {
+      const { listen: at, pos } = server.https;
+      const app = createGatewayServer({ source, logger, decisions, tls: buildTlsServerOptions(snapshot.policy.tls, snapshot.certificates) });
+      await app.listen({ host: at.host, port: at.port }).catch((err: unknown) => {
+        throw listenError(err, at, pos);
+      });
+      started.push({ close: () => app.close() });
+      https = app.server.address() as AddressInfo;
+    }
+    // With https off the policy guarantees a redirect listener, which then serves the gateway
+    // itself for requests a trusted load balancer received over https.
     if (server.http && server.http.mode === 'redirect') {
-      const plain = createRedirectServer(source, logger);
-      http = await listen(plain, server.http.listen, server.http.pos);
-      started.push({ close: () => closeServer(plain) });
+      const { listen: at, pos } = server.http;
+      if (server.https) {
+        const plain = createRedirectServer(source, logger, decisions);
+        http = await listen(plain, at, pos);
+        started.push({ close: () => closeServer(plain) });
+      } else {
+        const app = createGatewayServer({ source, logger, decisions, tls: null });
+        await app.listen({ host: at.host, port: at.port }).catch((err: unknown) => {
+          throw listenError(err, at, pos);
+        });
+        started.push({ close: () => app.close() });
+        http = app.server.address() as AddressInfo;
+      }
     }
 
     let admin: AddressInfo | undefined;
@@ -110,7 +126,7 @@ export async function startGateway(opts: {
     }
 
     logger.info(
-      { https: `${https.address}:${https.port}`, http: http && `${http.address}:${http.port}`, admin: admin && `${admin.address}:${admin.port}`, routes: snapshot.policy.routes.length },
+      { https: https ? `${https.address}:${https.port}` : 'off (TLS terminated by a trusted proxy)', http: http && `${http.address}:${http.port}`, admin: admin && `${admin.address}:${admin.port}`, routes: snapshot.policy.routes.length },
       'wxgw listening',
     );
     return {
@@ -120,6 +136,7 @@ export async function startGateway(opts: {
       https,
       http,
       admin,
+      decisions,
       close: stopAll,
     };
   } catch (err) {

@@ -54,7 +54,7 @@ interface RawAccess {
 interface RawPolicy {
   version: 1;
   server: {
-    https: { listen: string };
+    https: { listen: string } | 'off';
     http?: { listen: string; mode?: 'redirect' | 'off' };
     admin?: { listen: string };
     public_host?: string;
@@ -62,11 +62,11 @@ interface RawPolicy {
     strip_response_headers?: string[];
     limits?: { body?: string; headers_timeout?: string; request_timeout?: string };
   };
-  tls: {
+  tls?: {
     min_version?: 'TLSv1.2' | 'TLSv1.3';
     roots?: string;
     expiry_warning?: string;
-    certificates: { cert: string; key: string; passphrase?: string }[];
+    certificates?: { cert: string; key: string; passphrase?: string }[];
     hsts?: { max_age: string; include_subdomains?: boolean; preload?: boolean };
   };
   ip_lists?: Record<string, string[]>;
@@ -132,7 +132,9 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
     listen: sure(parseListen(listen)),
     pos: pos(['server', name, 'listen']),
   });
-  const { server, tls } = raw;
+  const { server } = raw;
+  // Optional only with `https: off`, where the checks allowed leaving it out.
+  const tls = raw.tls ?? {};
   const limits = server.limits ?? {};
 
   const upstreams = new Map<string, UpstreamConfig>();
@@ -176,7 +178,7 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
     version: 1,
     file: ctx.file,
     server: {
-      https: listener('https', server.https.listen),
+      https: server.https === 'off' ? null : listener('https', server.https.listen),
       http: server.http ? { ...listener('http', server.http.listen), mode: server.http.mode ?? DEFAULTS.http_mode } : null,
       admin: server.admin ? listener('admin', server.admin.listen) : null,
       ...(server.public_host !== undefined && { public_host: sure(parseHost(server.public_host)) }),
@@ -192,7 +194,7 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
       min_version: tls.min_version ?? DEFAULTS.min_version,
       roots: roots === 'system' ? 'system' : { bundle: resolveFrom(ctx.baseDir, roots) },
       expiry_warning: sure(parseDuration(tls.expiry_warning ?? DEFAULTS.expiry_warning)),
-      certificates: tls.certificates.map((c, i) => ({
+      certificates: (tls.certificates ?? []).map((c, i) => ({
         cert: resolveFrom(ctx.baseDir, c.cert),
         key: resolveFrom(ctx.baseDir, c.key),
         ...(c.passphrase !== undefined && { passphrase: c.passphrase }),

@@ -138,7 +138,8 @@ export function checkSchema(data: unknown, settled: readonly KeyPath[], report: 
   for (const e of validate.errors ?? []) {
     const at = fromPointer(e.instancePath, data);
     const schema = e.parentSchema as SchemaNode;
-    if (e.keyword === 'propertyNames') continue; // the nested error names the key itself
+    // The nested error names the key itself; a failed `then`/`else` branch says what is wrong.
+    if (e.keyword === 'propertyNames' || e.keyword === 'if') continue;
     if (e.propertyName !== undefined) {
       const keyAt = [...at, e.propertyName];
       outcome.badValues.push(keyAt);

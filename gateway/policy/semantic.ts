@@ -1,4 +1,5 @@
 // Checks across and beyond single values: listeners that clash, an admin port left open,
+// `https: off` without the plain listener and trusted proxy it relies on,
 // timeouts Node cannot honour or that can never fire, unusable upstream URLs, and files the
 // policy names but wxgw could not read at start, HSTS that browsers would refuse to preload,
 // and access rules (access.ts). Values the schema already rejected are
@@ -76,6 +77,7 @@ class Checker {
         );
       }
     }
+    if (server.https === 'off') this.httpsOff(server);
     if (Array.isArray(server.trusted_proxies)) {
       server.trusted_proxies.forEach((item: unknown, i) => {
         if (typeof item !== 'string') return;
@@ -84,6 +86,30 @@ class Checker {
       });
     }
     this.limits(server.limits);
+  }
+
+  /** With TLS ended at a load balancer, the plain listener serves and the balancer must be trusted. */
+  private httpsOff(server: Record<string, unknown>): void {
+    const at = ['server', 'https'];
+    const http = server.http;
+    if (!isRecord(http)) {
+      this.report.error(
+        at,
+        '`off` needs an http listener, e.g. `http: { listen: "0.0.0.0:8080", mode: redirect }`, to serve what the load balancer forwards; without one nothing could ever be proxied',
+      );
+    } else if (http.mode === 'off') {
+      this.report.error(
+        at,
+        `\`off\` needs the http listener in mode redirect (line ${this.report.line(['server', 'http', 'mode'])} turns it off); without it nothing could ever be proxied`,
+      );
+    }
+    const proxies = server.trusted_proxies;
+    if (!Array.isArray(proxies) || proxies.length === 0) {
+      this.report.error(
+        at,
+        '`off` needs the TLS-terminating load balancer in trusted_proxies: only its `X-Forwarded-Proto: https` lets a request through, so without one every request would be redirected',
+      );
+    }
   }
 
   private limits(limits: unknown): void {

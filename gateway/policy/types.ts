@@ -31,6 +31,7 @@ export interface TlsConfig {
   roots: 'system' | { bundle: string };
   /** A leaf expiring within this many milliseconds is a warning. */
   expiry_warning: number;
+  /** At least one, except with `server.https: off`, where none may be given. */
   certificates: CertificateEntry[];
   /** Strict-Transport-Security on every HTTPS response; null when the policy has no `hsts`. */
   hsts: HstsConfig | null;
@@ -101,7 +102,11 @@ export interface RouteConfig {
 }
 
 export interface ServerConfig {
-  https: { listen: ListenAddress; pos: SourcePos };
+  /**
+   * null for `https: off`: TLS ends at a load balancer in `trusted_proxies`, and the `http`
+   * listener (then always present, mode redirect) proxies what it forwards as https.
+   */
+  https: { listen: ListenAddress; pos: SourcePos } | null;
   http: { listen: ListenAddress; mode: 'redirect' | 'off'; pos: SourcePos } | null;
   admin: { listen: ListenAddress; pos: SourcePos } | null;
   /** Host used in redirects when the request's Host is not a name the certificates cover. */
@@ -125,6 +130,7 @@ export interface PolicyConfig {
   /** Absolute path of the policy file. */
   file: string;
   server: ServerConfig;
+  /** Defaults without certificates when `server.https` is off and the policy has no `tls`. */
   tls: TlsConfig;
   upstreams: Map<string, UpstreamConfig>;
   routes: RouteConfig[];

@@ -1,8 +1,9 @@
-// The HTTPS listener: normalises and routes each request against the snapshot in force, then
+// The gateway listener: normalises and routes each request against the snapshot in force, then
 // streams it to the route's upstream (forwarder.ts). Everything the gateway answers itself is
-// JSON with a stable reason.
+// JSON with a stable reason. It serves HTTPS, or, with `server.https: off`, plain HTTP behind a
+// TLS-terminating load balancer: then only requests the trusted balancer marks as https pass.
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
 import { createServer as createHttpsServer, type ServerOptions as HttpsServerOptions } from 'node:https';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import Fastify, { LogController, type FastifyReply, type FastifyRequest, type RawServerBase, type RouteGenericInterface } from 'fastify';
@@ -10,8 +11,10 @@ import { errorBody, GatewayError, REASONS, type Reason } from '../errors.js';
 import { normalisePath } from '../net/path.js';
 import { resolveClientAddress, type ClientAddress } from '../net/client-address.js';
 import { accessLogger, type Logger } from '../observability/logger.js';
+import type { Decision, Decisions } from '../observability/decisions.js';
 import type { RouteTarget, Snapshot } from '../snapshot.js';
 import { forwardErrorReason, UpstreamPools } from './forwarder.js';
+import { plainAnswer } from './redirect-server.js';
 
 export interface SnapshotSource {
   readonly current: Snapshot;
@@ -23,7 +26,9 @@ interface RequestState {
   address: ClientAddress;
   route: string | undefined;
   path: string | undefined;
-  reason: Reason | undefined;
+  reason: Decision | undefined;
+  /** The gateway's registry, reached through the request so that sendError can count. */
+  decisions: Decisions;
   upstreamStart: number;
   upstreamMs: number | undefined;
 }
@@ -42,7 +47,9 @@ const METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS'];
 export interface GatewayServerOptions {
   source: SnapshotSource;
   logger: Logger;
-  tls: HttpsServerOptions;
+  /** null serves plain HTTP behind a TLS-terminating load balancer (`server.https: off`). */
+  tls: HttpsServerOptions | null;
+  decisions: Decisions;
 }
 
 function hostName(host: string | undefined): string {
@@ -74,6 +81,7 @@ type Reply = FastifyReply<RouteGenericInterface, RawServerBase>;
 export function sendError(reply: Reply, reason: Reason, message?: string): void {
   const wx = stateOf(reply.request);
   wx.reason = reason;
+  wx.decisions.count(reason);
   reply
     .code(REASONS[reason].status)
     .headers(wx.snapshot.securityHeaders)
@@ -82,8 +90,19 @@ export function sendError(reply: Reply, reason: Reason, message?: string): void 
     .send(errorBody(reason, reply.request.id, message));
 }
 
+/**
+ * Whether the nearest proxy says the client spoke https: the rightmost X-Forwarded-Proto entry is
+ * the one the trusted balancer added; entries to its left came from further away.
+ */
+function forwardedHttps(value: string | string[] | undefined): boolean {
+  if (value === undefined) return false;
+  const header = Array.isArray(value) ? value[value.length - 1]! : value;
+  const comma = header.lastIndexOf(',');
+  return (comma < 0 ? header : header.slice(comma + 1)).trim().toLowerCase() === 'https';
+}
+
 export function createGatewayServer(opts: GatewayServerOptions) {
-  const { source, logger } = opts;
+  const { source, logger, decisions } = opts;
   const limits = source.current.policy.server.limits;
 
   const access = accessLogger(logger);
@@ -95,6 +114,10 @@ export function createGatewayServer(opts: GatewayServerOptions) {
     const wx = stateOf(request);
     // A response that never finished was cut short by the client going away.
     const finished = reply.raw.writableFinished;
+    if (!finished && wx.reason === undefined) {
+      wx.reason = 'client_closed';
+      decisions.count('client_closed');
+    }
     access.info(
       {
         request_id: request.id,
@@ -102,7 +125,7 @@ export function createGatewayServer(opts: GatewayServerOptions) {
         method: request.method,
         path: wx.path,
         status: finished ? reply.statusCode : REASONS.client_closed.status,
-        reason: wx.reason ?? (finished ? undefined : 'client_closed'),
+        reason: wx.reason,
         client_ip: wx.address.client,
         upstream_ms: wx.upstreamMs === undefined ? undefined : round(wx.upstreamMs),
         total_ms: round(reply.elapsedTime),
@@ -111,21 +134,20 @@ export function createGatewayServer(opts: GatewayServerOptions) {
     );
   };
 
+  // Node checks these timeouts on a timer that defaults to 30 s, which would stretch a 1 s
+  // limit thirtyfold; the server is built here to check at a quarter of the shortest limit.
+  const serverOptions = {
+    requestTimeout: limits.request_timeout,
+    headersTimeout: limits.headers_timeout,
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, limits.headers_timeout / 4)),
+    // Longer than the 60 s idle timeout of common load balancers, so they close first.
+    keepAliveTimeout: 72_000,
+  };
+  const tls = opts.tls;
   const app = Fastify({
-    // Node checks these timeouts on a timer that defaults to 30 s, which would stretch a 1 s
-    // limit thirtyfold; the server is built here to check at a quarter of the shortest limit.
+    // Fastify types its server as http.Server either way; both factories fit its handler.
     serverFactory: (handle) =>
-      createHttpsServer(
-        {
-          ...opts.tls,
-          requestTimeout: limits.request_timeout,
-          headersTimeout: limits.headers_timeout,
-          connectionsCheckingInterval: Math.max(100, Math.min(1000, limits.headers_timeout / 4)),
-          // Longer than the 60 s idle timeout of common load balancers, so they close first.
-          keepAliveTimeout: 72_000,
-        },
-        handle,
-      ),
+      tls ? createHttpsServer({ ...tls, ...serverOptions }, handle) : createHttpServer(serverOptions, handle),
     loggerInstance: logger,
     // Fastify would bind a child logger to every request; our lines carry request_id
     // themselves, and a pino child per request costs more than the access line.
@@ -144,6 +166,7 @@ export function createGatewayServer(opts: GatewayServerOptions) {
         route: undefined,
         path: undefined,
         reason: undefined,
+        decisions,
         upstreamStart: 0,
         upstreamMs: undefined,
       };
@@ -164,6 +187,7 @@ export function createGatewayServer(opts: GatewayServerOptions) {
           : err.code === 'HPE_HEADER_OVERFLOW'
             ? 'headers_too_large'
             : 'bad_request';
+      decisions.count(reason);
       const id = randomUUID();
       const body = errorBody(reason, id);
       const { status } = REASONS[reason];
@@ -175,6 +199,24 @@ export function createGatewayServer(opts: GatewayServerOptions) {
       );
     },
   });
+
+  if (!tls) {
+    // Plain HTTP: proxied only when the socket peer is a trusted proxy (the TLS-terminating load
+    // balancer) stating https; anyone else's X-Forwarded-Proto is ignored, so a client cannot
+    // claim https to skip the redirect. Decided before the body is read, like the redirect server.
+    app.addHook('onRequest', (request, reply, done) => {
+      const wx = stateOf(request);
+      if (wx.address.peerTrusted && forwardedHttps(request.headers['x-forwarded-proto'])) {
+        done();
+        return;
+      }
+      const answer = plainAnswer(request.raw, source, request.id);
+      wx.reason = answer.decision;
+      decisions.count(answer.decision);
+      request.raw.resume();
+      reply.code(answer.status).headers(answer.headers).send(answer.body);
+    });
+  }
 
   // Bodies are streamed, never parsed: the parser hands the stream on, bounded by the policy.
   app.removeAllContentTypeParsers();

@@ -23,6 +23,7 @@ export interface TestGateway {
   gw: GatewayHandle;
   ctx: PolicyContext;
   ca: Buffer;
+  /** The listener that serves traffic: HTTPS, or plain HTTP with `server.https: off`. */
   port: number;
   /** Every log line the gateway wrote, parsed. */
   logs: Record<string, unknown>[];
@@ -70,7 +71,7 @@ export async function startTestGateway(policy: (ctx: PolicyContext) => string): 
     gw,
     ctx,
     ca: readFileSync(ctx.chain.root),
-    port: gw.https.port,
+    port: (gw.https ?? gw.http!).port,
     get logs() {
       return text()
         .split('\n')

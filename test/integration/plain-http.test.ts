@@ -111,3 +111,39 @@ defaults: { allow: any }
     assert.equal((JSON.parse(text) as { error: { reason: string } }).error.reason, 'https_required');
   });
 });
+
+describe('decisions are counted per gateway', () => {
+  let upstream: TestUpstream;
+  let t: TestGateway;
+  before(async () => {
+    upstream = await startUpstream();
+    t = await startTestGateway(
+      (ctx) => `version: 1
+server:
+  https: { listen: "127.0.0.1:${ctx.httpsPort}" }
+  http: { listen: "127.0.0.1:${ctx.httpPort}", mode: redirect }
+${ctx.tlsSection}
+upstreams:
+  legacy: { url: "${upstream.url}" }
+routes:
+  - { name: office, match: { path_prefix: /office/ }, upstream: legacy, allow: [192.0.2.0/24] }
+  - { name: api, match: { path_prefix: /api/ }, upstream: legacy, allow: any }
+`,
+    );
+  });
+  after(async () => {
+    await t.close();
+    await upstream.close();
+  });
+
+  test('a denial, a 404 and a redirect are counted once each, a proxied request not at all', async () => {
+    assert.deepEqual(t.gw.decisions.snapshot(), {});
+    assert.equal((await httpsRequest(t.port, t.ca, { path: '/office/x' })).status, 403);
+    assert.equal((await httpsRequest(t.port, t.ca, { path: '/nowhere' })).status, 404);
+    assert.equal((await httpsRequest(t.port, t.ca, { path: '/api/x' })).status, 200);
+    assert.equal((await plain(t.ctx.httpPort, { path: '/api/x', host: 'localhost' })).res.statusCode, 308);
+    assert.deepEqual(t.gw.decisions.snapshot(), { ip_not_allowed: 1, route_not_found: 1, redirect: 1 });
+    const reasons = t.logs.filter((l) => l.msg === 'request').map((l) => l.reason);
+    assert.deepEqual(reasons, ['ip_not_allowed', 'route_not_found', undefined, 'redirect']);
+  });
+});

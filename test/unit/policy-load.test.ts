@@ -90,7 +90,7 @@ test('a minimal policy gets every default', async () => {
   ].join('\n');
   const { config, warnings } = await accept(text, {});
   assert.deepEqual(warnings, []);
-  assert.deepEqual(config.server.https.listen, { host: '::', port: 443 });
+  assert.deepEqual(config.server.https?.listen, { host: '::', port: 443 });
   assert.equal(config.server.http, null);
   assert.equal(config.server.admin, null);
   assert.equal(config.server.public_host, undefined);

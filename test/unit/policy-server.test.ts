@@ -130,3 +130,62 @@ test('host names: no port, scheme, path or wildcard', async () => {
     ]);
   }
 });
+
+// Lines 9-16 of BASE are the tls section.
+const NO_TLS = { 9: '', 10: '', 11: '', 12: '', 13: '', 14: '', 15: '', 16: '' };
+
+test('https: off (TLS ended at a trusted load balancer) needs no tls; certificates given are still checked', async () => {
+  const { config, warnings } = await accept(edit({ 3: '  https: off', ...NO_TLS }));
+  assert.deepEqual(warnings, []);
+  assert.equal(config.server.https, null);
+  assert.deepEqual(config.server.http?.listen, { host: '0.0.0.0', port: 8080 });
+  assert.deepEqual(config.tls.certificates, []);
+  assert.equal(config.tls.hsts, null);
+  const hsts = await accept(edit({ 3: '  https: off', ...NO_TLS, 9: 'tls:', 10: '  hsts: { max_age: 1d }' }));
+  assert.deepEqual(hsts.config.tls.hsts, { max_age: 86_400, include_subdomains: false, preload: false });
+  const withTls = await accept(edit({ 3: '  https: off' }));
+  assert.equal(withTls.config.tls.certificates.length, 1);
+  expectDiagnostics(await reject(edit({ 3: '  https: off', 14: '    - cert: ../certs/missing.pem' })), [
+    { line: 14, col: 13, path: 'tls.certificates[0].cert', message: [`cannot read certificate file ${join(ROOT, 'certs', 'missing.pem')}`, 'ENOENT'] },
+  ]);
+});
+
+test('https: off is refused without a redirect listener or a trusted proxy, saying why', async () => {
+  expectDiagnostics(await reject(edit({ 3: '  https: off', 4: '', ...NO_TLS })), [
+    { line: 3, col: 10, path: 'server.https', message: ['`off` needs an http listener', 'mode: redirect', 'nothing could ever be proxied'] },
+  ]);
+  expectDiagnostics(await reject(edit({ 3: '  https: off', 4: '  http: { listen: "0.0.0.0:8080", mode: off }' })), [
+    { line: 3, col: 10, path: 'server.https', message: ['`off` needs the http listener in mode redirect (line 4 turns it off)', 'nothing could ever be proxied'] },
+  ]);
+  for (const proxies of ['', '  trusted_proxies: []']) {
+    expectDiagnostics(await reject(edit({ 3: '  https: off', 7: proxies })), [
+      { line: 3, col: 10, path: 'server.https', message: ['`off` needs the TLS-terminating load balancer in trusted_proxies', 'every request would be redirected'] },
+    ]);
+  }
+});
+
+test('https is a mapping or `off`; with an HTTPS listener tls and its certificates are required', async () => {
+  expectDiagnostics(await reject(edit({ 3: '  https: of' })), [
+    { line: 3, col: 10, path: 'server.https', message: ['must be a mapping such as { listen: "0.0.0.0:8443" }, or `off`', 'found the string `of`'] },
+  ]);
+  expectDiagnostics(await reject(edit({ 3: '  https: 8443' })), [
+    { line: 3, col: 10, path: 'server.https', message: ['expected a mapping such as { listen: "0.0.0.0:8443" }, or `off`', 'found the number `8443`'] },
+  ]);
+  expectDiagnostics(await reject(edit({ 3: '  https: { listen: "0.0.0.0:8443", lisen: x }' })), [
+    { line: 3, col: 36, path: 'server.https.lisen', message: ['unknown key `lisen`, did you mean `listen`?'] },
+  ]);
+  expectDiagnostics(await reject(edit(NO_TLS)), [
+    { line: 1, col: 1, path: 'tls', message: ['is required but missing', 'TLS for the HTTPS listener; required unless server.https is off'] },
+  ]);
+  expectDiagnostics(await reject(edit({ 13: '', 14: '', 15: '', 16: '' })), [
+    { line: 10, col: 3, path: 'tls.certificates', message: ['is required but missing', 'required unless server.https is off'] },
+  ]);
+  expectDiagnostics(await reject(edit({ 9: 'tls: 5', 10: '', 11: '', 12: '', 13: '', 14: '', 15: '', 16: '' })), [
+    { line: 9, col: 6, path: 'tls', message: ['expected a mapping with certificates', 'found the number `5`'] },
+  ]);
+});
+
+test('https: off and the other listeners: no clash with a port it does not open', async () => {
+  const { config } = await accept(edit({ 3: '  https: off', 5: '  admin: { listen: "127.0.0.1:8443" }' }));
+  assert.equal(config.server.admin?.listen.port, 8443);
+});
