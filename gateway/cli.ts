@@ -74,8 +74,12 @@ async function certs(file: string): Promise<number> {
 async function start(file: string): Promise<void> {
   try {
     const gateway = await startGateway({ config: file });
+    // Failures are logged with their FILE:LINE:COL by the gateway; the old policy keeps serving.
+    process.on('SIGHUP', () => {
+      gateway.reload().catch((err: unknown) => process.stderr.write(`wxgw: reload failed: ${String(err)}\n`));
+    });
     const stop = (signal: string): void => {
-      process.stderr.write(`wxgw: ${signal} received, closing listeners\n`);
+      process.stderr.write(`wxgw: ${signal} received, no longer accepting connections; waiting for requests in flight\n`);
       gateway.close().then(
         () => process.exit(0),
         (err: unknown) => {

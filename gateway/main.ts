@@ -1,17 +1,21 @@
 // Wires a policy to listeners: load and check everything first, then open ports. Nothing listens
 // until the policy and every certificate it names have been accepted.
 import type { Server } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { loadPolicy } from './policy/load.js';
-import { PolicyError, type Diagnostic, type ListenAddress, type SourcePos } from './policy/types.js';
+import { PolicyError, formatDiagnostic, type Diagnostic, type ListenAddress, type SourcePos } from './policy/types.js';
 import { loadCertificates } from './tls/load.js';
-import { buildTlsServerOptions } from './tls/server-options.js';
+import { buildTlsServerOptions, defaultContextOptions } from './tls/server-options.js';
+import { SniSelector } from './tls/sni.js';
+import { listenerChange, policyFiles, watchFiles, type FileWatch } from './reload.js';
 import { buildSnapshot, type Snapshot } from './snapshot.js';
 import { createGatewayServer } from './proxy/gateway-server.js';
 import { createRedirectServer } from './proxy/redirect-server.js';
 import { createAdminServer } from './observability/admin-server.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Decisions } from './observability/decisions.js';
+import { Metrics } from './observability/metrics.js';
 
 export interface LoadedPolicy {
   snapshot: Snapshot;
@@ -28,6 +32,11 @@ export async function loadSnapshot(file: string, env: Record<string, string | un
   return { snapshot: buildSnapshot(config, certificates), warnings: all };
 }
 
+export type ReloadResult =
+  | { ok: true; ms: number; warnings: Diagnostic[] }
+  /** `invalid`: the policy or a certificate has errors; `restart`: it changes a listener. */
+  | { ok: false; why: 'invalid' | 'restart'; message: string; diagnostics: Diagnostic[] };
+
 export interface GatewayHandle {
   readonly snapshot: Snapshot;
   /** Undefined with `server.https: off`: then `http` serves the traffic a load balancer forwards. */
@@ -36,6 +45,10 @@ export interface GatewayHandle {
   readonly admin: AddressInfo | undefined;
   /** How often this gateway refused or redirected a request, by reason. */
   readonly decisions: Decisions;
+  /** This gateway's Prometheus registry, served on the admin listener's /metrics. */
+  readonly metrics: Metrics;
+  /** Loads the policy file again and puts it in force unless it fails; SIGHUP and file changes call it. */
+  reload(): Promise<ReloadResult>;
   close(): Promise<void>;
 }
 
@@ -64,6 +77,39 @@ function closeServer(server: Server): Promise<void> {
   });
 }
 
+/** The HTTPS listener's certificate selection, which a reload replaces for new handshakes. */
+interface LiveTls {
+  sni: SniSelector;
+  server: HttpsServer;
+}
+
+interface Started {
+  name: string;
+  server: Server;
+  close(): Promise<void>;
+}
+
+/**
+ * Stops every listener at once, then waits for requests in flight. A keep-alive connection whose
+ * request finishes after close() began would otherwise stay open until its idle timeout, so idle
+ * connections are closed as they appear; past the timeout the rest are cut.
+ */
+async function drain(started: readonly Started[], timeoutMs: number, logger: Logger): Promise<void> {
+  const sweep = setInterval(() => {
+    for (const s of started) s.server.closeIdleConnections();
+  }, 50);
+  const deadline = setTimeout(() => {
+    logger.warn({ shutdown_timeout_ms: timeoutMs }, 'requests still in flight at shutdown_timeout; closing their connections');
+    for (const s of started) s.server.closeAllConnections();
+  }, timeoutMs);
+  try {
+    await Promise.all(started.map((s) => s.close()));
+  } finally {
+    clearInterval(sweep);
+    clearTimeout(deadline);
+  }
+}
+
 export async function startGateway(opts: {
   config: string;
   env?: Record<string, string | undefined>;
@@ -75,23 +121,32 @@ export async function startGateway(opts: {
 
   const source = { current: snapshot };
   const { server } = snapshot.policy;
-  const started: { close(): Promise<void> }[] = [];
-  const stopAll = async (): Promise<void> => {
-    for (const s of started.reverse()) await s.close();
+  const started: Started[] = [];
+  let watcher: FileWatch | undefined;
+  let stopping: Promise<void> | undefined;
+  const stopAll = (): Promise<void> => {
+    watcher?.close();
+    stopping ??= drain(started, source.current.policy.server.shutdown_timeout, logger);
+    return stopping;
   };
 
-  const decisions = new Decisions();
+  const metrics = new Metrics(() => source.current.certificates);
+  const decisions = new Decisions(metrics.decisions);
+  // What a reload swaps besides the snapshot: the certificates new handshakes get.
+  let tls: LiveTls | undefined;
   try {
     let https: AddressInfo | undefined;
     let http: AddressInfo | undefined;
     if (server.https) {
       const { listen: at, pos } = server.https;
-      const app = createGatewayServer({ source, logger, decisions, tls: buildTlsServerOptions(snapshot.policy.tls, snapshot.certificates) });
+      const sni = new SniSelector(snapshot.certificates);
+      const app = createGatewayServer({ source, logger, decisions, metrics, tls: buildTlsServerOptions(snapshot.policy.tls, snapshot.certificates, sni) });
       await app.listen({ host: at.host, port: at.port }).catch((err: unknown) => {
         throw listenError(err, at, pos);
       });
-      started.push({ close: () => app.close() });
+      started.push({ name: 'https', server: app.server, close: () => app.close() });
       https = app.server.address() as AddressInfo;
+      tls = { sni, server: app.server as unknown as HttpsServer };
     }
     // With https off the policy guarantees a redirect listener, which then serves the gateway
     // itself for requests a trusted load balancer received over https.
@@ -100,13 +155,13 @@ export async function startGateway(opts: {
       if (server.https) {
         const plain = createRedirectServer(source, logger, decisions);
         http = await listen(plain, at, pos);
-        started.push({ close: () => closeServer(plain) });
+        started.push({ name: 'http', server: plain, close: () => closeServer(plain) });
       } else {
-        const app = createGatewayServer({ source, logger, decisions, tls: null });
+        const app = createGatewayServer({ source, logger, decisions, metrics, tls: null });
         await app.listen({ host: at.host, port: at.port }).catch((err: unknown) => {
           throw listenError(err, at, pos);
         });
-        started.push({ close: () => app.close() });
+        started.push({ name: 'http', server: app.server, close: () => app.close() });
         http = app.server.address() as AddressInfo;
       }
     }
@@ -116,14 +171,46 @@ export async function startGateway(opts: {
       const adminServer = createAdminServer({
         failing() {
           const now = Date.now();
-          return source.current.certificates
+          const failing = source.current.certificates
             .filter((c) => c.notAfter.getTime() <= now)
             .map((c) => `certificate expired: ${c.certFile}`);
+          for (const s of started) if (!s.server.listening) failing.push(`listener not up: ${s.name}`);
+          return failing;
         },
-      });
+      }, metrics.registry);
       admin = await listen(adminServer, server.admin.listen, server.admin.pos);
-      started.push({ close: () => closeServer(adminServer) });
+      started.push({ name: 'admin', server: adminServer, close: () => closeServer(adminServer) });
     }
+
+    // Reloads run one at a time; changes arriving meanwhile are folded into one more reload.
+    let running: Promise<ReloadResult> | undefined;
+    let queued: Promise<ReloadResult> | undefined;
+    const reloadOnce = async (changedAt: number | undefined): Promise<ReloadResult> => {
+      const t0 = performance.now();
+      const result = await applyReload({ file: opts.config, env: opts.env, source, tls, logger });
+      metrics.reloads.labels(result.ok ? 'success' : result.why === 'invalid' ? 'invalid' : 'restart_required').inc();
+      const ms = Math.round((performance.now() - (changedAt ?? t0)) * 10) / 10;
+      if (result.ok) {
+        watcher?.update(policyFiles(source.current.policy));
+        logger.info({ ms, since: changedAt === undefined ? 'request' : 'file change', routes: source.current.policy.routes.length }, 'policy reloaded');
+        return { ...result, ms };
+      }
+      return result;
+    };
+    const reload = (changedAt?: number): Promise<ReloadResult> => {
+      if (!running) {
+        running = reloadOnce(changedAt).finally(() => (running = undefined));
+        return running;
+      }
+      queued ??= running.then(() => {
+        queued = undefined;
+        return reload(changedAt);
+      });
+      return queued;
+    };
+    watcher = watchFiles(policyFiles(snapshot.policy), (at) => {
+      reload(at).catch((err: unknown) => logger.error({ err }, 'policy reload failed'));
+    });
 
     logger.info(
       { https: https ? `${https.address}:${https.port}` : 'off (TLS terminated by a trusted proxy)', http: http && `${http.address}:${http.port}`, admin: admin && `${admin.address}:${admin.port}`, routes: snapshot.policy.routes.length },
@@ -137,10 +224,50 @@ export async function startGateway(opts: {
       http,
       admin,
       decisions,
+      metrics,
+      reload: () => reload(),
       close: stopAll,
     };
   } catch (err) {
     await stopAll();
     throw err;
   }
+}
+
+/**
+ * Builds the new snapshot beside the old one and swaps it in, or changes nothing. Requests in
+ * flight keep the snapshot they started with; new handshakes get the new certificates.
+ */
+async function applyReload(ctx: {
+  file: string;
+  env: Record<string, string | undefined> | undefined;
+  source: { current: Snapshot };
+  tls: LiveTls | undefined;
+  logger: Logger;
+}): Promise<ReloadResult> {
+  const { logger, source } = ctx;
+  let loaded: LoadedPolicy;
+  try {
+    loaded = await loadSnapshot(ctx.file, ctx.env);
+  } catch (err) {
+    if (!(err instanceof PolicyError)) throw err;
+    for (const d of err.diagnostics) logger[d.severity === 'error' ? 'error' : 'warn']({ file: d.file, line: d.line, col: d.col, key: d.path }, formatDiagnostic(d));
+    const message = `${ctx.file}: the policy was rejected; the previous policy stays in force`;
+    logger.error(message);
+    return { ok: false, why: 'invalid', message, diagnostics: err.diagnostics };
+  }
+  const next = loaded.snapshot;
+  const change = listenerChange(source.current.policy, next.policy);
+  if (change) {
+    logger.error(`policy reload refused: ${change}; the previous policy stays in force`);
+    return { ok: false, why: 'restart', message: change, diagnostics: [] };
+  }
+  for (const w of loaded.warnings) logger.warn({ file: w.file, line: w.line, col: w.col, key: w.path }, formatDiagnostic(w));
+  if (ctx.tls) {
+    ctx.tls.sni.replace(next.certificates);
+    // The default context serves clients that send no SNI.
+    ctx.tls.server.setSecureContext(defaultContextOptions(next.policy.tls, next.certificates));
+  }
+  source.current = next;
+  return { ok: true, ms: 0, warnings: loaded.warnings };
 }

@@ -1,13 +1,14 @@
-// The admin listener: liveness and readiness for orchestrators. It is bound to loopback by
-// default and never shares a port with traffic.
+// The admin listener: liveness and readiness for orchestrators, Prometheus metrics. It is bound
+// to loopback by default and never shares a port with traffic.
 import { createServer, type Server } from 'node:http';
+import type { Registry } from 'prom-client';
 
 export interface Readiness {
   /** Names of the checks that fail; empty when ready. */
   failing(): string[];
 }
 
-export function createAdminServer(readiness: Readiness): Server {
+export function createAdminServer(readiness: Readiness, registry: Registry): Server {
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const json = (status: number, body: unknown): void => {
@@ -20,6 +21,16 @@ export function createAdminServer(readiness: Readiness): Server {
       const failing = readiness.failing();
       return json(failing.length === 0 ? 200 : 503, { status: failing.length === 0 ? 'ready' : 'not ready', failing });
     }
-    return json(404, { status: 'not found', endpoints: ['/healthz', '/readyz'] });
+    if (path === '/metrics') {
+      registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': registry.contentType, 'cache-control': 'no-store' });
+          res.end(text);
+        },
+        (err: unknown) => json(500, { status: 'metrics failed', error: String(err) }),
+      );
+      return;
+    }
+    return json(404, { status: 'not found', endpoints: ['/healthz', '/readyz', '/metrics'] });
   });
 }

@@ -1,20 +1,30 @@
 // How often the gateway decided a request itself: each refusal by its reason, each redirect to
-// HTTPS. One registry per running gateway (not a module global), so several gateways in one
-// process, as in the tests, keep their own counts; the future /metrics endpoint reads snapshot().
-import type { Reason } from '../errors.js';
+// HTTPS. The counts live in the gateway's Prometheus counter (wxgw_decisions_total), the one
+// source of truth; this binds one child per reason so that counting costs a map lookup.
+import type { Counter } from 'prom-client';
+import { REASONS, type Reason } from '../errors.js';
 
 export type Decision = Reason | 'redirect';
 
 export class Decisions {
-  // A Map increment per decision: cheap enough for the hot path.
-  private readonly counts = new Map<Decision, number>();
+  private readonly children = new Map<Decision, { inc(): void }>();
+
+  constructor(private readonly counter: Counter<'reason'>) {
+    for (const d of [...(Object.keys(REASONS) as Reason[]), 'redirect' as const]) {
+      // Exported at 0 from the start, so that rate() sees the first one.
+      counter.inc({ reason: d }, 0);
+      this.children.set(d, counter.labels(d));
+    }
+  }
 
   count(decision: Decision): void {
-    this.counts.set(decision, (this.counts.get(decision) ?? 0) + 1);
+    this.children.get(decision)!.inc();
   }
 
   /** Every decision taken at least once, with its count. */
-  snapshot(): Record<string, number> {
-    return Object.fromEntries(this.counts);
+  async snapshot(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const v of (await this.counter.get()).values) if (v.value > 0) out[String(v.labels.reason)] = v.value;
+    return out;
   }
 }

@@ -23,6 +23,7 @@ export const DEFAULTS = {
   body: '1mb',
   headers_timeout: '10s',
   request_timeout: '30s',
+  shutdown_timeout: '25s',
   min_version: 'TLSv1.2',
   roots: 'system',
   expiry_warning: '21d',
@@ -61,6 +62,7 @@ interface RawPolicy {
     trusted_proxies?: string[];
     strip_response_headers?: string[];
     limits?: { body?: string; headers_timeout?: string; request_timeout?: string };
+    shutdown_timeout?: string;
   };
   tls?: {
     min_version?: 'TLSv1.2' | 'TLSv1.3';
@@ -189,6 +191,7 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
         headers_timeout: sure(parseDuration(limits.headers_timeout ?? DEFAULTS.headers_timeout)),
         request_timeout: sure(parseDuration(limits.request_timeout ?? DEFAULTS.request_timeout)),
       },
+      shutdown_timeout: sure(parseDuration(server.shutdown_timeout ?? DEFAULTS.shutdown_timeout)),
     },
     tls: {
       min_version: tls.min_version ?? DEFAULTS.min_version,

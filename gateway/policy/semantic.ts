@@ -73,7 +73,7 @@ class Checker {
       if (name === 'admin' && !isLoopback(parsed.value.host)) {
         this.report.warn(
           at,
-          `admin endpoints exposed: /healthz and /readyz answer on ${show(section.listen)}; listen on 127.0.0.1 or ::1 unless a firewall keeps this port private`,
+          `admin endpoints exposed: /healthz, /readyz and /metrics answer on ${show(section.listen)}; listen on 127.0.0.1 or ::1 unless a firewall keeps this port private`,
         );
       }
     }
@@ -86,6 +86,7 @@ class Checker {
       });
     }
     this.limits(server.limits);
+    this.duration(server.shutdown_timeout, ['server', 'shutdown_timeout'], true);
   }
 
   /** With TLS ended at a load balancer, the plain listener serves and the balancer must be trusted. */

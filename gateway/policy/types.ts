@@ -123,6 +123,8 @@ export interface ServerConfig {
     /** Milliseconds a client has to send the whole request, headers and body. */
     request_timeout: number;
   };
+  /** Milliseconds in-flight requests get to finish after SIGTERM before their connections are cut. */
+  shutdown_timeout: number;
 }
 
 export interface PolicyConfig {

@@ -12,6 +12,7 @@ import { normalisePath } from '../net/path.js';
 import { resolveClientAddress, type ClientAddress } from '../net/client-address.js';
 import { accessLogger, type Logger } from '../observability/logger.js';
 import type { Decision, Decisions } from '../observability/decisions.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { RouteTarget, Snapshot } from '../snapshot.js';
 import { forwardErrorReason, UpstreamPools } from './forwarder.js';
 import { plainAnswer } from './redirect-server.js';
@@ -50,6 +51,7 @@ export interface GatewayServerOptions {
   /** null serves plain HTTP behind a TLS-terminating load balancer (`server.https: off`). */
   tls: HttpsServerOptions | null;
   decisions: Decisions;
+  metrics: Metrics;
 }
 
 function hostName(host: string | undefined): string {
@@ -102,7 +104,7 @@ function forwardedHttps(value: string | string[] | undefined): boolean {
 }
 
 export function createGatewayServer(opts: GatewayServerOptions) {
-  const { source, logger, decisions } = opts;
+  const { source, logger, decisions, metrics } = opts;
   const limits = source.current.policy.server.limits;
 
   const access = accessLogger(logger);
@@ -118,13 +120,18 @@ export function createGatewayServer(opts: GatewayServerOptions) {
       wx.reason = 'client_closed';
       decisions.count('client_closed');
     }
+    const status = finished ? reply.statusCode : REASONS.client_closed.status;
+    const routeMetrics = metrics.route(wx.route);
+    routeMetrics.request(request.method, status);
+    routeMetrics.duration.observe(reply.elapsedTime / 1000);
+    if (wx.upstreamMs !== undefined) routeMetrics.upstreamDuration.observe(wx.upstreamMs / 1000);
     access.info(
       {
         request_id: request.id,
         route: wx.route,
         method: request.method,
         path: wx.path,
-        status: finished ? reply.statusCode : REASONS.client_closed.status,
+        status,
         reason: wx.reason,
         client_ip: wx.address.client,
         upstream_ms: wx.upstreamMs === undefined ? undefined : round(wx.upstreamMs),
@@ -266,7 +273,10 @@ export function createGatewayServer(opts: GatewayServerOptions) {
         }
         if (err || !res) {
           const reason = forwardErrorReason(err);
-          if (reason !== 'body_too_large') reply.log.warn({ err, route: target.name }, 'upstream request failed');
+          if (reason !== 'body_too_large') {
+            reply.log.warn({ err, route: target.name }, 'upstream request failed');
+            metrics.route(target.name).upstreamError(reason);
+          }
           sendError(reply, reason);
           return;
         }

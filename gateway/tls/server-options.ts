@@ -2,10 +2,12 @@
 // as the default (clients without SNI) and all of them chosen by SNI.
 //
 //   buildTlsServerOptions(tls, certificates, sni?) -> https.ServerOptions
+//   defaultContextOptions(tls, certificates)       -> what server.setSecureContext takes on reload
 //
 // Pass your own SniSelector to keep a handle on the certificate table the server reads.
 
 import type { ServerOptions } from 'node:https';
+import type { SecureContextOptions } from 'node:tls';
 import type { TlsConfig } from '../policy/types.js';
 import type { LoadedCertificate } from './load.js';
 import { protocolOptions } from './protocol.js';
@@ -16,7 +18,11 @@ export function buildTlsServerOptions(
   certificates: readonly LoadedCertificate[],
   sni: SniSelector = new SniSelector(certificates),
 ): ServerOptions {
+  return { ...defaultContextOptions(tls, certificates), SNICallback: sni.callback };
+}
+
+export function defaultContextOptions(tls: TlsConfig, certificates: readonly LoadedCertificate[]): SecureContextOptions {
   const first = certificates[0];
   if (!first) throw new Error('buildTlsServerOptions needs at least one loaded certificate');
-  return { ...first.contextOptions, ...protocolOptions(tls), SNICallback: sni.callback };
+  return { ...first.contextOptions, ...protocolOptions(tls) };
 }

@@ -1,9 +1,10 @@
 // Choosing a certificate by SNI. The table is built once per certificate set and never changed;
-// the callback reads the selector's current table on every handshake, so a reload can later
-// build a new table beside the old one and swap a single reference.
+// the callback reads the selector's current table on every handshake, so a reload builds a new
+// table beside the old one and swaps a single reference.
 //
 //   new SniSelector(certificates)   the first certificate is the default
 //   selector.select(servername)     -> SecureContext   exact name, then `*.parent`, then default
+//   selector.replace(certificates)  new handshakes use these; ongoing ones are unaffected
 //   selector.callback               for tls/https `SNICallback`
 
 import type { SecureContext } from 'node:tls';
@@ -17,9 +18,13 @@ interface SniTable {
 }
 
 export class SniSelector {
-  private readonly table: SniTable;
+  private table: SniTable;
 
   constructor(certificates: readonly LoadedCertificate[]) {
+    this.table = buildTable(certificates);
+  }
+
+  replace(certificates: readonly LoadedCertificate[]): void {
     this.table = buildTable(certificates);
   }
 

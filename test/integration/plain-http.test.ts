@@ -137,12 +137,12 @@ routes:
   });
 
   test('a denial, a 404 and a redirect are counted once each, a proxied request not at all', async () => {
-    assert.deepEqual(t.gw.decisions.snapshot(), {});
+    assert.deepEqual(await t.gw.decisions.snapshot(), {});
     assert.equal((await httpsRequest(t.port, t.ca, { path: '/office/x' })).status, 403);
     assert.equal((await httpsRequest(t.port, t.ca, { path: '/nowhere' })).status, 404);
     assert.equal((await httpsRequest(t.port, t.ca, { path: '/api/x' })).status, 200);
     assert.equal((await plain(t.ctx.httpPort, { path: '/api/x', host: 'localhost' })).res.statusCode, 308);
-    assert.deepEqual(t.gw.decisions.snapshot(), { ip_not_allowed: 1, route_not_found: 1, redirect: 1 });
+    assert.deepEqual(await t.gw.decisions.snapshot(), { ip_not_allowed: 1, route_not_found: 1, redirect: 1 });
     const reasons = t.logs.filter((l) => l.msg === 'request').map((l) => l.reason);
     assert.deepEqual(reasons, ['ip_not_allowed', 'route_not_found', undefined, 'redirect']);
   });

@@ -215,7 +215,7 @@ defaults: { allow: any }
     assert.equal(lines.length, 1);
     assert.equal(lines[0]!.reason, 'client_closed');
     assert.equal(lines[0]!.status, 499);
-    assert.equal(t.gw.decisions.snapshot().client_closed, 1, 'counted like every other decision');
+    assert.equal((await t.gw.decisions.snapshot()).client_closed, 1, 'counted like every other decision');
   });
 
   test('one access-log line per request with the decision, and no credential in any log line', async () => {

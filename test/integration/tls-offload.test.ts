@@ -121,10 +121,10 @@ defaults: { allow: any }
     assert.equal(upstream.received.length, before);
   });
 
-  test('redirects are logged with their reason and counted', () => {
+  test('redirects are logged with their reason and counted', async () => {
     const redirects = t.logs.filter((l) => l.msg === 'request' && l.status === 308);
     assert.equal(redirects.length, 5);
     for (const line of redirects) assert.equal(line.reason, 'redirect');
-    assert.deepEqual(t.gw.decisions.snapshot(), { redirect: 5, route_not_found: 1 });
+    assert.deepEqual(await t.gw.decisions.snapshot(), { redirect: 5, route_not_found: 1 });
   });
 });

@@ -28,6 +28,7 @@ test('a valid full policy becomes the typed config', async () => {
       trusted_proxies: ['10.0.0.0/8', '::1/128', '192.168.1.7/32'],
       strip_response_headers: ['server', 'x-powered-by'],
       limits: { body: 2 * 1024 * 1024, headers_timeout: 5000, request_timeout: 60_000 },
+      shutdown_timeout: 25_000,
     },
     tls: {
       min_version: 'TLSv1.3',

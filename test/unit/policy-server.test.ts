@@ -189,3 +189,11 @@ test('https: off and the other listeners: no clash with a port it does not open'
   const { config } = await accept(edit({ 3: '  https: off', 5: '  admin: { listen: "127.0.0.1:8443" }' }));
   assert.equal(config.server.admin?.listen.port, 8443);
 });
+
+test('shutdown_timeout: a duration, 25s by default, refused with its position when malformed', async () => {
+  assert.equal((await accept(edit({}))).config.server.shutdown_timeout, 25_000);
+  assert.equal((await accept(edit({ 8: '  shutdown_timeout: 5s' }))).config.server.shutdown_timeout, 5_000);
+  expectDiagnostics(await reject(edit({ 8: '  shutdown_timeout: soon' })), [
+    { line: 8, col: 21, path: 'server.shutdown_timeout', message: ['`soon`'] },
+  ]);
+});

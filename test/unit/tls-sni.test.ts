@@ -81,3 +81,15 @@ test('server options: policy floor, AEAD-only TLS 1.2 suites, first certificate 
   assert.equal(buildTlsServerOptions(tlsConfig([chain]), [api]).minVersion, 'TLSv1.2');
   assert.throws(() => buildTlsServerOptions(tls, []), /at least one/);
 });
+
+test('replace: later lookups and callbacks use the new table', () => {
+  const s = new SniSelector([api, images]);
+  const { callback } = s;
+  s.replace([other]);
+  assert.equal(s.select('x.img.example.test'), other.secureContext, 'the wildcard is gone: default');
+  let got: SecureContext | undefined;
+  callback('api.example.test', (_err, ctx) => (got = ctx));
+  assert.equal(got, other.secureContext, 'a callback handed out before the swap reads the new table');
+  assert.throws(() => s.replace([]), /at least one certificate/);
+  assert.equal(s.select('other.example.test'), other.secureContext, 'a refused table changes nothing');
+});

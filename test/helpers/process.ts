@@ -1,0 +1,50 @@
+// The built `wxgw` binary as a child process, with its stdout and stderr gathered in one string.
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface CliGateway {
+  child: ChildProcessWithoutNullStreams;
+  /** Everything written so far, stdout and stderr interleaved. */
+  output(): string;
+  /** Resolves once the output matches, polling; fails with the output after timeoutMs. */
+  waitFor(pattern: RegExp, timeoutMs?: number, from?: number): Promise<void>;
+  exited(): Promise<number | null>;
+  kill(): void;
+}
+
+export async function startCli(config: string): Promise<CliGateway> {
+  const child = spawn(process.execPath, [join(repoRoot, 'bin/wxgw.js'), 'start', '--config', config], {
+    cwd: repoRoot,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  const exit = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const gw: CliGateway = {
+    child,
+    output: () => out,
+    async waitFor(pattern, timeoutMs = 10_000, from = 0) {
+      const deadline = Date.now() + timeoutMs;
+      while (!pattern.test(out.slice(from))) {
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`no ${pattern} in the gateway's output:\n${out}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
+    exited: () => exit,
+    kill: () => child.kill('SIGKILL'),
+  };
+  await gw.waitFor(/wxgw listening/, 15_000);
+  return gw;
+}
+
+/** Replaces a file the way editors and deploy tools do: write beside it, then rename over it. */
+export function replaceFile(file: string, text: string | Buffer): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, file);
+}

@@ -1,0 +1,15 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { accept, edit } from '../fixtures/policy/harness.js';
+import { listenerChange } from '../../gateway/reload.js';
+
+test('listener changes need a restart and are named; everything else reloads', async () => {
+  const base = (await accept(edit({}))).config;
+  const changed = async (lines: Record<number, string>): Promise<string | undefined> => listenerChange(base, (await accept(edit(lines))).config);
+  assert.equal(await changed({ 3: '  https: { listen: "0.0.0.0:9443" }' }), 'server.https.listen changed from 0.0.0.0:8443 to 0.0.0.0:9443; restart wxgw to apply it');
+  assert.equal(await changed({ 4: '  http: { listen: "0.0.0.0:8080", mode: off }' }), 'server.http.mode changed from redirect to off; restart wxgw to apply it');
+  assert.equal(await changed({ 4: '' }), 'server.http.listen changed from 0.0.0.0:8080 to off; restart wxgw to apply it');
+  assert.equal(await changed({ 5: '  admin: { listen: "127.0.0.1:9902" }' }), 'server.admin.listen changed from 127.0.0.1:9901 to 127.0.0.1:9902; restart wxgw to apply it');
+  assert.match((await changed({ 8: '  limits: { body: 3mb, headers_timeout: 5s, request_timeout: 1m }' }))!, /^server\.limits\.body changed from 2097152 to 3145728; restart/);
+  assert.equal(await changed({ 7: '  trusted_proxies: [10.0.0.0/8]', 8: '  limits: { body: 2mb, headers_timeout: 5s, request_timeout: 1m }\n  shutdown_timeout: 5s' }), undefined);
+});
