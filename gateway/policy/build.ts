@@ -59,6 +59,7 @@ interface RawPolicy {
     http?: { listen: string; mode?: 'redirect' | 'off' };
     admin?: { listen: string };
     public_host?: string;
+    public_port?: number;
     trusted_proxies?: string[];
     strip_response_headers?: string[];
     limits?: { body?: string; headers_timeout?: string; request_timeout?: string };
@@ -184,6 +185,7 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
       http: server.http ? { ...listener('http', server.http.listen), mode: server.http.mode ?? DEFAULTS.http_mode } : null,
       admin: server.admin ? listener('admin', server.admin.listen) : null,
       ...(server.public_host !== undefined && { public_host: sure(parseHost(server.public_host)) }),
+      ...(server.public_port !== undefined && { public_port: server.public_port }),
       trusted_proxies: (server.trusted_proxies ?? []).map((cidr) => sure(parseCidr(cidr))),
       strip_response_headers: lowerUnique(server.strip_response_headers ?? DEFAULTS.strip_response_headers),
       limits: {

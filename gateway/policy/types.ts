@@ -111,6 +111,8 @@ export interface ServerConfig {
   admin: { listen: ListenAddress; pos: SourcePos } | null;
   /** Host used in redirects when the request's Host is not a name the certificates cover. */
   public_host?: string;
+  /** Port redirects point at, when clients reach HTTPS on another port than the listener's. */
+  public_port?: number;
   /** CIDRs (normalised strings) whose X-Forwarded-* and X-Request-Id headers are believed. */
   trusted_proxies: string[];
   /** Lower-case upstream response headers never passed on (default `server`, `x-powered-by`). */

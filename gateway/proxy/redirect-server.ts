@@ -28,7 +28,7 @@ export function redirectLocation(req: IncomingMessage, source: SnapshotSource): 
       : server.public_host;
   if (!host) return undefined;
   // Without an HTTPS listener of its own, https is the load balancer's, on the standard port.
-  const port = server.https ? server.https.listen.port : 443;
+  const port = server.public_port ?? (server.https ? server.https.listen.port : 443);
   const target = req.url && req.url.startsWith('/') ? req.url : '/';
   return `https://${host}${port === 443 ? '' : `:${port}`}${target}`;
 }

@@ -147,3 +147,30 @@ routes:
     assert.deepEqual(reasons, ['ip_not_allowed', 'route_not_found', undefined, 'redirect']);
   });
 });
+
+describe('plain HTTP behind a port mapping', () => {
+  let t: TestGateway;
+  before(async () => {
+    t = await startTestGateway(
+      (ctx) => `version: 1
+server:
+  https: { listen: "127.0.0.1:${ctx.httpsPort}" }
+  http: { listen: "127.0.0.1:${ctx.httpPort}", mode: redirect }
+  public_port: 443
+${ctx.tlsSection}
+upstreams:
+  legacy: { url: "http://127.0.0.1:9" }
+routes:
+  - { name: all, match: { path_prefix: / }, upstream: legacy }
+defaults: { allow: any }
+`,
+    );
+  });
+  after(() => t.close());
+
+  test('public_port is the port redirects name, and 443 is left out of the URL', async () => {
+    const { res } = await plain(t.ctx.httpPort, { path: '/a?b=1', host: 'localhost' });
+    assert.equal(res.statusCode, 308);
+    assert.equal(res.headers.location, 'https://localhost/a?b=1');
+  });
+});
