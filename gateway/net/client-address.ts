@@ -14,9 +14,16 @@ export function compileTrustedProxies(cidrs: readonly string[]): TrustedProxies 
   const list = new BlockList();
   for (const cidr of cidrs) {
     const slash = cidr.indexOf('/');
-    const net = slash < 0 ? cidr : cidr.slice(0, slash);
-    const family = isIP(net) === 6 ? 'ipv6' : 'ipv4';
-    const prefix = slash < 0 ? (family === 'ipv6' ? 128 : 32) : Number(cidr.slice(slash + 1));
+    let net = slash < 0 ? cidr : cidr.slice(0, slash);
+    let family: 'ipv4' | 'ipv6' = isIP(net) === 6 ? 'ipv6' : 'ipv4';
+    let prefix = slash < 0 ? (family === 'ipv6' ? 128 : 32) : Number(cidr.slice(slash + 1));
+    // Addresses are checked unmapped, so a rule written as ::ffff:10.0.0.1 must be IPv4 too.
+    const mapped = unmapAddress(net);
+    if (mapped !== net && prefix >= 96) {
+      net = mapped;
+      family = 'ipv4';
+      prefix -= 96;
+    }
     list.addSubnet(net, prefix, family);
   }
   const empty = cidrs.length === 0;

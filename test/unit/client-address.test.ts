@@ -36,3 +36,11 @@ test('IPv6 ranges are trusted by prefix', () => {
   assert.equal(trusted.trusts('2001:db9::5'), false);
   assert.equal(trusted.trusts('nonsense'), false);
 });
+
+test('a trusted proxy written in ::ffff: form trusts the IPv4 peer it names', () => {
+  const mapped = compileTrustedProxies(['::ffff:10.0.0.2/128', '::ffff:192.168.0.0/112']);
+  assert.equal(mapped.trusts('10.0.0.2'), true);
+  assert.equal(mapped.trusts('192.168.7.9'), true);
+  assert.equal(mapped.trusts('10.0.0.3'), false);
+  assert.equal(resolveClientAddress('::ffff:10.0.0.2', '198.51.100.7', mapped).client, '198.51.100.7');
+});
