@@ -8,6 +8,7 @@ import { createServer as createHttpsServer, type ServerOptions as HttpsServerOpt
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import Fastify, { LogController, type FastifyReply, type FastifyRequest, type RawServerBase, type RouteGenericInterface } from 'fastify';
 import { errorBody, GatewayError, REASONS, type Reason } from '../errors.js';
+import { hostOf } from '../net/host.js';
 import { normalisePath } from '../net/path.js';
 import { resolveClientAddress, type ClientAddress } from '../net/client-address.js';
 import { accessLogger, type Logger } from '../observability/logger.js';
@@ -52,16 +53,6 @@ export interface GatewayServerOptions {
   tls: HttpsServerOptions | null;
   decisions: Decisions;
   metrics: Metrics;
-}
-
-function hostName(host: string | undefined): string {
-  if (!host) return '';
-  if (host.charCodeAt(0) === 91 /* [ */) {
-    const end = host.indexOf(']');
-    return (end > 0 ? host.slice(0, end + 1) : host).toLowerCase();
-  }
-  const colon = host.indexOf(':');
-  return (colon >= 0 ? host.slice(0, colon) : host).toLowerCase();
 }
 
 /** Counts request body bytes as they stream and stops the stream past the policy's limit. */
@@ -312,7 +303,7 @@ export function createGatewayServer(opts: GatewayServerOptions) {
     const asked = headers['access-control-request-method'];
     const preflight = raw.method === 'OPTIONS' && origin !== undefined && typeof asked === 'string' && asked !== '';
     const method = preflight ? asked : (raw.method ?? 'GET');
-    const found = wx.snapshot.routes.lookup(method, hostName(headers.host), normalised.path);
+    const found = wx.snapshot.routes.lookup(method, hostOf(headers.host) ?? '', normalised.path);
     if (found.kind === 'not_found') {
       sendError(reply, 'route_not_found');
       return;

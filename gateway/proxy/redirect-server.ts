@@ -6,22 +6,15 @@
 import { createServer, type Server, type IncomingMessage, type ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { errorBody } from '../errors.js';
+import { hostOf } from '../net/host.js';
 import type { Decisions } from '../observability/decisions.js';
 import type { Logger } from '../observability/logger.js';
 import type { SnapshotSource } from './gateway-server.js';
 
-function requestHost(req: IncomingMessage): string | undefined {
-  const host = req.headers.host;
-  if (!host) return undefined;
-  const bracket = host.startsWith('[');
-  const end = bracket ? host.indexOf(']') + 1 : host.indexOf(':');
-  return (end > 0 ? host.slice(0, end) : host).toLowerCase();
-}
-
 export function redirectLocation(req: IncomingMessage, source: SnapshotSource): string | undefined {
   const snapshot = source.current;
   const { server } = snapshot.policy;
-  const asked = requestHost(req);
+  const asked = hostOf(req.headers.host);
   const host =
     asked !== undefined && snapshot.redirectHosts.has(asked.replace(/^\[|\]$/g, ''))
       ? asked
