@@ -190,6 +190,22 @@ export function parseUpstreamUrl(text: string): Parsed<URL> {
   return { ok: true, value: url };
 }
 
+/** A store URL: redis:// or rediss://, host required; credentials allowed (never shown). */
+export function parseRedisUrl(text: string): Parsed<URL> {
+  const fail = (why: string): Parsed<URL> => ({ ok: false, why: `${why}; expected redis://[user:password@]host:port[/db] or rediss://...` });
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return fail('is not a valid URL');
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') return fail(`uses ${url.protocol}//`);
+  if (url.hostname === '') return fail('names no host');
+  const db = url.pathname.replace(/^\//, '');
+  if (db !== '' && !/^\d{1,2}$/.test(db)) return fail(`names database \`${db}\`, which is not a database number`);
+  return { ok: true, value: url };
+}
+
 /**
  * A client address or block for `allow`, `deny` and `ip_lists`. Sockets report IPv4 clients in
  * IPv4 form, so an IPv4-mapped block (`::ffff:192.0.2.0/120`) becomes its IPv4 equivalent.

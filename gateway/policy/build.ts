@@ -1,14 +1,25 @@
 // Validated plain data -> PolicyConfig. Runs only on a policy with no errors, so every value
 // here has the shape the schema and the checks promised; parsing cannot fail any more.
 
+import { X509Certificate, createPublicKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { isAddressText } from './access.js';
 import { parseCidr, parseClientCidr, parseHost, parseListen, parseOrigin, parseUpstreamUrl } from './addresses.js';
+import { parseMaskTarget } from './mask-targets.js';
 import { resolveFrom } from './files.js';
 import { formatPath, type KeyPath } from './key-path.js';
 import { parseDuration, parseSeconds, parseSize, type Parsed } from './units.js';
 import type {
   AddressList,
   CorsConfig,
+  IdentityConfig,
+  MaskDetector,
+  MaskProfileConfig,
+  MaskTarget,
+  RateLimitConfig,
+  StoreConfig,
+  WechatConfig,
+  WechatPayConfig,
   ListenAddress,
   PolicyConfig,
   RouteConfig,
@@ -32,6 +43,24 @@ export const DEFAULTS = {
   cors_methods: ['GET', 'HEAD', 'POST'],
   cors_max_age: '10m',
   json_charset: true,
+  store_kind: 'memory',
+  key_prefix: 'wxgw:',
+  command_timeout: '50ms',
+  on_unavailable: 'deny',
+  api_base: 'https://api.weixin.qq.com',
+  api_timeout: '5s',
+  session_ttl: '2h',
+  session_issuer: 'wxgw',
+  openid_claim: 'openid',
+  clock_tolerance: '30s',
+  token_header: 'authorization',
+  upstream_header: 'x-wx-openid',
+  unionid_header: 'x-wx-unionid',
+  partial_char: '*',
+  stream_above: '1mb',
+  on_mask_error: 'fail',
+  callback_max_skew: '300s',
+  callback_max_body: '64kb',
 } as const;
 
 type RawAllow = 'any' | string[];
@@ -45,10 +74,38 @@ interface RawCors {
   max_age?: string;
 }
 
+interface RawRateRule {
+  key: 'openid' | 'ip';
+  limit: number;
+  window: string;
+  fallback_key?: 'ip';
+  scope?: 'route' | 'global';
+}
+
 interface RawAccess {
   allow?: RawAllow;
   deny?: string[];
   cors?: RawCors;
+  rate_limit?: 'off' | RawRateRule | RawRateRule[];
+  mask?: string;
+  identity_required?: boolean;
+}
+
+interface RawCallback {
+  decrypt?: boolean;
+  max_skew?: string;
+  max_body?: string;
+}
+
+interface RawMaskProfile {
+  drop?: string[];
+  partial?: Record<string, { keep_start?: number; keep_end?: number; char?: string }>;
+  replace?: Record<string, string>;
+  hash?: string[];
+  hash_key?: string;
+  detect?: MaskDetector[];
+  content_types?: string[];
+  stream_above?: string;
 }
 
 /** The policy as written, once validated (see config/policy.schema.json). */
@@ -72,7 +129,28 @@ interface RawPolicy {
     certificates?: { cert: string; key: string; passphrase?: string }[];
     hsts?: { max_age: string; include_subdomains?: boolean; preload?: boolean };
   };
+  store?: { kind?: 'memory' | 'redis'; redis_url?: string; key_prefix?: string; command_timeout?: string; on_unavailable?: 'deny' | 'allow' };
+  wechat?: { appid: string; app_secret?: string; token?: string; encoding_aes_key?: string; api_base?: string; api_timeout?: string };
+  wechatpay?: { apiv3_key?: string; platform_certificates?: string[]; public_keys?: { id: string; file: string }[] };
+  identity?: {
+    login?: { path: string; upstream?: { upstream: string; path: string; mask?: string } };
+    session?: { signing_key: string; ttl?: string; issuer?: string };
+    jwt?: {
+      secret?: string;
+      public_key?: string;
+      jwks?: string;
+      issuer?: string;
+      audience?: string;
+      openid_claim?: string;
+      algorithms?: string[];
+      clock_tolerance?: string;
+    };
+    token?: { header?: string; cookie?: string };
+    upstream_header?: string;
+    unionid_header?: string;
+  };
   ip_lists?: Record<string, string[]>;
+  mask_profiles?: Record<string, RawMaskProfile>;
   defaults?: RawAccess;
   upstreams: Record<string, { url: string; timeout?: string }>;
   routes: (RawAccess & {
@@ -81,6 +159,9 @@ interface RawPolicy {
     upstream: string;
     timeout?: string;
     json_charset?: boolean;
+    on_mask_error?: 'fail' | 'pass';
+    wechat_callback?: RawCallback;
+    wechatpay_notify?: RawCallback;
   })[];
 }
 
@@ -112,6 +193,137 @@ function corsConfig(cors: RawCors): CorsConfig {
     headers: lowerUnique(cors.headers ?? []),
     expose_headers: lowerUnique(cors.expose_headers ?? []),
     max_age: sure(parseSeconds(cors.max_age ?? DEFAULTS.cors_max_age)),
+  };
+}
+
+type Pos = (at: KeyPath, anchor?: 'key' | 'value') => SourcePos;
+
+function rateLimits(value: RawAccess['rate_limit'], at: KeyPath, pos: Pos): RateLimitConfig[] {
+  if (value === undefined || value === 'off') return [];
+  const rules = Array.isArray(value) ? value.map((r, i) => ({ r, at: [...at, i] })) : [{ r: value, at }];
+  return rules.map(({ r, at: rat }) => ({
+    key: r.key,
+    limit: r.limit,
+    window: sure(parseDuration(r.window)),
+    ...(r.fallback_key !== undefined && { fallback_key: r.fallback_key }),
+    scope: r.scope ?? 'route',
+    pos: pos(rat),
+  }));
+}
+
+function maskTarget(text: string): MaskTarget {
+  return sure(parseMaskTarget(text));
+}
+
+function maskProfile(name: string, p: RawMaskProfile, pos: SourcePos): MaskProfileConfig {
+  return {
+    name,
+    drop: (p.drop ?? []).map(maskTarget),
+    partial: Object.entries(p.partial ?? {}).map(([target, rule]) => ({
+      target: maskTarget(target),
+      rule: { keep_start: rule.keep_start ?? 0, keep_end: rule.keep_end ?? 0, char: rule.char ?? DEFAULTS.partial_char },
+    })),
+    replace: Object.entries(p.replace ?? {}).map(([target, value]) => ({ target: maskTarget(target), value })),
+    hash: (p.hash ?? []).map(maskTarget),
+    ...(p.hash_key !== undefined && { hash_key: p.hash_key }),
+    detect: [...new Set(p.detect ?? [])],
+    content_types: lowerUnique(p.content_types ?? []),
+    stream_above: sure(parseSize(p.stream_above ?? DEFAULTS.stream_above)),
+    pos,
+  };
+}
+
+function storeConfig(raw: RawPolicy['store'], pos: SourcePos): StoreConfig {
+  const store = raw ?? {};
+  const kind = store.kind ?? DEFAULTS.store_kind;
+  return {
+    kind,
+    ...(kind === 'redis' && { redis_url: store.redis_url! }),
+    key_prefix: store.key_prefix ?? DEFAULTS.key_prefix,
+    command_timeout: sure(parseDuration(store.command_timeout ?? DEFAULTS.command_timeout)),
+    on_unavailable: store.on_unavailable ?? DEFAULTS.on_unavailable,
+    pos,
+  };
+}
+
+function wechatConfig(w: NonNullable<RawPolicy['wechat']>, pos: SourcePos): WechatConfig {
+  return {
+    appid: w.appid,
+    ...(w.app_secret !== undefined && { app_secret: w.app_secret }),
+    ...(w.token !== undefined && { token: w.token }),
+    ...(w.encoding_aes_key !== undefined && { encoding_aes_key: w.encoding_aes_key }),
+    api_base: sure(parseUpstreamUrl(w.api_base ?? DEFAULTS.api_base)),
+    api_timeout: sure(parseDuration(w.api_timeout ?? DEFAULTS.api_timeout)),
+    pos,
+  };
+}
+
+/** Files were read and parsed by the checks already; reading them again cannot fail but by a race. */
+function wechatPayConfig(p: NonNullable<RawPolicy['wechatpay']>, baseDir: string, pos: SourcePos): WechatPayConfig {
+  const keys = [
+    ...(p.platform_certificates ?? []).map((file) => {
+      const path = resolveFrom(baseDir, file);
+      const cert = new X509Certificate(readFileSync(path));
+      return { serial: cert.serialNumber.toUpperCase(), public_key_pem: cert.publicKey.export({ type: 'spki', format: 'pem' }).toString(), file: path };
+    }),
+    ...(p.public_keys ?? []).map((k) => {
+      const path = resolveFrom(baseDir, k.file);
+      const pem = createPublicKey(readFileSync(path)).export({ type: 'spki', format: 'pem' }).toString();
+      return { serial: k.id, public_key_pem: pem, file: path };
+    }),
+  ];
+  return { ...(p.apiv3_key !== undefined && { apiv3_key: p.apiv3_key }), keys, pos };
+}
+
+function identityConfig(i: NonNullable<RawPolicy['identity']>, baseDir: string, pos: Pos): IdentityConfig {
+  const jwt = i.jwt;
+  const jwtKey = (): NonNullable<IdentityConfig['jwt']>['key'] => {
+    if (jwt!.secret !== undefined) return { kind: 'secret', secret: jwt!.secret };
+    if (jwt!.public_key !== undefined) {
+      const file = resolveFrom(baseDir, jwt!.public_key);
+      return { kind: 'public_key', pem: readFileSync(file, 'utf8'), file };
+    }
+    const file = resolveFrom(baseDir, jwt!.jwks!);
+    return { kind: 'jwks', jwks: JSON.parse(readFileSync(file, 'utf8')) as unknown, file };
+  };
+  return {
+    ...(i.login && {
+      login: {
+        path: i.login.path,
+        ...(i.login.upstream && { upstream: { ...i.login.upstream } }),
+        pos: pos(['identity', 'login'], 'key'),
+      },
+    }),
+    ...(i.session && {
+      session: {
+        signing_key: i.session.signing_key,
+        ttl: sure(parseDuration(i.session.ttl ?? DEFAULTS.session_ttl)),
+        issuer: i.session.issuer ?? DEFAULTS.session_issuer,
+      },
+    }),
+    ...(jwt && {
+      jwt: {
+        key: jwtKey(),
+        ...(jwt.issuer !== undefined && { issuer: jwt.issuer }),
+        ...(jwt.audience !== undefined && { audience: jwt.audience }),
+        openid_claim: jwt.openid_claim ?? DEFAULTS.openid_claim,
+        ...(jwt.algorithms && { algorithms: [...new Set(jwt.algorithms)] }),
+        clock_tolerance: sure(parseDuration(jwt.clock_tolerance ?? DEFAULTS.clock_tolerance)),
+      },
+    }),
+    token: i.token?.cookie !== undefined ? { cookie: i.token.cookie } : { header: (i.token?.header ?? DEFAULTS.token_header).toLowerCase() },
+    upstream_header: (i.upstream_header ?? DEFAULTS.upstream_header).toLowerCase(),
+    unionid_header: (i.unionid_header ?? DEFAULTS.unionid_header).toLowerCase(),
+    pos: pos(['identity'], 'key'),
+  };
+}
+
+function callbackConfig(c: RawCallback, pos: SourcePos) {
+  return {
+    decrypt: c.decrypt ?? false,
+    max_skew: sure(parseDuration(c.max_skew ?? DEFAULTS.callback_max_skew)),
+    max_body: sure(parseSize(c.max_body ?? DEFAULTS.callback_max_body)),
+    pos,
   };
 }
 
@@ -158,6 +370,8 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
     const allow = r.allow ?? defaults.allow!;
     const deny = r.deny ?? defaults.deny ?? [];
     const cors = r.cors ?? defaults.cors;
+    const limitsAt: KeyPath = r.rate_limit !== undefined ? ['routes', i, 'rate_limit'] : ['defaults', 'rate_limit'];
+    const mask = r.mask ?? defaults.mask;
     return {
       name: r.name,
       match: {
@@ -172,6 +386,12 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
       deny: addressList(deny, lists),
       ...(cors && { cors: corsConfig(cors) }),
       json_charset: r.json_charset ?? DEFAULTS.json_charset,
+      rate_limits: rateLimits(r.rate_limit ?? defaults.rate_limit, limitsAt, pos),
+      identity_required: r.identity_required ?? defaults.identity_required ?? false,
+      ...(mask !== undefined && mask !== 'off' && { mask }),
+      on_mask_error: r.on_mask_error ?? DEFAULTS.on_mask_error,
+      ...(r.wechat_callback && { wechat_callback: callbackConfig(r.wechat_callback, pos(['routes', i, 'wechat_callback'], 'key')) }),
+      ...(r.wechatpay_notify && { wechatpay_notify: callbackConfig(r.wechatpay_notify, pos(['routes', i, 'wechatpay_notify'], 'key')) }),
       pos: pos(['routes', i]),
     };
   });
@@ -216,5 +436,19 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
     },
     upstreams,
     routes,
+    defaults: {
+      ...(defaults.allow && { allow: allowList(defaults.allow, lists) }),
+      deny: addressList(defaults.deny ?? [], lists),
+      ...(defaults.cors && { cors: corsConfig(defaults.cors) }),
+      rate_limits: rateLimits(defaults.rate_limit, ['defaults', 'rate_limit'], pos),
+      ...(defaults.mask !== undefined && defaults.mask !== 'off' && { mask: defaults.mask }),
+    },
+    store: storeConfig(raw.store, pos(raw.store ? ['store'] : [], 'key')),
+    ...(raw.wechat && { wechat: wechatConfig(raw.wechat, pos(['wechat'], 'key')) }),
+    ...(raw.wechatpay && { wechatpay: wechatPayConfig(raw.wechatpay, ctx.baseDir, pos(['wechatpay'], 'key')) }),
+    ...(raw.identity && { identity: identityConfig(raw.identity, ctx.baseDir, pos) }),
+    mask_profiles: new Map(
+      Object.entries(raw.mask_profiles ?? {}).map(([name, p]) => [name, maskProfile(name, p, pos(['mask_profiles', name], 'key'))]),
+    ),
   };
 }

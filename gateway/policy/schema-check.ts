@@ -2,7 +2,7 @@
 // people: what was found, what is expected, and the closest known word when one is near.
 
 import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
-import { parseCidr, parseHost, parseListen, parseUpstreamUrl, redactUrl } from './addresses.js';
+import { parseCidr, parseHost, parseListen, parseRedisUrl, parseUpstreamUrl, redactUrl } from './addresses.js';
 import { fromPointer, isWithin, type KeyPath } from './key-path.js';
 import { show, type FindingOptions, type Reporter } from './report.js';
 import { SCHEMA_ANNOTATIONS, policySchema, type SchemaNode } from './schema.js';
@@ -23,6 +23,7 @@ const PARSERS: Record<string, (text: string) => Parsed<unknown>> = {
   cidr: parseCidr,
   host: parseHost,
   url: parseUpstreamUrl,
+  redis_url: parseRedisUrl,
 };
 
 export interface SchemaOutcome {
@@ -62,15 +63,9 @@ function found(value: unknown, at: KeyPath): string {
 
 function unknownKeyMessage(key: string, parent: SchemaNode): string {
   const allowed = Object.keys(parent.properties ?? {});
-  const planned = parent['x-planned'] ?? [];
-  if (planned.includes(key)) {
-    return `\`${key}\` is not supported by this version of wxgw yet, so it would not be enforced; remove it`;
-  }
-  const near = closest(key, [...allowed, ...planned]);
-  if (near && allowed.includes(near)) return `unknown key \`${key}\`, did you mean \`${near}\`?`;
-  const list = `allowed here: ${allowed.join(', ')}`;
-  if (near) return `unknown key \`${key}\` (\`${near}\` is not supported by this version of wxgw yet); ${list}`;
-  return `unknown key \`${key}\`; ${list}`;
+  const near = closest(key, allowed);
+  if (near) return `unknown key \`${key}\`, did you mean \`${near}\`?`;
+  return `unknown key \`${key}\`; allowed here: ${allowed.join(', ')}`;
 }
 
 function explainKind(schema: SchemaNode, text: string): string | undefined {
@@ -80,7 +75,7 @@ function explainKind(schema: SchemaNode, text: string): string | undefined {
 }
 
 function shown(schema: SchemaNode, value: unknown): string {
-  return show(schema['x-kind'] === 'url' && typeof value === 'string' ? redactUrl(value) : value);
+  return show((schema['x-kind'] === 'url' || schema['x-kind'] === 'redis_url') && typeof value === 'string' ? redactUrl(value) : value);
 }
 
 function valueMessage(e: ErrorObject, schema: SchemaNode, at: KeyPath): string {

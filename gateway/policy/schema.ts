@@ -23,11 +23,9 @@ export interface SchemaNode {
   'x-secret'?: boolean;
   /** Values refused on purpose, each with the reason ops are told. */
   'x-refused'?: Record<string, string>;
-  /** Keys of later wxgw versions, refused with a clearer word than "unknown key". */
-  'x-planned'?: string[];
 }
 
-export const SCHEMA_ANNOTATIONS = ['x-expect', 'x-kind', 'x-secret', 'x-refused', 'x-planned'];
+export const SCHEMA_ANNOTATIONS = ['x-expect', 'x-kind', 'x-secret', 'x-refused'];
 
 // Resolved from the package root, so the sources and the build in dist/ read the same file.
 export const schemaFile = join(PACKAGE_ROOT, 'config', 'policy.schema.json');

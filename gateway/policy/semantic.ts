@@ -7,6 +7,7 @@
 
 import { isLoopback, listenersClash, parseCidr, parseListen, parseUpstreamUrl, redactUrl } from './addresses.js';
 import { checkAccess } from './access.js';
+import { checkFeatures } from './features.js';
 import { resolveFrom, unreadable } from './files.js';
 import { isRecord, type KeyPath } from './key-path.js';
 import { show, type Reporter } from './report.js';
@@ -217,5 +218,5 @@ export async function checkSemantics(data: unknown, baseDir: string, report: Rep
   checker.upstreams(data.upstreams);
   checker.routes(data.routes, isRecord(data.upstreams) ? Object.keys(data.upstreams) : undefined);
   checkAccess(data, report);
-  await checker.readableFiles();
+  await Promise.all([checker.readableFiles(), checkFeatures(data, baseDir, report)]);
 }

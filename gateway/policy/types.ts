@@ -98,6 +98,160 @@ export interface RouteConfig {
   cors?: CorsConfig;
   /** Add `; charset=utf-8` to a JSON Content-Type that has no charset (default true). */
   json_charset: boolean;
+  /** Every limit that applies (route's `rate_limit`, else defaults'); empty when none. */
+  rate_limits: RateLimitConfig[];
+  /** Refuse requests without a verified openid (401). */
+  identity_required: boolean;
+  /** Name of the mask profile for this route's JSON answers (route's, else defaults'); absent: none. */
+  mask?: string;
+  /** What a response that cannot be masked gets: 502 `mask_failed` (default) or passed unmasked. */
+  on_mask_error: 'fail' | 'pass';
+  wechat_callback?: WechatCallbackConfig;
+  wechatpay_notify?: WechatPayNotifyConfig;
+  pos: SourcePos;
+}
+
+/** `store`: where rate-limit counters, callback nonces, one-time login codes and sessions live. */
+export interface StoreConfig {
+  kind: 'memory' | 'redis';
+  /** redis:// or rediss:// URL; present exactly when kind is redis. */
+  redis_url?: string;
+  /** Prefix of every key wxgw writes (default `wxgw:`). */
+  key_prefix: string;
+  /** Milliseconds one Redis command may take before the store counts as unavailable (default 50). */
+  command_timeout: number;
+  /** What requests that need the store get while it is down: refused (503) or admitted. */
+  on_unavailable: 'deny' | 'allow';
+  pos: SourcePos;
+}
+
+/** `wechat`: the account wxgw speaks for. Secrets already resolved from ${...}. */
+export interface WechatConfig {
+  appid: string;
+  app_secret?: string;
+  /** Token for message-push signatures. */
+  token?: string;
+  /** The 43-character EncodingAESKey, as written (without the trailing `=`). */
+  encoding_aes_key?: string;
+  /** Base URL of the WeChat HTTP APIs, default https://api.weixin.qq.com (tests point it at a fake). */
+  api_base: URL;
+  /** Milliseconds a WeChat API call may take (default 5000). */
+  api_timeout: number;
+  pos: SourcePos;
+}
+
+/** `wechatpay`: WeChat Pay API v3 notification verification. */
+export interface WechatPayConfig {
+  /** The 32-byte APIv3 key, for decrypting notification resources. */
+  apiv3_key?: string;
+  /** Verification keys by the serial WeChat Pay sends in `Wechatpay-Serial`. */
+  keys: WechatPayKey[];
+  pos: SourcePos;
+}
+
+export interface WechatPayKey {
+  /** A platform certificate's serial number (upper-case hex) or a `PUB_KEY_ID_...` id. */
+  serial: string;
+  /** PEM of the public key (taken from the certificate for platform certificates). */
+  public_key_pem: string;
+  /** Absolute path of the file it came from, for messages. */
+  file: string;
+}
+
+/** `identity`: where a verified openid comes from. */
+export interface IdentityConfig {
+  /** wxgw's own login endpoint exchanging a wx.login() code; absent when not offered. */
+  login?: {
+    /** Normalised exact path, e.g. /wx/login; answered by the gateway, POST only. */
+    path: string;
+    /** After a successful exchange, tell the legacy backend about the user. */
+    /** The legacy backend's answer is included in the login answer, masked with `mask` (default: defaults' mask). */
+    upstream?: { upstream: string; path: string; mask?: string };
+    pos: SourcePos;
+  };
+  /** Session tokens wxgw signs at login; required with `login`. */
+  session?: {
+    /** HS256 key bytes (utf-8 of the resolved value, at least 32 bytes). */
+    signing_key: string;
+    /** Milliseconds a session token is valid. */
+    ttl: number;
+    issuer: string;
+  };
+  /** Tokens the legacy backend already issues. */
+  jwt?: {
+    /** Exactly one key source. */
+    key: { kind: 'secret'; secret: string } | { kind: 'public_key'; pem: string; file: string } | { kind: 'jwks'; jwks: unknown; file: string };
+    issuer?: string;
+    audience?: string;
+    /** Claim holding the openid (default `openid`). */
+    openid_claim: string;
+    /** Allowed `alg` values; default by key kind (HS256/384/512 for secrets, RS/PS/ES for keys). */
+    algorithms?: string[];
+    /** Milliseconds of clock tolerance for exp/nbf (default 30 s). */
+    clock_tolerance: number;
+  };
+  /** Where the token is read from: a header (default `authorization`, Bearer scheme) or a cookie. */
+  token: { header: string } | { cookie: string };
+  /** Lower-case header carrying the verified openid to the upstream (default `x-wx-openid`). */
+  upstream_header: string;
+  /** Lower-case header carrying the verified unionid to the upstream on login (default `x-wx-unionid`). */
+  unionid_header: string;
+  pos: SourcePos;
+}
+
+export interface RateLimitConfig {
+  key: 'openid' | 'ip';
+  limit: number;
+  /** Milliseconds. */
+  window: number;
+  /** Used when the request has no verified openid; absent means such requests are not limited by this rule. */
+  fallback_key?: 'ip';
+  /** `route`: each route counts its own budget (default); `global`: every route with this rule shares one. */
+  scope: 'route' | 'global';
+  pos: SourcePos;
+}
+
+export interface PartialRule {
+  keep_start: number;
+  keep_end: number;
+  /** One character (default `*`). */
+  char: string;
+}
+
+/** A rule target: a key name matched at any depth, or a path such as `$.data.user.phone` / `$.list[*].idcard`. */
+export type MaskTarget = { kind: 'key'; key: string } | { kind: 'path'; path: (string | '*')[]; text: string };
+
+export type MaskDetector = 'cn_mobile' | 'cn_idcard' | 'bank_card' | 'email';
+
+export interface MaskProfileConfig {
+  name: string;
+  drop: MaskTarget[];
+  partial: { target: MaskTarget; rule: PartialRule }[];
+  replace: { target: MaskTarget; value: string }[];
+  hash: MaskTarget[];
+  /** HMAC-SHA256 key for `hash`; required when `hash` is not empty. */
+  hash_key?: string;
+  detect: MaskDetector[];
+  /** Extra lower-case media types (without parameters) whose bodies are masked as JSON. */
+  content_types: string[];
+  /** Bodies up to this many bytes are masked in one pass; larger ones as a stream (default 1 MiB). */
+  stream_above: number;
+  pos: SourcePos;
+}
+
+export interface WechatCallbackConfig {
+  decrypt: boolean;
+  /** Milliseconds a callback's timestamp may differ from the gateway's clock (default 300 s). */
+  max_skew: number;
+  /** Largest callback body in bytes (default 64 KiB). */
+  max_body: number;
+  pos: SourcePos;
+}
+
+export interface WechatPayNotifyConfig {
+  decrypt: boolean;
+  max_skew: number;
+  max_body: number;
   pos: SourcePos;
 }
 
@@ -138,6 +292,19 @@ export interface PolicyConfig {
   tls: TlsConfig;
   upstreams: Map<string, UpstreamConfig>;
   routes: RouteConfig[];
+  /** What `defaults` gives routes that do not say otherwise; the login endpoint takes these. */
+  defaults: {
+    allow?: AddressList;
+    deny: string[];
+    cors?: CorsConfig;
+    rate_limits: RateLimitConfig[];
+    mask?: string;
+  };
+  store: StoreConfig;
+  wechat?: WechatConfig;
+  wechatpay?: WechatPayConfig;
+  identity?: IdentityConfig;
+  mask_profiles: Map<string, MaskProfileConfig>;
 }
 
 export type Severity = 'error' | 'warning';

@@ -76,9 +76,9 @@ test('a failed reference is the only thing said about its value', async () => {
   ]);
 });
 
-test('a reference under a refused key is not looked up', async () => {
-  expectDiagnostics(await reject(edit({ 17: 'store: { redis_url: "${REDIS_URL}" }\nupstreams:' })), [
-    { line: 17, col: 1, path: 'store', message: ['`store` is not supported by this version of wxgw yet'] },
+test('a reference under an unknown key is not looked up', async () => {
+  expectDiagnostics(await reject(edit({ 17: 'stor: { redis_url: "${REDIS_URL}" }\nupstreams:' })), [
+    { line: 17, col: 1, path: 'stor', message: ['unknown key `stor`, did you mean `store`?'] },
   ]);
 });
 
@@ -90,7 +90,16 @@ test('resolved values are checked like written ones', async () => {
 });
 
 test('secret fields are declared in the schema', () => {
-  assert.deepEqual(secretPaths, [['tls', 'certificates', '*', 'passphrase']]);
+  assert.deepEqual(secretPaths, [
+    ['tls', 'certificates', '*', 'passphrase'],
+    ['wechat', 'app_secret'],
+    ['wechat', 'token'],
+    ['wechat', 'encoding_aes_key'],
+    ['wechatpay', 'apiv3_key'],
+    ['identity', 'session', 'signing_key'],
+    ['identity', 'jwt', 'secret'],
+    ['mask_profiles', '*', 'hash_key'],
+  ]);
 });
 
 test('a secret written into the policy is a warning that never shows the value', async () => {

@@ -61,6 +61,9 @@ test('a valid full policy becomes the typed config', async () => {
         allow: { any: true },
         deny: [],
         json_charset: true,
+        rate_limits: [],
+        identity_required: false,
+        on_mask_error: 'fail',
         pos: pos(21, 5, 'routes[0]'),
       },
       {
@@ -70,9 +73,15 @@ test('a valid full policy becomes the typed config', async () => {
         allow: { any: true },
         deny: [],
         json_charset: true,
+        rate_limits: [],
+        identity_required: false,
+        on_mask_error: 'fail',
         pos: pos(25, 5, 'routes[1]'),
       },
     ],
+    defaults: { allow: { any: true }, deny: [], rate_limits: [] },
+    store: { kind: 'memory', key_prefix: 'wxgw:', command_timeout: 50, on_unavailable: 'deny', pos: pos(1, 1, '') },
+    mask_profiles: new Map(),
   });
   assert.ok(config.upstreams.get('legacy')!.url instanceof URL);
 });

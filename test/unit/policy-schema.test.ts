@@ -79,25 +79,18 @@ test('an unknown key with no close match lists the keys allowed there', async ()
   ]);
 });
 
-test('keys of later wxgw versions are refused as not enforced, not as typos', async () => {
+test('misspelt feature keys get the key they were probably meant as', async () => {
   const text = edit({
-    17: 'store: { kind: memory }\nupstreams:',
-    24: '    timeout: 1.5s\n    rate_limt: { key: ip, limit: 20, window: 60s }\n    mask: wx-user',
+    17: 'store: { knd: memory }\nupstreams:',
+    24: '    timeout: 1.5s\n    rate_limt: { key: ip, limit: 20, window: 60s }\n    maks: wx-user',
     28: 'defaults: { allow: any, rate_limit: { key: ip } }',
   });
   expectDiagnostics(await reject(text), [
-    { line: 17, col: 1, path: 'store', message: ['`store` is not supported by this version of wxgw yet', 'would not be enforced'] },
-    {
-      line: 26,
-      col: 5,
-      path: 'routes[0].rate_limt',
-      message: [
-        'unknown key `rate_limt` (`rate_limit` is not supported by this version of wxgw yet)',
-        'allowed here: name, match, upstream, timeout, allow, deny, cors, json_charset',
-      ],
-    },
-    { line: 27, col: 5, path: 'routes[0].mask', message: ['`mask` is not supported by this version of wxgw yet'] },
-    { line: 31, col: 25, path: 'defaults.rate_limit', message: ['`rate_limit` is not supported by this version of wxgw yet'] },
+    { line: 17, col: 10, path: 'store.knd', message: ['unknown key `knd`, did you mean `kind`?'] },
+    { line: 26, col: 5, path: 'routes[0].rate_limt', message: ['unknown key `rate_limt`, did you mean `rate_limit`?'] },
+    { line: 27, col: 5, path: 'routes[0].maks', message: ['unknown key `maks`, did you mean `mask`?'] },
+    { line: 31, col: 37, path: 'defaults.rate_limit.limit', message: ['is required but missing'] },
+    { line: 31, col: 37, path: 'defaults.rate_limit.window', message: ['is required but missing'] },
   ]);
 });
 

@@ -13,6 +13,9 @@ function table(...routes: [string, RouteMatch][]): RouteTable<string> {
         allow: { any: true },
         deny: [],
         json_charset: true,
+        rate_limits: [],
+        identity_required: false,
+        on_mask_error: 'fail',
         pos: { file: 'p.yaml', line: 1, col: 1, path: 'routes' },
       };
       return { config, target: name };

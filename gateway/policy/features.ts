@@ -1,0 +1,330 @@
+// Checks of the stateful features across sections: the store, the WeChat account and Pay keys,
+// identity, mask profiles, and what routes ask of them (rate limits, masks, identity, signed
+// callbacks). A route that relies on a section the policy lacks is an error, never a silent no-op.
+// Secret values are checked for shape but never quoted.
+
+import { X509Certificate, createPublicKey } from 'node:crypto';
+import { parseRedisUrl, parseUpstreamUrl } from './addresses.js';
+import { resolveFrom, readText } from './files.js';
+import { isRecord, type KeyPath } from './key-path.js';
+import { parseMaskTarget } from './mask-targets.js';
+import { neverMatches } from './match-path.js';
+import { show, type Reporter } from './report.js';
+import { closest } from './suggest.js';
+import { MAX_TIMER_MS, parseDuration, parseSize } from './units.js';
+
+/** RFC 7518 asks HMAC keys to be at least as long as the hash output: 32 bytes for HS256. */
+const MIN_HMAC_BYTES = 32;
+
+type Data = Record<string, unknown>;
+
+class FeatureChecker {
+  private readonly files: { at: KeyPath; file: string; kind: 'public_key' | 'certificate' | 'jwks' }[] = [];
+
+  constructor(
+    private readonly data: Data,
+    private readonly baseDir: string,
+    private readonly report: Reporter,
+  ) {}
+
+  private section(key: string): Data | undefined {
+    const value = this.data[key];
+    return isRecord(value) ? value : undefined;
+  }
+
+  private duration(value: unknown, at: KeyPath): void {
+    if (typeof value !== 'string') return;
+    const parsed = parseDuration(value);
+    if (!parsed.ok) this.report.error(at, `${show(value)} ${parsed.why}`);
+    else if (parsed.value > MAX_TIMER_MS) this.report.error(at, `${show(value)} is longer than the longest timeout Node supports (about 24.8 days)`);
+  }
+
+  private size(value: unknown, at: KeyPath): void {
+    if (typeof value !== 'string') return;
+    const parsed = parseSize(value);
+    if (!parsed.ok) this.report.error(at, `${show(value)} ${parsed.why}`);
+  }
+
+  private hmacKey(value: unknown, at: KeyPath, what: string): void {
+    if (typeof value === 'string' && value !== '' && Buffer.byteLength(value) < MIN_HMAC_BYTES) {
+      this.report.error(at, `is too short for ${what}: use at least ${MIN_HMAC_BYTES} random bytes, e.g. the output of \`openssl rand -base64 32\``);
+    }
+  }
+
+  store(): void {
+    const store = this.section('store');
+    if (!store) return;
+    const kind = store.kind ?? 'memory';
+    if (kind === 'redis' && store.redis_url === undefined) {
+      this.report.error(['store', 'kind'], '`redis` needs `redis_url`, e.g. `redis_url: ${REDIS_URL}`', { missing: [['store', 'redis_url']] });
+    }
+    if (kind === 'memory' && store.redis_url !== undefined) {
+      this.report.warn(['store', 'redis_url'], 'is ignored: store.kind is memory, so counters live in this process only; set `kind: redis` to share them');
+    }
+    if (typeof store.redis_url === 'string') {
+      const parsed = parseRedisUrl(store.redis_url);
+      if (!parsed.ok) this.report.error(['store', 'redis_url'], parsed.why);
+    }
+    this.duration(store.command_timeout, ['store', 'command_timeout']);
+  }
+
+  wechat(): void {
+    const wechat = this.section('wechat');
+    if (wechat) {
+      if (typeof wechat.api_base === 'string') {
+        const parsed = parseUpstreamUrl(wechat.api_base);
+        if (!parsed.ok) this.report.error(['wechat', 'api_base'], `${show(wechat.api_base)} ${parsed.why}`);
+      }
+      this.duration(wechat.api_timeout, ['wechat', 'api_timeout']);
+      if (typeof wechat.token === 'string' && !/^[A-Za-z0-9]{3,32}$/.test(wechat.token)) {
+        this.report.error(['wechat', 'token'], 'is not a message-push Token: WeChat accepts 3 to 32 letters and digits');
+      }
+      if (typeof wechat.encoding_aes_key === 'string' && !/^[A-Za-z0-9+/]{43}$/.test(wechat.encoding_aes_key)) {
+        this.report.error(['wechat', 'encoding_aes_key'], 'is not an EncodingAESKey: WeChat gives 43 letters and digits (copy it without a trailing `=`)');
+      }
+    }
+    const pay = this.section('wechatpay');
+    if (!pay) return;
+    if (typeof pay.apiv3_key === 'string' && Buffer.byteLength(pay.apiv3_key) !== 32) {
+      this.report.error(['wechatpay', 'apiv3_key'], 'is not an APIv3 key: WeChat Pay APIv3 keys are exactly 32 characters');
+    }
+    const certs = Array.isArray(pay.platform_certificates) ? pay.platform_certificates : [];
+    const keys = Array.isArray(pay.public_keys) ? pay.public_keys : [];
+    if (certs.length === 0 && keys.length === 0) {
+      this.report.error(['wechatpay'], 'names no verification key: add platform_certificates or public_keys, or no notification can ever be verified', {
+        anchor: 'key',
+      });
+    }
+    certs.forEach((file: unknown, i) => {
+      if (typeof file === 'string') this.files.push({ at: ['wechatpay', 'platform_certificates', i], file, kind: 'certificate' });
+    });
+    keys.forEach((entry: unknown, i) => {
+      if (isRecord(entry) && typeof entry.file === 'string') this.files.push({ at: ['wechatpay', 'public_keys', i, 'file'], file: entry.file, kind: 'public_key' });
+    });
+  }
+
+  identity(upstreams: string[], profiles: string[]): void {
+    const identity = this.section('identity');
+    if (!identity) return;
+    const login = isRecord(identity.login) ? identity.login : undefined;
+    const session = isRecord(identity.session) ? identity.session : undefined;
+    const jwt = isRecord(identity.jwt) ? identity.jwt : undefined;
+    if (!login && !jwt) {
+      this.report.error(['identity'], 'gives no source of identity: add `login` (wxgw exchanges wx.login() codes) and/or `jwt` (tokens the backend issues)', {
+        anchor: 'key',
+      });
+    }
+    if (login) {
+      if (typeof login.path === 'string') {
+        const why = neverMatches(login.path);
+        if (why) this.report.error(['identity', 'login', 'path'], `${show(login.path)} ${why}`);
+      }
+      if (!session) {
+        this.report.error(['identity', 'login'], 'needs `identity.session` with a signing_key, to sign the session tokens it hands out', {
+          anchor: 'key',
+          missing: [['identity', 'session']],
+        });
+      }
+      const defaults = this.section('defaults');
+      if (!defaults || defaults.allow === undefined) {
+        this.report.error(['identity', 'login'], 'takes its allow from `defaults.allow`, which is missing; add e.g. `defaults: { allow: any }`', {
+          anchor: 'key',
+        });
+      }
+      const wechat = this.section('wechat');
+      if (!wechat || wechat.app_secret === undefined) {
+        this.report.error(['identity', 'login'], 'needs `wechat.appid` and `wechat.app_secret` to exchange login codes with WeChat', { anchor: 'key' });
+      }
+      const up = isRecord(login.upstream) ? login.upstream : undefined;
+      if (up && typeof up.upstream === 'string' && !upstreams.includes(up.upstream)) {
+        const near = closest(up.upstream, upstreams);
+        this.report.error(['identity', 'login', 'upstream', 'upstream'], `${show(up.upstream)} is not defined under upstreams${near ? `; did you mean \`${near}\`?` : ''}`);
+      }
+      if (up && typeof up.path === 'string') {
+        const why = neverMatches(up.path);
+        if (why) this.report.error(['identity', 'login', 'upstream', 'path'], `${show(up.path)} ${why}`);
+      }
+      if (up) this.profileName(up.mask, ['identity', 'login', 'upstream', 'mask'], profiles);
+    }
+    if (session) {
+      this.hmacKey(session.signing_key, ['identity', 'session', 'signing_key'], 'an HS256 signing key');
+      this.duration(session.ttl, ['identity', 'session', 'ttl']);
+    }
+    if (jwt) {
+      const sources = (['secret', 'public_key', 'jwks'] as const).filter((k) => jwt[k] !== undefined);
+      if (sources.length !== 1) {
+        this.report.error(
+          ['identity', 'jwt'],
+          sources.length === 0 ? 'needs exactly one of `secret`, `public_key` or `jwks` to verify tokens with' : `sets ${sources.map((s) => `\`${s}\``).join(' and ')}; keep exactly one`,
+          { anchor: 'key' },
+        );
+      }
+      this.hmacKey(jwt.secret, ['identity', 'jwt', 'secret'], 'an HMAC token secret');
+      if (typeof jwt.public_key === 'string') this.files.push({ at: ['identity', 'jwt', 'public_key'], file: jwt.public_key, kind: 'public_key' });
+      if (typeof jwt.jwks === 'string') this.files.push({ at: ['identity', 'jwt', 'jwks'], file: jwt.jwks, kind: 'jwks' });
+      this.duration(jwt.clock_tolerance, ['identity', 'jwt', 'clock_tolerance']);
+      if (Array.isArray(jwt.algorithms) && sources.length === 1) {
+        const hmac = sources[0] === 'secret';
+        jwt.algorithms.forEach((alg: unknown, i) => {
+          if (typeof alg === 'string' && alg.startsWith('HS') !== hmac) {
+            this.report.error(['identity', 'jwt', 'algorithms', i], `${show(alg)} does not fit a ${hmac ? 'secret (HS algorithms only)' : 'public key (RS, PS, ES or EdDSA algorithms only)'}`);
+          }
+        });
+      }
+    }
+    const token = isRecord(identity.token) ? identity.token : undefined;
+    if (token && token.header !== undefined && token.cookie !== undefined) {
+      this.report.error(['identity', 'token'], 'sets both `header` and `cookie`; keep exactly one', { anchor: 'key' });
+    }
+  }
+
+  maskProfiles(): void {
+    const profiles = this.section('mask_profiles');
+    if (!profiles) return;
+    for (const [name, profile] of Object.entries(profiles)) {
+      if (!isRecord(profile)) continue;
+      const at = ['mask_profiles', name];
+      const target = (value: unknown, where: KeyPath): void => {
+        if (typeof value !== 'string') return;
+        const parsed = parseMaskTarget(value);
+        if (!parsed.ok) this.report.error(where, `${show(value)} ${parsed.why}`, { anchor: where.length === at.length + 2 ? 'key' : 'value' });
+      };
+      for (const list of ['drop', 'hash'] as const) {
+        const items = profile[list];
+        if (Array.isArray(items)) items.forEach((item: unknown, i) => target(item, [...at, list, i]));
+      }
+      for (const map of ['partial', 'replace'] as const) {
+        const entries = profile[map];
+        if (isRecord(entries)) for (const key of Object.keys(entries)) target(key, [...at, map, key]);
+      }
+      const hashes = Array.isArray(profile.hash) && profile.hash.length > 0;
+      if (hashes && profile.hash_key === undefined) {
+        this.report.error([...at, 'hash'], 'needs `hash_key` (e.g. `hash_key: ${MASK_HASH_KEY}`) to compute the HMAC with', { missing: [[...at, 'hash_key']] });
+      }
+      if (!hashes && profile.hash_key !== undefined) this.report.warn([...at, 'hash_key'], 'is unused: the profile hashes nothing');
+      this.hmacKey(profile.hash_key, [...at, 'hash_key'], 'an HMAC key');
+      this.size(profile.stream_above, [...at, 'stream_above']);
+      const rules = ['drop', 'partial', 'replace', 'hash', 'detect'].filter((k) => {
+        const v = profile[k];
+        return Array.isArray(v) ? v.length > 0 : isRecord(v) && Object.keys(v).length > 0;
+      });
+      if (rules.length === 0) this.report.warn(at, 'masks nothing: give it drop, partial, replace, hash or detect', { anchor: 'key' });
+    }
+  }
+
+  private profileName(value: unknown, at: KeyPath, profiles: string[]): void {
+    if (typeof value !== 'string' || value === 'off' || profiles.includes(value)) return;
+    const near = closest(value, profiles);
+    this.report.error(at, `${show(value)} is not defined under mask_profiles${near ? `; did you mean \`${near}\`?` : ''}`);
+  }
+
+  /** `defaults` and every route: what each asks of the sections above. */
+  routes(profiles: string[]): void {
+    const identity = this.section('identity');
+    const wechat = this.section('wechat');
+    const pay = this.section('wechatpay');
+    const places: { at: KeyPath; entry: Data }[] = [];
+    const defaults = this.section('defaults');
+    if (defaults) places.push({ at: ['defaults'], entry: defaults });
+    const routes = Array.isArray(this.data.routes) ? this.data.routes : [];
+    routes.forEach((route: unknown, i) => {
+      if (isRecord(route)) places.push({ at: ['routes', i], entry: route });
+    });
+    for (const { at, entry } of places) {
+      this.rateLimits(entry.rate_limit, [...at, 'rate_limit'], identity !== undefined);
+      this.profileName(entry.mask, [...at, 'mask'], profiles);
+      if (entry.identity_required === true && !identity) {
+        this.report.error([...at, 'identity_required'], 'needs an `identity` section: without one no request can carry a verified identity, so every request would be refused');
+      }
+      const callback = isRecord(entry.wechat_callback) ? entry.wechat_callback : undefined;
+      const notify = isRecord(entry.wechatpay_notify) ? entry.wechatpay_notify : undefined;
+      if (callback && notify) this.report.error([...at, 'wechatpay_notify'], 'cannot be combined with wechat_callback on one route; give each its own path', { anchor: 'key' });
+      if (callback) {
+        const cat = [...at, 'wechat_callback'];
+        if (!wechat || wechat.token === undefined) this.report.error(cat, 'needs `wechat.token` to verify signatures with', { anchor: 'key' });
+        else if (callback.decrypt === true && wechat.encoding_aes_key === undefined) {
+          this.report.error([...cat, 'decrypt'], 'needs `wechat.encoding_aes_key` to decrypt safe-mode messages');
+        }
+        this.duration(callback.max_skew, [...cat, 'max_skew']);
+        this.size(callback.max_body, [...cat, 'max_body']);
+      }
+      if (notify) {
+        const nat = [...at, 'wechatpay_notify'];
+        if (!pay) this.report.error(nat, 'needs a `wechatpay` section with the keys that verify notifications', { anchor: 'key' });
+        else if (notify.decrypt === true && pay.apiv3_key === undefined) this.report.error([...nat, 'decrypt'], 'needs `wechatpay.apiv3_key` to decrypt notifications');
+        this.duration(notify.max_skew, [...nat, 'max_skew']);
+        this.size(notify.max_body, [...nat, 'max_body']);
+      }
+    }
+  }
+
+  private rateLimits(value: unknown, at: KeyPath, hasIdentity: boolean): void {
+    const rules: { rule: Data; at: KeyPath }[] = Array.isArray(value)
+      ? value.flatMap((r: unknown, i) => (isRecord(r) ? [{ rule: r, at: [...at, i] }] : []))
+      : isRecord(value)
+        ? [{ rule: value, at }]
+        : [];
+    for (const { rule, at: rat } of rules) {
+      this.duration(rule.window, [...rat, 'window']);
+      if (rule.key === 'openid' && !hasIdentity) {
+        this.report.error([...rat, 'key'], '`openid` counts verified identities, but the policy has no `identity` section; add one, or count by `ip`');
+      }
+      if (rule.key === 'ip' && rule.fallback_key !== undefined) {
+        this.report.error([...rat, 'fallback_key'], 'applies only to `key: openid`; every request has a client address');
+      }
+      if (rule.key === 'openid' && rule.fallback_key === undefined) {
+        this.report.warn(rat, 'has no fallback_key: requests without a verified openid are not limited by this rule; add `fallback_key: ip`', { anchor: 'key' });
+      }
+    }
+  }
+
+  async keyFiles(): Promise<void> {
+    await Promise.all(
+      this.files.map(async ({ at, file, kind }) => {
+        const path = resolveFrom(this.baseDir, file);
+        const read = await readText(path);
+        if (!read.ok) {
+          this.report.error(at, `cannot read ${path}: ${read.why}`);
+          return;
+        }
+        const why = keyFileProblem(read.text, kind);
+        if (why) this.report.error(at, `${path}: ${why}`);
+      }),
+    );
+  }
+}
+
+function keyFileProblem(text: string, kind: 'public_key' | 'certificate' | 'jwks'): string | undefined {
+  try {
+    if (kind === 'certificate') {
+      const cert = new X509Certificate(text);
+      if (Date.parse(cert.validTo) < Date.now()) return `the certificate expired on ${cert.validTo}; download the current platform certificate`;
+      return undefined;
+    }
+    if (kind === 'public_key') {
+      if (text.includes('PRIVATE KEY')) return 'holds a private key; give the public key (or certificate) only';
+      if (text.includes('BEGIN CERTIFICATE')) new X509Certificate(text);
+      else createPublicKey(text);
+      return undefined;
+    }
+    const jwks = JSON.parse(text) as unknown;
+    if (!isRecord(jwks) || !Array.isArray(jwks.keys) || jwks.keys.length === 0) return 'is not a JSON Web Key Set: expected {"keys": [ ... ]} with at least one key';
+    return undefined;
+  } catch (err) {
+    const what = kind === 'certificate' ? 'a PEM certificate' : kind === 'public_key' ? 'a PEM public key or certificate' : 'JSON';
+    return `cannot be read as ${what}: ${err instanceof Error ? err.message : String(err)}`;
+  }
+}
+
+export async function checkFeatures(data: unknown, baseDir: string, report: Reporter): Promise<void> {
+  if (!isRecord(data)) return;
+  const checker = new FeatureChecker(data, baseDir, report);
+  const upstreams = isRecord(data.upstreams) ? Object.keys(data.upstreams) : [];
+  const profiles = isRecord(data.mask_profiles) ? Object.keys(data.mask_profiles) : [];
+  checker.store();
+  checker.wechat();
+  checker.identity(upstreams, profiles);
+  checker.maskProfiles();
+  checker.routes(profiles);
+  await checker.keyFiles();
+}
