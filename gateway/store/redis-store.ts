@@ -1,0 +1,261 @@
+// The store shared by several gateway instances. Every decision is one script run on the Redis
+// server, timed by the server's clock, so instances with skewed clocks still share one window.
+//
+// Redis Cluster: each rule's key is its own hash slot, so a request with several rules runs one
+// script per rule (sent together, one round trip) rather than one script over keys that may
+// live on different nodes. The price: a request refused by one rule has still been charged by
+// the rules that admitted it. That only ever refuses more, never admits more.
+import { Redis } from 'ioredis';
+import type { Logger } from '../observability/logger.js';
+import { checkRule, layoutFor, refusedByZeroLimit } from './sliding-window.js';
+import { StoreUnavailableError, type RateResult, type RateRule, type Store } from './store.js';
+
+// The Lua twin of sliding-window.ts (read its header for the algorithm and its bound). The key
+// is a hash: field "s" holds the layout "n:b", every other field is a bucket index with its count.
+// Stale buckets are deleted as they are seen; the key's PTTL is renewed on every write to the
+// moment its newest bucket leaves the window, so an idle key disappears by itself.
+// ARGV: limit, n, b. Returns {allowed, remaining, retryAfterMs, resetMs}.
+const HIT_LUA = `
+local key = KEYS[1]
+local limit = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+local b = tonumber(ARGV[3])
+local shape = ARGV[2] .. ':' .. ARGV[3]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local c = math.floor(now / b)
+local function field(j) return string.format('%d', j) end
+local raw = redis.call('HGETALL', key)
+local buckets = {}
+local stored = nil
+for i = 1, #raw, 2 do
+  if raw[i] == 's' then
+    stored = raw[i + 1]
+  else
+    local j = tonumber(raw[i])
+    buckets[j] = tonumber(raw[i + 1])
+    if j > c then c = j end
+  end
+end
+local sum = 0
+local wrote = false
+if #raw > 0 and stored ~= shape then
+  for _, v in pairs(buckets) do sum = sum + v end
+  c = math.floor(now / b)
+  buckets = {}
+  redis.call('DEL', key)
+  if sum > 0 then
+    buckets[c] = sum
+    redis.call('HSET', key, 's', shape, field(c), sum)
+    wrote = true
+  end
+else
+  local stale = {}
+  for j, v in pairs(buckets) do
+    if j < c - n then
+      stale[#stale + 1] = field(j)
+    else
+      sum = sum + v
+    end
+  end
+  for _, f in ipairs(stale) do buckets[tonumber(f)] = nil end
+  if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
+end
+local allowed = 0
+if sum < limit then
+  allowed = 1
+  sum = sum + 1
+  buckets[c] = (buckets[c] or 0) + 1
+  redis.call('HINCRBY', key, field(c), 1)
+  redis.call('HSET', key, 's', shape)
+  wrote = true
+end
+if wrote then redis.call('PEXPIRE', key, field((c + n + 1) * b - now)) end
+local retry = 0
+if sum >= limit then
+  local freed = 0
+  for j = c - n, c do
+    freed = freed + (buckets[j] or 0)
+    if sum - freed < limit then
+      retry = (j + n + 1) * b - now
+      break
+    end
+  end
+end
+local reset = 0
+for j = c, c - n, -1 do
+  if (buckets[j] or 0) > 0 then
+    reset = (j + n + 1) * b - now
+    break
+  end
+end
+local remaining = limit - sum
+if remaining < 0 then remaining = 0 end
+return {allowed, remaining, retry, reset}
+`;
+
+type HitReply = [number, number, number, number];
+interface ScriptedRedis extends Redis {
+  wxgwHit(key: string, limit: number, buckets: number, bucketMs: number): Promise<HitReply>;
+}
+
+/** Reconnect delays: 100 ms doubling to a cap of 2 s, forever. */
+function reconnectDelay(attempt: number): number {
+  return Math.min(50 * 2 ** Math.min(attempt, 6), 2000);
+}
+
+/** host:port of a redis URL, for logs: the URL itself may carry a password. */
+function redisAddress(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port === '' ? '6379' : u.port}`;
+  } catch {
+    return '(unparsable redis url)';
+  }
+}
+
+export class RedisStore implements Store {
+  readonly kind = 'redis' as const;
+  private readonly redis: ScriptedRedis;
+  private readonly prefix: string;
+  private readonly logger: Logger;
+  private readonly address: string;
+  private state: 'starting' | 'up' | 'down' | 'closed' = 'starting';
+  private everUp = false;
+  private lastError: string | undefined;
+
+  /** Starts connecting at once and keeps reconnecting forever; never throws for a down Redis. */
+  constructor(opts: { url: string; keyPrefix: string; commandTimeoutMs: number; logger: Logger }) {
+    this.prefix = opts.keyPrefix;
+    this.logger = opts.logger;
+    this.address = redisAddress(opts.url);
+    this.redis = new Redis(opts.url, {
+      // A request must never wait for a connection: without one, commands fail at once.
+      enableOfflineQueue: false,
+      // Commands in flight when the connection drops fail instead of being retried later.
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      commandTimeout: opts.commandTimeoutMs,
+      // A connection (TCP, TLS, AUTH) may take longer than one command; requests never wait for it.
+      connectTimeout: Math.max(1000, opts.commandTimeoutMs),
+      retryStrategy: reconnectDelay,
+    }) as ScriptedRedis;
+    this.redis.defineCommand('wxgwHit', { numberOfKeys: 1, lua: HIT_LUA });
+    this.redis.on('error', (err: Error) => this.onError(err));
+    this.redis.on('ready', () => this.onReady());
+    this.redis.on('close', () => this.onClose());
+  }
+
+  /**
+   * Waits at most `timeoutMs` for the connection; true when Redis answers. Never throws: a
+   * gateway whose Redis is down starts anyway and the store comes up when Redis does.
+   */
+  connect(timeoutMs = 2000): Promise<boolean> {
+    if (this.redis.status === 'ready') return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (ready: boolean): void => {
+        clearTimeout(timer);
+        this.redis.off('ready', onReady);
+        resolve(ready);
+      };
+      const onReady = (): void => done(true);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.redis.on('ready', onReady);
+    });
+  }
+
+  async hit(rules: readonly RateRule[]): Promise<RateResult[]> {
+    for (const rule of rules) checkRule(rule);
+    // All scripts are issued in this tick: they travel together and answer in one round trip.
+    const replies = await this.call(() =>
+      Promise.all(
+        rules.map((rule) => {
+          if (rule.limit === 0) return undefined;
+          const { buckets, bucketMs } = layoutFor(rule.windowMs);
+          return this.redis.wxgwHit(this.key(rule.key), rule.limit, buckets, bucketMs);
+        }),
+      ),
+    );
+    return rules.map((rule, i) => {
+      const reply = replies[i];
+      if (reply === undefined) return refusedByZeroLimit(rule);
+      const [allowed, remaining, retryAfterMs, resetMs] = reply;
+      return { allowed: allowed === 1, limit: rule.limit, remaining, retryAfterMs, resetMs };
+    });
+  }
+
+  async claim(key: string, ttlMs: number): Promise<boolean> {
+    const px = ttl(key, ttlMs);
+    const reply = await this.call(() => this.redis.set(this.key(key), '1', 'PX', px, 'NX'));
+    return reply === 'OK';
+  }
+
+  async put(key: string, value: string, ttlMs: number): Promise<void> {
+    const px = ttl(key, ttlMs);
+    await this.call(() => this.redis.set(this.key(key), value, 'PX', px));
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    const reply = await this.call(() => this.redis.get(this.key(key)));
+    return reply ?? undefined;
+  }
+
+  async close(): Promise<void> {
+    this.state = 'closed';
+    if (this.redis.status === 'ready') {
+      try {
+        await this.redis.quit();
+        return;
+      } catch {
+        // Falls through to the hard disconnect.
+      }
+    }
+    this.redis.disconnect();
+  }
+
+  /** `<prefix>{<logical key>}`: the hash tag keeps a key in one Cluster slot. */
+  private key(logical: string): string {
+    return `${this.prefix}{${logical}}`;
+  }
+
+  private async call<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (err) {
+      throw new StoreUnavailableError(`redis store at ${this.address}: ${errorMessage(err)}`, { cause: err });
+    }
+  }
+
+  private onError(err: Error): void {
+    this.lastError = errorMessage(err);
+  }
+
+  private onReady(): void {
+    this.lastError = undefined;
+    if (this.state === 'closed' || this.state === 'up') return;
+    this.logger.info({ redis: this.address }, this.everUp ? 'redis store reconnected' : 'redis store connected');
+    this.state = 'up';
+    this.everUp = true;
+  }
+
+  // One warning per outage: the reconnect attempts that follow are silent until one succeeds.
+  private onClose(): void {
+    if (this.state === 'closed' || this.state === 'down') return;
+    this.logger.warn(
+      { redis: this.address, err: this.lastError },
+      this.state === 'starting'
+        ? 'redis store unreachable at start; requests needing it fail until it answers, reconnecting'
+        : 'redis store connection lost; requests needing it fail until it is back, reconnecting',
+    );
+    this.state = 'down';
+  }
+}
+
+function ttl(key: string, ttlMs: number): number {
+  if (!(ttlMs > 0) || !Number.isFinite(ttlMs)) throw new RangeError(`ttl for ${key} must be a positive number of ms, got ${ttlMs}`);
+  return Math.ceil(ttlMs);
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

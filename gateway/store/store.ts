@@ -1,0 +1,47 @@
+// The state the gateway shares between requests, and between instances when it is Redis:
+// sliding-window rate-limit counters, one-time claims (callback nonces, login codes) and small
+// values with a lifetime (login sessions). One interface, two implementations (memory, redis),
+// one contract test suite run against both.
+
+/** One rate-limit rule applied to one key, e.g. `rl:api:openid:oABC`. */
+export interface RateRule {
+  /** Logical key; the store adds its own prefix and hash tag. */
+  readonly key: string;
+  readonly limit: number;
+  /** Milliseconds. */
+  readonly windowMs: number;
+}
+
+export interface RateResult {
+  readonly allowed: boolean;
+  readonly limit: number;
+  /** Requests still admitted now (after counting this one when it was admitted). */
+  readonly remaining: number;
+  /** Milliseconds until the budget has at least one free slot again (0 when remaining > 0). */
+  readonly retryAfterMs: number;
+  /** Milliseconds until the budget is whole again (for RateLimit-Reset). */
+  readonly resetMs: number;
+}
+
+export interface Store {
+  readonly kind: 'memory' | 'redis';
+  /**
+   * Decides every rule for one request. The request is admitted only when every rule admits it;
+   * the guarantee per key: no span of `windowMs` ever admits more than `limit` requests.
+   * Rejects with StoreUnavailableError when the store cannot decide in time.
+   */
+  hit(rules: readonly RateRule[]): Promise<RateResult[]>;
+  /** true the first time `key` is claimed within `ttlMs`; false while an earlier claim lives. */
+  claim(key: string, ttlMs: number): Promise<boolean>;
+  put(key: string, value: string, ttlMs: number): Promise<void>;
+  get(key: string): Promise<string | undefined>;
+  close(): Promise<void>;
+}
+
+/** The store could not answer (down, slow past command_timeout, not yet connected). */
+export class StoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
+  }
+}
