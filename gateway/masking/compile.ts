@@ -1,0 +1,148 @@
+// A mask profile turned into the lookups the maskers walk with: one map for key rules, a trie
+// for path rules, the detector list, and the needles of the no-parse fast path. Everything here
+// is computed once per policy load, never per response.
+import type { MaskDetector, MaskProfileConfig, MaskTarget, PartialRule } from '../policy/types.js';
+import { DETECTOR_ORDER } from './detectors.js';
+
+/**
+ * What happens to one value. When several rules reach the same value the strongest wins, in the
+ * order drop > replace > hash > partial, so that adding a rule can only hide more.
+ */
+export type MaskAction =
+  | { kind: 'drop' }
+  | { kind: 'replace'; value: string }
+  | { kind: 'hash' }
+  | { kind: 'partial'; rule: PartialRule };
+
+const STRENGTH = { drop: 4, replace: 3, hash: 2, partial: 1 } as const;
+
+export function stronger(a: MaskAction | undefined, b: MaskAction | undefined): MaskAction | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return STRENGTH[b.kind] > STRENGTH[a.kind] ? b : a;
+}
+
+/** One step of path rules: `children` by member name, `star` for `*`, `action` when a path ends here. */
+export interface PathNode {
+  readonly children: Map<string, PathNode>;
+  star: PathNode | undefined;
+  action: MaskAction | undefined;
+}
+
+export interface CompiledMask {
+  readonly name: string;
+  /** Every key name a rule mentions (a path's last named segment), for log redaction. */
+  readonly keys: ReadonlySet<string>;
+  /** Extra lower-case media types masked as JSON, besides application/json and `+json`. */
+  readonly contentTypes: ReadonlySet<string>;
+  /** Bodies up to this many bytes are masked in one pass, larger ones as a stream. */
+  readonly streamAbove: number;
+  readonly keyRules: ReadonlyMap<string, MaskAction>;
+  /** Null when the profile has no path rules. */
+  readonly pathRoot: PathNode | null;
+  readonly detectors: readonly MaskDetector[];
+  /** Every name a key or path rule mentions, by UTF-8 length: keys are matched as bytes, undecoded. */
+  readonly names: ReadonlyMap<number, readonly { bytes: Buffer; name: string }[]>;
+  /** Byte length of the longest key a key or path rule names: longer keys need no decoding. */
+  readonly maxKeyBytes: number;
+  /**
+   * `"name"` as JSON writes it, one per rule target: a body containing none of them (and no
+   * escape that could spell one differently) cannot match any rule. Null when some target has
+   * no named segment (`$.*`), which no needle can rule out.
+   */
+  readonly needles: readonly Buffer[] | null;
+  readonly hashKey: string | undefined;
+}
+
+function newNode(): PathNode {
+  return { children: new Map(), star: undefined, action: undefined };
+}
+
+export function compileMaskProfile(cfg: MaskProfileConfig): CompiledMask {
+  const keyRules = new Map<string, MaskAction>();
+  let pathRoot: PathNode | null = null;
+  const keys = new Set<string>();
+  const needles: Buffer[] = [];
+  let needlesUsable = true;
+  let maxKeyBytes = 0;
+  const names = new Map<number, { bytes: Buffer; name: string }[]>();
+  const addName = (name: string): void => {
+    const bytes = Buffer.from(name);
+    const list = names.get(bytes.length) ?? [];
+    if (!list.some((e) => e.name === name)) list.push({ bytes, name });
+    names.set(bytes.length, list);
+    maxKeyBytes = Math.max(maxKeyBytes, bytes.length);
+  };
+
+  const add = (target: MaskTarget, action: MaskAction): void => {
+    if (target.kind === 'key') {
+      keyRules.set(target.key, stronger(keyRules.get(target.key), action)!);
+      keys.add(target.key);
+      needles.push(Buffer.from(JSON.stringify(target.key)));
+      addName(target.key);
+      return;
+    }
+    pathRoot ??= newNode();
+    let node = pathRoot;
+    for (const seg of target.path) {
+      if (seg === '*') {
+        node = node.star ??= newNode();
+      } else {
+        let next = node.children.get(seg);
+        if (next === undefined) node.children.set(seg, (next = newNode()));
+        node = next;
+        addName(seg);
+      }
+    }
+    node.action = stronger(node.action, action);
+    const named = target.path.filter((seg) => seg !== '*');
+    const last = named[named.length - 1];
+    if (last === undefined) {
+      needlesUsable = false;
+    } else {
+      keys.add(last);
+      needles.push(Buffer.from(JSON.stringify(last)));
+    }
+  };
+
+  for (const t of cfg.drop) add(t, { kind: 'drop' });
+  for (const { target, value } of cfg.replace) add(target, { kind: 'replace', value });
+  for (const t of cfg.hash) add(t, { kind: 'hash' });
+  for (const { target, rule } of cfg.partial) add(target, { kind: 'partial', rule });
+
+  return {
+    name: cfg.name,
+    keys,
+    contentTypes: new Set(cfg.content_types.map((t) => t.toLowerCase())),
+    streamAbove: cfg.stream_above,
+    keyRules,
+    pathRoot,
+    detectors: DETECTOR_ORDER.filter((d) => cfg.detect.includes(d)),
+    names,
+    maxKeyBytes,
+    needles: needlesUsable ? needles : null,
+    hashKey: cfg.hash_key,
+  };
+}
+
+/**
+ * The action for member `key` of a container whose path position is `nodes`, and the path nodes
+ * its own members start from. Array elements are matched with `key` undefined: only `*` applies.
+ */
+export function resolveEntry(
+  mask: CompiledMask,
+  nodes: readonly PathNode[],
+  key: string | undefined,
+): { action: MaskAction | undefined; next: PathNode[] } {
+  let action = key === undefined ? undefined : mask.keyRules.get(key);
+  const next: PathNode[] = [];
+  for (const node of nodes) {
+    const named = key === undefined ? undefined : node.children.get(key);
+    for (const child of [named, node.star]) {
+      if (child === undefined) continue;
+      action = stronger(action, child.action);
+      if (child.children.size > 0 || child.star !== undefined) next.push(child);
+    }
+  }
+  return { action, next };
+}

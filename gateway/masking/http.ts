@@ -1,0 +1,218 @@
+// The HTTP side of masking: which responses are masked, how their encoding is undone and redone,
+// and which headers stop being true once the body changes. Small bodies are masked in one pass
+// so that they get an exact Content-Length and a clean failure; large or growing ones stream.
+import { Readable, pipeline, type Transform } from 'node:stream';
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
+import type { CompiledMask } from './compile.js';
+import { maskJsonBuffer } from './json-mask.js';
+import { createMaskStream } from './json-stream.js';
+import { MaskError } from './rewriter.js';
+
+export { MaskError };
+
+export type Headers = Record<string, string | string[] | undefined>;
+
+export type MaskOutcome =
+  | { kind: 'untouched' }
+  | { kind: 'masked'; headers: Headers; body: Buffer | Readable }
+  /**
+   * `original`: the upstream's body exactly as received, with headers fit to send it, when it had
+   * already been read whole (a buffered body that is not JSON or does not decode), for
+   * `on_mask_error: pass`. Absent when the body was refused before reading; it has been discarded.
+   */
+  | { kind: 'failed'; why: string; original?: { headers: Headers; body: Buffer } };
+
+export interface UpstreamResponse {
+  statusCode: number;
+  headers: Headers;
+  body: Readable;
+}
+
+interface Codec {
+  decode(buf: Buffer, maxOutputLength: number): Promise<Buffer>;
+  encode(buf: Buffer): Promise<Buffer>;
+  decoder(): Transform;
+  encoder(): Transform;
+}
+
+// Quality 11 (the default) compresses at a few MB/s, far below what the masker streams at; 4 is
+// close to gzip's ratio at gzip's speed.
+const BROTLI = { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 4 } };
+
+const gzip: Codec = {
+  decode: (buf, maxOutputLength) => promisify(zlib.gunzip)(buf, { maxOutputLength }),
+  encode: (buf) => promisify(zlib.gzip)(buf),
+  decoder: () => zlib.createGunzip(),
+  encoder: () => zlib.createGzip(),
+};
+
+// HTTP's `deflate` is the zlib format (RFC 9110); raw deflate streams are refused as corrupt.
+const CODECS: Record<string, Codec> = {
+  gzip,
+  'x-gzip': gzip,
+  deflate: {
+    decode: (buf, maxOutputLength) => promisify(zlib.inflate)(buf, { maxOutputLength }),
+    encode: (buf) => promisify(zlib.deflate)(buf),
+    decoder: () => zlib.createInflate(),
+    encoder: () => zlib.createDeflate(),
+  },
+  br: {
+    decode: (buf, maxOutputLength) => promisify(zlib.brotliDecompress)(buf, { maxOutputLength }),
+    encode: (buf) => promisify(zlib.brotliCompress)(buf, BROTLI),
+    decoder: () => zlib.createBrotliDecompress(),
+    encoder: () => zlib.createBrotliCompress(BROTLI),
+  },
+};
+
+/** Headers that describe the exact bytes of the body, wrong once masking changes them. */
+const BODY_DIGESTS = ['etag', 'content-md5', 'digest', 'content-digest', 'repr-digest'];
+
+function header(headers: Headers, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v.join(', ') : v;
+}
+
+/** application/json, any `type/subtype+json`, or a type the profile adds; parameters and case ignored. */
+export function isMaskableContentType(mask: CompiledMask, contentType: string | undefined): boolean {
+  if (contentType === undefined) return false;
+  const type = contentType.split(';', 1)[0]!.trim().toLowerCase();
+  if (type === 'application/json') return true;
+  const slash = type.indexOf('/');
+  if (slash > 0 && type.endsWith('+json') && type.length > slash + 1 + '+json'.length) return true;
+  return mask.contentTypes.has(type);
+}
+
+/** The codecs of a Content-Encoding in the order they were applied, or the first unknown name. */
+function codecsOf(value: string | undefined): { codecs: Codec[] } | { unknown: string } {
+  const codecs: Codec[] = [];
+  for (const raw of (value ?? '').split(',')) {
+    const name = raw.trim().toLowerCase();
+    if (name === '' || name === 'identity' || name === 'none') continue;
+    const codec = CODECS[name];
+    // A header value, not body content, but still cut short and kept printable for the reason.
+    if (codec === undefined) return { unknown: name.slice(0, 40).replace(/[^\x21-\x7e]/g, '?') };
+    codecs.push(codec);
+  }
+  return { codecs };
+}
+
+function failed(body: Readable, why: string): MaskOutcome {
+  body.destroy();
+  return { kind: 'failed', why };
+}
+
+/**
+ * Masks an upstream response. Not for answers that have no body whatever their headers say
+ * (HEAD): the caller knows the method, this function does not.
+ * `untouched`: send it on as it is (its body has not been read).
+ * `masked`: send these headers and this body instead; a stream body errors with MaskError on
+ * invalid JSON, and the caller must then cut the connection. `failed`: the body could not be
+ * masked; see `original` for whether it can still be sent.
+ */
+export async function maskResponse(mask: CompiledMask, res: UpstreamResponse): Promise<MaskOutcome> {
+  const { statusCode, headers, body } = res;
+  if (statusCode < 200 || statusCode === 204 || statusCode === 304) return { kind: 'untouched' };
+  if (!isMaskableContentType(mask, header(headers, 'content-type'))) return { kind: 'untouched' };
+  const lengthHeader = header(headers, 'content-length');
+  const length = lengthHeader === undefined ? undefined : Number(lengthHeader);
+  if (length === 0) return { kind: 'untouched' };
+  if (statusCode === 206) return failed(body, 'a partial (206) JSON response cannot be masked');
+  const enc = codecsOf(header(headers, 'content-encoding'));
+  if ('unknown' in enc) return failed(body, `content-encoding ${enc.unknown} cannot be decoded`);
+  const { codecs } = enc;
+
+  const cap = mask.streamAbove;
+  const buffered: Buffer[] = [];
+  let size = 0;
+  let ended = false;
+  let it: AsyncIterator<Buffer | string> | undefined;
+  if (length === undefined || !(length > cap)) {
+    it = body[Symbol.asyncIterator]() as AsyncIterator<Buffer | string>;
+    try {
+      while (size <= cap) {
+        const r = await it.next();
+        if (r.done) {
+          ended = true;
+          break;
+        }
+        const chunk = typeof r.value === 'string' ? Buffer.from(r.value) : r.value;
+        buffered.push(chunk);
+        size += chunk.length;
+      }
+    } catch {
+      return failed(body, 'the upstream body could not be read');
+    }
+  }
+
+  if (ended) {
+    const raw = buffered.length === 1 ? buffered[0]! : Buffer.concat(buffered);
+    let plain = raw;
+    let decodesLarge = false;
+    try {
+      for (let k = codecs.length - 1; k >= 0; k--) plain = await codecs[k]!.decode(plain, cap);
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ERR_BUFFER_TOO_LARGE') {
+        return { kind: 'failed', why: 'the body does not decode with its content-encoding', original: asReceived(headers, raw) };
+      }
+      // Small on the wire, more than stream_above once decoded: streamed like any large body.
+      decodesLarge = true;
+    }
+    if (!decodesLarge) return maskBuffered(mask, headers, raw, plain, codecs);
+  }
+  return maskStreamed(mask, headers, body, buffered, ended ? undefined : it, codecs);
+}
+
+function asReceived(headers: Headers, raw: Buffer): { headers: Headers; body: Buffer } {
+  const out: Headers = { ...headers, 'content-length': String(raw.length) };
+  delete out['transfer-encoding'];
+  return { headers: out, body: raw };
+}
+
+async function maskBuffered(mask: CompiledMask, headers: Headers, raw: Buffer, plain: Buffer, codecs: Codec[]): Promise<MaskOutcome> {
+  let result: { changed: boolean; body: Buffer };
+  try {
+    result = maskJsonBuffer(mask, plain);
+  } catch (err) {
+    if (err instanceof MaskError) return { kind: 'failed', why: err.why, original: asReceived(headers, raw) };
+    throw err;
+  }
+  if (!result.changed) return { kind: 'masked', ...asReceived(headers, raw) };
+  let body = result.body;
+  for (const codec of codecs) body = await codec.encode(body);
+  const out: Headers = { ...headers, 'content-length': String(body.length) };
+  delete out['transfer-encoding'];
+  for (const h of BODY_DIGESTS) delete out[h];
+  return { kind: 'masked', headers: out, body };
+}
+
+function maskStreamed(
+  mask: CompiledMask,
+  headers: Headers,
+  body: Readable,
+  buffered: Buffer[],
+  rest: AsyncIterator<Buffer | string> | undefined,
+  codecs: Codec[],
+): MaskOutcome {
+  const source =
+    buffered.length === 0 && rest === undefined
+      ? body
+      : Readable.from(
+          (async function* () {
+            yield* buffered;
+            if (rest === undefined) return;
+            for (let r = await rest.next(); !r.done; r = await rest.next()) yield r.value;
+          })(),
+          { objectMode: false },
+        );
+  const stages: NodeJS.ReadWriteStream[] = [];
+  for (let k = codecs.length - 1; k >= 0; k--) stages.push(codecs[k]!.decoder());
+  stages.push(createMaskStream(mask));
+  for (const codec of codecs) stages.push(codec.encoder());
+  // Errors reach the returned stream, which the caller consumes; nothing else needs them here.
+  const output = pipeline([source, ...stages], () => {}) as unknown as Readable;
+  const out: Headers = { ...headers };
+  delete out['content-length'];
+  for (const h of BODY_DIGESTS) delete out[h];
+  return { kind: 'masked', headers: out, body: output };
+}

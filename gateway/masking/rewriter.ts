@@ -1,0 +1,653 @@
+// The byte-level JSON rewriter behind both maskJsonBuffer() and createMaskStream(). It validates
+// the JSON as it goes and copies the input through verbatim except where a rule applies, so
+// numbers keep their exact text (a 19-digit id survives, which JSON.parse would round), every
+// duplicate key is masked on its own, and a body needs no more memory than its largest masked
+// value. Undecided bytes (a member whose key is still being read, a string a detector may still
+// match) are held back, never emitted, until the decision is made.
+import type { CompiledMask, MaskAction, PathNode } from './compile.js';
+import { resolveEntry } from './compile.js';
+import { detect, DETECT_MAX_LENGTH } from './detectors.js';
+import { applyAction } from './values.js';
+
+/** Why a body could not be masked. `why` never quotes the body. */
+export class MaskError extends Error {
+  readonly why: string;
+  constructor(why: string) {
+    super(`response cannot be masked: ${why}`);
+    this.name = 'MaskError';
+    this.why = why;
+  }
+}
+
+/**
+ * A string or number under a partial or hash rule is held whole to be masked; past this size the
+ * body is refused rather than letting one value grow memory without bound.
+ */
+export const MASKED_VALUE_CAP = 8 * 1024 * 1024;
+/**
+ * Held bytes are bounded by the key and detector caps, except whitespace between a comma and the
+ * next key, which has to be held with the comma; past this much the body is refused.
+ */
+const HOLD_CAP = 1024 * 1024;
+// A detector never matches more than DETECT_MAX_LENGTH code units; written with \uXXXX escapes
+// (12 bytes for a surrogate pair) that is at most this many raw bytes.
+const DETECT_RAW_CAP = DETECT_MAX_LENGTH * 12;
+
+const S_VALUE = 0;
+const S_ARR_FIRST = 1;
+const S_OBJ_FIRST = 2;
+const S_OBJ_KEY = 3;
+const S_COLON = 4;
+const S_AFTER = 5;
+const S_STRING = 6;
+const S_ESC = 7;
+const S_HEX = 8;
+const S_NUMBER = 9;
+const S_LITERAL = 10;
+const S_DONE = 11;
+const S_BOM = 12;
+
+// Number grammar: -?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?
+const N_MINUS = 0;
+const N_ZERO = 1;
+const N_INT = 2;
+const N_DOT = 3;
+const N_FRAC = 4;
+const N_E = 5;
+const N_ESIGN = 6;
+const N_EXP = 7;
+
+const R_NONE = 0;
+const R_DROP = 1;
+const R_MASK = 2;
+const R_DETECT = 3;
+
+const C_NONE = 0;
+const C_KEY = 1;
+const C_VALUE = 2;
+
+const TRUE = Buffer.from('true');
+const FALSE = Buffer.from('false');
+const NULL = Buffer.from('null');
+const EMPTY_NODES: PathNode[] = [];
+const NO_OUTPUT = Buffer.alloc(0);
+
+interface Frame {
+  isObj: boolean;
+  /** Nothing below can match: no key decoding, no holding, plain validation. */
+  inert: boolean;
+  /** Object members need their keys read (key rules or path nodes apply). */
+  keyed: boolean;
+  /** Whether any entry has been emitted: a comma after only dropped entries is cut. */
+  emitted: boolean;
+  nodes: PathNode[];
+  /** Arrays: every element shares one action and one set of path nodes. */
+  elemAction: MaskAction | undefined;
+  elemNodes: PathNode[];
+}
+
+function isWs(b: number): boolean {
+  return b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
+}
+
+function isHex(b: number): boolean {
+  return (b >= 0x30 && b <= 0x39) || ((b | 0x20) >= 0x61 && (b | 0x20) <= 0x66);
+}
+
+function decodeString(raw: Buffer, escaped: boolean): string {
+  // The rewriter has already validated the escapes, so JSON.parse cannot throw here.
+  return escaped ? (JSON.parse(`"${raw.toString('utf8')}"`) as string) : raw.toString('utf8');
+}
+
+/** The byte-level form of detect()'s first test, to skip decoding most strings. */
+function mayBeDetected(buf: Buffer, start: number, end: number): boolean {
+  if (end - start < 6) return false;
+  const c = buf[start]!;
+  if ((c >= 0x30 && c <= 0x39) || c === 0x2b) return true;
+  for (let k = start + 1; k < end; k++) if (buf[k] === 0x40) return true;
+  return false;
+}
+
+export class Rewriter {
+  private readonly mask: CompiledMask;
+  private readonly rootNodes: PathNode[];
+  private readonly quiet: boolean;
+
+  /** True once any byte of output differs from the input. */
+  changed = false;
+  private seen = 0;
+  private st = S_VALUE;
+  private readonly stack: Frame[] = [];
+
+  private chunk: Buffer = NO_OUTPUT;
+  private copyFrom = 0;
+  private out: Buffer[] = [];
+
+  // The undecided or suppressed stretch of input: from markPos (-1: it began in an earlier
+  // chunk) on, held back (markHold) or thrown away.
+  private markActive = false;
+  private markPos = 0;
+  private markHold = false;
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+
+  private region = R_NONE;
+  private regionDepth = 0;
+  private regionAction: MaskAction | undefined;
+  private regionText: string | undefined;
+
+  private pendingAction: MaskAction | undefined;
+  private pendingNodes: PathNode[] = EMPTY_NODES;
+
+  private strIsKey = false;
+  private strEscaped = false;
+  private hexLeft = 0;
+  private collect = C_NONE;
+  private collectStart = 0;
+  private collectParts: Buffer[] = [];
+  private collectBytes = 0;
+
+  private numState = N_MINUS;
+  private literal: Buffer = NULL;
+  private litIdx = 0;
+  private bomIdx = 0;
+
+  constructor(mask: CompiledMask) {
+    this.mask = mask;
+    this.rootNodes = mask.pathRoot ? [mask.pathRoot] : EMPTY_NODES;
+    this.quiet = mask.keyRules.size === 0 && mask.detectors.length === 0;
+  }
+
+  /** Masks the next piece of input and returns the output it allows to be released. */
+  write(buf: Buffer): Buffer {
+    this.chunk = buf;
+    this.copyFrom = 0;
+    const n = buf.length;
+    let i = 0;
+    if (this.seen === 0 && n > 0 && buf[0] === 0xef) {
+      this.st = S_BOM;
+      this.setMark(0, false);
+    }
+    this.seen += n;
+    while (i < n) {
+      const b = buf[i]!;
+      switch (this.st) {
+        case S_VALUE:
+          if (isWs(b)) i++;
+          else i = this.startValue(i, b);
+          break;
+        case S_ARR_FIRST:
+          if (isWs(b)) i++;
+          else if (b === 0x5d) i = this.close(i, false);
+          else i = this.startValue(i, b);
+          break;
+        case S_OBJ_FIRST:
+        case S_OBJ_KEY:
+          if (isWs(b)) i++;
+          else if (b === 0x22) i = this.startKey(i);
+          else if (b === 0x7d && this.st === S_OBJ_FIRST) i = this.close(i, true);
+          else throw this.syntax(i, 'expected a member name');
+          break;
+        case S_COLON:
+          if (isWs(b)) i++;
+          else if (b === 0x3a) {
+            this.st = S_VALUE;
+            i++;
+          } else throw this.syntax(i, 'expected `:`');
+          break;
+        case S_AFTER: {
+          if (isWs(b)) {
+            i++;
+            break;
+          }
+          const top = this.stack[this.stack.length - 1]!;
+          if (b === 0x2c) {
+            this.comma(top, i);
+            this.st = top.isObj ? S_OBJ_KEY : S_VALUE;
+            i++;
+          } else if (b === (top.isObj ? 0x7d : 0x5d)) {
+            i = this.close(i, top.isObj);
+          } else throw this.syntax(i, 'expected `,` or the end of the container');
+          break;
+        }
+        case S_STRING: {
+          let j = i;
+          let c = 0;
+          while (j < n) {
+            c = buf[j]!;
+            if (c === 0x22 || c === 0x5c || c < 0x20) break;
+            j++;
+          }
+          if (j === n) {
+            i = n;
+          } else if (c === 0x22) {
+            i = this.endString(j);
+          } else if (c === 0x5c) {
+            this.strEscaped = true;
+            this.st = S_ESC;
+            i = j + 1;
+          } else throw this.syntax(j, 'control character in a string');
+          if (this.collect !== C_NONE) this.checkCap(i);
+          break;
+        }
+        case S_ESC:
+          if (b === 0x75) {
+            this.st = S_HEX;
+            this.hexLeft = 4;
+          } else if (b === 0x22 || b === 0x5c || b === 0x2f || b === 0x62 || b === 0x66 || b === 0x6e || b === 0x72 || b === 0x74) {
+            this.st = S_STRING;
+          } else throw this.syntax(i, 'invalid escape in a string');
+          i++;
+          break;
+        case S_HEX:
+          if (!isHex(b)) throw this.syntax(i, 'invalid \\u escape in a string');
+          if (--this.hexLeft === 0) this.st = S_STRING;
+          i++;
+          break;
+        case S_NUMBER:
+          i = this.number(i, b);
+          break;
+        case S_LITERAL:
+          if (b !== this.literal[this.litIdx]) throw this.syntax(i, 'invalid literal');
+          i++;
+          if (++this.litIdx === this.literal.length) this.valueDone(i);
+          break;
+        case S_DONE:
+          if (!isWs(b)) throw this.syntax(i, 'data after the JSON value');
+          i++;
+          break;
+        case S_BOM:
+          if (b !== (this.bomIdx === 0 ? 0xef : this.bomIdx === 1 ? 0xbb : 0xbf)) throw this.syntax(i, 'invalid byte order mark');
+          i++;
+          if (++this.bomIdx === 3) {
+            this.discardMark(i);
+            this.changed = true;
+            this.st = S_VALUE;
+          }
+          break;
+      }
+    }
+    return this.flushChunk();
+  }
+
+  /** Ends the input; throws when the JSON is incomplete. An empty body is passed as empty. */
+  end(): Buffer {
+    this.chunk = NO_OUTPUT;
+    this.copyFrom = 0;
+    if (this.st === S_NUMBER && this.stack.length === 0) {
+      if (!this.numberComplete()) throw this.syntax(0, 'incomplete number');
+      this.endNumber(0);
+    }
+    if (this.st !== S_DONE && this.seen > 0) throw new MaskError(`invalid JSON: the body ends before the JSON value does (${this.seen} bytes)`);
+    return this.flushChunk();
+  }
+
+  private syntax(i: number, what: string): MaskError {
+    const at = this.seen - this.chunk.length + i;
+    return new MaskError(`invalid JSON at byte ${at}: ${what}`);
+  }
+
+  // ---- output ---------------------------------------------------------------------------
+
+  private emitUpTo(pos: number): void {
+    if (pos > this.copyFrom) this.out.push(this.chunk.subarray(this.copyFrom, pos));
+    this.copyFrom = pos;
+  }
+
+  private setMark(pos: number, hold: boolean): void {
+    this.markActive = true;
+    this.markPos = pos;
+    this.markHold = hold;
+  }
+
+  private releaseMark(): void {
+    if (this.held.length > 0) {
+      for (const h of this.held) this.out.push(h);
+      this.held = [];
+      this.heldBytes = 0;
+    }
+    this.markActive = false;
+  }
+
+  /** Throws away the marked stretch; output resumes at `resume`. */
+  private discardMark(resume: number): void {
+    if (this.markPos >= 0) this.emitUpTo(this.markPos);
+    this.held = [];
+    this.heldBytes = 0;
+    this.markActive = false;
+    this.copyFrom = resume;
+  }
+
+  private flushChunk(): Buffer {
+    const buf = this.chunk;
+    const n = buf.length;
+    if (this.markActive) {
+      const from = this.markPos >= 0 ? this.markPos : 0;
+      this.emitUpTo(from);
+      // Copied, so a held key does not pin the whole chunk it came in.
+      if (this.markHold && n > from) {
+        this.held.push(Buffer.from(buf.subarray(from, n)));
+        this.heldBytes += n - from;
+        if (this.heldBytes > HOLD_CAP) throw new MaskError(`more than ${HOLD_CAP} bytes of whitespace between members`);
+      }
+      this.markPos = -1;
+    } else {
+      this.emitUpTo(n);
+    }
+    if (this.collect !== C_NONE && n > this.collectStart) {
+      this.collectParts.push(Buffer.from(buf.subarray(this.collectStart, n)));
+      this.collectBytes += n - this.collectStart;
+      if (this.collect === C_VALUE && this.st === S_NUMBER && this.collectBytes > MASKED_VALUE_CAP) {
+        throw new MaskError(`a value under a masked key is larger than ${MASKED_VALUE_CAP} bytes`);
+      }
+    }
+    this.collectStart = 0;
+    const out = this.out;
+    this.out = [];
+    this.chunk = NO_OUTPUT;
+    return out.length === 0 ? NO_OUTPUT : out.length === 1 ? out[0]! : Buffer.concat(out);
+  }
+
+  // ---- structure ------------------------------------------------------------------------
+
+  private live(): boolean {
+    const top = this.stack[this.stack.length - 1];
+    return this.region === R_NONE && (top === undefined || !top.inert);
+  }
+
+  private startValue(i: number, b: number): number {
+    const top = this.stack[this.stack.length - 1];
+    let action: MaskAction | undefined;
+    let nodes = EMPTY_NODES;
+    if (this.live()) {
+      if (top === undefined) {
+        nodes = this.rootNodes;
+      } else if (top.isObj) {
+        action = this.pendingAction;
+        nodes = this.pendingNodes;
+        this.pendingAction = undefined;
+        this.pendingNodes = EMPTY_NODES;
+      } else {
+        action = top.elemAction;
+        nodes = top.elemNodes;
+        if (action === undefined || action.kind !== 'drop') top.emitted = true;
+      }
+      if (action !== undefined) {
+        this.emitUpTo(i);
+        this.setMark(i, false);
+        this.region = action.kind === 'drop' ? R_DROP : R_MASK;
+        this.regionDepth = this.stack.length;
+        this.regionAction = action;
+        this.regionText = undefined;
+      } else if (b === 0x22 && this.mask.detectors.length > 0) {
+        this.setMark(i, true);
+        this.region = R_DETECT;
+        this.regionDepth = this.stack.length;
+        this.regionText = undefined;
+      }
+    }
+    switch (b) {
+      case 0x22:
+        this.st = S_STRING;
+        this.strIsKey = false;
+        this.strEscaped = false;
+        if (this.region === R_DETECT || (this.region === R_MASK && this.stack.length === this.regionDepth)) {
+          this.startCollect(C_VALUE, i + 1);
+        }
+        return i + 1;
+      case 0x7b:
+      case 0x5b:
+        this.push(b === 0x7b, nodes);
+        this.st = b === 0x7b ? S_OBJ_FIRST : S_ARR_FIRST;
+        return i + 1;
+      case 0x74:
+      case 0x66:
+      case 0x6e:
+        this.literal = b === 0x74 ? TRUE : b === 0x66 ? FALSE : NULL;
+        this.litIdx = 1;
+        this.st = S_LITERAL;
+        return i + 1;
+      default:
+        if (b === 0x2d || (b >= 0x30 && b <= 0x39)) {
+          this.numState = b === 0x2d ? N_MINUS : b === 0x30 ? N_ZERO : N_INT;
+          this.st = S_NUMBER;
+          if (this.region === R_MASK && this.stack.length === this.regionDepth) this.startCollect(C_VALUE, i);
+          return i + 1;
+        }
+        throw this.syntax(i, 'expected a value');
+    }
+  }
+
+  private push(isObj: boolean, nodes: PathNode[]): void {
+    const inert = this.region !== R_NONE || (this.quiet && nodes.length === 0);
+    const frame: Frame = {
+      isObj,
+      inert,
+      keyed: !inert && isObj && (this.mask.keyRules.size > 0 || nodes.length > 0),
+      emitted: false,
+      nodes,
+      elemAction: undefined,
+      elemNodes: EMPTY_NODES,
+    };
+    if (!isObj && !inert && nodes.length > 0) {
+      const r = resolveEntry(this.mask, nodes, undefined);
+      frame.elemAction = r.action;
+      frame.elemNodes = r.next;
+    }
+    this.stack.push(frame);
+  }
+
+  private close(i: number, isObj: boolean): number {
+    const top = this.stack.pop()!;
+    if (top.isObj !== isObj) throw this.syntax(i, 'mismatched bracket');
+    this.valueDone(i + 1);
+    return i + 1;
+  }
+
+  private comma(top: Frame, i: number): void {
+    if (top.inert) return;
+    if (!top.emitted && (top.keyed || top.elemAction?.kind === 'drop')) {
+      // Everything before it was dropped: this comma would follow the opening bracket.
+      this.emitUpTo(i);
+      this.copyFrom = i + 1;
+      this.changed = true;
+    } else if (top.keyed) {
+      this.setMark(i, true);
+    }
+  }
+
+  private valueDone(end: number): void {
+    this.st = this.stack.length === 0 ? S_DONE : S_AFTER;
+    if (this.region === R_NONE || this.stack.length !== this.regionDepth) return;
+    const region = this.region;
+    this.region = R_NONE;
+    if (region === R_DROP) {
+      this.discardMark(end);
+      this.changed = true;
+      return;
+    }
+    let replacement: string | undefined;
+    if (region === R_MASK) {
+      replacement = applyAction(this.regionAction as Exclude<MaskAction, { kind: 'drop' }>, this.regionText, this.mask.hashKey);
+    } else if (this.regionText !== undefined) {
+      replacement = detect(this.mask.detectors, this.regionText);
+    }
+    if (replacement === undefined) {
+      this.releaseMark();
+      return;
+    }
+    this.discardMark(end);
+    this.out.push(Buffer.from(JSON.stringify(replacement)));
+    this.changed = true;
+  }
+
+  // ---- keys and strings -----------------------------------------------------------------
+
+  private startKey(i: number): number {
+    const top = this.stack[this.stack.length - 1]!;
+    this.st = S_STRING;
+    this.strIsKey = true;
+    this.strEscaped = false;
+    this.pendingAction = undefined;
+    this.pendingNodes = EMPTY_NODES;
+    if (top.keyed) {
+      if (!this.markActive) this.setMark(i, true);
+      this.startCollect(C_KEY, i + 1);
+    }
+    return i + 1;
+  }
+
+  private startCollect(kind: number, pos: number): void {
+    this.collect = kind;
+    this.collectStart = pos;
+    if (this.collectParts.length > 0) this.collectParts = [];
+    this.collectBytes = 0;
+  }
+
+  private collected(end: number): Buffer {
+    const tail = this.chunk.subarray(this.collectStart, end);
+    const parts = this.collectParts;
+    this.collect = C_NONE;
+    if (parts.length === 0) return tail;
+    this.collectParts = [];
+    return Buffer.concat([...parts, tail]);
+  }
+
+  /** Stops collecting what has grown past the point where it could matter. */
+  private checkCap(i: number): void {
+    const size = this.collectBytes + i - this.collectStart;
+    if (this.collect === C_KEY) {
+      // No rule names a key this long (escapes shrink at most 6:1 when decoded): decide now
+      // instead of holding the rest of it.
+      if (size > (this.strEscaped ? this.mask.maxKeyBytes * 6 + 6 : this.mask.maxKeyBytes)) {
+        this.collect = C_NONE;
+        this.collectParts = [];
+        this.decideKey(undefined);
+      }
+    } else if (this.region === R_DETECT) {
+      if (size > DETECT_RAW_CAP) {
+        this.collect = C_NONE;
+        this.collectParts = [];
+        this.region = R_NONE;
+        this.releaseMark();
+      }
+    } else if (size > MASKED_VALUE_CAP) {
+      throw new MaskError(`a value under a masked key is larger than ${MASKED_VALUE_CAP} bytes`);
+    }
+  }
+
+  private endString(j: number): number {
+    if (this.strIsKey) {
+      if (this.collect === C_KEY) {
+        if (this.strEscaped || this.collectParts.length > 0) {
+          this.decideKey(decodeString(this.collected(j), this.strEscaped));
+        } else {
+          this.collect = C_NONE;
+          this.decideKey(this.knownName(this.chunk, this.collectStart, j));
+        }
+      }
+      this.st = S_COLON;
+      return j + 1;
+    }
+    if (this.collect === C_VALUE) {
+      if (this.region === R_DETECT && !this.strEscaped && this.collectParts.length === 0 && !mayBeDetected(this.chunk, this.collectStart, j)) {
+        this.collect = C_NONE;
+      } else {
+        this.regionText = decodeString(this.collected(j), this.strEscaped);
+      }
+    }
+    this.valueDone(j + 1);
+    return j + 1;
+  }
+
+  /** The rule name spelled by buf[start, end), compared as bytes; undefined when none is. */
+  private knownName(buf: Buffer, start: number, end: number): string | undefined {
+    const list = this.mask.names.get(end - start);
+    if (list === undefined) return undefined;
+    next: for (const { bytes, name } of list) {
+      for (let k = 0; k < bytes.length; k++) if (buf[start + k] !== bytes[k]) continue next;
+      return name;
+    }
+    return undefined;
+  }
+
+  /** `key` undefined: a name no rule mentions (only `*` paths apply). */
+  private decideKey(key: string | undefined): void {
+    const top = this.stack[this.stack.length - 1]!;
+    let action: MaskAction | undefined;
+    let next = EMPTY_NODES;
+    if (top.nodes.length === 0) {
+      action = key === undefined ? undefined : this.mask.keyRules.get(key);
+    } else {
+      const r = resolveEntry(this.mask, top.nodes, key);
+      action = r.action;
+      next = r.next.length === 0 ? EMPTY_NODES : r.next;
+    }
+    if (action !== undefined && action.kind === 'drop') {
+      this.held = [];
+      this.heldBytes = 0;
+      this.markHold = false;
+      this.region = R_DROP;
+      this.regionDepth = this.stack.length;
+      return;
+    }
+    this.releaseMark();
+    top.emitted = true;
+    this.pendingAction = action;
+    this.pendingNodes = next;
+  }
+
+  // ---- numbers --------------------------------------------------------------------------
+
+  private numberComplete(): boolean {
+    const s = this.numState;
+    return s === N_ZERO || s === N_INT || s === N_FRAC || s === N_EXP;
+  }
+
+  private number(i: number, b: number): number {
+    const digit = b >= 0x30 && b <= 0x39;
+    switch (this.numState) {
+      case N_MINUS:
+        if (!digit) throw this.syntax(i, 'invalid number');
+        this.numState = b === 0x30 ? N_ZERO : N_INT;
+        return i + 1;
+      case N_INT:
+      case N_ZERO:
+        if (digit && this.numState === N_INT) return i + 1;
+        if (b === 0x2e) this.numState = N_DOT;
+        else if ((b | 0x20) === 0x65) this.numState = N_E;
+        else return this.endNumber(i);
+        return i + 1;
+      case N_DOT:
+        if (!digit) throw this.syntax(i, 'invalid number');
+        this.numState = N_FRAC;
+        return i + 1;
+      case N_FRAC:
+        if (digit) return i + 1;
+        if ((b | 0x20) === 0x65) {
+          this.numState = N_E;
+          return i + 1;
+        }
+        return this.endNumber(i);
+      case N_E:
+        if (b === 0x2b || b === 0x2d) this.numState = N_ESIGN;
+        else if (digit) this.numState = N_EXP;
+        else throw this.syntax(i, 'invalid number');
+        return i + 1;
+      case N_ESIGN:
+        if (!digit) throw this.syntax(i, 'invalid number');
+        this.numState = N_EXP;
+        return i + 1;
+      default:
+        if (digit) return i + 1;
+        return this.endNumber(i);
+    }
+  }
+
+  /** The number ended just before `i`; that byte is read again as what follows a value. */
+  private endNumber(i: number): number {
+    if (this.collect === C_VALUE) this.regionText = this.collected(i).toString('latin1');
+    this.valueDone(i);
+    return i;
+  }
+}
