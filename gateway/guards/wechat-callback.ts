@@ -1,0 +1,188 @@
+// The WeChat message-push endpoint of a route (`wechat_callback`): URL verification (GET) and
+// pushes (POST), in plain mode (`signature` over token, timestamp, nonce: the body itself is not
+// signed) or safe mode (`encrypt_type=aes`, `msg_signature` also over the ciphertext).
+//
+// Order of checks: the shape of the request, then the signature (cheap and stateless, so forged
+// requests stop before they cost anything or touch the store), then the clock, then decryption,
+// and last the nonce, so only a callback that passed everything else uses its nonce up.
+import { randomInt } from 'node:crypto';
+import type { Store } from '../store/store.js';
+import type { WechatCallbackConfig, WechatConfig } from '../policy/types.js';
+import { CallbackError, refuse, type CallbackGuard, type CallbackOutcome, type CallbackRequest } from './callback-types.js';
+import { safeEqualHex, wechatSignature } from '../wechat/signature.js';
+import { WechatMsgCrypto } from '../wechat/msg-crypto.js';
+import {
+  CONTENT_TYPES,
+  buildReplyEnvelope,
+  checkCallbackBody,
+  detectFormat,
+  extractEncrypt,
+  parseCallbackBody,
+  type BodyFormat,
+} from '../wechat/callback-body.js';
+
+/**
+ * Set on every forwarded push: `signature` (plain mode, body as received, which WeChat does not
+ * sign), `msg_signature` (safe mode, ciphertext body as received) or `decrypted` (safe mode, the
+ * body is the decrypted message).
+ */
+export const VERIFIED_HEADER = 'x-wx-callback-verified';
+
+const TIMESTAMP = /^\d{1,12}$/;
+// Nonces become store keys; WeChat's are short digit strings.
+const NONCE = /^[\x21-\x7e]{1,128}$/;
+
+export function compileWechatCallback(
+  cfg: WechatCallbackConfig,
+  wechat: WechatConfig,
+  store: Store,
+  now: () => number = Date.now,
+): CallbackGuard {
+  if (!wechat.token) throw new Error('wechat_callback needs wechat.token');
+  const token = wechat.token;
+  const msgCrypto = wechat.encoding_aes_key ? new WechatMsgCrypto(wechat.encoding_aes_key, wechat.appid) : undefined;
+  if (cfg.decrypt && !msgCrypto) throw new Error('wechat_callback with decrypt: true needs wechat.encoding_aes_key');
+  const noncePrefix = `nonce:wx:${wechat.appid}:`;
+
+  /** The clock check: stateless, unlike `claim`, which records the nonce. */
+  function fresh(timestamp: string): CallbackOutcome | undefined {
+    const skew = Math.abs(now() - Number(timestamp) * 1000);
+    return skew > cfg.max_skew ? refuse('timestamp_stale', `timestamp is ${Math.round(skew / 1000)} s off`) : undefined;
+  }
+
+  async function claim(nonce: string): Promise<CallbackOutcome | undefined> {
+    const first = await store.claim(noncePrefix + nonce, 2 * cfg.max_skew);
+    return first ? undefined : refuse('nonce_replayed', 'nonce already used');
+  }
+
+  async function verifyUrl(q: Params): Promise<CallbackOutcome> {
+    const echostr = q.echostr;
+    if (!echostr) return refuse('callback_malformed', 'URL verification without echostr');
+    // WeCom-style verification sends no `signature`: the echostr is encrypted and signed like a message.
+    const encrypted = q.signature === undefined && q.msg_signature !== undefined && msgCrypto !== undefined;
+    if (encrypted) {
+      if (!safeEqualHex(wechatSignature([token, q.timestamp, q.nonce, echostr]), q.msg_signature!)) {
+        return refuse('signature_invalid', 'msg_signature does not match');
+      }
+    } else if (q.signature === undefined) {
+      return refuse('callback_malformed', 'URL verification without signature');
+    } else if (!safeEqualHex(wechatSignature([token, q.timestamp, q.nonce]), q.signature)) {
+      return refuse('signature_invalid', 'signature does not match');
+    }
+    const stale = fresh(q.timestamp);
+    if (stale) return stale;
+    const answer = encrypted ? msgCrypto.decrypt(echostr) : echostr;
+    return (await claim(q.nonce)) ?? { kind: 'answer', status: 200, contentType: 'text/plain; charset=utf-8', body: answer };
+  }
+
+  async function plainPush(q: Params, req: CallbackRequest): Promise<CallbackOutcome> {
+    if (cfg.decrypt) return refuse('callback_malformed', 'plain-mode push to a route that decrypts (expected encrypt_type=aes)');
+    if (q.signature === undefined) return refuse('callback_malformed', 'push without signature');
+    if (!safeEqualHex(wechatSignature([token, q.timestamp, q.nonce]), q.signature)) {
+      return refuse('signature_invalid', 'signature does not match');
+    }
+    const stale = fresh(q.timestamp);
+    if (stale) return stale;
+    // The body is unsigned in plain mode; it is at least held to the same parsing rules, so no
+    // DTD reaches the upstream's parser.
+    const format = detectFormat(req.headers['content-type'], req.body);
+    checkCallbackBody(req.body, format);
+    return (
+      (await claim(q.nonce)) ?? {
+        kind: 'forward',
+        body: req.body,
+        contentType: req.headers['content-type'] ?? CONTENT_TYPES[format],
+        headers: { [VERIFIED_HEADER]: 'signature' },
+      }
+    );
+  }
+
+  async function safePush(q: Params, req: CallbackRequest): Promise<CallbackOutcome> {
+    if (q.msg_signature === undefined) return refuse('callback_malformed', 'safe-mode push without msg_signature');
+    const format = detectFormat(req.headers['content-type'], req.body);
+    const encrypt = extractEncrypt(parseCallbackBody(req.body, format));
+    if (!safeEqualHex(wechatSignature([token, q.timestamp, q.nonce, encrypt]), q.msg_signature)) {
+      return refuse('signature_invalid', 'msg_signature does not match');
+    }
+    const stale = fresh(q.timestamp);
+    if (stale) return stale;
+    if (!cfg.decrypt) {
+      return (
+        (await claim(q.nonce)) ?? {
+          kind: 'forward',
+          body: req.body,
+          contentType: req.headers['content-type'] ?? CONTENT_TYPES[format],
+          headers: { [VERIFIED_HEADER]: 'msg_signature' },
+        }
+      );
+    }
+    const message = msgCrypto!.decrypt(encrypt);
+    return (
+      (await claim(q.nonce)) ?? {
+        kind: 'forward',
+        body: Buffer.from(message, 'utf8'),
+        contentType: CONTENT_TYPES[format],
+        headers: { [VERIFIED_HEADER]: 'decrypted' },
+        sealReply: (reply) => seal(format, reply),
+      }
+    );
+  }
+
+  /** Encrypts and signs the upstream's passive reply; `success` and empty go back as they are. */
+  function seal(format: BodyFormat, reply: { contentType: string | undefined; body: Buffer }): { contentType: string; body: Buffer } {
+    const text = reply.body.toString('utf8');
+    if (text.trim() === '' || text.trim() === 'success') {
+      return { contentType: reply.contentType ?? 'text/plain; charset=utf-8', body: reply.body };
+    }
+    const encrypt = msgCrypto!.encrypt(text);
+    const timestamp = String(Math.floor(now() / 1000));
+    const nonce = String(randomInt(100_000_000, 1_000_000_000));
+    const signature = wechatSignature([token, timestamp, nonce, encrypt]);
+    const envelope = buildReplyEnvelope(format, { encrypt, signature, timestamp, nonce });
+    return { contentType: CONTENT_TYPES[format], body: Buffer.from(envelope, 'utf8') };
+  }
+
+  async function check(req: CallbackRequest): Promise<CallbackOutcome> {
+    if (req.body.length > cfg.max_body) return refuse('body_too_large', `body of ${req.body.length} bytes`);
+    const q = params(req.query);
+    if (typeof q === 'string') return refuse('callback_malformed', q);
+    try {
+      if (req.method === 'GET') return await verifyUrl(q);
+      if (req.method !== 'POST') return refuse('method_not_allowed', `${req.method} on a WeChat callback`);
+      const type = q.encrypt_type;
+      if (type === undefined || type === 'raw') return await plainPush(q, req);
+      if (type === 'aes') return await safePush(q, req);
+      return refuse('callback_malformed', 'unknown encrypt_type');
+    } catch (err) {
+      if (err instanceof CallbackError) return refuse(err.reason, err.detail);
+      throw err;
+    }
+  }
+
+  return { maxBody: cfg.max_body, check };
+}
+
+interface Params {
+  timestamp: string;
+  nonce: string;
+  signature?: string;
+  msg_signature?: string;
+  echostr?: string;
+  encrypt_type?: string;
+}
+
+/**
+ * The query parameters the checks read, or why they are unusable. A repeated parameter is
+ * refused: the upstream might read a different copy than the one that was verified.
+ */
+function params(query: URLSearchParams): Params | string {
+  const out: Partial<Record<keyof Params, string>> = {};
+  for (const name of ['timestamp', 'nonce', 'signature', 'msg_signature', 'echostr', 'encrypt_type'] as const) {
+    const all = query.getAll(name);
+    if (all.length > 1) return `query parameter ${name} is repeated`;
+    if (all.length === 1) out[name] = all[0];
+  }
+  if (out.timestamp === undefined || !TIMESTAMP.test(out.timestamp)) return 'timestamp missing or not a number';
+  if (out.nonce === undefined || !NONCE.test(out.nonce)) return 'nonce missing or malformed';
+  return out as Params;
+}

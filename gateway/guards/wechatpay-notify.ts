@@ -1,0 +1,108 @@
+// The WeChat Pay API v3 notification endpoint of a route (`wechatpay_notify`). Missing or
+// repeated Wechatpay-* headers are callback_malformed (400), not signature_invalid: such a
+// request is not a notification at all, and WeChat Pay always sends all four.
+//
+// Order of checks: header shape, key by serial, signature (stateless, so forged requests stop
+// before they cost anything or touch the store), clock, decryption, and last the nonce, so only
+// a notification that passed everything else uses its nonce up.
+import type { Store } from '../store/store.js';
+import type { WechatPayConfig, WechatPayNotifyConfig } from '../policy/types.js';
+import type { IncomingHttpHeaders } from 'node:http';
+import { CallbackError, refuse, type CallbackGuard, type CallbackOutcome, type CallbackRequest } from './callback-types.js';
+import { compilePayKeys, decryptPayResource, parsePayNotification, verifyPaySignature } from '../wechat/pay-notify.js';
+
+/**
+ * Set on every forwarded notification: `signature` (the body as received) or `decrypted` (the
+ * body is the decrypted resource JSON; the envelope's id and event_type follow in
+ * x-wechatpay-notify-id and x-wechatpay-event-type).
+ */
+export const PAY_VERIFIED_HEADER = 'x-wechatpay-verified';
+
+/** Every header this guard may set, for the server to strip from clients' requests. */
+export const PAY_HEADERS = [PAY_VERIFIED_HEADER, 'x-wechatpay-notify-id', 'x-wechatpay-event-type'] as const;
+
+const TIMESTAMP = /^\d{1,12}$/;
+const NONCE = /^[\x21-\x7e]{1,128}$/;
+// Envelope values copied into headers: WeChat's ids and event types are short and plain.
+const HEADER_SAFE = /^[A-Za-z0-9._-]{1,64}$/;
+
+export function compileWechatPayNotify(
+  cfg: WechatPayNotifyConfig,
+  pay: WechatPayConfig,
+  store: Store,
+  now: () => number = Date.now,
+): CallbackGuard {
+  const keys = compilePayKeys(pay.keys);
+  let apiv3Key: Buffer | undefined;
+  if (cfg.decrypt) {
+    apiv3Key = Buffer.from(pay.apiv3_key ?? '', 'utf8');
+    if (apiv3Key.length !== 32) throw new Error('wechatpay_notify with decrypt: true needs a 32-byte wechatpay.apiv3_key');
+  }
+
+  async function verified(req: CallbackRequest): Promise<CallbackOutcome> {
+    if (req.method !== 'POST') return refuse('method_not_allowed', `${req.method} on a WeChat Pay notification`);
+    const h = headers(req.headers);
+    if (typeof h === 'string') return refuse('callback_malformed', h);
+    const key = keys.get(h.serial.toUpperCase());
+    if (!key) return refuse('serial_unknown', 'Wechatpay-Serial names no configured key');
+    if (!verifyPaySignature(key, h.timestamp, h.nonce, req.body, h.signature)) {
+      return refuse('signature_invalid', 'Wechatpay-Signature does not verify');
+    }
+    const skew = Math.abs(now() - Number(h.timestamp) * 1000);
+    if (skew > cfg.max_skew) return refuse('timestamp_stale', `Wechatpay-Timestamp is ${Math.round(skew / 1000)} s off`);
+
+    let outcome: CallbackOutcome;
+    if (apiv3Key) {
+      const notification = parsePayNotification(req.body);
+      const extra: Record<string, string> = { [PAY_VERIFIED_HEADER]: 'decrypted' };
+      if (notification.id && HEADER_SAFE.test(notification.id)) extra['x-wechatpay-notify-id'] = notification.id;
+      if (notification.event_type && HEADER_SAFE.test(notification.event_type)) extra['x-wechatpay-event-type'] = notification.event_type;
+      outcome = {
+        kind: 'forward',
+        body: decryptPayResource(apiv3Key, notification.resource),
+        contentType: 'application/json; charset=utf-8',
+        headers: extra,
+      };
+    } else {
+      outcome = {
+        kind: 'forward',
+        body: req.body,
+        contentType: req.headers['content-type'] ?? 'application/json',
+        headers: { [PAY_VERIFIED_HEADER]: 'signature' },
+      };
+    }
+    const first = await store.claim(`nonce:pay:${h.nonce}`, 2 * cfg.max_skew);
+    return first ? outcome : refuse('nonce_replayed', 'Wechatpay-Nonce already used');
+  }
+
+  async function check(req: CallbackRequest): Promise<CallbackOutcome> {
+    if (req.body.length > cfg.max_body) return refuse('body_too_large', `body of ${req.body.length} bytes`);
+    try {
+      return await verified(req);
+    } catch (err) {
+      if (err instanceof CallbackError) return refuse(err.reason, err.detail);
+      throw err;
+    }
+  }
+
+  return { maxBody: cfg.max_body, check };
+}
+
+interface PayHeaders {
+  serial: string;
+  signature: string;
+  timestamp: string;
+  nonce: string;
+}
+
+function headers(h: IncomingHttpHeaders): PayHeaders | string {
+  const out: Partial<PayHeaders> = {};
+  for (const name of ['serial', 'signature', 'timestamp', 'nonce'] as const) {
+    const value = h[`wechatpay-${name}`];
+    if (typeof value !== 'string' || value.length === 0) return `Wechatpay-${name} header missing`;
+    out[name] = value;
+  }
+  if (!TIMESTAMP.test(out.timestamp!)) return 'Wechatpay-Timestamp is not a number';
+  if (!NONCE.test(out.nonce!)) return 'Wechatpay-Nonce is malformed';
+  return out as PayHeaders;
+}

@@ -1,0 +1,71 @@
+// The message-push encryption of WeChat's safe mode (WXBizMsgCrypt): AES-256-CBC with the key
+// base64-decoded from EncodingAESKey + "=", IV = the key's first 16 bytes, PKCS#7 padding to
+// 32-byte blocks, over 16 random bytes | 4-byte big-endian length | message | appid.
+// Decryption only ever runs after msg_signature verified, so its failures are not an oracle for
+// outsiders; it is still strict, because a message that does not unpad exactly is not one
+// WeChat produced.
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { CallbackError } from '../guards/callback-types.js';
+
+const BLOCK = 32;
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+export class WechatMsgCrypto {
+  private readonly key: Buffer;
+  private readonly iv: Buffer;
+  private readonly appid: Buffer;
+
+  constructor(encodingAesKey: string, appid: string) {
+    if (!/^[A-Za-z0-9+/]{43}$/.test(encodingAesKey)) {
+      throw new Error('EncodingAESKey must be exactly 43 characters of base64 (a-z, A-Z, 0-9, +, /)');
+    }
+    this.key = Buffer.from(encodingAesKey + '=', 'base64');
+    this.iv = this.key.subarray(0, 16);
+    this.appid = Buffer.from(appid, 'utf8');
+  }
+
+  /** The message inside `encryptB64`; throws CallbackError decrypt_failed or appid_mismatch. */
+  decrypt(encryptB64: string): string {
+    // Buffer.from(.., 'base64') skips what it does not understand; a strict check first keeps
+    // "what was signed" and "what was decrypted" the same bytes.
+    if (encryptB64.length === 0 || !BASE64.test(encryptB64)) {
+      throw new CallbackError('decrypt_failed', 'Encrypt is not base64');
+    }
+    const data = Buffer.from(encryptB64, 'base64');
+    if (data.length % BLOCK !== 0) {
+      throw new CallbackError('decrypt_failed', `ciphertext length ${data.length} is not a multiple of ${BLOCK}`);
+    }
+    const decipher = createDecipheriv('aes-256-cbc', this.key, this.iv).setAutoPadding(false);
+    const padded = Buffer.concat([decipher.update(data), decipher.final()]);
+    const pad = padded[padded.length - 1]!;
+    if (pad < 1 || pad > BLOCK) throw new CallbackError('decrypt_failed', 'invalid padding');
+    for (let i = padded.length - pad; i < padded.length; i++) {
+      if (padded[i] !== pad) throw new CallbackError('decrypt_failed', 'invalid padding');
+    }
+    const plain = padded.subarray(0, padded.length - pad);
+    if (plain.length < 20) throw new CallbackError('decrypt_failed', 'plaintext too short');
+    const length = plain.readUInt32BE(16);
+    if (length > plain.length - 20) throw new CallbackError('decrypt_failed', 'message length exceeds plaintext');
+    const appid = plain.subarray(20 + length);
+    if (!appid.equals(this.appid)) throw new CallbackError('appid_mismatch', 'decrypted appid differs from the configured appid');
+    try {
+      return utf8.decode(plain.subarray(20, 20 + length));
+    } catch {
+      throw new CallbackError('decrypt_failed', 'message is not UTF-8');
+    }
+  }
+
+  /** Base64 ciphertext of `message`; `random16` is for reproducing published vectors only. */
+  encrypt(message: string, random16: Buffer = randomBytes(16)): string {
+    if (random16.length !== 16) throw new Error('random16 must be 16 bytes');
+    const msg = Buffer.from(message, 'utf8');
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(msg.length);
+    const body = Buffer.concat([random16, length, msg, this.appid]);
+    const pad = BLOCK - (body.length % BLOCK);
+    const padded = Buffer.concat([body, Buffer.alloc(pad, pad)]);
+    const cipher = createCipheriv('aes-256-cbc', this.key, this.iv).setAutoPadding(false);
+    return Buffer.concat([cipher.update(padded), cipher.final()]).toString('base64');
+  }
+}
