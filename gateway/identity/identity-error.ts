@@ -1,0 +1,13 @@
+// Why a token was not accepted. Only two reasons ever reach the client, on purpose: telling a
+// caller which check failed (signature, issuer, audience, algorithm) helps nobody but a forger.
+import { GatewayError } from '../errors.js';
+
+export type TokenRefusal = 'token_invalid' | 'token_expired';
+
+export class IdentityError extends GatewayError {
+  declare readonly reason: TokenRefusal;
+  constructor(reason: TokenRefusal, message?: string, options?: { cause?: unknown }) {
+    super(reason, message, options);
+    this.name = 'IdentityError';
+  }
+}

@@ -1,0 +1,218 @@
+// wxgw's own login: exchanges a wx.login() code for the user's openid at WeChat, keeps the
+// session_key server-side, and answers a session token the gateway verifies on later requests.
+//
+// A code is exchanged at most once. Within an instance, concurrent logins with one code share
+// one in-flight exchange and one answer (mini-programs retry eagerly on flaky networks); across
+// instances, and after the exchange, a claim in the store refuses the code as wx_code_used
+// without calling WeChat. The claim is taken before the call, so a code whose exchange failed
+// (timeout, WeChat busy) is spent too: the client calls wx.login() again, which it has to do
+// anyway since WeChat may have consumed the code.
+import { createHash, randomBytes } from 'node:crypto';
+import type { Reason } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { IdentityConfig, WechatConfig } from '../policy/types.js';
+import { forwardErrorReason } from '../proxy/forwarder.js';
+import { StoreUnavailableError, type Store } from '../store/store.js';
+import { WechatApiClient, WechatApiError, type Code2SessionResult } from '../wechat/api-client.js';
+import type { SessionSigner } from './session-token.js';
+
+export type LoginResult = { kind: 'ok'; body: Record<string, unknown> } | { kind: 'refused'; reason: Reason; message?: string };
+
+export interface LoginUpstreamRequest {
+  path: string;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+export interface LoginUpstreamResponse {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+export interface LoginDeps {
+  identity: IdentityConfig;
+  wechat: WechatConfig;
+  store: Store;
+  signer: SessionSigner;
+  logger: Logger;
+  /** Sends the login notice to `identity.login.upstream.upstream`; required when that is set. */
+  callUpstream?: (req: LoginUpstreamRequest) => Promise<LoginUpstreamResponse>;
+  /** The mask profile for the upstream's answer; without one the answer is passed as is. */
+  maskJson?: (value: unknown) => unknown;
+}
+
+export interface Login {
+  /** Concurrent logins with one code resolve to the same result object: do not mutate it. */
+  handle(body: Buffer, ctx: { requestId: string }): Promise<LoginResult>;
+  close(): void;
+}
+
+/** How long a used code stays refused; WeChat codes expire after 5 minutes. */
+const CODE_CLAIM_TTL = 10 * 60 * 1000;
+/** wx.login() codes are 32 characters; the bound only keeps junk out of the store and the URL. */
+const CODE_SHAPE = /^[\x21-\x7e]{1,128}$/;
+
+/** errcodes that mean wxgw itself is misconfigured, not that the user did anything wrong. */
+const CONFIG_ERRCODES = new Set([40013, 40125, 41002, 41004]);
+
+function wechatReason(err: WechatApiError): Reason {
+  switch (err.kind) {
+    case 'timeout':
+      return 'wx_timeout';
+    case 'network':
+    case 'bad_answer':
+      return 'wx_error';
+    case 'errcode':
+      switch (err.errcode) {
+        case 40029:
+          return 'wx_code_invalid';
+        case 40163:
+          return 'wx_code_used';
+        case 45011:
+          return 'wx_rate_limited';
+        case -1:
+          return 'wx_unavailable';
+        default:
+          return 'wx_error';
+      }
+  }
+}
+
+function parseLoginBody(body: Buffer): { code: string; rest: Record<string, unknown> } | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined;
+  const { code, ...rest } = parsed as Record<string, unknown>;
+  if (typeof code !== 'string' || !CODE_SHAPE.test(code)) return undefined;
+  return { code, rest };
+}
+
+export function createLogin(deps: LoginDeps): Login {
+  const { identity, store, signer, logger } = deps;
+  if (!identity.session) throw new Error('identity.session is required with identity.login');
+  const sessionTtl = identity.session.ttl;
+  const upstream = identity.login?.upstream;
+  const callUpstream = deps.callUpstream;
+  if (upstream && !callUpstream) throw new Error('identity.login.upstream is set but no callUpstream was given');
+  const maskJson = deps.maskJson ?? ((value: unknown) => value);
+  const wechat = new WechatApiClient(deps.wechat);
+  const inFlight = new Map<string, Promise<LoginResult>>();
+
+  async function exchange(code: string, codeHash: string, rest: Record<string, unknown>, requestId: string): Promise<LoginResult> {
+    // Enough to correlate log lines about one code, too little to replay it.
+    const log = logger.child({ request_id: requestId, code_hash: codeHash.slice(0, 12) });
+    if (!(await store.claim(`wxcode:${codeHash}`, CODE_CLAIM_TTL))) {
+      log.info('login refused: code already exchanged');
+      return { kind: 'refused', reason: 'wx_code_used' };
+    }
+
+    let user: Code2SessionResult;
+    try {
+      user = await wechat.code2Session(code);
+    } catch (err) {
+      if (!(err instanceof WechatApiError)) throw err;
+      const reason = wechatReason(err);
+      const fields = { reason, wx_failure: err.kind, errcode: err.errcode, errmsg: err.errmsg };
+      if (err.errcode !== undefined && CONFIG_ERRCODES.has(err.errcode)) {
+        log.error(fields, `WeChat rejected wxgw's credentials (errcode ${err.errcode}): check wechat.appid and wechat.app_secret in the policy`);
+      } else if (reason === 'wx_code_invalid' || reason === 'wx_code_used') {
+        log.info(fields, 'login refused by WeChat');
+      } else {
+        log.warn({ ...fields, err: err.kind === 'errcode' ? undefined : err.message }, 'WeChat login exchange failed');
+      }
+      return { kind: 'refused', reason };
+    }
+
+    const sid = randomBytes(16).toString('base64url');
+    const record = { session_key: user.session_key, openid: user.openid, unionid: user.unionid };
+    await store.put(`session:${sid}`, JSON.stringify(record), sessionTtl);
+    const { token, expiresIn } = await signer.sign({ openid: user.openid, sid });
+    // The client learns its own openid (it is who the token says it is); session_key and
+    // unionid stay on the server.
+    const answer: Record<string, unknown> = { token, expires_in: expiresIn, openid: user.openid };
+
+    if (upstream && callUpstream) {
+      const told = await tellUpstream(upstream.path, user, rest, requestId, callUpstream);
+      if (told.kind === 'refused') {
+        log.warn({ reason: told.reason }, 'login refused: the upstream did not accept the new session');
+        return told;
+      }
+      answer.user = told.user;
+    }
+    log.info({ openid: user.openid }, 'login succeeded');
+    return { kind: 'ok', body: answer };
+  }
+
+  async function tellUpstream(
+    path: string,
+    user: Code2SessionResult,
+    rest: Record<string, unknown>,
+    requestId: string,
+    call: NonNullable<LoginDeps['callUpstream']>,
+  ): Promise<{ kind: 'ok'; user: unknown } | { kind: 'refused'; reason: Reason; message: string }> {
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      'x-request-id': requestId,
+      [identity.upstream_header]: user.openid,
+    };
+    if (user.unionid) headers[identity.unionid_header] = user.unionid;
+    let res: LoginUpstreamResponse;
+    try {
+      // The client's other login fields (invite codes, scene, ...) travel on; who the user is
+      // travels only in the headers wxgw sets.
+      res = await call({ path, headers, body: Buffer.from(JSON.stringify(rest)) });
+    } catch (err) {
+      return { kind: 'refused', reason: forwardErrorReason(err), message: 'the upstream could not be told about the login' };
+    }
+    if (res.statusCode < 200 || res.statusCode > 299) {
+      return { kind: 'refused', reason: 'upstream_unavailable', message: `the upstream refused the login (HTTP ${res.statusCode})` };
+    }
+    if (res.body.length === 0) return { kind: 'ok', user: null };
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(res.body.toString('utf8'));
+    } catch {
+      return { kind: 'refused', reason: 'upstream_unavailable', message: 'the upstream answered the login with a body that is not JSON' };
+    }
+    try {
+      return { kind: 'ok', user: maskJson(parsed) };
+    } catch {
+      return { kind: 'refused', reason: 'mask_failed', message: "the upstream's login answer could not be masked" };
+    }
+  }
+
+  async function guarded(code: string, codeHash: string, rest: Record<string, unknown>, requestId: string): Promise<LoginResult> {
+    try {
+      return await exchange(code, codeHash, rest, requestId);
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) {
+        logger.warn({ request_id: requestId, err: err.message }, 'login refused: the store is unavailable');
+        return { kind: 'refused', reason: 'store_unavailable' };
+      }
+      throw err;
+    }
+  }
+
+  return {
+    handle(body, ctx) {
+      const parsed = parseLoginBody(body);
+      if (!parsed) return Promise.resolve({ kind: 'refused', reason: 'login_invalid' });
+      const codeHash = createHash('sha256').update(parsed.code).digest('hex');
+      // Looked up and registered without an await in between: no second exchange can start.
+      const running = inFlight.get(codeHash);
+      if (running) return running;
+      const promise = guarded(parsed.code, codeHash, parsed.rest, ctx.requestId).finally(() => inFlight.delete(codeHash));
+      inFlight.set(codeHash, promise);
+      return promise;
+    },
+    close() {
+      // Closing lets exchanges already sent finish; nothing is left for the caller to wait on.
+      wechat.close().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'closing the WeChat API pool failed'));
+    },
+  };
+}

@@ -1,0 +1,112 @@
+// Turns a proxied request's headers into a verified openid, or a refusal. What to do with each
+// outcome (401 on identity_required routes, stripping a client-sent openid header, setting the
+// verified one) belongs to the server wiring; this module only decides who the caller is.
+import type { IncomingHttpHeaders } from 'node:http';
+import { decodeJwt } from 'jose';
+import type { IdentityConfig } from '../policy/types.js';
+import { IdentityError, type TokenRefusal } from './identity-error.js';
+import { JwtVerifier } from './jwt-verifier.js';
+import { SessionSigner } from './session-token.js';
+
+export type IdentityOutcome = { kind: 'none' } | { kind: 'verified'; openid: string } | { kind: 'refused'; reason: TokenRefusal };
+
+export interface IdentityVerifier {
+  /** Lower-case header that carries the verified openid to the upstream. */
+  readonly upstreamHeader: string;
+  verify(headers: IncomingHttpHeaders): Promise<IdentityOutcome>;
+}
+
+type Extracted = { kind: 'none' } | { kind: 'token'; token: string } | { kind: 'malformed' };
+
+/** Longer than any sane JWT; bounds the work an attacker can make the verifier do. */
+const MAX_TOKEN = 8192;
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+function single(value: string | string[] | undefined): string | undefined | null {
+  if (Array.isArray(value)) return value.length === 1 ? value[0] : value.length === 0 ? undefined : null;
+  return value;
+}
+
+function fromAuthorization(value: string | undefined): Extracted {
+  if (value === undefined || value.trim() === '') return { kind: 'none' };
+  const [scheme, ...rest] = value.trim().split(/\s+/);
+  // Another scheme (Basic, ...) is not an identity claim: the request is simply anonymous.
+  if (scheme!.toLowerCase() !== 'bearer') return { kind: 'none' };
+  return rest.length === 1 ? { kind: 'token', token: rest[0]! } : { kind: 'malformed' };
+}
+
+function fromHeader(value: string | undefined): Extracted {
+  if (value === undefined || value.trim() === '') return { kind: 'none' };
+  return { kind: 'token', token: value.trim() };
+}
+
+function fromCookie(header: string | undefined, name: string): Extracted {
+  if (header === undefined) return { kind: 'none' };
+  const values = new Set<string>();
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq < 0 || part.slice(0, eq).trim() !== name) continue;
+    let value = part.slice(eq + 1).trim();
+    if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+    if (value !== '') values.add(value);
+  }
+  if (values.size === 0) return { kind: 'none' };
+  // Two different cookies of that name (e.g. set for two paths): which one is meant is a guess.
+  return values.size === 1 ? { kind: 'token', token: [...values][0]! } : { kind: 'malformed' };
+}
+
+function extractToken(headers: IncomingHttpHeaders, source: IdentityConfig['token']): Extracted {
+  if ('cookie' in source) {
+    const cookie = single(headers.cookie);
+    return cookie === null ? { kind: 'malformed' } : fromCookie(cookie, source.cookie);
+  }
+  const name = source.header.toLowerCase();
+  const value = single(headers[name]);
+  if (value === null) return { kind: 'malformed' };
+  return name === 'authorization' ? fromAuthorization(value) : fromHeader(value);
+}
+
+interface Candidate {
+  issuer: string | undefined;
+  verify(token: string): Promise<{ openid: string }>;
+}
+
+export async function compileIdentity(cfg: IdentityConfig, deps: { signer?: SessionSigner }): Promise<IdentityVerifier> {
+  const candidates: Candidate[] = [];
+  const signer = deps.signer ?? (cfg.session ? await SessionSigner.create(cfg.session) : undefined);
+  if (signer) candidates.push({ issuer: signer.issuer, verify: (t) => signer.verify(t) });
+  if (cfg.jwt) candidates.push(await JwtVerifier.create(cfg.jwt));
+
+  // The unverified `iss` only rules out keys whose issuer check would fail anyway; nothing is
+  // believed before a signature check.
+  function eligible(iss: unknown): Candidate[] {
+    return candidates.filter((c) => c.issuer === undefined || c.issuer === iss);
+  }
+
+  async function verify(headers: IncomingHttpHeaders): Promise<IdentityOutcome> {
+    const found = extractToken(headers, cfg.token);
+    if (found.kind === 'none') return found;
+    if (found.kind === 'malformed' || found.token.length > MAX_TOKEN || !COMPACT_JWS.test(found.token)) {
+      return { kind: 'refused', reason: 'token_invalid' };
+    }
+    let iss: unknown;
+    try {
+      iss = decodeJwt(found.token).iss;
+    } catch {
+      return { kind: 'refused', reason: 'token_invalid' };
+    }
+    let reason: TokenRefusal = 'token_invalid';
+    for (const candidate of eligible(iss)) {
+      try {
+        const { openid } = await candidate.verify(found.token);
+        return { kind: 'verified', openid };
+      } catch (err) {
+        if (!(err instanceof IdentityError)) throw err;
+        if (err.reason === 'token_expired') reason = 'token_expired';
+      }
+    }
+    return { kind: 'refused', reason };
+  }
+
+  return { upstreamHeader: cfg.upstream_header, verify };
+}
