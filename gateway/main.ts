@@ -9,27 +9,44 @@ import { loadCertificates } from './tls/load.js';
 import { buildTlsServerOptions, defaultContextOptions } from './tls/server-options.js';
 import { SniSelector } from './tls/sni.js';
 import { listenerChange, policyFiles, watchFiles, type FileWatch } from './reload.js';
-import { buildSnapshot, type Snapshot } from './snapshot.js';
+import { buildSnapshot, type Snapshot, type SnapshotDeps } from './snapshot.js';
+import type { PolicyConfig } from './policy/types.js';
+import type { LoadedCertificate } from './tls/load.js';
+import { createStore } from './store/create.js';
+import { UpstreamPools } from './proxy/forwarder.js';
 import { createGatewayServer } from './proxy/gateway-server.js';
 import { createRedirectServer } from './proxy/redirect-server.js';
 import { createAdminServer } from './observability/admin-server.js';
-import { createLogger, type Logger } from './observability/logger.js';
+import { createLogger, withRedaction, type Logger } from './observability/logger.js';
+import { compileMaskProfile } from './masking/compile.js';
+import { logRedactPaths } from './masking/redact.js';
 import { Decisions } from './observability/decisions.js';
 import { Metrics } from './observability/metrics.js';
 
 export interface LoadedPolicy {
-  snapshot: Snapshot;
+  config: PolicyConfig;
+  certificates: LoadedCertificate[];
   /** Warnings from the policy and its certificates; errors are thrown as PolicyError. */
   warnings: Diagnostic[];
 }
 
-/** Reads, validates and compiles a policy with its certificates. Throws PolicyError. */
-export async function loadSnapshot(file: string, env: Record<string, string | undefined> = process.env): Promise<LoadedPolicy> {
+/** Reads and validates a policy with its certificates. Throws PolicyError. */
+export async function loadChecked(file: string, env: Record<string, string | undefined> = process.env): Promise<LoadedPolicy> {
   const { config, warnings } = await loadPolicy(file, { env });
   const { certificates, diagnostics } = loadCertificates(config.tls);
   const all = [...warnings, ...diagnostics];
   if (diagnostics.some((d) => d.severity === 'error')) throw new PolicyError(all);
-  return { snapshot: buildSnapshot(config, certificates), warnings: all };
+  return { config, certificates, warnings: all };
+}
+
+/** Compiles a checked policy; what still fails here (a key a library refuses) is a policy error. */
+async function compile(loaded: LoadedPolicy, deps: SnapshotDeps): Promise<Snapshot> {
+  try {
+    return await buildSnapshot(loaded.config, loaded.certificates, deps);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    throw new PolicyError([{ severity: 'error', file: loaded.config.file, line: 1, col: 1, path: '', message: `the policy cannot be put in force: ${message}` }]);
+  }
 }
 
 export type ReloadResult =
@@ -115,9 +132,22 @@ export async function startGateway(opts: {
   env?: Record<string, string | undefined>;
   logger?: Logger;
 }): Promise<GatewayHandle> {
-  const logger = opts.logger ?? createLogger();
-  const { snapshot, warnings } = await loadSnapshot(opts.config, opts.env);
-  for (const w of warnings) logger.warn({ file: w.file, line: w.line, col: w.col, key: w.path }, w.message);
+  const loaded = await loadChecked(opts.config, opts.env);
+  // Redaction paths are fixed when a logger is made: the keys of the profiles wxgw starts with.
+  const masked = [...loaded.config.mask_profiles.values()].map(compileMaskProfile);
+  const logger = withRedaction(opts.logger ?? createLogger(), logRedactPaths(masked));
+  for (const w of loaded.warnings) logger.warn({ file: w.file, line: w.line, col: w.col, key: w.path }, w.message);
+  // Outlive every snapshot: counters and connections survive reloads.
+  const store = createStore(loaded.config.store, logger);
+  const pools = new UpstreamPools();
+  const deps: SnapshotDeps = { store, pools, logger };
+  let snapshot: Snapshot;
+  try {
+    snapshot = await compile(loaded, deps);
+  } catch (err) {
+    await Promise.all([store.close(), pools.close()]);
+    throw err;
+  }
 
   const source = { current: snapshot };
   const { server } = snapshot.policy;
@@ -126,7 +156,9 @@ export async function startGateway(opts: {
   let stopping: Promise<void> | undefined;
   const stopAll = (): Promise<void> => {
     watcher?.close();
-    stopping ??= drain(started, source.current.policy.server.shutdown_timeout, logger);
+    stopping ??= drain(started, source.current.policy.server.shutdown_timeout, logger).finally(() =>
+      Promise.all([source.current.dispose(), store.close(), pools.close()]),
+    );
     return stopping;
   };
 
@@ -140,7 +172,7 @@ export async function startGateway(opts: {
     if (server.https) {
       const { listen: at, pos } = server.https;
       const sni = new SniSelector(snapshot.certificates);
-      const app = createGatewayServer({ source, logger, decisions, metrics, tls: buildTlsServerOptions(snapshot.policy.tls, snapshot.certificates, sni) });
+      const app = createGatewayServer({ source, logger, decisions, metrics, pools, tls: buildTlsServerOptions(snapshot.policy.tls, snapshot.certificates, sni) });
       await app.listen({ host: at.host, port: at.port }).catch((err: unknown) => {
         throw listenError(err, at, pos);
       });
@@ -157,7 +189,7 @@ export async function startGateway(opts: {
         http = await listen(plain, at, pos);
         started.push({ name: 'http', server: plain, close: () => closeServer(plain) });
       } else {
-        const app = createGatewayServer({ source, logger, decisions, metrics, tls: null });
+        const app = createGatewayServer({ source, logger, decisions, metrics, pools, tls: null });
         await app.listen({ host: at.host, port: at.port }).catch((err: unknown) => {
           throw listenError(err, at, pos);
         });
@@ -187,7 +219,7 @@ export async function startGateway(opts: {
     let queued: Promise<ReloadResult> | undefined;
     const reloadOnce = async (changedAt: number | undefined): Promise<ReloadResult> => {
       const t0 = performance.now();
-      const result = await applyReload({ file: opts.config, env: opts.env, source, tls, logger });
+      const result = await applyReload({ file: opts.config, env: opts.env, source, tls, logger, deps });
       metrics.reloads.labels(result.ok ? 'success' : result.why === 'invalid' ? 'invalid' : 'restart_required').inc();
       const ms = Math.round((performance.now() - (changedAt ?? t0)) * 10) / 10;
       if (result.ok) {
@@ -244,11 +276,19 @@ async function applyReload(ctx: {
   source: { current: Snapshot };
   tls: LiveTls | undefined;
   logger: Logger;
+  deps: SnapshotDeps;
 }): Promise<ReloadResult> {
   const { logger, source } = ctx;
   let loaded: LoadedPolicy;
+  let next: Snapshot;
   try {
-    loaded = await loadSnapshot(ctx.file, ctx.env);
+    loaded = await loadChecked(ctx.file, ctx.env);
+    const change = listenerChange(source.current.policy, loaded.config);
+    if (change) {
+      logger.error(`policy reload refused: ${change}; the previous policy stays in force`);
+      return { ok: false, why: 'restart', message: change, diagnostics: [] };
+    }
+    next = await compile(loaded, ctx.deps);
   } catch (err) {
     if (!(err instanceof PolicyError)) throw err;
     for (const d of err.diagnostics) logger[d.severity === 'error' ? 'error' : 'warn']({ file: d.file, line: d.line, col: d.col, key: d.path }, formatDiagnostic(d));
@@ -256,18 +296,14 @@ async function applyReload(ctx: {
     logger.error(message);
     return { ok: false, why: 'invalid', message, diagnostics: err.diagnostics };
   }
-  const next = loaded.snapshot;
-  const change = listenerChange(source.current.policy, next.policy);
-  if (change) {
-    logger.error(`policy reload refused: ${change}; the previous policy stays in force`);
-    return { ok: false, why: 'restart', message: change, diagnostics: [] };
-  }
   for (const w of loaded.warnings) logger.warn({ file: w.file, line: w.line, col: w.col, key: w.path }, formatDiagnostic(w));
   if (ctx.tls) {
     ctx.tls.sni.replace(next.certificates);
     // The default context serves clients that send no SNI.
     ctx.tls.server.setSecureContext(defaultContextOptions(next.policy.tls, next.certificates));
   }
+  const previous = source.current;
   source.current = next;
+  previous.dispose().catch((err: unknown) => logger.warn({ err }, 'releasing the previous policy failed'));
   return { ok: true, ms: 0, warnings: loaded.warnings };
 }

@@ -26,14 +26,22 @@ export function listenerChange(old: PolicyConfig, next: PolicyConfig): string | 
   for (const key of ['body', 'headers_timeout', 'request_timeout'] as const) {
     if (a.limits[key] !== b.limits[key]) return restart(`server.limits.${key}`, String(a.limits[key]), String(b.limits[key]));
   }
+  // The store holds live counters and connections; switching it mid-traffic would reset every
+  // limit and replay window, so it changes only with a restart.
+  const { pos: _a, ...storeA } = old.store;
+  const { pos: _b, ...storeB } = next.store;
+  if (JSON.stringify(storeA) !== JSON.stringify(storeB)) return 'store changed; restart wxgw to apply it';
   return undefined;
 }
 
-/** Every file a policy reads: the policy itself, certificates, keys and the CA bundle. */
+/** Every file a policy reads: the policy itself, certificates, keys, the CA bundle, verification keys. */
 export function policyFiles(policy: PolicyConfig): string[] {
   const files = [policy.file];
   for (const c of policy.tls.certificates) files.push(c.cert, c.key);
   if (policy.tls.roots !== 'system') files.push(policy.tls.roots.bundle);
+  const jwtKey = policy.identity?.jwt?.key;
+  if (jwtKey && jwtKey.kind !== 'secret') files.push(jwtKey.file);
+  for (const k of policy.wechatpay?.keys ?? []) files.push(k.file);
   return files;
 }
 

@@ -1,12 +1,26 @@
 // One immutable picture of the policy in force: what request handling reads, built beside the
 // old one and swapped by reference.
-import type { PolicyConfig, UpstreamConfig } from './policy/types.js';
+import type { PolicyConfig, RouteConfig, UpstreamConfig } from './policy/types.js';
 import type { LoadedCertificate } from './tls/load.js';
 import { RouteTable, type CompiledRoute } from './proxy/route-table.js';
 import { compileTrustedProxies, type TrustedProxies } from './net/client-address.js';
 import { compileIpAllow, type IpAllow } from './guards/ip-allow.js';
 import { compileCors } from './guards/cors.js';
 import { securityHeaders, type ResponsePlan } from './proxy/forwarding-headers.js';
+import { compileRateLimits, type RateLimitGuard } from './guards/rate-limit.js';
+import type { CallbackGuard } from './guards/callback-types.js';
+import { VERIFIED_HEADER, compileWechatCallback } from './guards/wechat-callback.js';
+import { PAY_HEADERS, compileWechatPayNotify } from './guards/wechatpay-notify.js';
+import { compileMaskProfile } from './masking/compile.js';
+import type { CompiledMask } from './masking/compile.js';
+import { maskValue } from './masking/json-mask.js';
+import { compileIdentity, type IdentityVerifier } from './identity/verify.js';
+import { SessionSigner } from './identity/session-token.js';
+import { createLogin } from './identity/login.js';
+import type { Store } from './store/store.js';
+import type { Logger } from './observability/logger.js';
+import type { UpstreamPools } from './proxy/forwarder.js';
+import { DEFAULTS } from './policy/build.js';
 
 export interface UpstreamTarget {
   readonly name: string;
@@ -24,7 +38,19 @@ export interface RouteTarget {
   readonly ipAllow: IpAllow;
   /** How answers are rewritten; its `cors` is the route's compiled CORS guard. */
   readonly response: ResponsePlan;
+  /** `login`: the identity login endpoint, answered by the gateway after the route's guards. */
+  readonly kind: 'proxy' | 'login';
+  /** Signed-callback verification (message push or Pay notifications); runs before identity. */
+  readonly callback: CallbackGuard | undefined;
+  readonly identityRequired: boolean;
+  readonly rateLimit: RateLimitGuard | undefined;
+  readonly mask: CompiledMask | undefined;
+  /** `on_mask_error: pass`: an answer that cannot be masked goes out as it came (and is logged). */
+  readonly maskFailOpen: boolean;
 }
+
+/** What a snapshot's login endpoint does with a request body. */
+export type LoginEndpoint = ReturnType<typeof createLogin>;
 
 export interface Snapshot {
   readonly policy: PolicyConfig;
@@ -35,6 +61,25 @@ export interface Snapshot {
   readonly redirectHosts: ReadonlySet<string>;
   /** HSTS and nosniff, on every HTTPS answer including the gateway's own. */
   readonly securityHeaders: Readonly<Record<string, string>>;
+  readonly store: Store;
+  /** `store.on_unavailable: allow`: requests are admitted unlimited while the store is down. */
+  readonly storeFailOpen: boolean;
+  /** Verifies identity tokens; undefined without an `identity` section. */
+  readonly identity: IdentityVerifier | undefined;
+  readonly login: LoginEndpoint | undefined;
+  /** Headers only the gateway may state (identity, callback verification): client copies go, on every route. */
+  readonly reservedHeaders: ReadonlySet<string>;
+  /** Every compiled mask profile, for log redaction. */
+  readonly masks: readonly CompiledMask[];
+  /** Releases what the snapshot holds open (the WeChat API client); in-flight calls finish first. */
+  dispose(): Promise<void>;
+}
+
+/** What a snapshot is built with that outlives it: shared by every snapshot of one gateway. */
+export interface SnapshotDeps {
+  readonly store: Store;
+  readonly pools: UpstreamPools;
+  readonly logger: Logger;
 }
 
 function upstreamTarget(u: UpstreamConfig): UpstreamTarget {
@@ -42,15 +87,21 @@ function upstreamTarget(u: UpstreamConfig): UpstreamTarget {
   return Object.freeze({ name: u.name, origin: u.url.origin, basePath });
 }
 
-export function buildSnapshot(policy: PolicyConfig, certificates: readonly LoadedCertificate[]): Snapshot {
+export async function buildSnapshot(policy: PolicyConfig, certificates: readonly LoadedCertificate[], deps: SnapshotDeps): Promise<Snapshot> {
   const upstreams = new Map<string, UpstreamTarget>();
   for (const [name, u] of policy.upstreams) upstreams.set(name, upstreamTarget(u));
 
   const security = securityHeaders(policy.tls.hsts);
   const fixed = Object.freeze(Object.entries(security));
   const strip = new Set(policy.server.strip_response_headers);
+  const masks = new Map<string, CompiledMask>();
+  for (const [name, profile] of policy.mask_profiles) masks.set(name, compileMaskProfile(profile));
 
-  const routes: CompiledRoute<RouteTarget>[] = policy.routes.map((r) => {
+  const identity = policy.identity;
+  const signer = identity?.session ? await SessionSigner.create(identity.session) : undefined;
+  const verifier = identity ? await compileIdentity(identity, { signer }) : undefined;
+
+  const target = (r: RouteConfig, kind: RouteTarget['kind']): RouteTarget => {
     const upstream = upstreams.get(r.upstream);
     // The validator refuses undefined upstreams; reaching this is a bug, not bad input.
     if (!upstream) throw new Error(`route ${r.name}: upstream ${r.upstream} missing after validation`);
@@ -61,9 +112,47 @@ export function buildSnapshot(policy: PolicyConfig, certificates: readonly Loade
       jsonCharset: r.json_charset,
       cors: r.cors && compileCors(r.cors),
     });
-    const ipAllow = compileIpAllow(r.allow, r.deny);
-    return { config: r, target: Object.freeze({ name: r.name, upstream, timeout, ipAllow, response }) };
-  });
+    const callback = r.wechat_callback
+      ? compileWechatCallback(r.wechat_callback, policy.wechat!, deps.store)
+      : r.wechatpay_notify
+        ? compileWechatPayNotify(r.wechatpay_notify, policy.wechatpay!, deps.store)
+        : undefined;
+    return Object.freeze({
+      name: r.name,
+      upstream,
+      timeout,
+      ipAllow: compileIpAllow(r.allow, r.deny),
+      response,
+      kind,
+      callback,
+      identityRequired: r.identity_required,
+      rateLimit: compileRateLimits(r.name, r.rate_limits),
+      mask: r.mask === undefined ? undefined : masks.get(r.mask),
+      maskFailOpen: r.on_mask_error === 'pass',
+    });
+  };
+  const routes: CompiledRoute<RouteTarget>[] = policy.routes.map((r) => ({ config: r, target: target(r, 'proxy') }));
+
+  let login: LoginEndpoint | undefined;
+  if (identity?.login && signer) {
+    const config = loginRoute(policy);
+    // Listed first: on a tie with a route of the same exact path, the gateway's endpoint wins.
+    routes.unshift({ config, target: target(config, 'login') });
+    const up = identity.login.upstream;
+    const userMask = up && masks.get(up.mask ?? policy.defaults.mask ?? '');
+    login = createLogin({
+      identity,
+      wechat: policy.wechat!,
+      store: deps.store,
+      signer,
+      logger: deps.logger,
+      ...(up && {
+        callUpstream: (req: { path: string; headers: Record<string, string>; body: Buffer }) =>
+          deps.pools.call(upstreams.get(up.upstream)!, { ...req, path: upstreams.get(up.upstream)!.basePath + up.path }, policy.upstreams.get(up.upstream)!.timeout),
+        maskJson: (value: unknown) => (userMask ? maskValue(userMask, value) : value),
+      }),
+    });
+  }
 
   const redirectHosts = new Set<string>();
   for (const c of certificates) for (const n of c.names) if (!n.startsWith('*.')) redirectHosts.add(n);
@@ -76,5 +165,42 @@ export function buildSnapshot(policy: PolicyConfig, certificates: readonly Loade
     certificates: Object.freeze([...certificates]),
     redirectHosts,
     securityHeaders: security,
+    store: deps.store,
+    storeFailOpen: policy.store.on_unavailable === 'allow',
+    identity: verifier,
+    login,
+    reservedHeaders: new Set([
+      identity?.upstream_header ?? DEFAULTS.upstream_header,
+      identity?.unionid_header ?? DEFAULTS.unionid_header,
+      VERIFIED_HEADER,
+      ...PAY_HEADERS,
+    ]),
+    masks: Object.freeze([...masks.values()]),
+    async dispose() {
+      login?.close();
+    },
   });
+}
+
+/**
+ * The login endpoint as a route: POST on its exact path, held to the defaults' allow, deny, cors
+ * and rate_limit like any route that does not override them.
+ */
+function loginRoute(policy: PolicyConfig): RouteConfig {
+  const login = policy.identity!.login!;
+  const d = policy.defaults;
+  return {
+    name: 'identity-login',
+    match: { path: login.path, methods: ['POST'] },
+    // Never forwarded; an upstream is named only because every route target has one.
+    upstream: policy.upstreams.keys().next().value!,
+    allow: d.allow!,
+    deny: d.deny,
+    ...(d.cors && { cors: d.cors }),
+    json_charset: true,
+    rate_limits: d.rate_limits,
+    identity_required: false,
+    on_mask_error: 'fail',
+    pos: login.pos,
+  };
 }

@@ -4,13 +4,19 @@
 import type { Counter } from 'prom-client';
 import { REASONS, type Reason } from '../errors.js';
 
-export type Decision = Reason | 'redirect';
+/**
+ * Besides refusals and redirects: requests admitted unlimited while the store was down
+ * (`on_unavailable: allow`), and answers sent unmasked because masking failed (`on_mask_error: pass`).
+ */
+const ADMITTED = ['redirect', 'store_unavailable_allowed', 'mask_failed_passed'] as const;
+
+export type Decision = Reason | (typeof ADMITTED)[number];
 
 export class Decisions {
   private readonly children = new Map<Decision, { inc(): void }>();
 
   constructor(private readonly counter: Counter<'reason'>) {
-    for (const d of [...(Object.keys(REASONS) as Reason[]), 'redirect' as const]) {
+    for (const d of [...(Object.keys(REASONS) as Reason[]), ...ADMITTED]) {
       // Exported at 0 from the start, so that rate() sees the first one.
       counter.inc({ reason: d }, 0);
       this.children.set(d, counter.labels(d));

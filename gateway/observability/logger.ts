@@ -25,6 +25,14 @@ export function bufferedDestination(dest: number | string = 1): DestinationStrea
   return pino.destination({ dest, sync: false, minLength: 4096, periodicFlush: 250 });
 }
 
+/**
+ * The logger with the policy's masked keys redacted too (session_key, phone...), so a field masked
+ * in responses cannot reappear in wxgw's own log lines.
+ */
+export function withRedaction(logger: Logger, extraPaths: readonly string[]): Logger {
+  return extraPaths.length === 0 ? logger : logger.child({}, { redact: { paths: [...REDACT, ...extraPaths], censor: '[redacted]' } });
+}
+
 export function createLogger(opts: { level?: string; destination?: DestinationStream } = {}): Logger {
   const options = {
     level: opts.level ?? process.env.WXGW_LOG_LEVEL ?? 'info',

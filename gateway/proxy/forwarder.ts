@@ -14,8 +14,8 @@ export interface ForwardRequest {
   /** Path and query as the upstream must see them. */
   path: string;
   headers: IncomingHttpHeaders;
-  /** The request body stream, or undefined when the request has none. */
-  body: Readable | undefined;
+  /** The request body: streamed, replaced by the gateway (a decrypted callback), or none. */
+  body: Readable | Buffer | undefined;
   /** Milliseconds to wait for the response headers, and between body chunks. */
   timeout: number;
   context: ForwardContext;
@@ -79,6 +79,37 @@ export class UpstreamPools {
         });
       },
     );
+  }
+
+  /**
+   * A request the gateway makes itself (the login's call to the backend): buffered both ways,
+   * bounded by `maxAnswer` bytes.
+   */
+  async call(
+    upstream: UpstreamTarget,
+    req: { path: string; headers: Record<string, string>; body: Buffer },
+    timeout: number,
+    maxAnswer = 1024 * 1024,
+  ): Promise<{ statusCode: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+    const res = await this.pool(upstream).request({
+      path: req.path,
+      method: 'POST',
+      headers: { ...req.headers, 'content-length': String(req.body.length) },
+      body: req.body,
+      headersTimeout: timeout,
+      bodyTimeout: timeout,
+    });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > maxAnswer) {
+        res.body.destroy();
+        throw new Error(`the upstream answer is larger than ${maxAnswer} bytes`);
+      }
+      chunks.push(chunk);
+    }
+    return { statusCode: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) };
   }
 
   async close(): Promise<void> {

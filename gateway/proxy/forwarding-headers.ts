@@ -36,6 +36,12 @@ export interface ForwardContext {
   readonly response: ResponsePlan;
   /** Access-Control-Allow-Origin for this request's Origin on a CORS route; undefined otherwise. */
   readonly allowedOrigin: string | undefined;
+  /** Lower-case request headers only the gateway may set (verified identity): client copies go. */
+  readonly reserved: ReadonlySet<string>;
+  /** Request headers the gateway states: verified identity, callback verification, body type. */
+  readonly added: Readonly<Record<string, string>> | undefined;
+  /** Response headers the gateway adds to the upstream's answer (rate-limit state). */
+  readonly answerAdded: Readonly<Record<string, string>> | undefined;
 }
 
 /** `max-age=N; includeSubDomains; preload`, as configured. */
@@ -92,8 +98,10 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, ctx: Forwa
     if (!trusted && CLIENT_CLAIMS.has(name)) continue;
     if (listed?.has(name)) continue;
     if (!ctx.hasBody && name === 'content-length') continue;
+    if (ctx.reserved.has(name)) continue;
     out[name] = value;
   }
+  if (ctx.added) Object.assign(out, ctx.added);
   const prior = trusted ? incoming['x-forwarded-for'] : undefined;
   const peer = ctx.address.peer;
   out['x-forwarded-for'] = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${peer}` : peer;
@@ -133,6 +141,7 @@ export function clientResponseHeaders(
       for (const [name, value] of plan.cors.actualHeaders) out[name] = value;
     }
   }
+  if (ctx.answerAdded) Object.assign(out, ctx.answerAdded);
   out['x-request-id'] = ctx.id;
   return out;
 }

@@ -15,8 +15,14 @@ import { accessLogger, type Logger } from '../observability/logger.js';
 import type { Decision, Decisions } from '../observability/decisions.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { RouteTarget, Snapshot } from '../snapshot.js';
-import { forwardErrorReason, UpstreamPools } from './forwarder.js';
+import { rateLimitHeaders } from '../guards/rate-limit.js';
+import type { CallbackOutcome } from '../guards/callback-types.js';
+import type { CompiledCors } from '../guards/cors.js';
+import { StoreUnavailableError } from '../store/store.js';
+import { forwardErrorReason, type ForwardResponse, type UpstreamPools } from './forwarder.js';
 import { plainAnswer } from './redirect-server.js';
+import { readBody } from './read-body.js';
+import { sendAnswer, type AnswerPlan } from './answer.js';
 
 export interface SnapshotSource {
   readonly current: Snapshot;
@@ -33,6 +39,9 @@ interface RequestState {
   decisions: Decisions;
   upstreamStart: number;
   upstreamMs: number | undefined;
+  /** The route's CORS guard and the Origin it allows, so the gateway's own errors carry them too. */
+  cors: CompiledCors | undefined;
+  allowedOrigin: string | undefined;
 }
 
 const kState = Symbol('wxgw.request');
@@ -53,6 +62,8 @@ export interface GatewayServerOptions {
   tls: HttpsServerOptions | null;
   decisions: Decisions;
   metrics: Metrics;
+  /** Shared with the snapshots' login endpoints, so every call to an upstream uses one pool. */
+  pools: UpstreamPools;
 }
 
 /** Counts request body bytes as they stream and stops the stream past the policy's limit. */
@@ -75,6 +86,14 @@ export function sendError(reply: Reply, reason: Reason, message?: string): void 
   const wx = stateOf(reply.request);
   wx.reason = reason;
   wx.decisions.count(reason);
+  // A page can only read the reason (a 429, a 401) when the error carries the route's CORS answer.
+  if (wx.cors) {
+    reply.header('vary', 'Origin');
+    if (wx.allowedOrigin !== undefined) {
+      reply.header('access-control-allow-origin', wx.allowedOrigin);
+      for (const [name, value] of wx.cors.actualHeaders) reply.header(name, value);
+    }
+  }
   reply
     .code(REASONS[reason].status)
     .headers(wx.snapshot.securityHeaders)
@@ -167,6 +186,8 @@ export function createGatewayServer(opts: GatewayServerOptions) {
         decisions,
         upstreamStart: 0,
         upstreamMs: undefined,
+        cors: undefined,
+        allowedOrigin: undefined,
       };
       const given = raw.headers['x-request-id'];
       return address.peerTrusted && typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
@@ -228,12 +249,20 @@ export function createGatewayServer(opts: GatewayServerOptions) {
     done(null, Number.isFinite(declared) ? payload : payload.pipe(new BodyLimit(limit)));
   });
 
-  const pools = new UpstreamPools();
-  app.addHook('onClose', () => pools.close());
+  const pools = opts.pools;
 
-  const forward = (request: FastifyRequest, reply: Reply, target: RouteTarget, path: string, allowedOrigin: string | undefined): void => {
+  /** What the guards decided for the forwarded request. */
+  interface Forwarding {
+    /** Replaces the client's body (a decrypted callback). */
+    body?: Buffer;
+    added?: Record<string, string>;
+    answerAdded?: Record<string, string>;
+    answer: AnswerPlan;
+  }
+
+  const forward = (request: FastifyRequest, reply: Reply, target: RouteTarget, path: string, how: Forwarding): void => {
     const wx = stateOf(request);
-    const body = request.body as Readable | undefined;
+    const body = how.body ?? (request.body as Readable | undefined);
     // A client that hangs up before the answer should not keep an upstream request running.
     const abort = new AbortController();
     const onClientGone = (): void => {
@@ -250,7 +279,16 @@ export function createGatewayServer(opts: GatewayServerOptions) {
         headers: request.headers,
         body,
         timeout: target.timeout,
-        context: { id: request.id, address: wx.address, hasBody: body !== undefined, response: target.response, allowedOrigin },
+        context: {
+          id: request.id,
+          address: wx.address,
+          hasBody: body !== undefined,
+          response: target.response,
+          allowedOrigin: wx.allowedOrigin,
+          reserved: wx.snapshot.reservedHeaders,
+          added: how.added,
+          answerAdded: how.answerAdded,
+        },
         signal: abort.signal,
       },
       (err, res) => {
@@ -271,18 +309,157 @@ export function createGatewayServer(opts: GatewayServerOptions) {
           sendError(reply, reason);
           return;
         }
-        // The answer is streamed straight onto the socket: Fastify's reply pipeline (send, onSend
-        // hooks, stream bookkeeping) cost a tenth of the CPU per proxied request here.
-        reply.hijack();
-        const out = reply.raw;
-        out.writeHead(res.statusCode, res.headers);
-        res.body.on('error', (bodyErr: Error) => {
-          reply.log.warn({ err: bodyErr, route: target.name }, 'upstream response failed mid-body');
-          out.destroy(bodyErr);
-        });
-        res.body.pipe(out);
+        if (how.answer.kind === 'stream') {
+          streamAnswer(reply, target, res);
+          return;
+        }
+        sendAnswer(how.answer, res, request.method).then(
+          (outcome) => {
+            if (outcome.kind === 'stream') streamAnswer(reply, target, outcome.res);
+            else if (outcome.kind === 'failed') {
+              reply.log.warn({ route: target.name, why: outcome.why }, 'upstream answer could not be masked');
+              sendError(reply, outcome.reason);
+            } else {
+              if (outcome.passedUnmasked) {
+                reply.log.warn({ route: target.name, why: outcome.passedUnmasked }, 'upstream answer passed unmasked (on_mask_error: pass)');
+                decisions.count('mask_failed_passed');
+              }
+              streamAnswer(reply, target, outcome.res, outcome.buffered);
+            }
+          },
+          (answerErr: unknown) => {
+            reply.log.error({ err: answerErr, route: target.name }, 'upstream answer handling failed');
+            res.body.destroy();
+            sendError(reply, 'internal_error');
+          },
+        );
       },
     );
+  };
+
+  /**
+   * Writes an answer straight onto the socket: Fastify's reply pipeline (send, onSend hooks,
+   * stream bookkeeping) cost a tenth of the CPU per proxied request here. A body that fails
+   * mid-way (the upstream, or masking a stream) cuts the connection: the client never gets a
+   * truncated document that looks complete.
+   */
+  const streamAnswer = (reply: Reply, target: RouteTarget, res: ForwardResponse, buffered?: Buffer): void => {
+    reply.hijack();
+    const out = reply.raw;
+    out.writeHead(res.statusCode, res.headers);
+    if (buffered) {
+      out.end(buffered);
+      return;
+    }
+    res.body.on('error', (bodyErr: Error & { reason?: Reason }) => {
+      const reason = bodyErr.reason;
+      if (reason === 'mask_failed') {
+        stateOf(reply.request).reason = reason;
+        decisions.count(reason);
+        reply.log.warn({ route: target.name, why: bodyErr.message }, 'upstream answer could not be masked mid-stream; connection cut');
+      } else reply.log.warn({ err: bodyErr, route: target.name }, 'upstream response failed mid-body');
+      out.destroy(bodyErr);
+    });
+    res.body.pipe(out);
+  };
+
+  /** Largest login request body: `{"code": "..."}` and little else. */
+  const LOGIN_BODY_LIMIT = 16 * 1024;
+
+  /**
+   * The guards that need the body, the store or a token, in the order of ARCHITECTURE.md:
+   * signed callback, identity, rate limits; then the login answer or the forwarded request.
+   */
+  const guarded = async (request: FastifyRequest, reply: Reply, target: RouteTarget, dest: string): Promise<void> => {
+    const wx = stateOf(request);
+    const snapshot = wx.snapshot;
+    const how: Forwarding = { answer: target.mask ? { kind: 'mask', mask: target.mask, failOpen: target.maskFailOpen } : { kind: 'stream' } };
+    const added: Record<string, string> = {};
+
+    if (target.callback) {
+      const body = await readBody(request.body as Readable | undefined, target.callback.maxBody);
+      const q = request.raw.url!.indexOf('?');
+      const query = new URLSearchParams(q < 0 ? '' : request.raw.url!.slice(q + 1));
+      const outcome: CallbackOutcome = await target.callback.check({ method: request.method, query, headers: request.headers, body });
+      if (outcome.kind === 'refuse') {
+        reply.log.warn({ route: target.name, reason: outcome.reason, detail: outcome.detail }, 'callback refused');
+        sendError(reply, outcome.reason);
+        return;
+      }
+      if (outcome.kind === 'answer') {
+        reply
+          .code(outcome.status)
+          .headers(snapshot.securityHeaders)
+          .header('content-type', outcome.contentType)
+          .header('cache-control', 'no-store')
+          .header('x-request-id', request.id)
+          .send(outcome.body);
+        return;
+      }
+      how.body = outcome.body;
+      Object.assign(added, outcome.headers, { 'content-type': outcome.contentType, 'content-length': String(outcome.body.length) });
+      if (outcome.sealReply) how.answer = { kind: 'seal', seal: outcome.sealReply };
+    }
+
+    let openid: string | undefined;
+    if (snapshot.identity && target.kind === 'proxy') {
+      const outcome = await snapshot.identity.verify(request.headers);
+      if (outcome.kind === 'verified') {
+        openid = outcome.openid;
+        added[snapshot.identity.upstreamHeader] = openid;
+      } else if (target.identityRequired) {
+        sendError(reply, outcome.kind === 'refused' ? outcome.reason : 'identity_required');
+        return;
+      }
+    }
+
+    if (target.rateLimit) {
+      const rules = target.rateLimit.rules(openid, wx.address.client);
+      if (rules.length > 0) {
+        try {
+          const results = await snapshot.store.hit(rules);
+          const headers = rateLimitHeaders(results);
+          if (!results.every((r) => r.allowed)) {
+            reply.headers(headers);
+            sendError(reply, 'rate_limited');
+            return;
+          }
+          how.answerAdded = headers;
+        } catch (err) {
+          if (!(err instanceof StoreUnavailableError)) throw err;
+          if (!snapshot.storeFailOpen) {
+            reply.log.warn({ route: target.name, err }, 'rate limit not decided: store unavailable');
+            sendError(reply, 'store_unavailable');
+            return;
+          }
+          decisions.count('store_unavailable_allowed');
+        }
+      }
+    }
+
+    if (target.kind === 'login') {
+      const body = await readBody(request.body as Readable | undefined, LOGIN_BODY_LIMIT);
+      const result = await snapshot.login!.handle(body, { requestId: request.id });
+      if (result.kind === 'refused') {
+        sendError(reply, result.reason, result.message);
+        return;
+      }
+      if (wx.allowedOrigin !== undefined) {
+        reply.header('access-control-allow-origin', wx.allowedOrigin).headers(Object.fromEntries(wx.cors!.actualHeaders));
+      }
+      reply
+        .code(200)
+        .headers(snapshot.securityHeaders)
+        .headers(how.answerAdded ?? {})
+        .header('cache-control', 'no-store')
+        .header('content-type', 'application/json; charset=utf-8')
+        .header('x-request-id', request.id)
+        .send(JSON.stringify(result.body));
+      return;
+    }
+
+    if (Object.keys(added).length > 0) how.added = added;
+    forward(request, reply, target, dest, how);
   };
 
   const handler = (request: FastifyRequest, reply: Reply): void => {
@@ -341,8 +518,32 @@ export function createGatewayServer(opts: GatewayServerOptions) {
         .send();
       return;
     }
+    if (cors) {
+      wx.cors = cors;
+      wx.allowedOrigin = cors.allowOrigin(origin);
+    }
     const dest = target.upstream.basePath + normalised.path + (q < 0 ? '' : url.slice(q));
-    forward(request, reply, target, dest, cors?.allowOrigin(origin));
+    // Routes without stateful guards take the direct path, with no promise in between.
+    if (target.callback || target.rateLimit || target.kind === 'login' || wx.snapshot.identity) {
+      guarded(request, reply, target, dest).catch((err: unknown) => {
+        if (reply.sent || reply.raw.headersSent) {
+          reply.log.error({ err, route: target.name }, 'request failed after its answer started');
+          return;
+        }
+        if (err instanceof GatewayError) sendError(reply, err.reason, err.message);
+        // A callback whose nonce cannot be recorded could be a replay: refused whatever
+        // on_unavailable says (that choice covers rate limits only).
+        else if (err instanceof StoreUnavailableError) {
+          reply.log.warn({ err, route: target.name }, 'request refused: store unavailable');
+          sendError(reply, 'store_unavailable');
+        } else {
+          reply.log.error({ err, route: target.name }, 'request failed inside the gateway');
+          sendError(reply, 'internal_error');
+        }
+      });
+      return;
+    }
+    forward(request, reply, target, dest, { answer: target.mask ? { kind: 'mask', mask: target.mask, failOpen: target.maskFailOpen } : { kind: 'stream' } });
   };
 
   app.route({ method: METHODS, url: '*', handler });

@@ -53,7 +53,10 @@ export async function policyContext(): Promise<PolicyContext> {
   };
 }
 
-export async function startTestGateway(policy: (ctx: PolicyContext) => string): Promise<TestGateway> {
+export async function startTestGateway(
+  policy: (ctx: PolicyContext) => string,
+  opts: { env?: Record<string, string | undefined> } = {},
+): Promise<TestGateway> {
   const ctx = await policyContext();
   const file = join(ctx.dir, 'gateway.yaml');
   writeFileSync(file, policy(ctx));
@@ -65,7 +68,7 @@ export async function startTestGateway(policy: (ctx: PolicyContext) => string): 
     },
   });
   const logger = createLogger({ level: 'debug', destination: sink });
-  const gw = await startGateway({ config: file, logger });
+  const gw = await startGateway({ config: file, logger, ...(opts.env && { env: opts.env }) });
   const text = (): string => chunks.join('');
   return {
     gw,

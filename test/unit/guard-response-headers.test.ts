@@ -11,7 +11,7 @@ const withCors: ResponsePlan = {
 };
 
 function ctx(response: ResponsePlan, allowedOrigin?: string): ForwardContext {
-  return { id: 'req-1', address: { client: '1.2.3.4', peer: '1.2.3.4', peerTrusted: false }, hasBody: false, response, allowedOrigin };
+  return { id: 'req-1', address: { client: '1.2.3.4', peer: '1.2.3.4', peerTrusted: false }, hasBody: false, response, allowedOrigin, reserved: new Set(), added: undefined, answerAdded: undefined };
 }
 
 test('HSTS is written as configured', () => {
