@@ -1,5 +1,6 @@
 // `npm start`: the embedded default. A local CA chain, the bundled sample legacy backend and the
 // gateway with the example policy, all on this machine, with the in-memory store.
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Server } from 'node:http';
@@ -10,6 +11,21 @@ import { startGateway } from './main.js';
 import { PolicyError, formatDiagnostic } from './policy/types.js';
 
 const BACKEND_PORT = 9000;
+
+/**
+ * The example policy reads its secrets from the environment; the demo fills in what is unset:
+ * the sample backend's fake AppSecret, and fresh random keys (tokens end with the process).
+ */
+function demoEnv(appSecret: string): Record<string, string | undefined> {
+  const alnum = (n: number): string => randomBytes(n * 2).toString('base64').replace(/[^A-Za-z0-9]/g, '').slice(0, n);
+  return {
+    ...process.env,
+    WX_APP_SECRET: process.env.WX_APP_SECRET ?? appSecret,
+    WX_TOKEN: process.env.WX_TOKEN ?? alnum(32),
+    WX_ENCODING_AES_KEY: process.env.WX_ENCODING_AES_KEY ?? alnum(43),
+    SESSION_SIGNING_KEY: process.env.SESSION_SIGNING_KEY ?? randomBytes(32).toString('base64'),
+  };
+}
 
 export async function runDemo(): Promise<void> {
   const chain = await ensureDevChain(join(PACKAGE_ROOT, 'certs'));
@@ -24,10 +40,11 @@ export async function runDemo(): Promise<void> {
     startSampleBackend(port: number, host: string): Promise<Server>;
   };
   const backend = await startSampleBackend(BACKEND_PORT, '127.0.0.1');
+  const { DEMO_APP_SECRET } = (await import(backendModule)) as { DEMO_APP_SECRET: string };
 
   const config = join(PACKAGE_ROOT, 'config/gateway.example.yaml');
   try {
-    const gw = await startGateway({ config });
+    const gw = await startGateway({ config, env: demoEnv(DEMO_APP_SECRET) });
     // The bundled example policy has its own HTTPS listener.
     const port = gw.https!.port;
     process.stdout.write(
@@ -41,6 +58,7 @@ export async function runDemo(): Promise<void> {
         `root CA to trust       ${chain.root}`,
         '',
         `try:  curl --cacert ${chain.root} https://localhost:${port}/api/user`,
+        `      curl --cacert ${chain.root} -d '{"code":"any-code"}' https://localhost:${port}/wx/login`,
         '',
       ].join('\n'),
     );

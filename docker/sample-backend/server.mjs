@@ -2,6 +2,7 @@
 // backends do, leaking what they should not (session_key, unionid, full phone and ID numbers),
 // so the demo and the tests have something real to put the gateway in front of.
 // Run alone: node docker/sample-backend/server.mjs [port] (default 9000, or $PORT).
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { pathToFileURL } from 'node:url';
 
@@ -48,6 +49,28 @@ function readBody(req) {
   });
 }
 
+// The demo's stand-in for WeChat's jscode2session (the real API is not reachable from a demo):
+// any code works once, and the same code always gives the same openid.
+export const DEMO_APPID = 'wx5823bf96d3bd56c7';
+export const DEMO_APP_SECRET = 'demo-app-secret-not-for-production';
+const usedCodes = new Set();
+
+function jscode2session(url, res) {
+  const q = url.searchParams;
+  // WeChat answers errors with HTTP 200 and text/plain, as here.
+  const answer = (body) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end(JSON.stringify(body));
+  };
+  if (q.get('appid') !== DEMO_APPID || q.get('secret') !== DEMO_APP_SECRET) return answer({ errcode: 40125, errmsg: 'invalid appsecret' });
+  const code = q.get('js_code') ?? '';
+  if (code === '' || q.get('grant_type') !== 'authorization_code') return answer({ errcode: 40029, errmsg: 'invalid code' });
+  if (usedCodes.has(code)) return answer({ errcode: 40163, errmsg: 'code been used' });
+  usedCodes.add(code);
+  const id = createHash('sha256').update(code).digest('base64url').slice(0, 20);
+  return answer({ openid: `oDemo${id}`, unionid: `uDemo${id}`, session_key: randomBytes(16).toString('base64') });
+}
+
 async function handle(req, res) {
   const url = new URL(req.url, 'http://backend');
   const path = url.pathname;
@@ -77,6 +100,18 @@ async function handle(req, res) {
       headers: req.headers,
       body: body.toString('utf8'),
     });
+  }
+  if (path === '/sns/jscode2session') return jscode2session(url, res);
+  if (path === '/api/me') {
+    // The gateway put the verified openid here; a legacy backend trusts it because wxgw removed
+    // any copy the client sent.
+    return json(res, 200, { code: 0, data: { ...users[0], openid: req.headers['x-wx-openid'] ?? null } });
+  }
+  if (path === '/wx/callback') {
+    // Receives the message wxgw verified and decrypted; "success" tells WeChat it was handled.
+    await readBody(req);
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    return res.end('success');
   }
   if (path === '/healthz') return json(res, 200, { status: 'ok' });
   return json(res, 404, { code: 404, message: `no such endpoint: ${path}` });

@@ -13,8 +13,17 @@ import { startUpstream } from '../helpers/upstream.js';
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const bin = join(root, 'bin/wxgw.js');
 
+/** The example policy's secrets, as ops would export them. */
+const EXAMPLE_ENV = {
+  WX_APP_SECRET: 'example-app-secret',
+  WX_TOKEN: 'exampleToken123',
+  WX_ENCODING_AES_KEY: 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG',
+  SESSION_SIGNING_KEY: 'example-session-signing-key-of-32-bytes!',
+};
+
 function wxgw(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', cwd: root, timeout: 30_000 });
+  const env = { ...process.env, ...EXAMPLE_ENV };
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', cwd: root, timeout: 30_000, env });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -28,7 +37,7 @@ test('validate accepts the example policy with the development chain beside it',
   copyFileSync(ctx.chain.key, join(ctx.dir, 'certs/privkey.pem'));
   const r = wxgw('validate', '--config', join(ctx.dir, 'config/gateway.yaml'));
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /policy OK: 3 route\(s\), 1 upstream\(s\), 1 certificate chain\(s\) verified/);
+  assert.match(r.stdout, /policy OK: 5 route\(s\), 1 upstream\(s\), 1 certificate chain\(s\) verified/);
 });
 
 test('validate reports every error with file, line and key, and exits 1', async () => {
