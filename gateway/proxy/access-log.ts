@@ -1,0 +1,41 @@
+// One access-log line and the route's metrics per request, whichever path answered it.
+import { REASONS } from '../errors.js';
+import { accessLogger, type Logger } from '../observability/logger.js';
+import type { Decisions } from '../observability/decisions.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { RequestState } from './request-state.js';
+
+export type AccessLog = (wx: RequestState, method: string, status: number, finished: boolean) => void;
+
+const round = (ms: number): number => Math.round(ms * 100) / 100;
+
+export function createAccessLog(logger: Logger, decisions: Decisions, metrics: Metrics): AccessLog {
+  const access = accessLogger(logger);
+  return (wx, method, statusCode, finished) => {
+    // A response that never finished was cut short by the client going away.
+    if (!finished && wx.reason === undefined) {
+      wx.reason = 'client_closed';
+      decisions.count('client_closed');
+    }
+    const status = finished ? statusCode : REASONS.client_closed.status;
+    const totalMs = performance.now() - wx.start;
+    const routeMetrics = metrics.route(wx.route);
+    routeMetrics.request(method, status);
+    routeMetrics.duration.observe(totalMs / 1000);
+    if (wx.upstreamMs !== undefined) routeMetrics.upstreamDuration.observe(wx.upstreamMs / 1000);
+    access.info(
+      {
+        request_id: wx.id,
+        route: wx.route,
+        method,
+        path: wx.path,
+        status,
+        reason: wx.reason,
+        client_ip: wx.address.client,
+        upstream_ms: wx.upstreamMs === undefined ? undefined : round(wx.upstreamMs),
+        total_ms: round(totalMs),
+      },
+      'request',
+    );
+  };
+}

@@ -1,0 +1,306 @@
+// The path of every routed request that the gateway does not refuse outright: the route's
+// stateful guards (signed callback, identity, rate limits), then the login endpoint or the
+// upstream, and the answer back (streamed, masked, or sealed). It runs on Node's own request and
+// response objects: Fastify's per-request machinery cost more than a third of the CPU of a
+// proxied request here (bench/RESULTS.md), and none of it is needed once a request is routed.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { GatewayError, type Reason } from '../errors.js';
+import { rateLimitHeaders } from '../guards/rate-limit.js';
+import type { Logger } from '../observability/logger.js';
+import type { Decisions } from '../observability/decisions.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { RouteTarget } from '../snapshot.js';
+import { StoreUnavailableError } from '../store/store.js';
+import type { AccessLog } from './access-log.js';
+import { sendAnswer, type AnswerPlan } from './answer.js';
+import { errorAnswer } from './error-answer.js';
+import { forwardErrorReason, type ForwardResponse, type UpstreamPools } from './forwarder.js';
+import { readBody } from './read-body.js';
+import type { RequestState } from './request-state.js';
+
+/** Counts request body bytes as they stream and stops the stream past the policy's limit. */
+class BodyLimit extends Transform {
+  private seen = 0;
+  constructor(private readonly limit: number) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.limit) done(new GatewayError('body_too_large'));
+    else done(null, chunk);
+  }
+}
+
+/** What the guards decided for the forwarded request. */
+interface Forwarding {
+  /** Replaces the client's body (a decrypted callback). */
+  body?: Buffer;
+  added?: Record<string, string>;
+  answerAdded?: Record<string, string>;
+  answer: AnswerPlan;
+}
+
+/** Largest login request body: `{"code": "..."}` and little else. */
+const LOGIN_BODY_LIMIT = 16 * 1024;
+
+export interface ProxiedPathOptions {
+  logger: Logger;
+  decisions: Decisions;
+  metrics: Metrics;
+  pools: UpstreamPools;
+  accessLog: AccessLog;
+}
+
+export type ProxiedPath = (req: IncomingMessage, res: ServerResponse, wx: RequestState, target: RouteTarget, dest: string) => void;
+
+export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
+  const { logger, decisions, metrics, pools, accessLog } = opts;
+
+  const sendError = (res: ServerResponse, wx: RequestState, reason: Reason, message?: string, extra?: Record<string, string>): void => {
+    wx.reason = reason;
+    decisions.count(reason);
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const answer = errorAnswer(wx, reason, message, extra);
+    res.writeHead(answer.status, answer.headers);
+    res.end(answer.body);
+  };
+
+  /**
+   * The request body as it streams, bounded by the policy: undefined without one, refused before
+   * reading when Content-Length already says too much, cut off mid-stream otherwise.
+   */
+  const requestBody = (req: IncomingMessage, wx: RequestState): Readable | undefined | 'too_large' => {
+    const length = req.headers['content-length'];
+    const chunked = req.headers['transfer-encoding'] !== undefined;
+    if (!chunked && (length === undefined || length === '0')) return undefined;
+    const limit = wx.snapshot.policy.server.limits.body;
+    const declared = Number(length);
+    if (declared > limit) return 'too_large';
+    return !chunked && Number.isFinite(declared) ? req : req.pipe(new BodyLimit(limit));
+  };
+
+  /**
+   * Writes the answer straight onto the socket. A body that fails mid-way (the upstream, or
+   * masking a stream) cuts the connection: the client never gets a truncated document that
+   * looks complete.
+   */
+  const streamAnswer = (res: ServerResponse, wx: RequestState, target: RouteTarget, answer: ForwardResponse, buffered?: Buffer): void => {
+    res.writeHead(answer.statusCode, answer.headers);
+    if (buffered) {
+      res.end(buffered);
+      return;
+    }
+    answer.body.on('error', (bodyErr: Error & { reason?: Reason }) => {
+      if (bodyErr.reason === 'mask_failed') {
+        wx.reason = 'mask_failed';
+        decisions.count('mask_failed');
+        logger.warn({ request_id: wx.id, route: target.name, why: bodyErr.message }, 'upstream answer could not be masked mid-stream; connection cut');
+      } else logger.warn({ request_id: wx.id, err: bodyErr, route: target.name }, 'upstream response failed mid-body');
+      res.destroy(bodyErr);
+    });
+    answer.body.pipe(res);
+  };
+
+  const forward = (req: IncomingMessage, res: ServerResponse, wx: RequestState, target: RouteTarget, dest: string, how: Forwarding, body: Readable | Buffer | undefined): void => {
+    // A client that hangs up before the answer should not keep an upstream request running.
+    const abort = new AbortController();
+    const onClientGone = (): void => {
+      if (!res.headersSent) abort.abort();
+    };
+    const socket = req.socket;
+    socket.once('close', onClientGone);
+    wx.upstreamStart = performance.now();
+    pools.forward(
+      target.upstream,
+      {
+        method: req.method!,
+        path: dest,
+        headers: req.headers,
+        body,
+        timeout: target.timeout,
+        context: {
+          id: wx.id,
+          address: wx.address,
+          hasBody: body !== undefined,
+          response: target.response,
+          allowedOrigin: wx.allowedOrigin,
+          reserved: wx.snapshot.reservedHeaders,
+          added: how.added,
+          answerAdded: how.answerAdded,
+        },
+        signal: abort.signal,
+      },
+      (err, answer) => {
+        socket.off('close', onClientGone);
+        wx.upstreamMs = performance.now() - wx.upstreamStart;
+        if (abort.signal.aborted) {
+          answer?.body.destroy();
+          return;
+        }
+        if (err || !answer) {
+          const reason = forwardErrorReason(err);
+          if (reason !== 'body_too_large') {
+            logger.warn({ request_id: wx.id, err, route: target.name }, 'upstream request failed');
+            metrics.route(target.name).upstreamError(reason);
+          }
+          sendError(res, wx, reason);
+          return;
+        }
+        if (how.answer.kind === 'stream') {
+          streamAnswer(res, wx, target, answer);
+          return;
+        }
+        sendAnswer(how.answer, answer, req.method!).then(
+          (outcome) => {
+            if (outcome.kind === 'stream') streamAnswer(res, wx, target, outcome.res);
+            else if (outcome.kind === 'failed') {
+              logger.warn({ request_id: wx.id, route: target.name, why: outcome.why }, 'upstream answer could not be masked');
+              sendError(res, wx, outcome.reason);
+            } else {
+              if (outcome.passedUnmasked) {
+                logger.warn({ request_id: wx.id, route: target.name, why: outcome.passedUnmasked }, 'upstream answer passed unmasked (on_mask_error: pass)');
+                decisions.count('mask_failed_passed');
+              }
+              streamAnswer(res, wx, target, outcome.res, outcome.buffered);
+            }
+          },
+          (answerErr: unknown) => {
+            logger.error({ request_id: wx.id, err: answerErr, route: target.name }, 'upstream answer handling failed');
+            answer.body.destroy();
+            sendError(res, wx, 'internal_error');
+          },
+        );
+      },
+    );
+  };
+
+  /** In the order of ARCHITECTURE.md: signed callback, identity, rate limits; then login or forward. */
+  const guarded = async (req: IncomingMessage, res: ServerResponse, wx: RequestState, target: RouteTarget, dest: string, body: Readable | undefined): Promise<void> => {
+    const snapshot = wx.snapshot;
+    const how: Forwarding = { answer: answerPlan(target) };
+    const added: Record<string, string> = {};
+    let sent: Readable | Buffer | undefined = body;
+
+    if (target.callback) {
+      const raw = await readBody(body, target.callback.maxBody);
+      const q = req.url!.indexOf('?');
+      const query = new URLSearchParams(q < 0 ? '' : req.url!.slice(q + 1));
+      const outcome = await target.callback.check({ method: req.method!, query, headers: req.headers, body: raw });
+      if (outcome.kind === 'refuse') {
+        logger.warn({ request_id: wx.id, route: target.name, reason: outcome.reason, detail: outcome.detail }, 'callback refused');
+        sendError(res, wx, outcome.reason);
+        return;
+      }
+      if (outcome.kind === 'answer') {
+        const headers = { ...snapshot.securityHeaders, 'content-type': outcome.contentType, 'cache-control': 'no-store', 'x-request-id': wx.id };
+        res.writeHead(outcome.status, headers);
+        res.end(outcome.body);
+        return;
+      }
+      sent = outcome.body;
+      Object.assign(added, outcome.headers, { 'content-type': outcome.contentType, 'content-length': String(outcome.body.length) });
+      if (outcome.sealReply) how.answer = { kind: 'seal', seal: outcome.sealReply };
+    }
+
+    let openid: string | undefined;
+    if (snapshot.identity && target.kind === 'proxy') {
+      const outcome = await snapshot.identity.verify(req.headers);
+      if (outcome.kind === 'verified') {
+        openid = outcome.openid;
+        added[snapshot.identity.upstreamHeader] = openid;
+      } else if (target.identityRequired) {
+        sendError(res, wx, outcome.kind === 'refused' ? outcome.reason : 'identity_required');
+        return;
+      }
+    }
+
+    if (target.rateLimit) {
+      const rules = target.rateLimit.rules(openid, wx.address.client);
+      if (rules.length > 0) {
+        try {
+          const results = await snapshot.store.hit(rules);
+          const headers = rateLimitHeaders(results);
+          if (!results.every((r) => r.allowed)) {
+            sendError(res, wx, 'rate_limited', undefined, headers);
+            return;
+          }
+          how.answerAdded = headers;
+        } catch (err) {
+          if (!(err instanceof StoreUnavailableError)) throw err;
+          if (!snapshot.storeFailOpen) {
+            logger.warn({ request_id: wx.id, route: target.name, err }, 'rate limit not decided: store unavailable');
+            sendError(res, wx, 'store_unavailable');
+            return;
+          }
+          decisions.count('store_unavailable_allowed');
+        }
+      }
+    }
+
+    if (target.kind === 'login') {
+      const result = await snapshot.login!.handle(await readBody(body, LOGIN_BODY_LIMIT), { requestId: wx.id });
+      if (result.kind === 'refused') {
+        sendError(res, wx, result.reason, result.message);
+        return;
+      }
+      const text = JSON.stringify(result.body);
+      const headers: Record<string, string> = { ...snapshot.securityHeaders, ...how.answerAdded };
+      if (wx.allowedOrigin !== undefined) {
+        headers['access-control-allow-origin'] = wx.allowedOrigin;
+        for (const [name, value] of wx.cors!.actualHeaders) headers[name] = value;
+      }
+      headers['cache-control'] = 'no-store';
+      headers['content-type'] = 'application/json; charset=utf-8';
+      headers['content-length'] = String(Buffer.byteLength(text));
+      headers['x-request-id'] = wx.id;
+      res.writeHead(200, headers);
+      res.end(text);
+      return;
+    }
+
+    if (Object.keys(added).length > 0) how.added = added;
+    forward(req, res, wx, target, dest, how, sent);
+  };
+
+  const failed = (res: ServerResponse, wx: RequestState, target: RouteTarget, err: unknown): void => {
+    if (res.headersSent) {
+      logger.error({ request_id: wx.id, err, route: target.name }, 'request failed after its answer started');
+      res.destroy();
+      return;
+    }
+    if (err instanceof GatewayError) sendError(res, wx, err.reason, err.message);
+    // A callback whose nonce cannot be recorded could be a replay: refused whatever
+    // on_unavailable says (that choice covers rate limits only).
+    else if (err instanceof StoreUnavailableError) {
+      logger.warn({ request_id: wx.id, err, route: target.name }, 'request refused: store unavailable');
+      sendError(res, wx, 'store_unavailable');
+    } else {
+      logger.error({ request_id: wx.id, err, route: target.name }, 'request failed inside the gateway');
+      sendError(res, wx, 'internal_error');
+    }
+  };
+
+  return (req, res, wx, target, dest) => {
+    res.once('close', () => accessLog(wx, req.method!, res.statusCode, res.writableFinished));
+    const body = requestBody(req, wx);
+    if (body === 'too_large') {
+      // The body is never read: the connection closes after the answer instead of draining it.
+      sendError(res, wx, 'body_too_large', undefined, { connection: 'close' });
+      return;
+    }
+    // Routes without stateful guards take the direct path, with no promise in between.
+    if (target.callback || target.rateLimit || target.kind === 'login' || wx.snapshot.identity) {
+      guarded(req, res, wx, target, dest, body).catch((err: unknown) => failed(res, wx, target, err));
+      return;
+    }
+    forward(req, res, wx, target, dest, { answer: answerPlan(target) }, body);
+  };
+}
+
+function answerPlan(target: RouteTarget): AnswerPlan {
+  return target.mask ? { kind: 'mask', mask: target.mask, failOpen: target.maskFailOpen } : { kind: 'stream' };
+}

@@ -1,0 +1,60 @@
+// What the gateway learns about one request, settled once when it arrives and shared by both
+// request paths (the direct proxied path and Fastify's): the snapshot in force, the client
+// address, the request id, the routing decision, and what the access log will say.
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { CompiledCors } from '../guards/cors.js';
+import { resolveClientAddress, type ClientAddress } from '../net/client-address.js';
+import type { Decision } from '../observability/decisions.js';
+import type { Snapshot } from '../snapshot.js';
+import type { Routing } from './routing.js';
+
+export interface RequestState {
+  readonly id: string;
+  readonly snapshot: Snapshot;
+  readonly address: ClientAddress;
+  /** performance.now() when the request arrived. */
+  readonly start: number;
+  /** Set once the request was routed (undefined for requests refused before routing). */
+  routing: Routing | undefined;
+  route: string | undefined;
+  path: string | undefined;
+  reason: Decision | undefined;
+  upstreamStart: number;
+  upstreamMs: number | undefined;
+  /** The route's CORS guard and the Origin it allows, so the gateway's own errors carry them too. */
+  cors: CompiledCors | undefined;
+  allowedOrigin: string | undefined;
+}
+
+const kState = Symbol('wxgw.request');
+type RawWithState = IncomingMessage & { [kState]?: RequestState };
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * The request's state, made on first use from the snapshot in force. A trusted proxy's
+ * X-Request-Id is kept so one id follows the request through every hop; anyone else's is not.
+ */
+export function requestState(raw: IncomingMessage, snapshot: Snapshot): RequestState {
+  const held = (raw as RawWithState)[kState];
+  if (held) return held;
+  const address = resolveClientAddress(raw.socket.remoteAddress, raw.headers['x-forwarded-for'], snapshot.trusted);
+  const given = raw.headers['x-request-id'];
+  const state: RequestState = {
+    id: address.peerTrusted && typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID(),
+    snapshot,
+    address,
+    start: performance.now(),
+    routing: undefined,
+    route: undefined,
+    path: undefined,
+    reason: undefined,
+    upstreamStart: 0,
+    upstreamMs: undefined,
+    cors: undefined,
+    allowedOrigin: undefined,
+  };
+  (raw as RawWithState)[kState] = state;
+  return state;
+}
