@@ -5,7 +5,7 @@ import { PolicyError, formatDiagnostic, type Diagnostic } from './policy/types.j
 import { loadCertificates } from './tls/load.js';
 import { describeCertificates } from './tls/describe.js';
 import { shownPath } from './shown-path.js';
-import { startGateway } from './main.js';
+import { compileCheck, startGateway } from './main.js';
 import { runDemo } from './demo.js';
 
 const USAGE = `usage: wxgw <command> [--config FILE]
@@ -44,6 +44,7 @@ async function validate(file: string): Promise<number> {
       process.stderr.write(`${file}: ${errors} error${errors === 1 ? '' : 's'} in the certificates; the policy would not start\n`);
       return 1;
     }
+    await compileCheck({ config, certificates, warnings: [] });
     process.stdout.write(
       `${file}: policy OK: ${config.routes.length} route(s), ${config.upstreams.size} upstream(s), ` +
         `${certificates.length} certificate chain(s) verified\n`,

@@ -13,6 +13,12 @@ import { buildSnapshot, type Snapshot, type SnapshotDeps } from './snapshot.js';
 import type { PolicyConfig } from './policy/types.js';
 import type { LoadedCertificate } from './tls/load.js';
 import { createStore } from './store/create.js';
+import { MemoryStore } from './store/memory-store.js';
+import { RedisStore } from './store/redis-store.js';
+
+/** How long a start waits for Redis before serving without it. */
+const REDIS_START_WAIT_MS = 2000;
+import { pino } from 'pino';
 import { UpstreamPools } from './proxy/forwarder.js';
 import { createGatewayServer } from './proxy/gateway-server.js';
 import { createRedirectServer } from './proxy/redirect-server.js';
@@ -39,11 +45,27 @@ export async function loadChecked(file: string, env: Record<string, string | und
   return { config, certificates, warnings: all };
 }
 
+/**
+ * Compiles a checked policy without starting anything, as `wxgw validate` must: some problems
+ * (a key a crypto library refuses) only show when the guards are built. Throws PolicyError.
+ */
+export async function compileCheck(loaded: LoadedPolicy): Promise<void> {
+  const store = new MemoryStore();
+  const pools = new UpstreamPools();
+  try {
+    const snapshot = await compile(loaded, { store, pools, logger: pino({ level: 'silent' }) });
+    await snapshot.dispose();
+  } finally {
+    await Promise.all([store.close(), pools.close()]);
+  }
+}
+
 /** Compiles a checked policy; what still fails here (a key a library refuses) is a policy error. */
 async function compile(loaded: LoadedPolicy, deps: SnapshotDeps): Promise<Snapshot> {
   try {
     return await buildSnapshot(loaded.config, loaded.certificates, deps);
   } catch (err) {
+    if (err instanceof PolicyError) throw err;
     const message = err instanceof Error ? err.message : String(err);
     throw new PolicyError([{ severity: 'error', file: loaded.config.file, line: 1, col: 1, path: '', message: `the policy cannot be put in force: ${message}` }]);
   }
@@ -139,6 +161,11 @@ export async function startGateway(opts: {
   for (const w of loaded.warnings) logger.warn({ file: w.file, line: w.line, col: w.col, key: w.path }, w.message);
   // Outlive every snapshot: counters and connections survive reloads.
   const store = createStore(loaded.config.store, logger);
+  // No traffic on a connection still being made: wait a moment for Redis, then start anyway
+  // (it reconnects by itself; meanwhile requests that need it get store_unavailable).
+  if (store instanceof RedisStore && !(await store.connect(REDIS_START_WAIT_MS))) {
+    logger.warn({ waited_ms: REDIS_START_WAIT_MS }, 'redis store not reachable at start; requests that need it get 503 store_unavailable until it is');
+  }
   const pools = new UpstreamPools();
   const deps: SnapshotDeps = { store, pools, logger };
   let snapshot: Snapshot;

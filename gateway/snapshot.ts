@@ -1,6 +1,6 @@
 // One immutable picture of the policy in force: what request handling reads, built beside the
 // old one and swapped by reference.
-import type { PolicyConfig, RouteConfig, UpstreamConfig } from './policy/types.js';
+import { PolicyError, type PolicyConfig, type RouteConfig, type SourcePos, type UpstreamConfig } from './policy/types.js';
 import type { LoadedCertificate } from './tls/load.js';
 import { RouteTable, type CompiledRoute } from './proxy/route-table.js';
 import { compileTrustedProxies, type TrustedProxies } from './net/client-address.js';
@@ -87,6 +87,20 @@ function upstreamTarget(u: UpstreamConfig): UpstreamTarget {
   return Object.freeze({ name: u.name, origin: u.url.origin, basePath });
 }
 
+/**
+ * Builds one guard, turning a refusal by the library underneath (a key jose or node:crypto will
+ * not take) into a policy error at the section that configured it.
+ */
+async function built<T>(pos: SourcePos, make: () => T | Promise<T>): Promise<T> {
+  try {
+    return await make();
+  } catch (err) {
+    if (err instanceof PolicyError) throw err;
+    const message = err instanceof Error ? err.message : String(err);
+    throw new PolicyError([{ severity: 'error', file: pos.file, line: pos.line, col: pos.col, path: pos.path, message }]);
+  }
+}
+
 export async function buildSnapshot(policy: PolicyConfig, certificates: readonly LoadedCertificate[], deps: SnapshotDeps): Promise<Snapshot> {
   const upstreams = new Map<string, UpstreamTarget>();
   for (const [name, u] of policy.upstreams) upstreams.set(name, upstreamTarget(u));
@@ -95,11 +109,16 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
   const fixed = Object.freeze(Object.entries(security));
   const strip = new Set(policy.server.strip_response_headers);
   const masks = new Map<string, CompiledMask>();
-  for (const [name, profile] of policy.mask_profiles) masks.set(name, compileMaskProfile(profile));
+  for (const [name, profile] of policy.mask_profiles) masks.set(name, await built(profile.pos, () => compileMaskProfile(profile)));
 
   const identity = policy.identity;
-  const signer = identity?.session ? await SessionSigner.create(identity.session) : undefined;
-  const verifier = identity ? await compileIdentity(identity, { signer }) : undefined;
+  const signer = identity?.session ? await built(identity.pos, () => SessionSigner.create(identity.session!)) : undefined;
+  const verifier = identity ? await built(identity.pos, () => compileIdentity(identity, { signer })) : undefined;
+  const callbacks = new Map<string, CallbackGuard>();
+  for (const r of policy.routes) {
+    if (r.wechat_callback) callbacks.set(r.name, await built(r.wechat_callback.pos, () => compileWechatCallback(r.wechat_callback!, policy.wechat!, deps.store)));
+    else if (r.wechatpay_notify) callbacks.set(r.name, await built(r.wechatpay_notify.pos, () => compileWechatPayNotify(r.wechatpay_notify!, policy.wechatpay!, deps.store)));
+  }
 
   const target = (r: RouteConfig, kind: RouteTarget['kind']): RouteTarget => {
     const upstream = upstreams.get(r.upstream);
@@ -112,11 +131,7 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
       jsonCharset: r.json_charset,
       cors: r.cors && compileCors(r.cors),
     });
-    const callback = r.wechat_callback
-      ? compileWechatCallback(r.wechat_callback, policy.wechat!, deps.store)
-      : r.wechatpay_notify
-        ? compileWechatPayNotify(r.wechatpay_notify, policy.wechatpay!, deps.store)
-        : undefined;
+    const callback = callbacks.get(r.name);
     return Object.freeze({
       name: r.name,
       upstream,

@@ -65,6 +65,23 @@ const CODECS: Record<string, Codec> = {
   },
 };
 
+/**
+ * The client's Accept-Encoding narrowed to the codings maskResponse() can undo, for the request to
+ * the upstream of a masked route: an upstream that honours `zstd` would otherwise make every
+ * answer unmaskable. `*` is spelled out; nothing acceptable left (or no header) is `identity`.
+ */
+export function decodableAcceptEncoding(value: string | string[] | undefined): string {
+  const kept: string[] = [];
+  for (const raw of (Array.isArray(value) ? value.join(',') : (value ?? '')).split(',')) {
+    const semi = raw.indexOf(';');
+    const name = (semi < 0 ? raw : raw.slice(0, semi)).trim().toLowerCase();
+    const params = semi < 0 ? '' : raw.slice(semi).trim();
+    if (name === 'identity' || Object.hasOwn(CODECS, name)) kept.push(name + params);
+    else if (name === '*') kept.push(`gzip${params}`, `deflate${params}`, `br${params}`);
+  }
+  return kept.length > 0 ? kept.join(', ') : 'identity';
+}
+
 /** Headers that describe the exact bytes of the body, wrong once masking changes them. */
 const BODY_DIGESTS = ['etag', 'content-md5', 'digest', 'content-digest', 'repr-digest'];
 
@@ -73,9 +90,13 @@ function header(headers: Headers, name: string): string | undefined {
   return Array.isArray(v) ? v.join(', ') : v;
 }
 
-/** application/json, any `type/subtype+json`, or a type the profile adds; parameters and case ignored. */
+/**
+ * application/json, any `type/subtype+json`, or a type the profile adds; parameters and case
+ * ignored. An answer with no Content-Type is masked too: wx.request parses it as JSON anyway, so
+ * leaving it alone would let a backend that omits the header bypass the mask (fails closed).
+ */
 export function isMaskableContentType(mask: CompiledMask, contentType: string | undefined): boolean {
-  if (contentType === undefined) return false;
+  if (contentType === undefined) return true;
   const type = contentType.split(';', 1)[0]!.trim().toLowerCase();
   if (type === 'application/json') return true;
   const slash = type.indexOf('/');

@@ -19,7 +19,7 @@ const MIN_HMAC_BYTES = 32;
 type Data = Record<string, unknown>;
 
 class FeatureChecker {
-  private readonly files: { at: KeyPath; file: string; kind: 'public_key' | 'certificate' | 'jwks' }[] = [];
+  private readonly files: { at: KeyPath; file: string; kind: KeyFileKind }[] = [];
 
   constructor(
     private readonly data: Data,
@@ -96,10 +96,10 @@ class FeatureChecker {
       });
     }
     certs.forEach((file: unknown, i) => {
-      if (typeof file === 'string') this.files.push({ at: ['wechatpay', 'platform_certificates', i], file, kind: 'certificate' });
+      if (typeof file === 'string') this.files.push({ at: ['wechatpay', 'platform_certificates', i], file, kind: 'pay_certificate' });
     });
     keys.forEach((entry: unknown, i) => {
-      if (isRecord(entry) && typeof entry.file === 'string') this.files.push({ at: ['wechatpay', 'public_keys', i, 'file'], file: entry.file, kind: 'public_key' });
+      if (isRecord(entry) && typeof entry.file === 'string') this.files.push({ at: ['wechatpay', 'public_keys', i, 'file'], file: entry.file, kind: 'pay_public_key' });
     });
   }
 
@@ -118,6 +118,12 @@ class FeatureChecker {
       if (typeof login.path === 'string') {
         const why = neverMatches(login.path);
         if (why) this.report.error(['identity', 'login', 'path'], `${show(login.path)} ${why}`);
+        const routes = Array.isArray(this.data.routes) ? this.data.routes : [];
+        routes.forEach((route: unknown, i) => {
+          if (isRecord(route) && isRecord(route.match) && route.match.path === login.path) {
+            this.report.error(['routes', i, 'match', 'path'], `${show(login.path)} is identity.login.path, which the gateway answers itself; give this route another path`);
+          }
+        });
       }
       if (!session) {
         this.report.error(['identity', 'login'], 'needs `identity.session` with a signing_key, to sign the session tokens it hands out', {
@@ -238,6 +244,12 @@ class FeatureChecker {
       }
       const callback = isRecord(entry.wechat_callback) ? entry.wechat_callback : undefined;
       const notify = isRecord(entry.wechatpay_notify) ? entry.wechatpay_notify : undefined;
+      const required = entry.identity_required ?? defaults?.identity_required;
+      if ((callback || notify) && required === true) {
+        const where = entry.identity_required === true ? [...at, 'identity_required'] : [...at, callback ? 'wechat_callback' : 'wechatpay_notify'];
+        const inherited = entry.identity_required === true ? '' : ' (inherited from defaults.identity_required; set `identity_required: false` on this route)';
+        this.report.error(where, `a callback route cannot require identity${inherited}: WeChat sends no token, so every callback would be refused with 401`);
+      }
       if (callback && notify) this.report.error([...at, 'wechatpay_notify'], 'cannot be combined with wechat_callback on one route; give each its own path', { anchor: 'key' });
       if (callback) {
         const cat = [...at, 'wechat_callback'];
@@ -294,24 +306,30 @@ class FeatureChecker {
   }
 }
 
-function keyFileProblem(text: string, kind: 'public_key' | 'certificate' | 'jwks'): string | undefined {
+/** WeChat Pay signs with SHA256-RSA only: any other key could never verify a notification. */
+const PAY_RSA = 'is not an RSA key, and WeChat Pay signs notifications with SHA256-RSA; download the platform certificate or public key again';
+
+type KeyFileKind = 'public_key' | 'pay_certificate' | 'pay_public_key' | 'jwks';
+
+function keyFileProblem(text: string, kind: KeyFileKind): string | undefined {
   try {
-    if (kind === 'certificate') {
+    if (kind === 'pay_certificate') {
       const cert = new X509Certificate(text);
+      if (cert.publicKey.asymmetricKeyType !== 'rsa') return `the certificate's key ${PAY_RSA}`;
       if (Date.parse(cert.validTo) < Date.now()) return `the certificate expired on ${cert.validTo}; download the current platform certificate`;
       return undefined;
     }
-    if (kind === 'public_key') {
+    if (kind === 'public_key' || kind === 'pay_public_key') {
       if (text.includes('PRIVATE KEY')) return 'holds a private key; give the public key (or certificate) only';
-      if (text.includes('BEGIN CERTIFICATE')) new X509Certificate(text);
-      else createPublicKey(text);
+      const key = text.includes('BEGIN CERTIFICATE') ? new X509Certificate(text).publicKey : createPublicKey(text);
+      if (kind === 'pay_public_key' && key.asymmetricKeyType !== 'rsa') return `the key ${PAY_RSA}`;
       return undefined;
     }
     const jwks = JSON.parse(text) as unknown;
     if (!isRecord(jwks) || !Array.isArray(jwks.keys) || jwks.keys.length === 0) return 'is not a JSON Web Key Set: expected {"keys": [ ... ]} with at least one key';
     return undefined;
   } catch (err) {
-    const what = kind === 'certificate' ? 'a PEM certificate' : kind === 'public_key' ? 'a PEM public key or certificate' : 'JSON';
+    const what = kind === 'pay_certificate' ? 'a PEM certificate' : kind === 'jwks' ? 'JSON' : 'a PEM public key or certificate';
     return `cannot be read as ${what}: ${err instanceof Error ? err.message : String(err)}`;
   }
 }

@@ -14,6 +14,7 @@ import type { RouteTarget } from '../snapshot.js';
 import { StoreUnavailableError } from '../store/store.js';
 import type { AccessLog } from './access-log.js';
 import { sendAnswer, type AnswerPlan } from './answer.js';
+import { decodableAcceptEncoding } from '../masking/http.js';
 import { errorAnswer } from './error-answer.js';
 import { forwardErrorReason, type ForwardResponse, type UpstreamPools } from './forwarder.js';
 import { readBody } from './read-body.js';
@@ -129,7 +130,8 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
           response: target.response,
           allowedOrigin: wx.allowedOrigin,
           reserved: wx.snapshot.reservedHeaders,
-          added: how.added,
+          // A masked route asks the upstream only for encodings the masker can undo.
+          added: how.answer.kind === 'mask' ? { ...how.added, 'accept-encoding': decodableAcceptEncoding(req.headers['accept-encoding']) } : how.added,
           answerAdded: how.answerAdded,
         },
         signal: abort.signal,

@@ -7,10 +7,12 @@ export async function readBody(body: Readable | undefined, limit: number): Promi
   if (!body) return Buffer.alloc(0);
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
+  // Leaving the loop early must not destroy the request, which would reset the connection
+  // before the 413 is written: the rest is drained instead (bounded by server.limits.body).
+  for await (const chunk of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
     size += chunk.length;
     if (size > limit) {
-      body.destroy();
+      body.resume();
       throw new GatewayError('body_too_large', `the body is larger than the ${limit} bytes this route accepts`);
     }
     chunks.push(chunk);

@@ -69,6 +69,32 @@ defaults: { allow: any }
   assert.match(r.stderr, /broken\.yaml:16:\d+ +routes\[1\]\.upstream +.*legasy.*legacy/);
 });
 
+test('validate builds the guards too: a key set no algorithm fits is an error at its section', async () => {
+  const ctx = await policyContext();
+  const file = join(ctx.dir, 'jwks.yaml');
+  writeFileSync(join(ctx.dir, 'keys.json'), JSON.stringify({ keys: [{ kty: 'oct', k: 'c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA' }] }));
+  writeFileSync(
+    file,
+    `version: 1
+server:
+  https: { listen: "127.0.0.1:${ctx.httpsPort}" }
+${ctx.tlsSection}
+identity:
+  jwt: { jwks: keys.json }
+upstreams:
+  legacy: { url: "http://127.0.0.1:9" }
+routes:
+  - name: api
+    match: { path_prefix: /api/ }
+    upstream: legacy
+defaults: { allow: any }
+`,
+  );
+  const r = wxgw('validate', '--config', file);
+  assert.equal(r.status, 1, r.stdout);
+  assert.match(r.stderr, /jwks\.yaml:8:1 +identity +identity\.jwt: no signing algorithm fits the configured key/);
+});
+
 test('validate names a certificate file that only holds the leaf', async () => {
   const ctx = await policyContext();
   const leafOnly = join(ctx.dir, 'leaf.pem');

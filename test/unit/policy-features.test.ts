@@ -19,7 +19,9 @@ const SECRETS = {
 
 const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 writeFileSync(join(ROOT, 'certs', 'jwt.pub.pem'), publicKey.export({ type: 'spki', format: 'pem' }));
-writeFileSync(join(ROOT, 'certs', 'pay.pub.pem'), publicKey.export({ type: 'spki', format: 'pem' }));
+writeFileSync(join(ROOT, 'certs', 'pay-ec.pub.pem'), publicKey.export({ type: 'spki', format: 'pem' }));
+const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+writeFileSync(join(ROOT, 'certs', 'pay.pub.pem'), rsa.publicKey.export({ type: 'spki', format: 'pem' }));
 writeFileSync(join(ROOT, 'certs', 'not-a-key.pem'), '-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n');
 
 const SECTIONS = [
@@ -129,6 +131,7 @@ test('features a route relies on must be configured, and references must exist',
   });
   expectDiagnostics(await reject(text), [
     { line: 25, col: 24, path: 'routes[0].identity_required', message: ['needs an `identity` section'] },
+    { line: 25, col: 24, path: 'routes[0].identity_required', message: ['a callback route cannot require identity'] },
     { line: 26, col: 5, path: 'routes[0].rate_limit', severity: 'warning', message: ['has no fallback_key', 'fallback_key: ip'] },
     { line: 26, col: 24, path: 'routes[0].rate_limit.key', message: ['`openid` counts verified identities', 'no `identity` section'] },
     { line: 27, col: 11, path: 'routes[0].mask', message: ['`wx-usr` is not defined under mask_profiles; did you mean `wx-user`?'] },
@@ -182,5 +185,25 @@ test('verification key files are parsed at load, naming the file and what is wro
   expectDiagnostics(await reject(text), [
     { line: 17, col: 55, path: 'wechatpay.public_keys[0].file', message: ['not-a-key.pem: cannot be read as a PEM public key'] },
     { line: 18, col: 32, path: 'identity.jwt.public_key', message: ['privkey.pem: cannot be read as a PEM public key'] },
+  ]);
+});
+
+test('callback routes cannot require identity, pay keys must be RSA, and no route may take the login path', async () => {
+  const text = edit({
+    17: [
+      'wechat: { appid: wx5823bf96d3bd56c7, token: "${WX_TOKEN}", app_secret: "${WX_APP_SECRET}" }',
+      'wechatpay: { public_keys: [{ id: PUB_KEY_ID_01, file: ../certs/pay-ec.pub.pem }] }',
+      'identity: { login: { path: /pay/notify }, session: { signing_key: "${SESSION_KEY}" } }',
+      'upstreams:',
+    ].join('\n'),
+    24: '    timeout: 1.5s\n    wechat_callback: {}',
+    27: '    upstream: billing\n    wechatpay_notify: {}\n    identity_required: true',
+    28: 'defaults: { allow: any, identity_required: true }',
+  });
+  expectDiagnostics(await reject(text, SECRETS), [
+    { line: 18, col: 55, path: 'wechatpay.public_keys[0].file', message: ['pay-ec.pub.pem: the key is not an RSA key', 'SHA256-RSA'] },
+    { line: 28, col: 22, path: 'routes[0].wechat_callback', message: ['a callback route cannot require identity (inherited from defaults.identity_required'] },
+    { line: 30, col: 20, path: 'routes[1].match.path', message: ['`/pay/notify` is identity.login.path, which the gateway answers itself'] },
+    { line: 33, col: 24, path: 'routes[1].identity_required', message: ['a callback route cannot require identity: WeChat sends no token'] },
   ]);
 });
