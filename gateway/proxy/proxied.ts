@@ -16,7 +16,7 @@ import type { AccessLog } from './access-log.js';
 import { sendAnswer, type AnswerPlan } from './answer.js';
 import { decodableAcceptEncoding } from '../masking/http.js';
 import { errorAnswer } from './error-answer.js';
-import { forwardErrorReason, type ForwardResponse, type UpstreamPools } from './forwarder.js';
+import { clientGone, forwardErrorReason, type ForwardResponse, type UpstreamPools } from './forwarder.js';
 import { readBody } from './read-body.js';
 import type { RequestState } from './request-state.js';
 
@@ -106,7 +106,41 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
     answer.body.pipe(res);
   };
 
+  const upstreamFailed = (res: ServerResponse, wx: RequestState, target: RouteTarget, err: unknown): void => {
+    const reason = forwardErrorReason(err);
+    if (reason !== 'body_too_large') {
+      logger.warn({ request_id: wx.id, err, route: target.name }, 'upstream request failed');
+      metrics.route(target.name).upstreamError(reason);
+    }
+    sendError(res, wx, reason);
+  };
+
   const forward = (req: IncomingMessage, res: ServerResponse, wx: RequestState, target: RouteTarget, dest: string, how: Forwarding, body: Readable | Buffer | undefined): void => {
+    const context = {
+      id: wx.id,
+      address: wx.address,
+      hasBody: body !== undefined,
+      response: target.response,
+      allowedOrigin: wx.allowedOrigin,
+      reserved: wx.snapshot.reservedHeaders,
+      // A masked route asks the upstream only for encodings the masker can undo.
+      added: how.answer.kind === 'mask' ? { ...how.added, 'accept-encoding': decodableAcceptEncoding(req.headers['accept-encoding']) } : how.added,
+      answerAdded: how.answerAdded,
+    };
+    wx.upstreamStart = performance.now();
+    if (how.answer.kind === 'stream') {
+      const request = { method: req.method!, path: dest, headers: req.headers, body, timeout: target.timeout, context };
+      pools.stream(target.upstream, request, res, (err, answered) => {
+        wx.upstreamMs = performance.now() - wx.upstreamStart;
+        if (!err || clientGone(err)) return;
+        if (!answered) upstreamFailed(res, wx, target, err);
+        else {
+          logger.warn({ request_id: wx.id, err, route: target.name }, 'upstream response failed mid-body');
+          res.destroy(err);
+        }
+      });
+      return;
+    }
     // A client that hangs up before the answer should not keep an upstream request running.
     const abort = new AbortController();
     const onClientGone = (): void => {
@@ -114,7 +148,6 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
     };
     const socket = req.socket;
     socket.once('close', onClientGone);
-    wx.upstreamStart = performance.now();
     pools.forward(
       target.upstream,
       {
@@ -123,17 +156,7 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
         headers: req.headers,
         body,
         timeout: target.timeout,
-        context: {
-          id: wx.id,
-          address: wx.address,
-          hasBody: body !== undefined,
-          response: target.response,
-          allowedOrigin: wx.allowedOrigin,
-          reserved: wx.snapshot.reservedHeaders,
-          // A masked route asks the upstream only for encodings the masker can undo.
-          added: how.answer.kind === 'mask' ? { ...how.added, 'accept-encoding': decodableAcceptEncoding(req.headers['accept-encoding']) } : how.added,
-          answerAdded: how.answerAdded,
-        },
+        context,
         signal: abort.signal,
       },
       (err, answer) => {
@@ -144,16 +167,7 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
           return;
         }
         if (err || !answer) {
-          const reason = forwardErrorReason(err);
-          if (reason !== 'body_too_large') {
-            logger.warn({ request_id: wx.id, err, route: target.name }, 'upstream request failed');
-            metrics.route(target.name).upstreamError(reason);
-          }
-          sendError(res, wx, reason);
-          return;
-        }
-        if (how.answer.kind === 'stream') {
-          streamAnswer(res, wx, target, answer);
+          upstreamFailed(res, wx, target, err);
           return;
         }
         sendAnswer(how.answer, answer, req.method!).then(
