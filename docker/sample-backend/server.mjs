@@ -30,6 +30,58 @@ const feed = JSON.stringify({
   })),
 });
 
+// About 1 KB: one user record as a legacy member API returns it, secrets and all.
+const member = JSON.stringify({
+  code: 0,
+  data: {
+    ...users[0],
+    level: 'gold',
+    points: 12840,
+    registered_at: '2019-03-14T08:21:55+08:00',
+    addresses: [
+      { name: 'Home', contact: 'Demo User', phone: '13812345678', city: 'Shenzhen', street: 'Keyuan Road 88, Building 3, Room 1201', zip: '518057' },
+      { name: 'Office', contact: 'Demo User', phone: '13987654321', city: 'Shenzhen', street: 'Shennan Avenue 6001, Tower B, Floor 21', zip: '518040' },
+    ],
+    recent_orders: Array.from({ length: 6 }, (_, i) => ({ id: `E2024${1000 + i}`, total_fen: 5990 + i * 1000, status: 'delivered' })),
+  },
+});
+
+/** One record of the export: a user as a legacy export streams them. */
+function exportRecord(i) {
+  const n = String(i).padStart(8, '0');
+  return JSON.stringify({
+    id: i,
+    openid: `oExport${n}`,
+    unionid: `uExport${n}`,
+    session_key: 'tiihtNczf5v6AKRyjwEUhQ==',
+    nickname: `User ${i}`,
+    phone: `138${n}`,
+    idcard: '11010519491231002X',
+    city: 'Shenzhen',
+  });
+}
+
+// 256 records, built once: the export repeats them, so that the backend is never what limits
+// a benchmark of the gateway's streaming.
+const exportBlock = Buffer.from(Array.from({ length: 256 }, (_, i) => exportRecord(i)).join(','));
+
+/** About `mb` megabytes of a JSON array of user records, streamed with backpressure. */
+function streamExport(res, mb) {
+  const target = Math.max(1, Math.min(mb, 1024)) * 1024 * 1024;
+  res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
+  res.write('[');
+  let sent = 0;
+  const pump = () => {
+    while (sent < target) {
+      if (sent > 0) res.write(',');
+      sent += exportBlock.length;
+      if (!res.write(exportBlock)) return res.once('drain', pump);
+    }
+    res.end(']');
+  };
+  pump();
+}
+
 function json(res, status, body, headers = {}) {
   const text = JSON.stringify(body);
   res.writeHead(status, {
@@ -77,6 +129,11 @@ async function handle(req, res) {
   if (path === '/api/user' || path === '/api/user/profile') {
     return json(res, 200, { code: 0, data: users[0] });
   }
+  if (path === '/api/member') {
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(member) });
+    return res.end(member);
+  }
+  if (path === '/api/export') return streamExport(res, Number(url.searchParams.get('mb') ?? 50) || 50);
   if (path === '/api/feed') {
     res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(feed) });
     return res.end(feed);
