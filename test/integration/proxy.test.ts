@@ -305,3 +305,77 @@ defaults: { allow: any }
     assert.match(String(res.headers['x-request-id']), /^[0-9a-f-]{36}$/);
   });
 });
+
+describe('a client that reads slowly', () => {
+  let upstream: TestUpstream;
+  let t: TestGateway;
+  let sent = 0;
+  const CHUNK = Buffer.alloc(64 * 1024, 'x');
+  const TOTAL = 64 * 1024 * 1024;
+  before(async () => {
+    // Writes as fast as its socket takes it, counting what left: only backpressure slows it.
+    upstream = await startUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': TOTAL });
+      const pump = (): void => {
+        while (sent < TOTAL) {
+          sent += CHUNK.length;
+          if (!res.write(CHUNK)) {
+            res.once('drain', pump);
+            return;
+          }
+        }
+        res.end();
+      };
+      pump();
+    });
+    t = await startTestGateway(
+      (ctx) => `version: 1
+server:
+  https: { listen: "127.0.0.1:${ctx.httpsPort}" }
+${ctx.tlsSection}
+upstreams:
+  legacy: { url: "${upstream.url}" }
+routes:
+  - name: api
+    match: { path_prefix: / }
+    upstream: legacy
+defaults: { allow: any }
+`,
+    );
+  });
+  after(async () => {
+    await t.close();
+    await upstream.close();
+  });
+
+  test('holds the upstream back instead of buffering its answer, then delivers every byte', async () => {
+    const { request } = await import('node:https');
+    const received = await new Promise<{ atPause: number; sentAtPause: number; total: number }>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: t.port, path: '/big', ca: t.ca, servername: 'localhost', agent: false }, (res) => {
+        let total = 0;
+        let atPause = -1;
+        let sentAtPause = -1;
+        res.on('data', (c: Buffer) => {
+          total += c.length;
+          if (atPause < 0 && total > 4 * 1024 * 1024) {
+            // Stop reading for a while: whatever the upstream sends meanwhile must wait in socket
+            // buffers, not pile up inside the gateway.
+            res.pause();
+            atPause = total;
+            setTimeout(() => {
+              sentAtPause = sent;
+              res.resume();
+            }, 1000);
+          }
+        });
+        res.on('end', () => resolve({ atPause, sentAtPause, total }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(received.total, TOTAL);
+    // Kernel socket buffers on both hops hold a few MB at most; the rest must still be upstream.
+    assert.ok(received.sentAtPause - received.atPause < 16 * 1024 * 1024, `upstream ran ${received.sentAtPause - received.atPause} bytes ahead of the client`);
+  });
+});
