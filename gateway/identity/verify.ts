@@ -66,6 +66,35 @@ function extractToken(headers: IncomingHttpHeaders, source: IdentityConfig['toke
   return name === 'authorization' ? fromAuthorization(value) : fromHeader(value);
 }
 
+/**
+ * Tokens whose signature already verified, with their openid and expiry: a client sends the same
+ * token with every request, and an HMAC or RSA check through WebCrypto costs more than the rest
+ * of a proxied request. Only verified tokens enter, each until its own `exp`, so the cache admits
+ * exactly what the verifier would (the tokens are stateless: nothing revokes them earlier either).
+ * Bounded: past the limit the oldest entry goes.
+ */
+class VerifiedTokens {
+  private readonly entries = new Map<string, { openid: string; expiresAt: number }>();
+
+  constructor(private readonly limit: number) {}
+
+  get(token: string, now: number): string | undefined {
+    const entry = this.entries.get(token);
+    if (entry === undefined) return undefined;
+    if (now < entry.expiresAt) return entry.openid;
+    this.entries.delete(token);
+    return undefined;
+  }
+
+  add(token: string, openid: string, expiresAt: number): void {
+    if (this.entries.size >= this.limit) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(token, { openid, expiresAt });
+  }
+}
+
+/** About 3 MB of tokens: far more distinct users than one instance sees within a token's life. */
+const VERIFIED_TOKENS = 10_000;
+
 interface Candidate {
   issuer: string | undefined;
   verify(token: string): Promise<{ openid: string }>;
@@ -83,22 +112,29 @@ export async function compileIdentity(cfg: IdentityConfig, deps: { signer?: Sess
     return candidates.filter((c) => c.issuer === undefined || c.issuer === iss);
   }
 
+  const verified = new VerifiedTokens(VERIFIED_TOKENS);
+
   async function verify(headers: IncomingHttpHeaders): Promise<IdentityOutcome> {
     const found = extractToken(headers, cfg.token);
     if (found.kind === 'none') return found;
     if (found.kind === 'malformed' || found.token.length > MAX_TOKEN || !COMPACT_JWS.test(found.token)) {
       return { kind: 'refused', reason: 'token_invalid' };
     }
-    let iss: unknown;
+    const now = Date.now();
+    const known = verified.get(found.token, now);
+    if (known !== undefined) return { kind: 'verified', openid: known };
+    let claims: { iss?: unknown; exp?: unknown };
     try {
-      iss = decodeJwt(found.token).iss;
+      claims = decodeJwt(found.token);
     } catch {
       return { kind: 'refused', reason: 'token_invalid' };
     }
     let reason: TokenRefusal = 'token_invalid';
-    for (const candidate of eligible(iss)) {
+    for (const candidate of eligible(claims.iss)) {
       try {
         const { openid } = await candidate.verify(found.token);
+        // Cached until `exp` itself, without the clock tolerance: an entry can only end early.
+        if (typeof claims.exp === 'number') verified.add(found.token, openid, claims.exp * 1000);
         return { kind: 'verified', openid };
       } catch (err) {
         if (!(err instanceof IdentityError)) throw err;

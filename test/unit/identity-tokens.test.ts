@@ -226,3 +226,15 @@ test('a malformed Authorization header is token_invalid; another scheme or none 
   assert.deepEqual(await verifier.verify({ authorization: '' }), { kind: 'none' });
   assert.deepEqual(await verifier.verify({}), { kind: 'none' });
 });
+
+test('a token verified once is remembered only until its own exp, and never a refused one', async () => {
+  const verifier = await compileIdentity(identity({ jwt: jwtCfg(secretKey, { clock_tolerance: 0 }) }), {});
+  const token = await backendToken({ openid: 'o-cached', exp: NOW() + 2 });
+  assert.deepEqual(await verifier.verify(bearer(token)), { kind: 'verified', openid: 'o-cached' });
+  assert.deepEqual(await verifier.verify(bearer(token)), { kind: 'verified', openid: 'o-cached' });
+  // A token with one byte of its signature changed is refused every time, however often it comes.
+  const forged = token.slice(0, -2) + (token.endsWith('AA') ? 'BB' : 'AA');
+  for (let i = 0; i < 2; i++) assert.deepEqual(await verifier.verify(bearer(forged)), { kind: 'refused', reason: 'token_invalid' });
+  await new Promise((r) => setTimeout(r, 2100));
+  assert.deepEqual(await verifier.verify(bearer(token)), { kind: 'refused', reason: 'token_expired' });
+});
