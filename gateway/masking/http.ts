@@ -26,7 +26,8 @@ export type MaskOutcome =
 export interface UpstreamResponse {
   statusCode: number;
   headers: Headers;
-  body: Readable;
+  /** The body as it streams, or the whole body when the caller already read it. */
+  body: Readable | Buffer;
 }
 
 interface Codec {
@@ -118,8 +119,8 @@ function codecsOf(value: string | undefined): { codecs: Codec[] } | { unknown: s
   return { codecs };
 }
 
-function failed(body: Readable, why: string): MaskOutcome {
-  body.destroy();
+function failed(body: Readable | Buffer, why: string): MaskOutcome {
+  if (!Buffer.isBuffer(body)) body.destroy();
   return { kind: 'failed', why };
 }
 
@@ -148,7 +149,10 @@ export async function maskResponse(mask: CompiledMask, res: UpstreamResponse): P
   let size = 0;
   let ended = false;
   let it: AsyncIterator<Buffer | string> | undefined;
-  if (length === undefined || !(length > cap)) {
+  if (Buffer.isBuffer(body)) {
+    buffered.push(body);
+    ended = true;
+  } else if (length === undefined || !(length > cap)) {
     it = body[Symbol.asyncIterator]() as AsyncIterator<Buffer | string>;
     try {
       while (size <= cap) {
@@ -181,7 +185,7 @@ export async function maskResponse(mask: CompiledMask, res: UpstreamResponse): P
     }
     if (!decodesLarge) return maskBuffered(mask, headers, raw, plain, codecs);
   }
-  return maskStreamed(mask, headers, body, buffered, ended ? undefined : it, codecs);
+  return maskStreamed(mask, headers, Buffer.isBuffer(body) ? Readable.from([body]) : body, buffered, ended ? undefined : it, codecs);
 }
 
 function asReceived(headers: Headers, raw: Buffer): { headers: Headers; body: Buffer } {

@@ -2,6 +2,7 @@
 // (masking/http.ts decides how), or sealed back into a signed, encrypted callback reply.
 import type { CompiledMask } from '../masking/compile.js';
 import { maskResponse } from '../masking/http.js';
+import type { Readable } from 'node:stream';
 import type { CallbackOutcome } from '../guards/callback-types.js';
 import type { ForwardResponse } from './forwarder.js';
 import { readBody } from './read-body.js';
@@ -14,48 +15,50 @@ export type AnswerPlan =
   | { kind: 'seal'; seal: Seal };
 
 export type AnswerOutcome =
-  /** Send `res` as it is: nothing in it is the plan's concern. */
-  | { kind: 'stream'; res: ForwardResponse }
-  /** Send `res` (new headers, and a new body stream unless `buffered` holds the whole body). */
-  | { kind: 'ready'; res: ForwardResponse; buffered?: Buffer; passedUnmasked?: string }
+  /** Send this answer; `passedUnmasked` says why it goes out unmasked (on_mask_error: pass). */
+  | { kind: 'ready'; res: ForwardResponse; passedUnmasked?: string }
   | { kind: 'failed'; reason: 'mask_failed' | 'upstream_unavailable'; why: string };
 
 /** A callback reply is a few hundred bytes; anything near this is not one. */
 const SEAL_LIMIT = 1024 * 1024;
 
 /** Marks errors a masking stream raises mid-body, so the connection cut is logged as mask_failed. */
-function tagMaskErrors(body: ForwardResponse['body']): void {
+function tagMaskErrors(body: Readable): void {
   body.prependListener('error', (err: Error & { reason?: string }) => {
     if (err.name === 'MaskError') err.reason = 'mask_failed';
   });
 }
 
-export async function sendAnswer(plan: AnswerPlan, res: ForwardResponse, method: string): Promise<AnswerOutcome> {
-  if (plan.kind === 'stream' || method === 'HEAD') return { kind: 'stream', res };
+/** How many bytes of an answer under this plan are worth collecting whole before deciding. */
+export function collectUpTo(plan: Exclude<AnswerPlan, { kind: 'stream' }>): number {
+  return plan.kind === 'seal' ? SEAL_LIMIT : plan.mask.streamAbove;
+}
+
+export async function sendAnswer(plan: Exclude<AnswerPlan, { kind: 'stream' }>, res: ForwardResponse, method: string): Promise<AnswerOutcome> {
+  if (method === 'HEAD') return { kind: 'ready', res };
   if (plan.kind === 'seal') {
     const encoding = res.headers['content-encoding'];
     if (encoding !== undefined && encoding !== 'identity') {
-      res.body.destroy();
+      if (!Buffer.isBuffer(res.body)) res.body.destroy();
       return { kind: 'failed', reason: 'upstream_unavailable', why: `the callback reply is ${String(encoding)}-encoded; sealing needs it plain` };
     }
-    const body = await readBody(res.body, SEAL_LIMIT);
+    const body = Buffer.isBuffer(res.body) ? res.body : await readBody(res.body, SEAL_LIMIT);
     const contentType = res.headers['content-type'];
     const sealed = plan.seal({ contentType: typeof contentType === 'string' ? contentType : undefined, body });
     const headers: ForwardResponse['headers'] = { ...res.headers, 'content-type': sealed.contentType, 'content-length': String(sealed.body.length) };
     delete headers['etag'];
-    return { kind: 'ready', res: { ...res, headers }, buffered: sealed.body };
+    return { kind: 'ready', res: { statusCode: res.statusCode, headers, body: sealed.body } };
   }
   const outcome = await maskResponse(plan.mask, res);
   switch (outcome.kind) {
     case 'untouched':
-      return { kind: 'stream', res };
+      return { kind: 'ready', res };
     case 'masked':
-      if (Buffer.isBuffer(outcome.body)) return { kind: 'ready', res: { ...res, headers: outcome.headers }, buffered: outcome.body };
-      tagMaskErrors(outcome.body);
-      return { kind: 'ready', res: { ...res, headers: outcome.headers, body: outcome.body } };
+      if (!Buffer.isBuffer(outcome.body)) tagMaskErrors(outcome.body);
+      return { kind: 'ready', res: { statusCode: res.statusCode, headers: outcome.headers, body: outcome.body } };
     case 'failed':
       if (plan.failOpen && outcome.original) {
-        return { kind: 'ready', res: { ...res, headers: outcome.original.headers }, buffered: outcome.original.body, passedUnmasked: outcome.why };
+        return { kind: 'ready', res: { statusCode: res.statusCode, ...outcome.original }, passedUnmasked: outcome.why };
       }
       return { kind: 'failed', reason: 'mask_failed', why: outcome.why };
   }

@@ -1,9 +1,10 @@
-// Streams one request to its upstream over a keep-alive undici.Pool and the answer back through
-// Fastify's reply. Written against undici directly because the generic proxy plugins cost a
-// third of the throughput here (see bench/RESULTS.md), and because the gateway needs to own
-// exactly which headers cross, how errors map to reasons, and that nothing is ever retried.
+// Sends one request to its upstream over a keep-alive undici.Pool, driven through undici's
+// dispatch handler API: the generic proxy plugins cost a third of the throughput here, and
+// undici's own request() with its body stream most of the rest (see bench/RESULTS.md). The
+// gateway owns exactly which headers cross, how errors map to reasons, and that nothing is ever
+// retried.
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import { GatewayError, type Reason } from '../errors.js';
 import type { UpstreamTarget } from '../snapshot.js';
@@ -19,14 +20,15 @@ export interface ForwardRequest {
   /** Milliseconds to wait for the response headers, and between body chunks. */
   timeout: number;
   context: ForwardContext;
-  /** Aborted when the client goes away before the upstream has answered. */
-  signal: AbortSignal;
 }
 
+/** An upstream answer handed to the gateway before it goes to the client (to be masked or sealed). */
 export interface ForwardResponse {
   statusCode: number;
+  /** As the client will get them (hop-by-hop and stripped headers gone, the gateway's added). */
   headers: Record<string, string | string[] | undefined>;
-  body: Readable;
+  /** The whole body when it was small enough to collect, else the body as it streams. */
+  body: Buffer | Readable;
 }
 
 /** Why forwarding failed, as the client will be told. */
@@ -56,29 +58,28 @@ export class UpstreamPools {
     return pool;
   }
 
-  forward(upstream: UpstreamTarget, req: ForwardRequest, done: (err: Error | null, res?: ForwardResponse) => void): void {
-    const method = req.method as Dispatcher.HttpMethod;
-    const headers = upstreamRequestHeaders(req.headers, req.context);
+  private dispatch(upstream: UpstreamTarget, req: ForwardRequest, handler: Dispatcher.DispatchHandler): void {
     // An idempotent method is never retried by undici unless asked; nothing here asks.
-    this.pool(upstream).request(
+    this.pool(upstream).dispatch(
       {
         path: req.path,
-        method,
-        headers,
+        method: req.method as Dispatcher.HttpMethod,
+        headers: upstreamRequestHeaders(req.headers, req.context),
         body: req.body ?? null,
         headersTimeout: req.timeout,
         bodyTimeout: req.timeout,
-        signal: req.signal,
       },
-      (err, data) => {
-        if (err) return done(err);
-        done(null, {
-          statusCode: data.statusCode,
-          headers: clientResponseHeaders(data.headers, req.context),
-          body: data.body,
-        });
-      },
+      handler,
     );
+  }
+
+  /**
+   * Forwards a request whose answer the gateway must see before the client does: a body of a
+   * declared length up to `collectUpTo` bytes arrives whole, anything else as a stream that
+   * holds the upstream back while unread.
+   */
+  fetch(upstream: UpstreamTarget, req: ForwardRequest, res: ServerResponse, collectUpTo: number, done: (err: Error | null, answer?: ForwardResponse) => void): void {
+    this.dispatch(upstream, req, new AnswerCollector(res, req.context, collectUpTo, done));
   }
 
   /**
@@ -119,19 +120,8 @@ export class UpstreamPools {
    * generic request() path costs. `done` reports how it ended: `answered` once the status line
    * went out, so that an error afterwards can only cut the connection.
    */
-  stream(upstream: UpstreamTarget, req: Omit<ForwardRequest, 'signal'>, res: ServerResponse, done: (err: Error | null, answered: boolean) => void): void {
-    const headers = upstreamRequestHeaders(req.headers, req.context);
-    this.pool(upstream).dispatch(
-      {
-        path: req.path,
-        method: req.method as Dispatcher.HttpMethod,
-        headers,
-        body: req.body ?? null,
-        headersTimeout: req.timeout,
-        bodyTimeout: req.timeout,
-      },
-      new AnswerWriter(res, req.context, done),
-    );
+  stream(upstream: UpstreamTarget, req: ForwardRequest, res: ServerResponse, done: (err: Error | null, answered: boolean) => void): void {
+    this.dispatch(upstream, req, new AnswerWriter(res, req.context, done));
   }
 
   async close(): Promise<void> {
@@ -199,6 +189,67 @@ class AnswerWriter implements Dispatcher.DispatchHandler {
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     this.finished = true;
     this.done(err, this.answered);
+  }
+}
+
+/** The undici handler behind UpstreamPools.fetch(): upstream answer -> the gateway, whole or streamed. */
+class AnswerCollector implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | undefined;
+  private finished = false;
+  private statusCode = 0;
+  private headers: ForwardResponse['headers'] = {};
+  /** Collecting: the chunks so far; streaming: undefined, and `stream` carries them. */
+  private chunks: Buffer[] | undefined;
+  private stream: Readable | undefined;
+
+  constructor(
+    res: ServerResponse,
+    private readonly context: ForwardContext,
+    private readonly collectUpTo: number,
+    private readonly done: (err: Error | null, answer?: ForwardResponse) => void,
+  ) {
+    res.once('close', () => {
+      if (!this.finished) this.controller?.abort(new ClientGone());
+    });
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    if (statusCode < 200) return;
+    this.statusCode = statusCode;
+    this.headers = clientResponseHeaders(headers, this.context);
+    const length = Number(headers['content-length']);
+    if (length <= this.collectUpTo) {
+      this.chunks = [];
+      return;
+    }
+    this.stream = new Readable({ read: () => controller.resume() });
+    this.done(null, { statusCode, headers: this.headers, body: this.stream });
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.chunks) this.chunks.push(chunk);
+    else if (!this.stream!.push(chunk)) controller.pause();
+  }
+
+  onResponseEnd(): void {
+    this.finished = true;
+    if (this.stream) {
+      this.stream.push(null);
+      return;
+    }
+    const chunks = this.chunks ?? [];
+    const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    this.done(null, { statusCode: this.statusCode, headers: this.headers, body });
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.finished = true;
+    if (this.stream) this.stream.destroy(err);
+    else this.done(err);
   }
 }
 

@@ -13,7 +13,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { RouteTarget } from '../snapshot.js';
 import { StoreUnavailableError } from '../store/store.js';
 import type { AccessLog } from './access-log.js';
-import { sendAnswer, type AnswerPlan } from './answer.js';
+import { collectUpTo, sendAnswer, type AnswerPlan } from './answer.js';
 import { decodableAcceptEncoding } from '../masking/http.js';
 import { errorAnswer } from './error-answer.js';
 import { clientGone, forwardErrorReason, type ForwardResponse, type UpstreamPools } from './forwarder.js';
@@ -85,17 +85,18 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
   };
 
   /**
-   * Writes the answer straight onto the socket. A body that fails mid-way (the upstream, or
-   * masking a stream) cuts the connection: the client never gets a truncated document that
-   * looks complete.
+   * Writes an answer the gateway held (masked, sealed, or collected to be looked at). A body
+   * that fails mid-way (masking a stream, the upstream) cuts the connection: the client never
+   * gets a truncated document that looks complete.
    */
-  const streamAnswer = (res: ServerResponse, wx: RequestState, target: RouteTarget, answer: ForwardResponse, buffered?: Buffer): void => {
+  const writeAnswer = (res: ServerResponse, wx: RequestState, target: RouteTarget, answer: ForwardResponse): void => {
     res.writeHead(answer.statusCode, answer.headers);
-    if (buffered) {
-      res.end(buffered);
+    const body = answer.body;
+    if (Buffer.isBuffer(body)) {
+      res.end(body);
       return;
     }
-    answer.body.on('error', (bodyErr: Error & { reason?: Reason }) => {
+    body.on('error', (bodyErr: Error & { reason?: Reason }) => {
       if (bodyErr.reason === 'mask_failed') {
         wx.reason = 'mask_failed';
         decisions.count('mask_failed');
@@ -103,7 +104,7 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
       } else logger.warn({ request_id: wx.id, err: bodyErr, route: target.name }, 'upstream response failed mid-body');
       res.destroy(bodyErr);
     });
-    answer.body.pipe(res);
+    body.pipe(res);
   };
 
   const upstreamFailed = (res: ServerResponse, wx: RequestState, target: RouteTarget, err: unknown): void => {
@@ -127,9 +128,9 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
       added: how.answer.kind === 'mask' ? { ...how.added, 'accept-encoding': decodableAcceptEncoding(req.headers['accept-encoding']) } : how.added,
       answerAdded: how.answerAdded,
     };
+    const request = { method: req.method!, path: dest, headers: req.headers, body, timeout: target.timeout, context };
     wx.upstreamStart = performance.now();
     if (how.answer.kind === 'stream') {
-      const request = { method: req.method!, path: dest, headers: req.headers, body, timeout: target.timeout, context };
       pools.stream(target.upstream, request, res, (err, answered) => {
         wx.upstreamMs = performance.now() - wx.upstreamStart;
         if (!err || clientGone(err)) return;
@@ -141,57 +142,33 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
       });
       return;
     }
-    // A client that hangs up before the answer should not keep an upstream request running.
-    const abort = new AbortController();
-    const onClientGone = (): void => {
-      if (!res.headersSent) abort.abort();
-    };
-    const socket = req.socket;
-    socket.once('close', onClientGone);
-    pools.forward(
-      target.upstream,
-      {
-        method: req.method!,
-        path: dest,
-        headers: req.headers,
-        body,
-        timeout: target.timeout,
-        context,
-        signal: abort.signal,
-      },
-      (err, answer) => {
-        socket.off('close', onClientGone);
-        wx.upstreamMs = performance.now() - wx.upstreamStart;
-        if (abort.signal.aborted) {
-          answer?.body.destroy();
-          return;
-        }
-        if (err || !answer) {
-          upstreamFailed(res, wx, target, err);
-          return;
-        }
-        sendAnswer(how.answer, answer, req.method!).then(
-          (outcome) => {
-            if (outcome.kind === 'stream') streamAnswer(res, wx, target, outcome.res);
-            else if (outcome.kind === 'failed') {
-              logger.warn({ request_id: wx.id, route: target.name, why: outcome.why }, 'upstream answer could not be masked');
-              sendError(res, wx, outcome.reason);
-            } else {
-              if (outcome.passedUnmasked) {
-                logger.warn({ request_id: wx.id, route: target.name, why: outcome.passedUnmasked }, 'upstream answer passed unmasked (on_mask_error: pass)');
-                decisions.count('mask_failed_passed');
-              }
-              streamAnswer(res, wx, target, outcome.res, outcome.buffered);
-            }
-          },
-          (answerErr: unknown) => {
-            logger.error({ request_id: wx.id, err: answerErr, route: target.name }, 'upstream answer handling failed');
-            answer.body.destroy();
-            sendError(res, wx, 'internal_error');
-          },
-        );
-      },
-    );
+    const plan = how.answer;
+    pools.fetch(target.upstream, request, res, collectUpTo(plan), (err, answer) => {
+      wx.upstreamMs = performance.now() - wx.upstreamStart;
+      if (err || !answer) {
+        if (!clientGone(err)) upstreamFailed(res, wx, target, err);
+        return;
+      }
+      sendAnswer(plan, answer, req.method!).then(
+        (outcome) => {
+          if (outcome.kind === 'failed') {
+            logger.warn({ request_id: wx.id, route: target.name, why: outcome.why }, 'upstream answer could not be masked');
+            sendError(res, wx, outcome.reason);
+            return;
+          }
+          if (outcome.passedUnmasked) {
+            logger.warn({ request_id: wx.id, route: target.name, why: outcome.passedUnmasked }, 'upstream answer passed unmasked (on_mask_error: pass)');
+            decisions.count('mask_failed_passed');
+          }
+          writeAnswer(res, wx, target, outcome.res);
+        },
+        (answerErr: unknown) => {
+          logger.error({ request_id: wx.id, err: answerErr, route: target.name }, 'upstream answer handling failed');
+          if (!Buffer.isBuffer(answer.body)) answer.body.destroy();
+          sendError(res, wx, 'internal_error');
+        },
+      );
+    });
   };
 
   /** In the order of ARCHITECTURE.md: signed callback, identity, rate limits; then login or forward. */
