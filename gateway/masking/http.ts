@@ -133,16 +133,10 @@ function failed(body: Readable | Buffer, why: string): MaskOutcome {
  * masked; see `original` for whether it can still be sent.
  */
 export async function maskResponse(mask: CompiledMask, res: UpstreamResponse): Promise<MaskOutcome> {
-  const { statusCode, headers, body } = res;
-  if (statusCode < 200 || statusCode === 204 || statusCode === 304) return { kind: 'untouched' };
-  if (!isMaskableContentType(mask, header(headers, 'content-type'))) return { kind: 'untouched' };
-  const lengthHeader = header(headers, 'content-length');
-  const length = lengthHeader === undefined ? undefined : Number(lengthHeader);
-  if (length === 0) return { kind: 'untouched' };
-  if (statusCode === 206) return failed(body, 'a partial (206) JSON response cannot be masked');
-  const enc = codecsOf(header(headers, 'content-encoding'));
-  if ('unknown' in enc) return failed(body, `content-encoding ${enc.unknown} cannot be decoded`);
-  const { codecs } = enc;
+  const { headers, body } = res;
+  const screened = screen(mask, res);
+  if ('outcome' in screened) return screened.outcome;
+  const { codecs, length } = screened;
 
   const cap = mask.streamAbove;
   const buffered: Buffer[] = [];
@@ -188,13 +182,40 @@ export async function maskResponse(mask: CompiledMask, res: UpstreamResponse): P
   return maskStreamed(mask, headers, Buffer.isBuffer(body) ? Readable.from([body]) : body, buffered, ended ? undefined : it, codecs);
 }
 
+/** What is decided from the status and headers alone: an outcome, or how the body is encoded. */
+function screen(mask: CompiledMask, res: UpstreamResponse): { outcome: MaskOutcome } | { codecs: Codec[]; length: number | undefined } {
+  const { statusCode, headers, body } = res;
+  if (statusCode < 200 || statusCode === 204 || statusCode === 304) return { outcome: { kind: 'untouched' } };
+  if (!isMaskableContentType(mask, header(headers, 'content-type'))) return { outcome: { kind: 'untouched' } };
+  const lengthHeader = header(headers, 'content-length');
+  const length = lengthHeader === undefined ? undefined : Number(lengthHeader);
+  if (length === 0) return { outcome: { kind: 'untouched' } };
+  if (statusCode === 206) return { outcome: failed(body, 'a partial (206) JSON response cannot be masked') };
+  const enc = codecsOf(header(headers, 'content-encoding'));
+  if ('unknown' in enc) return { outcome: failed(body, `content-encoding ${enc.unknown} cannot be decoded`) };
+  return { codecs: enc.codecs, length };
+}
+
+/**
+ * maskResponse() for a body already read whole that is not content-encoded (the common small JSON
+ * answer), decided synchronously; undefined when the body must be decoded first.
+ */
+export function maskWhole(mask: CompiledMask, res: UpstreamResponse & { body: Buffer }): MaskOutcome | undefined {
+  const screened = screen(mask, res);
+  if ('outcome' in screened) return screened.outcome;
+  if (screened.codecs.length > 0 || res.body.length > mask.streamAbove) return undefined;
+  const masked = maskBytes(mask, res.headers, res.body, res.body);
+  return Buffer.isBuffer(masked) ? withMaskedBody(res.headers, masked) : masked;
+}
+
 function asReceived(headers: Headers, raw: Buffer): { headers: Headers; body: Buffer } {
   const out: Headers = { ...headers, 'content-length': String(raw.length) };
   delete out['transfer-encoding'];
   return { headers: out, body: raw };
 }
 
-async function maskBuffered(mask: CompiledMask, headers: Headers, raw: Buffer, plain: Buffer, codecs: Codec[]): Promise<MaskOutcome> {
+/** The masked (decoded) bytes, or the outcome when nothing changed or the body is not JSON. */
+function maskBytes(mask: CompiledMask, headers: Headers, raw: Buffer, plain: Buffer): Buffer | MaskOutcome {
   let result: { changed: boolean; body: Buffer };
   try {
     result = maskJsonBuffer(mask, plain);
@@ -202,13 +223,22 @@ async function maskBuffered(mask: CompiledMask, headers: Headers, raw: Buffer, p
     if (err instanceof MaskError) return { kind: 'failed', why: err.why, original: asReceived(headers, raw) };
     throw err;
   }
-  if (!result.changed) return { kind: 'masked', ...asReceived(headers, raw) };
-  let body = result.body;
-  for (const codec of codecs) body = await codec.encode(body);
+  return result.changed ? result.body : { kind: 'masked', ...asReceived(headers, raw) };
+}
+
+function withMaskedBody(headers: Headers, body: Buffer): MaskOutcome {
   const out: Headers = { ...headers, 'content-length': String(body.length) };
   delete out['transfer-encoding'];
   for (const h of BODY_DIGESTS) delete out[h];
   return { kind: 'masked', headers: out, body };
+}
+
+async function maskBuffered(mask: CompiledMask, headers: Headers, raw: Buffer, plain: Buffer, codecs: Codec[]): Promise<MaskOutcome> {
+  const masked = maskBytes(mask, headers, raw, plain);
+  if (!Buffer.isBuffer(masked)) return masked;
+  let body = masked;
+  for (const codec of codecs) body = await codec.encode(body);
+  return withMaskedBody(headers, body);
 }
 
 function maskStreamed(

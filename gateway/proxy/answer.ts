@@ -1,7 +1,7 @@
 // What happens to an upstream's answer before the client sees it: passed as it streams, masked
 // (masking/http.ts decides how), or sealed back into a signed, encrypted callback reply.
 import type { CompiledMask } from '../masking/compile.js';
-import { maskResponse } from '../masking/http.js';
+import { maskResponse, maskWhole, type MaskOutcome } from '../masking/http.js';
 import type { Readable } from 'node:stream';
 import type { CallbackOutcome } from '../guards/callback-types.js';
 import type { ForwardResponse } from './forwarder.js';
@@ -30,26 +30,44 @@ function tagMaskErrors(body: Readable): void {
 }
 
 /** How many bytes of an answer under this plan are worth collecting whole before deciding. */
-export function collectUpTo(plan: Exclude<AnswerPlan, { kind: 'stream' }>): number {
+export function collectUpTo(plan: HeldPlan): number {
   return plan.kind === 'seal' ? SEAL_LIMIT : plan.mask.streamAbove;
 }
 
-export async function sendAnswer(plan: Exclude<AnswerPlan, { kind: 'stream' }>, res: ForwardResponse, method: string): Promise<AnswerOutcome> {
+type HeldPlan = Exclude<AnswerPlan, { kind: 'stream' }>;
+
+/**
+ * The outcome without waiting, when the answer allows it: HEAD, or a whole body that needs no
+ * decoding (most small JSON answers and callback replies). undefined: use sendAnswer().
+ */
+export function answerNow(plan: HeldPlan, res: ForwardResponse, method: string): AnswerOutcome | undefined {
   if (method === 'HEAD') return { kind: 'ready', res };
-  if (plan.kind === 'seal') {
-    const encoding = res.headers['content-encoding'];
-    if (encoding !== undefined && encoding !== 'identity') {
-      if (!Buffer.isBuffer(res.body)) res.body.destroy();
-      return { kind: 'failed', reason: 'upstream_unavailable', why: `the callback reply is ${String(encoding)}-encoded; sealing needs it plain` };
-    }
-    const body = Buffer.isBuffer(res.body) ? res.body : await readBody(res.body, SEAL_LIMIT);
-    const contentType = res.headers['content-type'];
-    const sealed = plan.seal({ contentType: typeof contentType === 'string' ? contentType : undefined, body });
-    const headers: ForwardResponse['headers'] = { ...res.headers, 'content-type': sealed.contentType, 'content-length': String(sealed.body.length) };
-    delete headers['etag'];
-    return { kind: 'ready', res: { statusCode: res.statusCode, headers, body: sealed.body } };
+  if (!Buffer.isBuffer(res.body)) return undefined;
+  if (plan.kind === 'seal') return seal(plan, res, res.body);
+  const outcome = maskWhole(plan.mask, { ...res, body: res.body });
+  return outcome && fromMask(plan, res, outcome);
+}
+
+export async function sendAnswer(plan: HeldPlan, res: ForwardResponse, method: string): Promise<AnswerOutcome> {
+  const now = answerNow(plan, res, method);
+  if (now) return now;
+  if (plan.kind === 'seal') return seal(plan, res, await readBody(res.body as Readable, SEAL_LIMIT));
+  return fromMask(plan, res, await maskResponse(plan.mask, res));
+}
+
+function seal(plan: Extract<AnswerPlan, { kind: 'seal' }>, res: ForwardResponse, body: Buffer): AnswerOutcome {
+  const encoding = res.headers['content-encoding'];
+  if (encoding !== undefined && encoding !== 'identity') {
+    return { kind: 'failed', reason: 'upstream_unavailable', why: `the callback reply is ${String(encoding)}-encoded; sealing needs it plain` };
   }
-  const outcome = await maskResponse(plan.mask, res);
+  const contentType = res.headers['content-type'];
+  const sealed = plan.seal({ contentType: typeof contentType === 'string' ? contentType : undefined, body });
+  const headers: ForwardResponse['headers'] = { ...res.headers, 'content-type': sealed.contentType, 'content-length': String(sealed.body.length) };
+  delete headers['etag'];
+  return { kind: 'ready', res: { statusCode: res.statusCode, headers, body: sealed.body } };
+}
+
+function fromMask(plan: Extract<AnswerPlan, { kind: 'mask' }>, res: ForwardResponse, outcome: MaskOutcome): AnswerOutcome {
   switch (outcome.kind) {
     case 'untouched':
       return { kind: 'ready', res };

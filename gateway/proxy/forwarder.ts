@@ -226,7 +226,8 @@ class AnswerCollector implements Dispatcher.DispatchHandler {
       this.chunks = [];
       return;
     }
-    this.stream = new Readable({ read: () => controller.resume() });
+    // 64 KB buffered ahead keeps the upstream and the masker both busy (16 KB halved the speed).
+    this.stream = new Readable({ highWaterMark: 64 * 1024, read: () => controller.resume() });
     this.done(null, { statusCode, headers: this.headers, body: this.stream });
   }
 

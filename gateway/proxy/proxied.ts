@@ -13,7 +13,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { RouteTarget } from '../snapshot.js';
 import { StoreUnavailableError } from '../store/store.js';
 import type { AccessLog } from './access-log.js';
-import { collectUpTo, sendAnswer, type AnswerPlan } from './answer.js';
+import { answerNow, collectUpTo, sendAnswer, type AnswerOutcome, type AnswerPlan } from './answer.js';
 import { decodableAcceptEncoding } from '../masking/http.js';
 import { errorAnswer } from './error-answer.js';
 import { clientGone, forwardErrorReason, type ForwardResponse, type UpstreamPools } from './forwarder.js';
@@ -149,19 +149,26 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
         if (!clientGone(err)) upstreamFailed(res, wx, target, err);
         return;
       }
+      const finish = (outcome: AnswerOutcome): void => {
+        if (outcome.kind === 'failed') {
+          logger.warn({ request_id: wx.id, route: target.name, why: outcome.why }, 'upstream answer could not be masked');
+          sendError(res, wx, outcome.reason);
+          return;
+        }
+        if (outcome.passedUnmasked) {
+          logger.warn({ request_id: wx.id, route: target.name, why: outcome.passedUnmasked }, 'upstream answer passed unmasked (on_mask_error: pass)');
+          decisions.count('mask_failed_passed');
+        }
+        writeAnswer(res, wx, target, outcome.res);
+      };
+      // Most answers are decided on the spot; only decoding or a streamed body needs to wait.
+      const now = answerNow(plan, answer, req.method!);
+      if (now) {
+        finish(now);
+        return;
+      }
       sendAnswer(plan, answer, req.method!).then(
-        (outcome) => {
-          if (outcome.kind === 'failed') {
-            logger.warn({ request_id: wx.id, route: target.name, why: outcome.why }, 'upstream answer could not be masked');
-            sendError(res, wx, outcome.reason);
-            return;
-          }
-          if (outcome.passedUnmasked) {
-            logger.warn({ request_id: wx.id, route: target.name, why: outcome.passedUnmasked }, 'upstream answer passed unmasked (on_mask_error: pass)');
-            decisions.count('mask_failed_passed');
-          }
-          writeAnswer(res, wx, target, outcome.res);
-        },
+        finish,
         (answerErr: unknown) => {
           logger.error({ request_id: wx.id, err: answerErr, route: target.name }, 'upstream answer handling failed');
           if (!Buffer.isBuffer(answer.body)) answer.body.destroy();
