@@ -25,7 +25,7 @@ import { createRedirectServer } from './proxy/redirect-server.js';
 import { createAdminServer } from './observability/admin-server.js';
 import { createLogger, withRedaction, type Logger } from './observability/logger.js';
 import { compileMaskProfile } from './masking/compile.js';
-import { logRedactPaths } from './masking/redact.js';
+import { logRedactPaths, redactText } from './masking/redact.js';
 import { Decisions } from './observability/decisions.js';
 import { Metrics } from './observability/metrics.js';
 
@@ -157,7 +157,7 @@ export async function startGateway(opts: {
   const loaded = await loadChecked(opts.config, opts.env);
   // Redaction paths are fixed when a logger is made: the keys of the profiles wxgw starts with.
   const masked = [...loaded.config.mask_profiles.values()].map(compileMaskProfile);
-  const logger = withRedaction(opts.logger ?? createLogger(), logRedactPaths(masked));
+  const logger = withRedaction(opts.logger ?? createLogger(), logRedactPaths(masked), (text) => redactText(masked, text));
   for (const w of loaded.warnings) logger.warn({ file: w.file, line: w.line, col: w.col, key: w.path }, w.message);
   // Outlive every snapshot: counters and connections survive reloads.
   const store = createStore(loaded.config.store, logger);

@@ -27,10 +27,23 @@ export function bufferedDestination(dest: number | string = 1): DestinationStrea
 
 /**
  * The logger with the policy's masked keys redacted too (session_key, phone...), so a field masked
- * in responses cannot reappear in wxgw's own log lines.
+ * in responses cannot reappear in wxgw's own log lines, and error messages scrubbed of what the
+ * detectors recognise (an error may quote an upstream body).
  */
-export function withRedaction(logger: Logger, extraPaths: readonly string[]): Logger {
-  return extraPaths.length === 0 ? logger : logger.child({}, { redact: { paths: [...REDACT, ...extraPaths], censor: '[redacted]' } });
+export function withRedaction(logger: Logger, extraPaths: readonly string[], scrub: (text: string) => string): Logger {
+  return logger.child(
+    {},
+    {
+      redact: { paths: [...REDACT, ...extraPaths], censor: '[redacted]' },
+      serializers: {
+        err: (err: unknown) => {
+          if (!(err instanceof Error)) return err;
+          const shown = pino.stdSerializers.err(err);
+          return { ...shown, message: scrub(shown.message), stack: scrub(shown.stack) };
+        },
+      },
+    },
+  );
 }
 
 export function createLogger(opts: { level?: string; destination?: DestinationStream } = {}): Logger {

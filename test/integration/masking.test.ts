@@ -12,7 +12,7 @@ import zlib from 'node:zlib';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { createLogger, withRedaction } from '../../gateway/observability/logger.js';
-import { logRedactPaths } from '../../gateway/masking/redact.js';
+import { logRedactPaths, redactText } from '../../gateway/masking/redact.js';
 
 const HASH_KEY = 'masking-test-hmac-key-0123456789abcdef';
 const hmac = (text: string): string => createHmac('sha256', HASH_KEY).update(text, 'utf8').digest('hex');
@@ -734,14 +734,18 @@ defaults:
         cb();
       },
     });
-    const log = withRedaction(createLogger({ level: 'debug', destination: dest }), logRedactPaths(t.gw.snapshot.masks));
+    const masks = t.gw.snapshot.masks;
+    const log = withRedaction(createLogger({ level: 'debug', destination: dest }), logRedactPaths(masks), (text) => redactText(masks, text));
     log.warn(
       { session_key: 'SK-LOG-1', upstream: { session_key: 'SK-LOG-2', user: { phone: '13812345678' } }, err: { response: { body: '{"session_key":"SK-LOG-3"}' } }, body: 'SK-LOG-4' },
       'upstream said something',
     );
+    // An error whose message quotes an upstream body: the keys and the detectors scrub it.
+    log.error({ err: new Error('upstream answered {"session_key":"SK-LOG-5","contact":"13812345678"}') }, 'request failed');
     const text = lines.join('');
     assert.ok(!/SK-LOG|13812345678/.test(text), text);
-    const line = JSON.parse(text) as Record<string, any>;
+    const [line, failure] = text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>) as [Record<string, any>, Record<string, any>];
+    assert.match(failure['err'].message, /"session_key":"\[redacted\]"/);
     assert.equal(line['session_key'], '[redacted]');
     assert.equal(line['upstream'].session_key, '[redacted]');
     assert.equal(line['upstream'].user.phone, '[redacted]');
