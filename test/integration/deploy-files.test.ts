@@ -115,7 +115,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'wxgw-deploy-'));
   await ensureDevChain(join(dir, 'certs'));
   copyFileSync(join(root, POLICY), join(dir, 'gateway.yaml'));
-  ({ config, warnings } = await loadPolicy(join(dir, 'gateway.yaml'), { env: { WXGW_UPSTREAM_URL: 'http://backend:9000' } }));
+  ({ config, warnings } = await loadPolicy(join(dir, 'gateway.yaml'), { env: { WXGW_UPSTREAM_URL: 'http://backend:9000', WXGW_REDIS_URL: 'redis://redis:6379' } }));
   const { https, http, admin } = config.server;
   assert.ok(https && http && admin, 'the container policy has https, http and admin listeners');
   ports = { https: https.listen.port, http: http.listen.port, admin: admin.listen.port };
@@ -135,12 +135,16 @@ test('the container policy validates through the real loader, certificates inclu
   assert.deepEqual(ports, { https: 8443, http: 8080, admin: 9901 });
 });
 
-test('the policy needs WXGW_UPSTREAM_URL, which .env.example defines and .env stays out of git', async () => {
-  await assert.rejects(
-    loadPolicy(join(dir, 'gateway.yaml'), { env: {} }),
-    (err) => err instanceof PolicyError && err.diagnostics.some((d) => d.message.includes('WXGW_UPSTREAM_URL')),
-  );
+test('the policy needs WXGW_UPSTREAM_URL and WXGW_REDIS_URL, which .env.example defines and .env stays out of git', async () => {
+  for (const name of ['WXGW_UPSTREAM_URL', 'WXGW_REDIS_URL']) {
+    await assert.rejects(
+      loadPolicy(join(dir, 'gateway.yaml'), { env: {} }),
+      (err) => err instanceof PolicyError && err.diagnostics.some((d) => d.message.includes(name)),
+    );
+  }
   assert.match(read('.env.example'), /^WXGW_UPSTREAM_URL=http:\/\/backend:9000$/m);
+  assert.match(read('.env.example'), /^WXGW_REDIS_URL=redis:\/\/redis:6379$/m);
+  assert.equal(config.store.kind, 'redis');
   const ignored = spawnSync('git', ['check-ignore', '-q', '.env'], { cwd: root });
   assert.equal(ignored.status, 0, '.env is git-ignored');
 });
