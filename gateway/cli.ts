@@ -73,12 +73,22 @@ async function certs(file: string): Promise<number> {
 }
 
 async function start(file: string): Promise<void> {
+  // A SIGHUP while starting (a config tool reloading everything) must not end the process, which
+  // Node's default does: it is remembered and applied once the gateway runs, since the file may
+  // have changed after it was read.
+  let reload: (() => void) | undefined;
+  let hupWhileStarting = false;
+  process.on('SIGHUP', () => {
+    if (reload) reload();
+    else hupWhileStarting = true;
+  });
   try {
     const gateway = await startGateway({ config: file });
     // Failures are logged with their FILE:LINE:COL by the gateway; the old policy keeps serving.
-    process.on('SIGHUP', () => {
+    reload = () => {
       gateway.reload().catch((err: unknown) => process.stderr.write(`wxgw: reload failed: ${String(err)}\n`));
-    });
+    };
+    if (hupWhileStarting) reload();
     const stop = (signal: string): void => {
       process.stderr.write(`wxgw: ${signal} received, no longer accepting connections; waiting for requests in flight\n`);
       gateway.close().then(

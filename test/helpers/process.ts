@@ -16,7 +16,8 @@ export interface CliGateway {
   kill(): void;
 }
 
-export async function startCli(config: string): Promise<CliGateway> {
+/** Starts `wxgw start`; returns once its output shows `ready` (by default: listening). */
+export async function startCli(config: string, ready = /wxgw listening/): Promise<CliGateway> {
   const child = spawn(process.execPath, [join(repoRoot, 'bin/wxgw.js'), 'start', '--config', config], {
     cwd: repoRoot,
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -38,7 +39,7 @@ export async function startCli(config: string): Promise<CliGateway> {
     exited: () => exit,
     kill: () => child.kill('SIGKILL'),
   };
-  await gw.waitFor(/wxgw listening/, 15_000);
+  await gw.waitFor(ready, 15_000);
   return gw;
 }
 

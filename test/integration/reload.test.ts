@@ -12,6 +12,7 @@ import { policyContext, startTestGateway, type PolicyContext } from '../helpers/
 import { httpsRequest } from '../helpers/https-client.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { replaceFile, startCli } from '../helpers/process.js';
+import { freePort } from '../helpers/ports.js';
 
 function named(name: string): Promise<TestUpstream> {
   return startUpstream((_req, res) => {
@@ -189,4 +190,25 @@ test('20 reloads under a continuous load: no request fails, every answer is one 
   console.log(`reload under load: ${seen.A + seen.B} requests (A ${seen.A}, B ${seen.B}), ${failed} failed; reload ms min ${Math.min(...timings)} max ${Math.max(...timings)}`);
   assert.equal(failed, 0);
   assert.ok(seen.A > 0 && seen.B > 0);
+});
+
+test('a SIGHUP that arrives while the gateway is still starting is applied once it runs, not fatal', async () => {
+  const ctx = await policyContext();
+  const a = await named('A');
+  const file = join(ctx.dir, 'gateway.yaml');
+  // A store that never answers holds the start for its 2 s wait: the window for the signal.
+  const deadRedis = `store: { kind: redis, redis_url: "redis://127.0.0.1:${await freePort()}" }\n`;
+  writeFileSync(file, policy(ctx, { a: a.url }, 'a', deadRedis));
+  const gw = await startCli(file, /redis store unreachable at start/);
+  try {
+    gw.child.kill('SIGHUP');
+    await gw.waitFor(/wxgw listening/, 10_000);
+    await gw.waitFor(/"since":"request".*"msg":"policy reloaded"/, 5_000);
+    assert.equal(gw.child.exitCode, null, 'the process is still running');
+    const ca = readFileSync(ctx.chain.root);
+    assert.equal((await httpsRequest(ctx.httpsPort, ca, { path: '/api/x' })).text, 'A');
+  } finally {
+    gw.kill();
+    await a.close();
+  }
 });
