@@ -1,7 +1,8 @@
 // In-process cost of response masking with a wx-user profile (drop session_key and unionid,
 // partial phone 3/4 and idcard 6/4): maskJsonBuffer on a 1 KB user answer, the no-parse fast path
-// on a 1 KB answer without those keys, and the stream on a 50 MB array of user records.
-//   node --import tsx bench/mask.bench.ts          (BENCH_STREAM_MB=200 for a larger array)
+// on a 1 KB answer without those keys, and the stream on a 50 MB array of user records and on a
+// 50 MB array of dense 200-byte records with all four fields, where per-value costs dominate.
+//   node --import tsx bench/mask.bench.ts          (BENCH_STREAM_MB=200 for larger arrays)
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { compileMaskProfile } from '../gateway/masking/compile.js';
@@ -78,11 +79,26 @@ const fast = opsPerSec(() => maskJsonBuffer(mask, plain));
 console.log(`maskJsonBuffer, 1 KB user answer (${masked.length} B): ${Math.round(buffered).toLocaleString('en')} ops/s, ${((buffered * masked.length) / 1e6).toFixed(0)} MB/s`);
 console.log(`fast path, 1 KB answer without masked keys (${plain.length} B): ${Math.round(fast).toLocaleString('en')} ops/s`);
 
+// Small, so that the four masked fields are most of the work, as in the gateway profile.
+function dense(i: number): Buffer {
+  const rec = {
+    id: 100000 + i,
+    openid: `oUpF8uMuAJO_M2pxb1Q9zN${i}`,
+    unionid: `o6_bmasdasdsad6_2sgVt${i}`,
+    session_key: 'tiihtNczf5v6AKRyjwEUhQ==',
+    phone: `138${String(10000000 + i).slice(-8)}`,
+    idcard: '11010519491231002X',
+    name: '',
+  };
+  rec.name = 'x'.repeat(200 - JSON.stringify(rec).length);
+  return Buffer.from(JSON.stringify(rec));
+}
+
 // The array arrives in 64 KB chunks, as from a socket; records are prebuilt so that generating
 // them does not count.
-const records = Array.from({ length: 64 }, (_, i) => Buffer.from(JSON.stringify(user(i))));
 const total = streamMb * 1024 * 1024;
-function* body(): Generator<Buffer> {
+function arrayChunks(records: Buffer[]): Buffer[] {
+  const chunks: Buffer[] = [];
   let sent = 0;
   let pending: Buffer[] = [Buffer.from('[')];
   let pendingSize = 1;
@@ -93,31 +109,38 @@ function* body(): Generator<Buffer> {
     if (pendingSize >= 65536) {
       const chunk = Buffer.concat(pending);
       sent += chunk.length;
-      yield chunk;
+      chunks.push(chunk);
       pending = [];
       pendingSize = 0;
     }
   }
   pending.push(Buffer.from(']'));
-  yield Buffer.concat(pending);
+  chunks.push(Buffer.concat(pending));
+  return chunks;
 }
-const chunks = [...body()];
-const inBytes = chunks.reduce((s, c) => s + c.length, 0);
-let outBytes = 0;
-let peak = 0;
-const base = process.memoryUsage();
-const sink = new Writable({
-  write(chunk: Buffer, _enc, cb) {
-    outBytes += chunk.length;
-    const m = process.memoryUsage();
-    peak = Math.max(peak, m.heapUsed + m.arrayBuffers - base.heapUsed - base.arrayBuffers);
-    cb();
-  },
-});
-const t0 = process.hrtime.bigint();
-await pipeline(Readable.from(chunks), createMaskStream(mask), sink);
-const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-console.log(
-  `stream, ${(inBytes / 1e6).toFixed(0)} MB array of user records: ${(inBytes / 1e6 / secs).toFixed(0)} MB/s ` +
-    `(${(outBytes / 1e6).toFixed(0)} MB out, heap+buffers growth beyond the prebuilt input ${(peak / 1e6).toFixed(1)} MB)`,
-);
+
+async function streamArray(what: string, records: Buffer[]): Promise<void> {
+  const chunks = arrayChunks(records);
+  const inBytes = chunks.reduce((s, c) => s + c.length, 0);
+  let outBytes = 0;
+  let peak = 0;
+  const base = process.memoryUsage();
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      outBytes += chunk.length;
+      const m = process.memoryUsage();
+      peak = Math.max(peak, m.heapUsed + m.arrayBuffers - base.heapUsed - base.arrayBuffers);
+      cb();
+    },
+  });
+  const t0 = process.hrtime.bigint();
+  await pipeline(Readable.from(chunks), createMaskStream(mask), sink);
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  console.log(
+    `stream, ${(inBytes / 1e6).toFixed(0)} MB array of ${what}: ${(inBytes / 1e6 / secs).toFixed(0)} MB/s ` +
+      `(${(outBytes / 1e6).toFixed(0)} MB out, heap+buffers growth beyond the prebuilt input ${(peak / 1e6).toFixed(1)} MB)`,
+  );
+}
+
+await streamArray('user records', Array.from({ length: 64 }, (_, i) => Buffer.from(JSON.stringify(user(i)))));
+await streamArray('dense 200-byte records', Array.from({ length: 64 }, (_, i) => dense(i)));

@@ -10,9 +10,17 @@ import { DETECTOR_ORDER } from './detectors.js';
  */
 export type MaskAction =
   | { kind: 'drop' }
-  | { kind: 'replace'; value: string }
+  /** `json`: the value as a JSON string, quotes included, in UTF-8. */
+  | { kind: 'replace'; value: string; json: Buffer }
   | { kind: 'hash' }
-  | { kind: 'partial'; rule: PartialRule };
+  /**
+   * `fill`: `char` as it appears inside a JSON string, in UTF-8, so that an ASCII value can be
+   * masked byte for byte; null when `char` has a surrogate, whose repeats could pair up
+   * differently than one escaped copy.
+   */
+  | { kind: 'partial'; rule: PartialRule; fill: Buffer | null };
+
+const SURROGATE = /[\uD800-\uDFFF]/;
 
 const STRENGTH = { drop: 4, replace: 3, hash: 2, partial: 1 } as const;
 
@@ -41,8 +49,11 @@ export interface CompiledMask {
   /** Null when the profile has no path rules. */
   readonly pathRoot: PathNode | null;
   readonly detectors: readonly MaskDetector[];
-  /** Every name a key or path rule mentions, by UTF-8 length: keys are matched as bytes, undecoded. */
-  readonly names: ReadonlyMap<number, readonly { bytes: Buffer; name: string }[]>;
+  /**
+   * Every name a key or path rule mentions, indexed by UTF-8 length (up to maxKeyBytes): keys are
+   * matched as bytes, undecoded.
+   */
+  readonly names: readonly (readonly { bytes: Buffer; name: string }[] | undefined)[];
   /** Byte length of the longest key a key or path rule names: longer keys need no decoding. */
   readonly maxKeyBytes: number;
   /**
@@ -65,12 +76,11 @@ export function compileMaskProfile(cfg: MaskProfileConfig): CompiledMask {
   const needles: Buffer[] = [];
   let needlesUsable = true;
   let maxKeyBytes = 0;
-  const names = new Map<number, { bytes: Buffer; name: string }[]>();
+  const names: { bytes: Buffer; name: string }[][] = [];
   const addName = (name: string): void => {
     const bytes = Buffer.from(name);
-    const list = names.get(bytes.length) ?? [];
+    const list = (names[bytes.length] ??= []);
     if (!list.some((e) => e.name === name)) list.push({ bytes, name });
-    names.set(bytes.length, list);
     maxKeyBytes = Math.max(maxKeyBytes, bytes.length);
   };
 
@@ -106,9 +116,12 @@ export function compileMaskProfile(cfg: MaskProfileConfig): CompiledMask {
   };
 
   for (const t of cfg.drop) add(t, { kind: 'drop' });
-  for (const { target, value } of cfg.replace) add(target, { kind: 'replace', value });
+  for (const { target, value } of cfg.replace) add(target, { kind: 'replace', value, json: Buffer.from(JSON.stringify(value)) });
   for (const t of cfg.hash) add(t, { kind: 'hash' });
-  for (const { target, rule } of cfg.partial) add(target, { kind: 'partial', rule });
+  for (const { target, rule } of cfg.partial) {
+    const fill = SURROGATE.test(rule.char) ? null : Buffer.from(JSON.stringify(rule.char).slice(1, -1));
+    add(target, { kind: 'partial', rule, fill });
+  }
 
   return {
     name: cfg.name,
@@ -118,7 +131,7 @@ export function compileMaskProfile(cfg: MaskProfileConfig): CompiledMask {
     keyRules,
     pathRoot,
     detectors: DETECTOR_ORDER.filter((d) => cfg.detect.includes(d)),
-    names,
+    names: Array.from({ length: maxKeyBytes + 1 }, (_, n) => names[n]),
     maxKeyBytes,
     needles: needlesUsable ? needles : null,
     hashKey: cfg.hash_key,

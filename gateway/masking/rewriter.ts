@@ -4,6 +4,7 @@
 // duplicate key is masked on its own, and a body needs no more memory than its largest masked
 // value. Undecided bytes (a member whose key is still being read, a string a detector may still
 // match) are held back, never emitted, until the decision is made.
+import type { PartialRule } from '../policy/types.js';
 import type { CompiledMask, MaskAction, PathNode } from './compile.js';
 import { resolveEntry } from './compile.js';
 import { detect, DETECT_MAX_LENGTH } from './detectors.js';
@@ -87,7 +88,7 @@ interface Frame {
 }
 
 function isWs(b: number): boolean {
-  return b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
+  return b <= 0x20 && (b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09);
 }
 
 function isHex(b: number): boolean {
@@ -97,6 +98,16 @@ function isHex(b: number): boolean {
 function decodeString(raw: Buffer, escaped: boolean): string {
   // The rewriter has already validated the escapes, so JSON.parse cannot throw here.
   return escaped ? (JSON.parse(`"${raw.toString('utf8')}"`) as string) : raw.toString('utf8');
+}
+
+/** Where the string run from `i` stops: at a quote, a backslash, a control character or `n`. */
+function stringStop(buf: Buffer, i: number, n: number): number {
+  // Letters and UTF-8 continuation bytes, most of any text, are past `\` and cost one test.
+  for (let j = i; j < n; j++) {
+    const c = buf[j]!;
+    if (c <= 0x5c && (c === 0x22 || c === 0x5c || c < 0x20)) return j;
+  }
+  return n;
 }
 
 /** The byte-level form of detect()'s first test, to skip decoding most strings. */
@@ -121,7 +132,10 @@ export class Rewriter {
 
   private chunk: Buffer = NO_OUTPUT;
   private copyFrom = 0;
-  private out: Buffer[] = [];
+  // This write's output, copied into one buffer as it is decided: a Buffer per kept stretch and
+  // a concat per chunk cost more than the copying on records dense with masked fields.
+  private ob: Buffer = NO_OUTPUT;
+  private olen = 0;
 
   // The undecided or suppressed stretch of input: from markPos (-1: it began in an earlier
   // chunk) on, held back (markHold) or thrown away.
@@ -135,6 +149,10 @@ export class Rewriter {
   private regionDepth = 0;
   private regionAction: MaskAction | undefined;
   private regionText: string | undefined;
+  // A masked string without escapes, or a number, that lies whole in this chunk is left there
+  // (chunk[rawStart, rawEnd)) and decoded only if its rule needs text: -1 when it is not.
+  private rawStart = -1;
+  private rawEnd = 0;
 
   private pendingAction: MaskAction | undefined;
   private pendingNodes: PathNode[] = EMPTY_NODES;
@@ -211,13 +229,8 @@ export class Rewriter {
           break;
         }
         case S_STRING: {
-          let j = i;
-          let c = 0;
-          while (j < n) {
-            c = buf[j]!;
-            if (c === 0x22 || c === 0x5c || c < 0x20) break;
-            j++;
-          }
+          const j = stringStop(buf, i, n);
+          const c = j < n ? buf[j]! : 0;
           if (j === n) {
             i = n;
           } else if (c === 0x22) {
@@ -244,9 +257,15 @@ export class Rewriter {
           if (--this.hexLeft === 0) this.st = S_STRING;
           i++;
           break;
-        case S_NUMBER:
-          i = this.number(i, b);
+        case S_NUMBER: {
+          const ns = this.numState;
+          if (ns === N_INT || ns === N_FRAC || ns === N_EXP) {
+            let j = i;
+            while (j < n && buf[j]! >= 0x30 && buf[j]! <= 0x39) j++;
+            i = j < n ? this.number(j, buf[j]!) : n;
+          } else i = this.number(i, b);
           break;
+        }
         case S_LITERAL:
           if (b !== this.literal[this.litIdx]) throw this.syntax(i, 'invalid literal');
           i++;
@@ -290,8 +309,34 @@ export class Rewriter {
   // ---- output ---------------------------------------------------------------------------
 
   private emitUpTo(pos: number): void {
-    if (pos > this.copyFrom) this.out.push(this.chunk.subarray(this.copyFrom, pos));
+    if (pos > this.copyFrom) this.put(this.chunk, this.copyFrom, pos);
     this.copyFrom = pos;
+  }
+
+  private reserve(bytes: number): void {
+    if (this.olen + bytes <= this.ob.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.ob.length * 2, this.olen + bytes, this.chunk.length + this.heldBytes + 64));
+    grown.set(new Uint8Array(this.ob.buffer, this.ob.byteOffset, this.olen));
+    this.ob = grown;
+  }
+
+  private put(src: Buffer, from: number, to: number): void {
+    const len = to - from;
+    this.reserve(len);
+    // Most kept stretches between masked fields are a few dozen bytes, where a loop beats
+    // making a view to copy from (which Buffer.copy also does, after argument checks).
+    if (len < 48) {
+      const ob = this.ob;
+      let o = this.olen;
+      for (let k = from; k < to; k++) ob[o++] = src[k]!;
+    } else this.ob.set(new Uint8Array(src.buffer, src.byteOffset + from, len), this.olen);
+    this.olen += len;
+  }
+
+  private putString(s: string): void {
+    const json = JSON.stringify(s);
+    this.reserve(json.length * 3);
+    this.olen += this.ob.write(json, this.olen);
   }
 
   private setMark(pos: number, hold: boolean): void {
@@ -302,7 +347,7 @@ export class Rewriter {
 
   private releaseMark(): void {
     if (this.held.length > 0) {
-      for (const h of this.held) this.out.push(h);
+      for (const h of this.held) this.put(h, 0, h.length);
       this.held = [];
       this.heldBytes = 0;
     }
@@ -312,7 +357,7 @@ export class Rewriter {
   /** Throws away the marked stretch; output resumes at `resume`. */
   private discardMark(resume: number): void {
     if (this.markPos >= 0) this.emitUpTo(this.markPos);
-    this.held = [];
+    if (this.held.length > 0) this.held = [];
     this.heldBytes = 0;
     this.markActive = false;
     this.copyFrom = resume;
@@ -321,18 +366,16 @@ export class Rewriter {
   private flushChunk(): Buffer {
     const buf = this.chunk;
     const n = buf.length;
+    let to = n;
     if (this.markActive) {
-      const from = this.markPos >= 0 ? this.markPos : 0;
-      this.emitUpTo(from);
+      to = this.markPos >= 0 ? this.markPos : 0;
       // Copied, so a held key does not pin the whole chunk it came in.
-      if (this.markHold && n > from) {
-        this.held.push(Buffer.from(buf.subarray(from, n)));
-        this.heldBytes += n - from;
+      if (this.markHold && n > to) {
+        this.held.push(Buffer.from(buf.subarray(to, n)));
+        this.heldBytes += n - to;
         if (this.heldBytes > HOLD_CAP) throw new MaskError(`more than ${HOLD_CAP} bytes of whitespace between members`);
       }
       this.markPos = -1;
-    } else {
-      this.emitUpTo(n);
     }
     if (this.collect !== C_NONE && n > this.collectStart) {
       this.collectParts.push(Buffer.from(buf.subarray(this.collectStart, n)));
@@ -342,10 +385,18 @@ export class Rewriter {
       }
     }
     this.collectStart = 0;
-    const out = this.out;
-    this.out = [];
+    let out: Buffer;
+    if (this.olen === 0) {
+      // Nothing was cut or replaced: the output is one stretch of the input, passed uncopied.
+      out = to > this.copyFrom ? buf.subarray(this.copyFrom, to) : NO_OUTPUT;
+    } else {
+      this.emitUpTo(to);
+      out = this.ob.subarray(0, this.olen);
+      this.ob = NO_OUTPUT;
+      this.olen = 0;
+    }
     this.chunk = NO_OUTPUT;
-    return out.length === 0 ? NO_OUTPUT : out.length === 1 ? out[0]! : Buffer.concat(out);
+    return out;
   }
 
   // ---- structure ------------------------------------------------------------------------
@@ -379,6 +430,7 @@ export class Rewriter {
         this.regionDepth = this.stack.length;
         this.regionAction = action;
         this.regionText = undefined;
+        this.rawStart = -1;
       } else if (b === 0x22 && this.mask.detectors.length > 0) {
         this.setMark(i, true);
         this.region = R_DETECT;
@@ -466,19 +518,55 @@ export class Rewriter {
       this.changed = true;
       return;
     }
-    let replacement: string | undefined;
     if (region === R_MASK) {
-      replacement = applyAction(this.regionAction as Exclude<MaskAction, { kind: 'drop' }>, this.regionText, this.mask.hashKey);
-    } else if (this.regionText !== undefined) {
-      replacement = detect(this.mask.detectors, this.regionText);
+      const action = this.regionAction as Exclude<MaskAction, { kind: 'drop' }>;
+      this.discardMark(end);
+      this.changed = true;
+      if (action.kind === 'replace') this.put(action.json, 0, action.json.length);
+      else if (action.kind !== 'partial' || !this.putPartial(action)) {
+        const text = this.rawStart >= 0 ? this.chunk.toString('utf8', this.rawStart, this.rawEnd) : this.regionText;
+        this.putString(applyAction(action, text, this.mask.hashKey));
+      }
+      return;
     }
+    const replacement = this.regionText === undefined ? undefined : detect(this.mask.detectors, this.regionText);
     if (replacement === undefined) {
       this.releaseMark();
       return;
     }
     this.discardMark(end);
-    this.out.push(Buffer.from(JSON.stringify(replacement)));
+    this.putString(replacement);
     this.changed = true;
+  }
+
+  /**
+   * partialMask() laid down as bytes, when the value is ASCII text in this chunk: then every byte
+   * is one code point and needs no escaping. False when the value has to be decoded instead.
+   */
+  private putPartial(action: { rule: PartialRule; fill: Buffer | null }): boolean {
+    const fill = action.fill;
+    const s = this.rawStart;
+    const e = this.rawEnd;
+    if (fill === null || s < 0) return false;
+    const buf = this.chunk;
+    for (let k = s; k < e; k++) if (buf[k]! >= 0x80) return false;
+    const n = e - s;
+    const { keep_start, keep_end } = action.rule;
+    this.reserve(2 + n * Math.max(1, fill.length));
+    const ob = this.ob;
+    let o = this.olen;
+    ob[o++] = 0x22;
+    let hidden = n;
+    if (n > keep_start + keep_end) {
+      for (let k = s; k < s + keep_start; k++) ob[o++] = buf[k]!;
+      hidden = n - keep_start - keep_end;
+    }
+    const fl = fill.length;
+    for (let h = 0; h < hidden; h++) for (let f = 0; f < fl; f++) ob[o++] = fill[f]!;
+    if (hidden !== n) for (let k = e - keep_end; k < e; k++) ob[o++] = buf[k]!;
+    ob[o++] = 0x22;
+    this.olen = o;
+    return true;
   }
 
   // ---- keys and strings -----------------------------------------------------------------
@@ -550,8 +638,10 @@ export class Rewriter {
       return j + 1;
     }
     if (this.collect === C_VALUE) {
-      if (this.region === R_DETECT && !this.strEscaped && this.collectParts.length === 0 && !mayBeDetected(this.chunk, this.collectStart, j)) {
+      if (!this.strEscaped && this.collectParts.length === 0 && (this.region !== R_DETECT || !mayBeDetected(this.chunk, this.collectStart, j))) {
         this.collect = C_NONE;
+        this.rawStart = this.collectStart;
+        this.rawEnd = j;
       } else {
         this.regionText = decodeString(this.collected(j), this.strEscaped);
       }
@@ -562,7 +652,8 @@ export class Rewriter {
 
   /** The rule name spelled by buf[start, end), compared as bytes; undefined when none is. */
   private knownName(buf: Buffer, start: number, end: number): string | undefined {
-    const list = this.mask.names.get(end - start);
+    if (end - start > this.mask.maxKeyBytes) return undefined;
+    const list = this.mask.names[end - start];
     if (list === undefined) return undefined;
     next: for (const { bytes, name } of list) {
       for (let k = 0; k < bytes.length; k++) if (buf[start + k] !== bytes[k]) continue next;
@@ -584,7 +675,7 @@ export class Rewriter {
       next = r.next.length === 0 ? EMPTY_NODES : r.next;
     }
     if (action !== undefined && action.kind === 'drop') {
-      this.held = [];
+      if (this.held.length > 0) this.held = [];
       this.heldBytes = 0;
       this.markHold = false;
       this.region = R_DROP;
@@ -646,7 +737,13 @@ export class Rewriter {
 
   /** The number ended just before `i`; that byte is read again as what follows a value. */
   private endNumber(i: number): number {
-    if (this.collect === C_VALUE) this.regionText = this.collected(i).toString('latin1');
+    if (this.collect === C_VALUE) {
+      if (this.collectParts.length === 0) {
+        this.collect = C_NONE;
+        this.rawStart = this.collectStart;
+        this.rawEnd = i;
+      } else this.regionText = this.collected(i).toString('latin1');
+    }
     this.valueDone(i);
     return i;
   }
