@@ -24,6 +24,7 @@ import { WechatMsgCrypto } from '../gateway/wechat/msg-crypto.js';
 import { wechatSignature } from '../gateway/wechat/signature.js';
 import { freePort } from '../test/helpers/ports.js';
 import { textMessage } from '../test/helpers/wechat-callback.js';
+import { benchPolicy } from './lib.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
@@ -135,35 +136,23 @@ async function main(): Promise<void> {
     const policy = join(dir, 'gateway.yaml');
     writeFileSync(
       policy,
-      [
-        'version: 1',
-        'server:',
-        `  https: { listen: "127.0.0.1:${gatewayPort}" }`,
-        'tls:',
-        `  roots: ${chain.root}`,
-        '  certificates:',
-        `    - { cert: ${chain.fullchain}, key: ${chain.key} }`,
-        'wechat:',
-        `  appid: ${account.appid}`,
-        `  token: ${account.token}`,
-        `  encoding_aes_key: ${account.encodingAesKey}`,
-        'upstreams:',
-        `  legacy: { url: "http://127.0.0.1:${upstreamPort}" }`,
-        'routes:',
-        '  - name: api',
-        '    match: { path_prefix: /api/ }',
-        '    upstream: legacy',
-        '  - name: wx-safe',
-        '    match: { path: /wx/safe }',
-        '    upstream: legacy',
-        '    wechat_callback: { decrypt: true }',
-        '  - name: wx-plain',
-        '    match: { path: /wx/plain }',
-        '    upstream: legacy',
-        '    wechat_callback: { decrypt: false }',
-        'defaults: { allow: any }',
-        '',
-      ].join('\n'),
+      benchPolicy({
+        port: gatewayPort,
+        chain,
+        upstream: `http://127.0.0.1:${upstreamPort}`,
+        sections: ['wechat:', `  appid: ${account.appid}`, `  token: ${account.token}`, `  encoding_aes_key: ${account.encodingAesKey}`],
+        tail: ['defaults: { allow: any }'],
+        routes: [
+          '  - name: wx-safe',
+          '    match: { path: /wx/safe }',
+          '    upstream: legacy',
+          '    wechat_callback: { decrypt: true }',
+          '  - name: wx-plain',
+          '    match: { path: /wx/plain }',
+          '    upstream: legacy',
+          '    wechat_callback: { decrypt: false }',
+        ],
+      }),
     );
     const gateway = fork(join(here, 'targets/wxgw.ts'), [policy, join(dir, 'wxgw.log')], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     children.push(gateway);

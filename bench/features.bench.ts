@@ -19,7 +19,7 @@ import { Client } from 'undici';
 import { ensureDevChain } from '../gateway/tls/devchain.js';
 import { freePort } from '../test/helpers/ports.js';
 import { startRedis } from '../test/helpers/redis.js';
-import { connections, measure, median, probe, rounds, seconds, startTs, table, target, waitReady, type Target } from './lib.js';
+import { benchPolicy, connections, measure, median, probe, rounds, seconds, startTs, table, target, waitReady, type Target } from './lib.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const root = join(here, '..');
@@ -59,26 +59,7 @@ async function main(): Promise<void> {
   await new Promise((r) => setTimeout(r, 300));
 
   const policy = (port: number, sections: string[], defaults: string[]): string =>
-    [
-      'version: 1',
-      'server:',
-      `  https: { listen: "127.0.0.1:${port}" }`,
-      'tls:',
-      `  roots: ${chain.root}`,
-      '  certificates:',
-      `    - { cert: ${chain.fullchain}, key: ${chain.key} }`,
-      ...sections,
-      'upstreams:',
-      `  legacy: { url: "${upstream}" }`,
-      'defaults:',
-      '  allow: any',
-      ...defaults,
-      'routes:',
-      '  - name: api',
-      '    match: { path_prefix: /api/ }',
-      '    upstream: legacy',
-      '',
-    ].join('\n');
+    benchPolicy({ port, chain, upstream, sections, tail: ['defaults:', '  allow: any', ...defaults] });
   const identity = ['identity:', `  jwt: { secret: "${SECRET}", issuer: bench }`];
   // A budget no run reaches: every request is decided and admitted.
   const limit = ['  rate_limit: { key: openid, limit: 1000000, window: 60s, fallback_key: ip }'];

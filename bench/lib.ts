@@ -157,6 +157,42 @@ export function table(results: Result[], base: Result, baseName: string): string
   ];
 }
 
+/**
+ * A policy for a benchmarked gateway: HTTPS on `port` with the run's chain, one upstream
+ * `legacy`, an `api` route for /api/. `sections` go before `upstreams` (store, identity,
+ * mask_profiles...), `tail` after it (defaults), `route` into the api route, `routes` after it.
+ */
+export function benchPolicy(opts: {
+  port: number;
+  chain: { root: string; fullchain: string; key: string };
+  upstream: string;
+  sections?: string[];
+  tail?: string[];
+  route?: string[];
+  routes?: string[];
+}): string {
+  return [
+    'version: 1',
+    'server:',
+    `  https: { listen: "127.0.0.1:${opts.port}" }`,
+    'tls:',
+    `  roots: ${opts.chain.root}`,
+    '  certificates:',
+    `    - { cert: ${opts.chain.fullchain}, key: ${opts.chain.key} }`,
+    ...(opts.sections ?? []),
+    'upstreams:',
+    `  legacy: { url: "${opts.upstream}" }`,
+    ...(opts.tail ?? []),
+    'routes:',
+    '  - name: api',
+    '    match: { path_prefix: /api/ }',
+    '    upstream: legacy',
+    ...(opts.route ?? []),
+    ...(opts.routes ?? []),
+    '',
+  ].join('\n');
+}
+
 /** A TypeScript target script under bench/targets, in its own process. */
 export function startTs(script: string, args: string[]): ChildProcess {
   return fork(join(here, script), args, { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureDevChain } from '../gateway/tls/devchain.js';
 import { freePort } from '../test/helpers/ports.js';
-import { connections, fixedRate, measure, probe, rounds, seconds, startTs, target, waitReady, type Result, type Target } from './lib.js';
+import { benchPolicy, connections, fixedRate, measure, probe, rounds, seconds, startTs, target, waitReady, type Result, type Target } from './lib.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const root = join(here, '..');
@@ -41,25 +41,7 @@ async function main(): Promise<void> {
   const barePort = await freePort();
   const wxgwPort = await freePort();
   const guardedPort = await freePort();
-  const policyFor = (port: number, defaults: string[], route: string[]): string =>
-    [
-      'version: 1',
-      'server:',
-      `  https: { listen: "127.0.0.1:${port}" }`,
-      'tls:',
-      `  roots: ${chain.root}`,
-      '  certificates:',
-      `    - { cert: ${chain.fullchain}, key: ${chain.key} }`,
-      'upstreams:',
-      `  legacy: { url: "${upstream}" }`,
-      ...defaults,
-      'routes:',
-      '  - name: api',
-      '    match: { path_prefix: /api/ }',
-      '    upstream: legacy',
-      ...route,
-      '',
-    ].join('\n');
+  const policyFor = (port: number, tail: string[], route: string[]): string => benchPolicy({ port, chain, upstream, tail, route });
   const policy = join(dir, 'gateway.yaml');
   writeFileSync(policy, policyFor(wxgwPort, ['defaults: { allow: any }'], []));
   // 1,000 disjoint /24s with the client's own 127.0.0.1 in the middle, so neither end of the
