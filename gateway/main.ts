@@ -189,7 +189,7 @@ export async function startGateway(opts: {
     return stopping;
   };
 
-  const metrics = new Metrics(() => source.current.certificates);
+  const metrics = new Metrics(() => source.current.certificates, () => store);
   const decisions = new Decisions(metrics.decisions);
   // What a reload swaps besides the snapshot: the certificates new handshakes get.
   let tls: LiveTls | undefined;

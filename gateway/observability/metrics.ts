@@ -2,7 +2,7 @@
 // process, as in the tests, keep their own). Labels are bounded: route names from the policy,
 // never raw paths, client addresses or openids; methods outside the gateway's list are OTHER.
 //
-//   new Metrics(certificates)     certificates() is read at scrape time (expiry gauge)
+//   new Metrics(certificates, store)  both read at scrape time (expiry and store-up gauges)
 //   metrics.route(name)           pre-bound children for one route; cached per name
 //   metrics.registry.metrics()    the text exposition for /metrics
 
@@ -66,7 +66,7 @@ export class Metrics {
   readonly decisions: Counter<'reason'>;
   readonly reloads: Counter<'result'>;
 
-  constructor(certificates: () => readonly LoadedCertificate[]) {
+  constructor(certificates: () => readonly LoadedCertificate[], store: () => { kind: string; connected: boolean }) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.requests = new Counter({
@@ -118,6 +118,17 @@ export class Metrics {
         this.reset();
         const now = Date.now();
         for (const c of certificates()) this.labels(c.certFile).set(Math.round((c.notAfter.getTime() - now) / 1000));
+      },
+    });
+    new Gauge({
+      name: 'wxgw_store_up',
+      help: '1 while the state store (rate limits, nonces, logins) can answer, 0 while it cannot; by kind.',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        const s = store();
+        this.reset();
+        this.labels(s.kind).set(s.connected ? 1 : 0);
       },
     });
     new Gauge({

@@ -44,6 +44,7 @@ interface Value {
 
 export class MemoryStore implements Store {
   readonly kind = 'memory' as const;
+  readonly connected = true;
   private readonly now: () => number;
   private readonly maxKeys: number;
   private readonly slotOf = new Map<string, number>();

@@ -116,6 +116,10 @@ function redisAddress(url: string): string {
 
 export class RedisStore implements Store {
   readonly kind = 'redis' as const;
+
+  get connected(): boolean {
+    return this.state === 'up';
+  }
   private readonly redis: ScriptedRedis;
   private readonly prefix: string;
   private readonly logger: Logger;

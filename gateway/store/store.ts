@@ -25,6 +25,8 @@ export interface RateResult {
 
 export interface Store {
   readonly kind: 'memory' | 'redis';
+  /** Whether the store can answer now (memory: always; Redis: connected), for the up gauge. */
+  readonly connected: boolean;
   /**
    * Decides every rule for one request. The request is admitted only when every rule admits it;
    * the guarantee per key: no span of `windowMs` ever admits more than `limit` requests.

@@ -56,6 +56,7 @@ test('/metrics counts requests by route, method and status class, decisions, ups
     has('wxgw_reloads_total{result="invalid"} 1');
     has('wxgw_reloads_total{result="restart_required"} 0');
     has(`wxgw_build_info{version="0.1.0",node_version="${process.version}"} 1`);
+    has('wxgw_store_up{kind="memory"} 1');
     const expiry = new RegExp(`^wxgw_certificate_expiry_seconds\\{certificate="${t.ctx.chain.fullchain}"\\} (\\d+)$`, 'm').exec(text);
     assert.ok(expiry && Number(expiry[1]) > 86_400, 'seconds until the leaf expires');
     // Bounded labels: no path, query or openid ever becomes a label value.

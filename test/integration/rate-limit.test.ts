@@ -473,6 +473,8 @@ routes:
     assert.equal((allowDecisions.store_unavailable_allowed ?? 0) - allowedBefore, 40);
     assert.ok((await deny.t.gw.decisions.snapshot()).store_unavailable! >= 40);
     assert.equal((await deny.t.gw.decisions.snapshot()).store_unavailable_allowed, undefined);
+    const storeUp = async (): Promise<string> => (await deny.t.gw.metrics.registry.getSingleMetricAsString('wxgw_store_up')).trim().split('\n').at(-1)!;
+    assert.equal(await storeUp(), 'wxgw_store_up{kind="redis"} 0');
 
     // Back (empty): both gateways reconnect by themselves and limit again.
     await redis.restart();
@@ -491,6 +493,7 @@ routes:
       assert.fail(`${path}: no 429 after the restart; statuses ${JSON.stringify(seen.slice(-30))}`);
     };
     const [denyAfter, allowAfter] = await Promise.all([until429(deny.send, '/api/deny'), until429(allow.send, '/api/allow')]);
+    assert.equal(await storeUp(), 'wxgw_store_up{kind="redis"} 1');
     // After the restart the counters start over: the 429 comes after exactly `limit` admissions
     // counted by the revived Redis.
     const trailingOk = (seen: number[]) => {

@@ -194,6 +194,7 @@ test('without the store a login is refused as store_unavailable', async (t) => {
   let failClaim = true;
   const flaky: Store = {
     kind: 'memory',
+    connected: false,
     hit: (rules) => memory.hit(rules),
     claim: (key, ttl) => (failClaim ? Promise.reject(new StoreUnavailableError('redis down')) : memory.claim(key, ttl)),
     put: () => Promise.reject(new StoreUnavailableError('redis down')),

@@ -173,6 +173,7 @@ test('oversized bodies are refused before any work', async () => {
 test('a store that cannot answer makes check() reject with StoreUnavailableError', async () => {
   const down: Store = {
     kind: 'redis',
+    connected: false,
     hit: () => Promise.reject(new StoreUnavailableError('down')),
     claim: () => Promise.reject(new StoreUnavailableError('down')),
     put: () => Promise.reject(new StoreUnavailableError('down')),
