@@ -82,7 +82,35 @@ function parseJson(text: string): Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new CallbackError('callback_malformed', 'JSON body is not an object');
   }
+  // JSON.parse keeps the last of two equal keys; a legacy parser downstream may take the first,
+  // and read a field the gateway never verified (e.g. a second Encrypt).
+  if (repeatsTopLevelKey(text)) throw new CallbackError('callback_malformed', 'JSON body repeats a top-level key');
   return value as Record<string, unknown>;
+}
+
+/** Whether an object that JSON.parse accepted names one top-level key twice, escapes decoded. */
+function repeatsTopLevelKey(text: string): boolean {
+  const seen = new Set<string>();
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      let end = i + 1;
+      while (text.charCodeAt(end) !== 0x22) end += text.charCodeAt(end) === 0x5c /* \ */ ? 2 : 1;
+      if (depth === 1) {
+        let next = end + 1;
+        while (/\s/.test(text[next]!)) next++;
+        if (text[next] === ':') {
+          const key = JSON.parse(text.slice(i, end + 1)) as string;
+          if (seen.has(key)) return true;
+          seen.add(key);
+        }
+      }
+      i = end;
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) depth++;
+    else if (c === 0x7d /* } */ || c === 0x5d /* ] */) depth--;
+  }
+  return false;
 }
 
 function wellFormedXml(text: string): void {

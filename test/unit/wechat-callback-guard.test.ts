@@ -188,6 +188,9 @@ test('safe mode: oversized, malformed XML, DTD, entity bomb, malformed JSON, no 
     ['<xml><Encrypt>a</Encrypt><Encrypt>b</Encrypt></xml>', 'text/xml'],
     ['{"Encrypt": "abc"', 'application/json'],
     ['{"Encrypt": 5}', 'application/json'],
+    // Two Encrypt fields, the second spelt with an escape: which one a parser reads is a guess.
+    ['{"Encrypt": "abc", "Encr\\u0079pt": "def"}', 'application/json'],
+    ['{"ToUserName": "gh", "Encrypt": "abc", "ToUserName": "gh2"}', 'application/json'],
     ['["Encrypt"]', 'application/json'],
     ['  {"ToUserName": "gh"}', undefined], // detected as JSON by its first character
     ['\xff\xfe<xml/>', 'text/xml'],
