@@ -24,7 +24,7 @@ import { createGatewayServer } from './proxy/gateway-server.js';
 import { createRedirectServer } from './proxy/redirect-server.js';
 import { createAdminServer } from './observability/admin-server.js';
 import { createLogger, withRedaction, type Logger } from './observability/logger.js';
-import { compileMaskProfile } from './masking/compile.js';
+import { compileMaskProfile, type CompiledMask } from './masking/compile.js';
 import { logRedactPaths, redactText } from './masking/redact.js';
 import { Decisions } from './observability/decisions.js';
 import { Metrics } from './observability/metrics.js';
@@ -155,9 +155,11 @@ export async function startGateway(opts: {
   logger?: Logger;
 }): Promise<GatewayHandle> {
   const loaded = await loadChecked(opts.config, opts.env);
-  // Redaction paths are fixed when a logger is made: the keys of the profiles wxgw starts with.
+  // Error text is scrubbed with the profiles in force (after a reload, the new ones); the
+  // redacted field paths are the starting policy's, as pino fixes them when a logger is made.
   const masked = [...loaded.config.mask_profiles.values()].map(compileMaskProfile);
-  const logger = withRedaction(opts.logger ?? createLogger(), logRedactPaths(masked), (text) => redactText(masked, text));
+  let masks = (): readonly CompiledMask[] => masked;
+  const logger = withRedaction(opts.logger ?? createLogger(), logRedactPaths(masked), (text) => redactText(masks(), text));
   for (const w of loaded.warnings) logger.warn({ file: w.file, line: w.line, col: w.col, key: w.path }, w.message);
   // Outlive every snapshot: counters and connections survive reloads.
   const store = createStore(loaded.config.store, logger);
@@ -177,6 +179,7 @@ export async function startGateway(opts: {
   }
 
   const source = { current: snapshot };
+  masks = () => source.current.masks;
   const { server } = snapshot.policy;
   const started: Started[] = [];
   let watcher: FileWatch | undefined;
