@@ -15,6 +15,8 @@ interface CompiledRule {
 export interface RateLimitGuard {
   /** The store rules this request counts against; empty when no rule applies to it. */
   rules(openid: string | undefined, client: string): RateRule[];
+  /** The client address's anonymous budgets (the ip fallback of openid rules). */
+  fallbackRules(client: string): RateRule[];
 }
 
 export function compileRateLimits(route: string, configs: readonly RateLimitConfig[]): RateLimitGuard | undefined {
@@ -27,7 +29,11 @@ export function compileRateLimits(route: string, configs: readonly RateLimitConf
     // A route name cannot contain ':' (policy names are [a-z0-9_-]), so scopes never collide.
     prefix: `rl:${c.scope === 'global' ? '*' : route}:${c.key}:${c.window}:`,
   }));
+  const fallbacks = compiled.filter((r) => r.byOpenid && r.fallbackIp);
   return {
+    fallbackRules(client) {
+      return fallbacks.map((r) => ({ key: `${r.prefix}ip:${client}`, limit: r.limit, windowMs: r.windowMs }));
+    },
     rules(openid, client) {
       const out: RateRule[] = [];
       for (const r of compiled) {

@@ -14,6 +14,8 @@ export interface IdentityVerifier {
   /** Lower-case header that carries the verified openid to the upstream. */
   readonly upstreamHeader: string;
   verify(headers: IncomingHttpHeaders): Promise<IdentityOutcome>;
+  /** Whether the request carries a token that verify() has not already accepted (a check ahead). */
+  unverified(headers: IncomingHttpHeaders): boolean;
 }
 
 type Extracted = { kind: 'none' } | { kind: 'token'; token: string } | { kind: 'malformed' };
@@ -144,5 +146,11 @@ export async function compileIdentity(cfg: IdentityConfig, deps: { signer?: Sess
     return { kind: 'refused', reason };
   }
 
-  return { upstreamHeader: cfg.upstream_header, verify };
+  function unverified(headers: IncomingHttpHeaders): boolean {
+    const found = extractToken(headers, cfg.token);
+    if (found.kind === 'none') return false;
+    return found.kind === 'malformed' || verified.get(found.token, Date.now()) === undefined;
+  }
+
+  return { upstreamHeader: cfg.upstream_header, verify, unverified };
 }

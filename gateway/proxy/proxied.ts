@@ -11,7 +11,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Decisions } from '../observability/decisions.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { RouteTarget } from '../snapshot.js';
-import { StoreUnavailableError } from '../store/store.js';
+import { StoreUnavailableError, type RateRule } from '../store/store.js';
 import type { AccessLog } from './access-log.js';
 import { answerNow, collectUpTo, sendAnswer, type AnswerOutcome, type AnswerPlan } from './answer.js';
 import { decodableAcceptEncoding } from '../masking/http.js';
@@ -178,6 +178,30 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
     });
   };
 
+  /**
+   * One rate-limit decision over `rules`: false when the request was refused (and answered),
+   * else true, or the RateLimit-* headers for the answer when the store decided.
+   */
+  const decide = async (res: ServerResponse, wx: RequestState, target: RouteTarget, rules: RateRule[]): Promise<boolean | Record<string, string>> => {
+    if (rules.length === 0) return true;
+    try {
+      const results = await wx.snapshot.store.hit(rules);
+      const headers = rateLimitHeaders(results);
+      if (results.every((r) => r.allowed)) return headers;
+      sendError(res, wx, 'rate_limited', undefined, headers);
+      return false;
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError)) throw err;
+      if (!wx.snapshot.storeFailOpen) {
+        logger.warn({ request_id: wx.id, route: target.name, err }, 'rate limit not decided: store unavailable');
+        sendError(res, wx, 'store_unavailable');
+        return false;
+      }
+      decisions.count('store_unavailable_allowed');
+      return true;
+    }
+  };
+
   /** In the order of ARCHITECTURE.md: signed callback, identity, rate limits; then login or forward. */
   const guarded = async (req: IncomingMessage, res: ServerResponse, wx: RequestState, target: RouteTarget, dest: string, body: Readable | undefined): Promise<void> => {
     const snapshot = wx.snapshot;
@@ -207,7 +231,18 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
     }
 
     let openid: string | undefined;
+    let charged: RateRule[] = [];
+    let chargedHeaders: Record<string, string> | undefined;
     if (snapshot.identity && target.kind === 'proxy') {
+      // A token not verified before costs a signature check, which a flood of made-up tokens
+      // would make the gateway pay for free: each one is first counted where an anonymous
+      // request from that address would be, and refused there once that budget is spent.
+      if (target.rateLimit && snapshot.identity.unverified(req.headers)) {
+        charged = target.rateLimit.fallbackRules(wx.address.client);
+        const ahead = await decide(res, wx, target, charged);
+        if (!ahead) return;
+        if (ahead !== true) chargedHeaders = ahead;
+      }
       const outcome = await snapshot.identity.verify(req.headers);
       if (outcome.kind === 'verified') {
         openid = outcome.openid;
@@ -219,26 +254,11 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
     }
 
     if (target.rateLimit) {
-      const rules = target.rateLimit.rules(openid, wx.address.client);
-      if (rules.length > 0) {
-        try {
-          const results = await snapshot.store.hit(rules);
-          const headers = rateLimitHeaders(results);
-          if (!results.every((r) => r.allowed)) {
-            sendError(res, wx, 'rate_limited', undefined, headers);
-            return;
-          }
-          how.answerAdded = headers;
-        } catch (err) {
-          if (!(err instanceof StoreUnavailableError)) throw err;
-          if (!snapshot.storeFailOpen) {
-            logger.warn({ request_id: wx.id, route: target.name, err }, 'rate limit not decided: store unavailable');
-            sendError(res, wx, 'store_unavailable');
-            return;
-          }
-          decisions.count('store_unavailable_allowed');
-        }
-      }
+      // A token that did not verify was already counted against the address's anonymous budget.
+      const rules = target.rateLimit.rules(openid, wx.address.client).filter((r) => !charged.some((c) => c.key === r.key));
+      const admitted = await decide(res, wx, target, rules);
+      if (!admitted) return;
+      how.answerAdded = admitted === true ? chargedHeaders : admitted;
     }
 
     if (target.kind === 'login') {

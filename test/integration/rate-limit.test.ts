@@ -116,6 +116,11 @@ routes:
     match: { path_prefix: /rb/ }
     upstream: legacy
     rate_limit: { key: ip, limit: 2, window: 61s }
+  - name: flood
+    match: { path_prefix: /flood/ }
+    upstream: legacy
+    identity_required: true
+    rate_limit: { key: openid, limit: 4, window: 60s, fallback_key: ip }
   - name: both
     match: { path_prefix: /both/ }
     upstream: legacy
@@ -158,6 +163,25 @@ routes:
     }
     assert.equal(received('/ip/'), 5);
     assert.equal((await t.gw.decisions.snapshot()).rate_limited! - limitedBefore, 3);
+  });
+
+  test('made-up tokens are counted against the address before their signature is checked', async () => {
+    const alice = { authorization: `Bearer ${await tokenFor('o-flood-alice')}` };
+    assert.equal((await get('/flood/a', alice)).status, 200);
+    const forged = async (i: number) => {
+      const [h, p] = (await tokenFor(`o-forged-${i}`)).split('.');
+      return { authorization: `Bearer ${h}.${p}.${Buffer.from(`not a signature ${i}`).toString('base64url')}` };
+    };
+    const answers: string[] = [];
+    for (let i = 0; i < 6; i++) answers.push(reasonOf(await get('/flood/x', await forged(i)))!);
+    // Alice's first request took one of the address's four; three forgeries get checked and
+    // refused, the rest are refused before any signature check.
+    assert.deepEqual(answers, ['token_invalid', 'token_invalid', 'token_invalid', 'rate_limited', 'rate_limited', 'rate_limited']);
+    // A token already verified is not charged to the address again: Alice goes on.
+    assert.equal((await get('/flood/a', alice)).status, 200);
+    // The trade-off: a new token from the same address waits for the address's budget too.
+    assertGatewayError(await get('/flood/b', { authorization: `Bearer ${await tokenFor('o-flood-bob')}` }), 429, 'rate_limited');
+    assert.equal(received('/flood/'), 2);
   });
 
   test('per openid: two users with tokens have separate budgets', async () => {
