@@ -203,7 +203,9 @@ export async function startGateway(opts: {
       const { listen: at, pos } = server.https;
       const sni = new SniSelector(snapshot.certificates);
       const app = createGatewayServer({ source, logger, decisions, metrics, pools, tls: buildTlsServerOptions(snapshot.policy.tls, snapshot.certificates, sni) });
-      await app.listen({ host: at.host, port: at.port }).catch((err: unknown) => {
+      // Fastify names the scheme by its own `https` option, which the server factory bypasses.
+      const listenTextResolver = (address: string): string => `gateway listener bound at ${address.replace(/^http:/, 'https:')}`;
+      await app.listen({ host: at.host, port: at.port, listenTextResolver }).catch((err: unknown) => {
         throw listenError(err, at, pos);
       });
       started.push({ name: 'https', server: app.server, close: () => app.close() });
