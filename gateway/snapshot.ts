@@ -20,6 +20,7 @@ import { createLogin } from './identity/login.js';
 import type { Store } from './store/store.js';
 import type { Logger } from './observability/logger.js';
 import type { UpstreamPools } from './proxy/forwarder.js';
+import type { AnswerPlan } from './proxy/answer.js';
 import { DEFAULTS } from './policy/build.js';
 
 export interface UpstreamTarget {
@@ -44,9 +45,10 @@ export interface RouteTarget {
   readonly callback: CallbackGuard | undefined;
   readonly identityRequired: boolean;
   readonly rateLimit: RateLimitGuard | undefined;
-  readonly mask: CompiledMask | undefined;
-  /** `on_mask_error: pass`: an answer that cannot be masked goes out as it came (and is logged). */
-  readonly maskFailOpen: boolean;
+  /** What the upstream's answer goes through: streamed as it is, or masked by the route's profile. */
+  readonly answer: AnswerPlan;
+  /** Whether any guard needs the body, a token or the store; if not, the request goes straight on. */
+  readonly guarded: boolean;
 }
 
 /** What a snapshot's login endpoint does with a request body. */
@@ -132,6 +134,8 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
       cors: r.cors && compileCors(r.cors),
     });
     const callback = callbacks.get(r.name);
+    const rateLimit = compileRateLimits(r.name, r.rate_limits);
+    const mask = r.mask === undefined ? undefined : masks.get(r.mask);
     return Object.freeze({
       name: r.name,
       upstream,
@@ -141,9 +145,9 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
       kind,
       callback,
       identityRequired: r.identity_required,
-      rateLimit: compileRateLimits(r.name, r.rate_limits),
-      mask: r.mask === undefined ? undefined : masks.get(r.mask),
-      maskFailOpen: r.on_mask_error === 'pass',
+      rateLimit,
+      answer: Object.freeze<AnswerPlan>(mask ? { kind: 'mask', mask, failOpen: r.on_mask_error === 'pass' } : { kind: 'stream' }),
+      guarded: callback !== undefined || rateLimit !== undefined || kind === 'login' || verifier !== undefined,
     });
   };
   const routes: CompiledRoute<RouteTarget>[] = policy.routes.map((r) => ({ config: r, target: target(r, 'proxy') }));
@@ -155,6 +159,8 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
     routes.unshift({ config, target: target(config, 'login') });
     const up = identity.login.upstream;
     const userMask = up && masks.get(up.mask ?? policy.defaults.mask ?? '');
+    const userUpstream = up && upstreams.get(up.upstream)!;
+    const userTimeout = up && policy.upstreams.get(up.upstream)!.timeout;
     login = createLogin({
       identity,
       wechat: policy.wechat!,
@@ -163,7 +169,7 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
       logger: deps.logger,
       ...(up && {
         callUpstream: (req: { path: string; headers: Record<string, string>; body: Buffer }) =>
-          deps.pools.call(upstreams.get(up.upstream)!, { ...req, path: upstreams.get(up.upstream)!.basePath + up.path }, policy.upstreams.get(up.upstream)!.timeout),
+          deps.pools.call(userUpstream!, { ...req, path: userUpstream!.basePath + up.path }, userTimeout!),
         maskJson: (value: unknown) => (userMask ? maskValue(userMask, value) : value),
       }),
     });

@@ -205,7 +205,7 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
   /** In the order of ARCHITECTURE.md: signed callback, identity, rate limits; then login or forward. */
   const guarded = async (req: IncomingMessage, res: ServerResponse, wx: RequestState, target: RouteTarget, dest: string, body: Readable | undefined): Promise<void> => {
     const snapshot = wx.snapshot;
-    const how: Forwarding = { answer: answerPlan(target) };
+    const how: Forwarding = { answer: target.answer };
     const added: Record<string, string> = {};
     let sent: Readable | Buffer | undefined = body;
 
@@ -313,14 +313,10 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
       return;
     }
     // Routes without stateful guards take the direct path, with no promise in between.
-    if (target.callback || target.rateLimit || target.kind === 'login' || wx.snapshot.identity) {
+    if (target.guarded) {
       guarded(req, res, wx, target, dest, body).catch((err: unknown) => failed(res, wx, target, err));
       return;
     }
-    forward(req, res, wx, target, dest, { answer: answerPlan(target) }, body);
+    forward(req, res, wx, target, dest, { answer: target.answer }, body);
   };
-}
-
-function answerPlan(target: RouteTarget): AnswerPlan {
-  return target.mask ? { kind: 'mask', mask: target.mask, failOpen: target.maskFailOpen } : { kind: 'stream' };
 }
