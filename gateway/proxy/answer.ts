@@ -37,22 +37,18 @@ export function collectUpTo(plan: HeldPlan): number {
 type HeldPlan = Exclude<AnswerPlan, { kind: 'stream' }>;
 
 /**
- * The outcome without waiting, when the answer allows it: HEAD, or a whole body that needs no
- * decoding (most small JSON answers and callback replies). undefined: use sendAnswer().
+ * What becomes of a held answer. Decided on the spot when the answer allows it (HEAD, or a whole
+ * body that needs no decoding: most small JSON answers and callback replies); a promise only when
+ * the body must be decoded or read first.
  */
-export function answerNow(plan: HeldPlan, res: ForwardResponse, method: string): AnswerOutcome | undefined {
+export function settle(plan: HeldPlan, res: ForwardResponse, method: string): AnswerOutcome | Promise<AnswerOutcome> {
   if (method === 'HEAD') return { kind: 'ready', res };
-  if (!Buffer.isBuffer(res.body)) return undefined;
-  if (plan.kind === 'seal') return seal(plan, res, res.body);
-  const outcome = maskWhole(plan.mask, { ...res, body: res.body });
-  return outcome && fromMask(plan, res, outcome);
-}
-
-export async function sendAnswer(plan: HeldPlan, res: ForwardResponse, method: string): Promise<AnswerOutcome> {
-  const now = answerNow(plan, res, method);
-  if (now) return now;
-  if (plan.kind === 'seal') return seal(plan, res, await readBody(res.body as Readable, SEAL_LIMIT));
-  return fromMask(plan, res, await maskResponse(plan.mask, res));
+  if (plan.kind === 'seal') {
+    if (Buffer.isBuffer(res.body)) return seal(plan, res, res.body);
+    return readBody(res.body, SEAL_LIMIT).then((body) => seal(plan, res, body));
+  }
+  const now = Buffer.isBuffer(res.body) ? maskWhole(plan.mask, { ...res, body: res.body }) : undefined;
+  return now ? fromMask(plan, res, now) : maskResponse(plan.mask, res).then((outcome) => fromMask(plan, res, outcome));
 }
 
 function seal(plan: Extract<AnswerPlan, { kind: 'seal' }>, res: ForwardResponse, body: Buffer): AnswerOutcome {

@@ -13,7 +13,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { RouteTarget } from '../snapshot.js';
 import { StoreUnavailableError, type RateRule } from '../store/store.js';
 import type { AccessLog } from './access-log.js';
-import { answerNow, collectUpTo, sendAnswer, type AnswerOutcome, type AnswerPlan } from './answer.js';
+import { collectUpTo, settle, type AnswerOutcome, type AnswerPlan } from './answer.js';
 import { decodableAcceptEncoding } from '../masking/http.js';
 import { errorAnswer } from './error-answer.js';
 import { clientGone, forwardErrorReason, type ForwardResponse, type UpstreamPools } from './forwarder.js';
@@ -162,12 +162,12 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
         writeAnswer(res, wx, target, outcome.res);
       };
       // Most answers are decided on the spot; only decoding or a streamed body needs to wait.
-      const now = answerNow(plan, answer, req.method!);
-      if (now) {
-        finish(now);
+      const outcome = settle(plan, answer, req.method!);
+      if (!(outcome instanceof Promise)) {
+        finish(outcome);
         return;
       }
-      sendAnswer(plan, answer, req.method!).then(
+      outcome.then(
         finish,
         (answerErr: unknown) => {
           logger.error({ request_id: wx.id, err: answerErr, route: target.name }, 'upstream answer handling failed');
