@@ -141,17 +141,12 @@ class ClientGone extends Error {
 /** Bytes of an answer held for a slow client before the upstream is paused. */
 const WRITE_AHEAD = 64 * 1024;
 
-/** The undici handler behind UpstreamPools.stream(): upstream answer -> client response. */
-class AnswerWriter implements Dispatcher.DispatchHandler {
+/** What both undici handlers share: the upstream request ends when its client goes away. */
+abstract class ClientBoundHandler implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | undefined;
-  private answered = false;
-  private finished = false;
+  protected finished = false;
 
-  constructor(
-    private readonly res: ServerResponse,
-    private readonly context: ForwardContext,
-    private readonly done: (err: Error | null, answered: boolean) => void,
-  ) {
+  constructor(protected readonly res: ServerResponse) {
     // A client that hangs up before the answer should not keep an upstream request running.
     res.once('close', () => {
       if (!this.finished) this.controller?.abort(new ClientGone());
@@ -161,6 +156,19 @@ class AnswerWriter implements Dispatcher.DispatchHandler {
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
     if (this.res.destroyed) controller.abort(new ClientGone());
+  }
+}
+
+/** The undici handler behind UpstreamPools.stream(): upstream answer -> client response. */
+class AnswerWriter extends ClientBoundHandler {
+  private answered = false;
+
+  constructor(
+    res: ServerResponse,
+    private readonly context: ForwardContext,
+    private readonly done: (err: Error | null, answered: boolean) => void,
+  ) {
+    super(res);
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
@@ -193,9 +201,7 @@ class AnswerWriter implements Dispatcher.DispatchHandler {
 }
 
 /** The undici handler behind UpstreamPools.fetch(): upstream answer -> the gateway, whole or streamed. */
-class AnswerCollector implements Dispatcher.DispatchHandler {
-  private controller: Dispatcher.DispatchController | undefined;
-  private finished = false;
+class AnswerCollector extends ClientBoundHandler {
   private statusCode = 0;
   private headers: ForwardResponse['headers'] = {};
   /** Collecting: the chunks so far; streaming: undefined, and `stream` carries them. */
@@ -208,13 +214,7 @@ class AnswerCollector implements Dispatcher.DispatchHandler {
     private readonly collectUpTo: number,
     private readonly done: (err: Error | null, answer?: ForwardResponse) => void,
   ) {
-    res.once('close', () => {
-      if (!this.finished) this.controller?.abort(new ClientGone());
-    });
-  }
-
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.controller = controller;
+    super(res);
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
