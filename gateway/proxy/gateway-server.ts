@@ -15,7 +15,7 @@ import type { Decisions } from '../observability/decisions.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Snapshot } from '../snapshot.js';
 import { createAccessLog } from './access-log.js';
-import { errorAnswer } from './error-answer.js';
+import { errorAnswer } from './own-answer.js';
 import type { UpstreamPools } from './forwarder.js';
 import { createProxiedPath } from './proxied.js';
 import { plainAnswer } from './redirect-server.js';

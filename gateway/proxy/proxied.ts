@@ -15,7 +15,7 @@ import { StoreUnavailableError, type RateRule } from '../store/store.js';
 import type { AccessLog } from './access-log.js';
 import { collectUpTo, settle, type AnswerOutcome, type AnswerPlan } from './answer.js';
 import { decodableAcceptEncoding } from '../masking/http.js';
-import { errorAnswer } from './error-answer.js';
+import { errorAnswer, jsonAnswer, ownAnswer, type OwnAnswer } from './own-answer.js';
 import { clientGone, forwardErrorReason, type ForwardResponse, type UpstreamPools } from './forwarder.js';
 import { readBody } from './read-body.js';
 import type { RequestState } from './request-state.js';
@@ -58,6 +58,11 @@ export type ProxiedPath = (req: IncomingMessage, res: ServerResponse, wx: Reques
 export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
   const { logger, decisions, metrics, pools, accessLog } = opts;
 
+  const send = (res: ServerResponse, answer: OwnAnswer): void => {
+    res.writeHead(answer.status, answer.headers);
+    res.end(answer.body);
+  };
+
   const sendError = (res: ServerResponse, wx: RequestState, reason: Reason, message?: string, extra?: Record<string, string>): void => {
     wx.reason = reason;
     decisions.count(reason);
@@ -65,9 +70,7 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
       res.destroy();
       return;
     }
-    const answer = errorAnswer(wx, reason, message, extra);
-    res.writeHead(answer.status, answer.headers);
-    res.end(answer.body);
+    send(res, errorAnswer(wx, reason, message, extra));
   };
 
   /**
@@ -220,9 +223,7 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
         return;
       }
       if (outcome.kind === 'answer') {
-        const headers = { ...snapshot.securityHeaders, 'content-type': outcome.contentType, 'cache-control': 'no-store', 'x-request-id': wx.id };
-        res.writeHead(outcome.status, headers);
-        res.end(outcome.body);
+        send(res, ownAnswer(wx, outcome.status, outcome.contentType, outcome.body, { 'cache-control': 'no-store' }));
         return;
       }
       sent = outcome.body;
@@ -267,18 +268,7 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
         sendError(res, wx, result.reason, result.message);
         return;
       }
-      const text = JSON.stringify(result.body);
-      const headers: Record<string, string> = { ...snapshot.securityHeaders, ...how.answerAdded };
-      if (wx.allowedOrigin !== undefined) {
-        headers['access-control-allow-origin'] = wx.allowedOrigin;
-        for (const [name, value] of wx.cors!.actualHeaders) headers[name] = value;
-      }
-      headers['cache-control'] = 'no-store';
-      headers['content-type'] = 'application/json; charset=utf-8';
-      headers['content-length'] = String(Buffer.byteLength(text));
-      headers['x-request-id'] = wx.id;
-      res.writeHead(200, headers);
-      res.end(text);
+      send(res, jsonAnswer(wx, result.body, how.answerAdded));
       return;
     }
 

@@ -1,0 +1,39 @@
+// The answers the gateway gives itself (errors, the login answer, a callback's echo), the same
+// on every path: the security headers, the request id, no caching of what is not the upstream's,
+// and on a CORS route the CORS answer, so a page can read a 429 or a login instead of seeing a
+// blocked request.
+import { errorBody, REASONS, type Reason } from '../errors.js';
+import type { RequestState } from './request-state.js';
+
+export interface OwnAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+export function ownAnswer(wx: RequestState, status: number, contentType: string, body: string, extra?: Record<string, string>): OwnAnswer {
+  const headers: Record<string, string> = { ...extra, ...wx.snapshot.securityHeaders };
+  if (wx.cors) {
+    headers['vary'] = 'Origin';
+    if (wx.allowedOrigin !== undefined) {
+      headers['access-control-allow-origin'] = wx.allowedOrigin;
+      for (const [name, value] of wx.cors.actualHeaders) headers[name] = value;
+    }
+  }
+  headers['content-type'] = contentType;
+  headers['content-length'] = String(Buffer.byteLength(body));
+  headers['x-request-id'] = wx.id;
+  return { status, headers, body };
+}
+
+/** JSON with a stable reason (errors.ts). */
+export function errorAnswer(wx: RequestState, reason: Reason, message?: string, extra?: Record<string, string>): OwnAnswer {
+  return ownAnswer(wx, REASONS[reason].status, JSON_TYPE, errorBody(reason, wx.id, message), extra);
+}
+
+/** A JSON answer the gateway makes itself (the login): never cached. */
+export function jsonAnswer(wx: RequestState, value: unknown, extra?: Record<string, string>): OwnAnswer {
+  return ownAnswer(wx, 200, JSON_TYPE, JSON.stringify(value), { ...extra, 'cache-control': 'no-store' });
+}
