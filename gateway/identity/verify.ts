@@ -14,8 +14,11 @@ export interface IdentityVerifier {
   /** Lower-case header that carries the verified openid to the upstream. */
   readonly upstreamHeader: string;
   verify(headers: IncomingHttpHeaders): Promise<IdentityOutcome>;
-  /** Whether the request carries a token that verify() has not already accepted (a check ahead). */
-  unverified(headers: IncomingHttpHeaders): boolean;
+  /**
+   * verify() in two steps: settled at once for no token or a token already verified, otherwise
+   * `pending` with the check still to run, so the caller can count the request before paying for it.
+   */
+  identify(headers: IncomingHttpHeaders): IdentityOutcome | { kind: 'pending'; check(): Promise<IdentityOutcome> };
 }
 
 type Extracted = { kind: 'none' } | { kind: 'token'; token: string } | { kind: 'malformed' };
@@ -116,15 +119,20 @@ export async function compileIdentity(cfg: IdentityConfig, deps: { signer?: Sess
 
   const verified = new VerifiedTokens(VERIFIED_TOKENS);
 
-  async function verify(headers: IncomingHttpHeaders): Promise<IdentityOutcome> {
+  function identify(headers: IncomingHttpHeaders): IdentityOutcome | { kind: 'pending'; check(): Promise<IdentityOutcome> } {
     const found = extractToken(headers, cfg.token);
     if (found.kind === 'none') return found;
-    if (found.kind === 'malformed' || found.token.length > MAX_TOKEN || !COMPACT_JWS.test(found.token)) {
+    if (found.kind === 'token') {
+      const known = verified.get(found.token, Date.now());
+      if (known !== undefined) return { kind: 'verified', openid: known };
+    }
+    return { kind: 'pending', check: () => check(found) };
+  }
+
+  async function check(found: Extracted): Promise<IdentityOutcome> {
+    if (found.kind !== 'token' || found.token.length > MAX_TOKEN || !COMPACT_JWS.test(found.token)) {
       return { kind: 'refused', reason: 'token_invalid' };
     }
-    const now = Date.now();
-    const known = verified.get(found.token, now);
-    if (known !== undefined) return { kind: 'verified', openid: known };
     let claims: { iss?: unknown; exp?: unknown };
     try {
       claims = decodeJwt(found.token);
@@ -146,11 +154,10 @@ export async function compileIdentity(cfg: IdentityConfig, deps: { signer?: Sess
     return { kind: 'refused', reason };
   }
 
-  function unverified(headers: IncomingHttpHeaders): boolean {
-    const found = extractToken(headers, cfg.token);
-    if (found.kind === 'none') return false;
-    return found.kind === 'malformed' || verified.get(found.token, Date.now()) === undefined;
+  async function verify(headers: IncomingHttpHeaders): Promise<IdentityOutcome> {
+    const outcome = identify(headers);
+    return outcome.kind === 'pending' ? outcome.check() : outcome;
   }
 
-  return { upstreamHeader: cfg.upstream_header, verify, unverified };
+  return { upstreamHeader: cfg.upstream_header, verify, identify };
 }

@@ -238,13 +238,16 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
       // A token not verified before costs a signature check, which a flood of made-up tokens
       // would make the gateway pay for free: each one is first counted where an anonymous
       // request from that address would be, and refused there once that budget is spent.
-      if (target.rateLimit && snapshot.identity.unverified(req.headers)) {
-        charged = target.rateLimit.fallbackRules(wx.address.client);
-        const ahead = await decide(res, wx, target, charged);
-        if (!ahead) return;
-        if (ahead !== true) chargedHeaders = ahead;
+      let outcome = snapshot.identity.identify(req.headers);
+      if (outcome.kind === 'pending') {
+        if (target.rateLimit) {
+          charged = target.rateLimit.fallbackRules(wx.address.client);
+          const ahead = await decide(res, wx, target, charged);
+          if (!ahead) return;
+          if (ahead !== true) chargedHeaders = ahead;
+        }
+        outcome = await outcome.check();
       }
-      const outcome = await snapshot.identity.verify(req.headers);
       if (outcome.kind === 'verified') {
         openid = outcome.openid;
         added[snapshot.identity.upstreamHeader] = openid;
