@@ -11,7 +11,7 @@ import { parseMaskTarget } from './mask-targets.js';
 import { neverMatches } from './match-path.js';
 import { show, type Reporter } from './report.js';
 import { closest } from './suggest.js';
-import { MAX_TIMER_MS, parseDuration, parseSize } from './units.js';
+import { checkDuration, checkSize } from './value-checks.js';
 
 /** RFC 7518 asks HMAC keys to be at least as long as the hash output: 32 bytes for HS256. */
 const MIN_HMAC_BYTES = 32;
@@ -33,16 +33,11 @@ class FeatureChecker {
   }
 
   private duration(value: unknown, at: KeyPath): void {
-    if (typeof value !== 'string') return;
-    const parsed = parseDuration(value);
-    if (!parsed.ok) this.report.error(at, `${show(value)} ${parsed.why}`);
-    else if (parsed.value > MAX_TIMER_MS) this.report.error(at, `${show(value)} is longer than the longest timeout Node supports (about 24.8 days)`);
+    checkDuration(this.report, value, at, true);
   }
 
   private size(value: unknown, at: KeyPath): void {
-    if (typeof value !== 'string') return;
-    const parsed = parseSize(value);
-    if (!parsed.ok) this.report.error(at, `${show(value)} ${parsed.why}`);
+    checkSize(this.report, value, at);
   }
 
   private hmacKey(value: unknown, at: KeyPath, what: string): void {

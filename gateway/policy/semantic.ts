@@ -13,7 +13,8 @@ import { isRecord, type KeyPath } from './key-path.js';
 import { show, type Reporter } from './report.js';
 import { checkRoutes } from './routes.js';
 import { DEFAULTS } from './build.js';
-import { MAX_TIMER_MS, parseDuration, parseSeconds, parseSize } from './units.js';
+import { parseSeconds } from './units.js';
+import { checkDuration, checkSize } from './value-checks.js';
 import type { ListenAddress } from './types.js';
 
 const LISTENERS = ['https', 'http', 'admin'] as const;
@@ -35,17 +36,7 @@ class Checker {
   ) {}
 
   duration(value: unknown, at: KeyPath, timer: boolean): number | undefined {
-    if (typeof value !== 'string') return undefined;
-    const parsed = parseDuration(value);
-    if (!parsed.ok) {
-      this.report.error(at, `${show(value)} ${parsed.why}`);
-      return undefined;
-    }
-    if (timer && parsed.value > MAX_TIMER_MS) {
-      this.report.error(at, `${show(value)} is longer than the longest timeout Node supports (about 24.8 days)`);
-      return undefined;
-    }
-    return parsed.value;
+    return checkDuration(this.report, value, at, timer);
   }
 
   server(server: unknown): void {
@@ -117,10 +108,7 @@ class Checker {
   private limits(limits: unknown): void {
     const at = ['server', 'limits'];
     const given = isRecord(limits) ? limits : {};
-    if (typeof given.body === 'string') {
-      const body = parseSize(given.body);
-      if (!body.ok) this.report.error([...at, 'body'], `${show(given.body)} ${body.why}`);
-    }
+    checkSize(this.report, given.body, [...at, 'body']);
     const headers = this.duration(given.headers_timeout ?? DEFAULTS.headers_timeout, [...at, 'headers_timeout'], true);
     const request = this.duration(given.request_timeout ?? DEFAULTS.request_timeout, [...at, 'request_timeout'], true);
     if (headers !== undefined && request !== undefined && headers > request) {
