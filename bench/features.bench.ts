@@ -92,8 +92,9 @@ async function main(): Promise<void> {
       const child = startTs('targets/wxgw.ts', [file, join(dir, `wxgw-${i}.log`)]);
       children.push(child);
       await waitReady(child, name);
-      const headers = sections.includes(identity[0]!) ? { authorization: `Bearer ${token}` } : undefined;
-      targets.push(target(name, `https://127.0.0.1:${port}${PATH}`, child.pid, headers));
+      // Every target gets the same request, token included: the ones without identity forward it
+      // untouched, so only what the gateway does with it differs.
+      targets.push(target(name, `https://127.0.0.1:${port}${PATH}`, child.pid, { authorization: `Bearer ${token}` }));
     }
     // Measure the decided and masked paths, not a refusal or an unmasked answer.
     if ((await probe(targets[1]!, ca))['ratelimit-limit'] !== '1000000') throw new Error('memory-store target answered without a rate-limit decision');
