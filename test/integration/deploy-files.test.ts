@@ -247,7 +247,10 @@ test('the k8s sidecar is locked down and finds the policy and certificates where
 
 test('the Dockerfile is multi-stage and its runtime stage runs as non-root without dev dependencies', () => {
   assert.equal(argsOf('FROM').length, 2);
-  for (const from of argsOf('FROM')) assert.match(from, /^node:20-bookworm-slim\b/);
+  // Node.js 24 LTS, pinned by digest, the same base in both stages.
+  const froms = argsOf('FROM').map((f) => f.split(/\s+/)[0]);
+  for (const from of froms) assert.match(from!, /^node:24-bookworm-slim@sha256:[0-9a-f]{64}$/);
+  assert.equal(new Set(froms).size, 1);
   const user = runtime.filter((i) => i.keyword === 'USER').at(-1)?.args ?? '';
   assert.match(user, /^10001(:10001)?$/);
   assert.ok(argsOf('HEALTHCHECK').length === 1);
