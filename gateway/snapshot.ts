@@ -4,10 +4,11 @@ import { PolicyError, type PolicyConfig, type RouteConfig, type SourcePos, type 
 import type { LoadedCertificate } from './tls/load.js';
 import { RouteTable, type CompiledRoute } from './proxy/route-table.js';
 import { compileTrustedProxies, type TrustedProxies } from './net/client-address.js';
-import { compileIpAllow, type IpAllow } from './guards/ip-allow.js';
+import { compileIpAllow } from './guards/ip-allow.js';
+import { compileGuardChain, type GuardChain } from './guards/chain.js';
 import { compileCors } from './guards/cors.js';
 import { securityHeaders, type ResponsePlan } from './proxy/forwarding-headers.js';
-import { compileRateLimits, type RateLimitGuard } from './guards/rate-limit.js';
+import { compileRateLimits } from './guards/rate-limit.js';
 import type { CallbackGuard } from './guards/callback-types.js';
 import { VERIFIED_HEADER, compileWechatCallback } from './guards/wechat-callback.js';
 import { PAY_HEADERS, compileWechatPayNotify } from './guards/wechatpay-notify.js';
@@ -36,19 +37,14 @@ export interface RouteTarget {
   readonly upstream: UpstreamTarget;
   /** Milliseconds: the route's own timeout or its upstream's. */
   readonly timeout: number;
-  readonly ipAllow: IpAllow;
   /** How answers are rewritten; its `cors` is the route's compiled CORS guard. */
   readonly response: ResponsePlan;
   /** `login`: the identity login endpoint, answered by the gateway after the route's guards. */
   readonly kind: 'proxy' | 'login';
-  /** Signed-callback verification (message push or Pay notifications); runs before identity. */
-  readonly callback: CallbackGuard | undefined;
-  readonly identityRequired: boolean;
-  readonly rateLimit: RateLimitGuard | undefined;
+  /** The route's guards in order (allowlist, CORS, signed callback, identity, rate limits). */
+  readonly chain: GuardChain;
   /** What the upstream's answer goes through: streamed as it is, or masked by the route's profile. */
   readonly answer: AnswerPlan;
-  /** Whether any guard needs the body, a token or the store; if not, the request goes straight on. */
-  readonly guarded: boolean;
 }
 
 /** What a snapshot's login endpoint does with a request body. */
@@ -64,8 +60,6 @@ export interface Snapshot {
   /** HSTS and nosniff, on every HTTPS answer including the gateway's own. */
   readonly securityHeaders: Readonly<Record<string, string>>;
   readonly store: Store;
-  /** `store.on_unavailable: allow`: requests are admitted unlimited while the store is down. */
-  readonly storeFailOpen: boolean;
   /** Verifies identity tokens; undefined without an `identity` section. */
   readonly identity: IdentityVerifier | undefined;
   readonly login: LoginEndpoint | undefined;
@@ -133,21 +127,26 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
       jsonCharset: r.json_charset,
       cors: r.cors && compileCors(r.cors),
     });
-    const callback = callbacks.get(r.name);
-    const rateLimit = compileRateLimits(r.name, r.rate_limits);
     const mask = r.mask === undefined ? undefined : masks.get(r.mask);
+    const chain = compileGuardChain({
+      ipAllow: compileIpAllow(r.allow, r.deny),
+      cors: response.cors,
+      callback: callbacks.get(r.name),
+      // The login endpoint is how a caller gets a token; it never asks for one.
+      identity: kind === 'login' ? undefined : verifier,
+      identityRequired: r.identity_required,
+      rateLimit: compileRateLimits(r.name, r.rate_limits),
+      store: deps.store,
+      storeFailOpen: policy.store.on_unavailable === 'allow',
+    });
     return Object.freeze({
       name: r.name,
       upstream,
       timeout,
-      ipAllow: compileIpAllow(r.allow, r.deny),
       response,
       kind,
-      callback,
-      identityRequired: r.identity_required,
-      rateLimit,
+      chain,
       answer: Object.freeze<AnswerPlan>(mask ? { kind: 'mask', mask, failOpen: r.on_mask_error === 'pass' } : { kind: 'stream' }),
-      guarded: callback !== undefined || rateLimit !== undefined || kind === 'login' || verifier !== undefined,
     });
   };
   const routes: CompiledRoute<RouteTarget>[] = policy.routes.map((r) => ({ config: r, target: target(r, 'proxy') }));
@@ -187,7 +186,6 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
     redirectHosts,
     securityHeaders: security,
     store: deps.store,
-    storeFailOpen: policy.store.on_unavailable === 'allow',
     identity: verifier,
     login,
     reservedHeaders: new Set([

@@ -31,6 +31,9 @@ export type CallbackOutcome =
       sealReply?: (reply: { contentType: string | undefined; body: Buffer }) => { contentType: string; body: Buffer };
     };
 
+/** Turns the upstream's reply to a verified callback into the signed, encrypted reply WeChat expects. */
+export type Seal = NonNullable<Extract<CallbackOutcome, { kind: 'forward' }>['sealReply']>;
+
 export interface CallbackGuard {
   /** Largest body in bytes; the server should stop reading past it and refuse body_too_large. */
   readonly maxBody: number;

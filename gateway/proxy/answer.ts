@@ -3,11 +3,9 @@
 import type { CompiledMask } from '../masking/compile.js';
 import { maskResponse, maskWhole, type MaskOutcome } from '../masking/http.js';
 import type { Readable } from 'node:stream';
-import type { CallbackOutcome } from '../guards/callback-types.js';
+import type { Seal } from '../guards/callback-types.js';
 import type { ForwardResponse } from './forwarder.js';
 import { readBody } from './read-body.js';
-
-type Seal = NonNullable<Extract<CallbackOutcome, { kind: 'forward' }>['sealReply']>;
 
 export type AnswerPlan =
   | { kind: 'stream' }

@@ -1,30 +1,26 @@
-// The gateway listener. Each request is routed once (routing.ts) against the snapshot in force:
-// what the gateway refuses or answers from the request line alone (bad path, no route, wrong
-// method, address not allowed, CORS preflight) is Fastify's to answer; everything routed on
-// (guards, login, upstream) takes the direct path in proxied.ts on Node's own objects.
-// Everything the gateway answers itself is JSON with a stable reason. It serves HTTPS, or, with
+// The gateway listener. dispatch.ts routes each request once against the snapshot in force and
+// runs its route's guards: what they let through is forwarded on the direct path (proxied.ts);
+// what the gateway answers itself (refusals, preflights, the login answer, a callback's echo) is
+// Fastify's to write. Everything the gateway answers itself is JSON with a stable reason. It serves HTTPS, or, with
 // `server.https: off`, plain HTTP behind a TLS-terminating load balancer: then only requests the
 // trusted balancer marks as https pass.
 import { randomUUID } from 'node:crypto';
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
 import { createServer as createHttpsServer, type ServerOptions as HttpsServerOptions } from 'node:https';
 import Fastify, { LogController, type FastifyReply, type RawServerBase, type RouteGenericInterface } from 'fastify';
 import { errorBody, GatewayError, REASONS, type Reason } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Decisions } from '../observability/decisions.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { Snapshot } from '../snapshot.js';
 import { createAccessLog } from './access-log.js';
-import { errorAnswer } from './own-answer.js';
+import { errorAnswer, ownAnswer } from './own-answer.js';
 import type { UpstreamPools } from './forwarder.js';
 import { createProxiedPath } from './proxied.js';
 import { plainAnswer } from './redirect-server.js';
 import { requestState, type RequestState } from './request-state.js';
-import { route } from './routing.js';
+import { createDispatch, type SnapshotSource } from './dispatch.js';
 
-export interface SnapshotSource {
-  readonly current: Snapshot;
-}
+export type { SnapshotSource };
 
 const METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS'];
 
@@ -75,18 +71,7 @@ export function createGatewayServer(opts: GatewayServerOptions) {
   const viaTrustedHttps = (raw: IncomingMessage, wx: RequestState): boolean =>
     tls !== null || (wx.address.peerTrusted && forwardedHttps(raw.headers['x-forwarded-proto']));
 
-  /** Routed requests go the direct way; the rest, and anything Fastify must see first, to Fastify. */
-  const dispatch = (fastify: (req: IncomingMessage, res: ServerResponse) => void) => (req: IncomingMessage, res: ServerResponse): void => {
-    const wx = stateOf(req);
-    if (!viaTrustedHttps(req, wx)) {
-      fastify(req, res);
-      return;
-    }
-    const routing = route(req, wx);
-    wx.routing = routing;
-    if (routing.kind === 'proxy') proxied(req, res, wx, routing.target, routing.dest);
-    else fastify(req, res);
-  };
+  const dispatch = createDispatch({ source, logger, decisions, proxied, servable: viaTrustedHttps });
 
   // Node checks these timeouts on a timer that defaults to 30 s, which would stretch a 1 s
   // limit thirtyfold; the server is built here to check at a quarter of the shortest limit.
@@ -158,14 +143,17 @@ export function createGatewayServer(opts: GatewayServerOptions) {
 
   const handler = (request: { raw: IncomingMessage }, reply: Reply): void => {
     const wx = stateOf(request.raw);
-    const routing = wx.routing ?? route(request.raw, wx);
-    if (routing.kind === 'refuse') sendError(reply, routing.reason, routing.message, routing.headers);
-    else if (routing.kind === 'preflight') {
-      reply.code(204).headers(wx.snapshot.securityHeaders).headers(routing.headers).header('x-request-id', wx.id).send();
-    } else {
-      // dispatch() takes every proxied request before Fastify sees it.
-      logger.error({ request_id: wx.id, route: wx.route }, 'a routed request reached the refusal path');
+    const verdict = wx.verdict;
+    if (verdict === undefined) {
+      // dispatch.ts decides every request it hands over; reaching this is a bug.
+      logger.error({ request_id: wx.id, route: wx.route }, 'a request reached the gateway answer path undecided');
       sendError(reply, 'internal_error');
+    } else if (verdict.kind === 'refuse') sendError(reply, verdict.reason, verdict.message, verdict.headers);
+    else if (verdict.body === undefined) {
+      reply.code(verdict.status).headers(wx.snapshot.securityHeaders).headers(verdict.headers).header('x-request-id', wx.id).send();
+    } else {
+      const answer = ownAnswer(wx, verdict.status, verdict.contentType ?? 'application/json; charset=utf-8', verdict.body, verdict.headers);
+      reply.code(answer.status).headers(answer.headers).send(answer.body);
     }
   };
   app.route({ method: METHODS, url: '*', handler });

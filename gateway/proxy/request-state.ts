@@ -1,13 +1,13 @@
 // What the gateway learns about one request, settled once when it arrives and shared by both
 // request paths (the direct proxied path and Fastify's): the snapshot in force, the client
-// address, the request id, the routing decision, and what the access log will say.
+// address, the request id, the gateway's own verdict, and what the access log will say.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { CompiledCors } from '../guards/cors.js';
 import { resolveClientAddress, type ClientAddress } from '../net/client-address.js';
 import type { Decision } from '../observability/decisions.js';
 import type { Snapshot } from '../snapshot.js';
-import type { Routing } from './routing.js';
+import type { OwnVerdict } from './dispatch.js';
 
 export interface RequestState {
   readonly id: string;
@@ -15,8 +15,8 @@ export interface RequestState {
   readonly address: ClientAddress;
   /** performance.now() when the request arrived. */
   readonly start: number;
-  /** Set once the request was routed (undefined for requests refused before routing). */
-  routing: Routing | undefined;
+  /** What the gateway answers itself, once decided (dispatch.ts); undefined while it may be forwarded. */
+  verdict: OwnVerdict | undefined;
   route: string | undefined;
   path: string | undefined;
   reason: Decision | undefined;
@@ -46,7 +46,7 @@ export function requestState(raw: IncomingMessage, snapshot: Snapshot): RequestS
     snapshot,
     address,
     start: performance.now(),
-    routing: undefined,
+    verdict: undefined,
     route: undefined,
     path: undefined,
     reason: undefined,

@@ -1,7 +1,6 @@
-// Where a request goes, decided from its request line and headers alone: refused (bad path, no
-// route, wrong method, address not allowed), a CORS preflight the gateway answers, or a route
-// whose guards and upstream take it from here. Nothing is read from the body and nothing stateful
-// is consulted, so the decision is cheap and made once per request.
+// Which route a request belongs to, decided from its request line and Host alone: refused (bad
+// path, no route, wrong method) or the route whose guard chain (guards/chain.ts) takes it from
+// here. Nothing is read from the body and nothing stateful is consulted.
 import type { IncomingMessage } from 'node:http';
 import type { Reason } from '../errors.js';
 import { hostOf } from '../net/host.js';
@@ -11,10 +10,8 @@ import type { RequestState } from './request-state.js';
 
 export type Routing =
   | { kind: 'refuse'; reason: Reason; message?: string; headers?: Record<string, string> }
-  /** The 204 answer's CORS headers. */
-  | { kind: 'preflight'; headers: Record<string, string> }
-  /** `dest`: the upstream path and query. */
-  | { kind: 'proxy'; target: RouteTarget; dest: string };
+  /** `dest`: the upstream path and query; `preflight`: a CORS preflight, routed by the method it asks about. */
+  | { kind: 'proxy'; target: RouteTarget; dest: string; preflight: boolean };
 
 export function route(raw: IncomingMessage, wx: RequestState): Routing {
   const url = raw.url ?? '/';
@@ -36,19 +33,5 @@ export function route(raw: IncomingMessage, wx: RequestState): Routing {
   if (found.kind === 'method_not_allowed') return { kind: 'refuse', reason: 'method_not_allowed', headers: { allow: found.allow.join(', ') } };
   const target = found.route.target;
   wx.route = target.name;
-  // Cheapest first: a refused address costs nothing else, not even a preflight answer.
-  if (!target.ipAllow.allows(wx.address.client)) return { kind: 'refuse', reason: 'ip_not_allowed' };
-  const cors = target.response.cors;
-  if (preflight) {
-    // Preflights are the gateway's to answer and never reach the upstream.
-    if (!cors) return { kind: 'refuse', reason: 'cors_origin_not_allowed', message: 'this route allows no cross-origin requests' };
-    const allowed = cors.allowOrigin(origin);
-    if (allowed === undefined) return { kind: 'refuse', reason: 'cors_origin_not_allowed' };
-    return { kind: 'preflight', headers: { ...cors.preflightHeaders, 'access-control-allow-origin': allowed } };
-  }
-  if (cors) {
-    wx.cors = cors;
-    wx.allowedOrigin = cors.allowOrigin(origin);
-  }
-  return { kind: 'proxy', target, dest: target.upstream.basePath + normalised.path + (q < 0 ? '' : url.slice(q)) };
+  return { kind: 'proxy', target, dest: target.upstream.basePath + normalised.path + (q < 0 ? '' : url.slice(q)), preflight };
 }

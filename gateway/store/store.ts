@@ -2,6 +2,7 @@
 // sliding-window rate-limit counters, one-time claims (callback nonces, login codes) and small
 // values with a lifetime (login sessions). One interface, two implementations (memory, redis),
 // one contract test suite run against both.
+import { GatewayError } from '../errors.js';
 
 /** One rate-limit rule applied to one key, e.g. `rl:api:openid:oABC`. */
 export interface RateRule {
@@ -40,10 +41,14 @@ export interface Store {
   close(): Promise<void>;
 }
 
-/** The store could not answer (down, slow past command_timeout, not yet connected). */
-export class StoreUnavailableError extends Error {
+/**
+ * The store could not answer (down, slow past command_timeout, not yet connected). It carries its
+ * reason like every GatewayError; only the rate-limit guard may admit a request despite it
+ * (`on_unavailable: allow`).
+ */
+export class StoreUnavailableError extends GatewayError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super('store_unavailable', message, options);
     this.name = 'StoreUnavailableError';
   }
 }

@@ -1,0 +1,138 @@
+// Which of the two request paths a request takes, decided here and nowhere else:
+//
+//   - forwarded (the route's guards let it through): the direct path on Node's own objects
+//     (proxied.ts), where the upstream's answer is written from undici's dispatch handler;
+//   - answered by the gateway itself (no route, a refusal, a CORS preflight, the login answer, a
+//     callback's echo, plain HTTP that must be redirected): Fastify, the gateway's framework for
+//     its own answers, admin and hooks.
+//
+// Forwarding skips Fastify because its per-request machinery cost a third of the throughput on
+// that path (bench/RESULTS.md); the gateway's own answers are few and gain from its error
+// handling, hooks and one place that writes them.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import { GatewayError } from '../errors.js';
+import type { Answered, GuardInput, Passed, Refused, Verdict } from '../guards/chain.js';
+import type { Logger } from '../observability/logger.js';
+import type { Decisions } from '../observability/decisions.js';
+import type { Snapshot } from '../snapshot.js';
+import { answerLogin } from './login-endpoint.js';
+import type { ProxiedPath } from './proxied.js';
+import { requestBody } from './proxied.js';
+import { readBody } from './read-body.js';
+import { requestState, type RequestState } from './request-state.js';
+import { route } from './routing.js';
+
+export interface SnapshotSource {
+  readonly current: Snapshot;
+}
+
+/** What the gateway answers itself, handed to Fastify with the request. */
+export type OwnVerdict = Refused | Answered;
+
+export interface DispatchOptions {
+  source: SnapshotSource;
+  logger: Logger;
+  decisions: Decisions;
+  proxied: ProxiedPath;
+  /** Whether a request may be served at all: false sends it to Fastify's plain-HTTP answer. */
+  servable(req: IncomingMessage, wx: RequestState): boolean;
+}
+
+/** The body as the chain sees it: read whole at most once, bounded by the policy and the guard. */
+function guardInput(req: IncomingMessage, wx: RequestState, preflight: boolean, stream: () => Readable | undefined): GuardInput {
+  return {
+    method: req.method!,
+    url: req.url ?? '/',
+    headers: req.headers,
+    client: wx.address.client,
+    preflight,
+    readBody: (limit) => readBody(stream(), limit),
+  };
+}
+
+export function createDispatch(opts: DispatchOptions): (fastify: (req: IncomingMessage, res: ServerResponse) => void) => (req: IncomingMessage, res: ServerResponse) => void {
+  const { source, logger, decisions, proxied } = opts;
+
+  return (fastify) => {
+    const own = (req: IncomingMessage, res: ServerResponse, wx: RequestState, verdict: OwnVerdict): void => {
+      wx.verdict = verdict;
+      fastify(req, res);
+    };
+
+    const failed = (req: IncomingMessage, res: ServerResponse, wx: RequestState, err: unknown): void => {
+      if (res.headersSent) {
+        logger.error({ request_id: wx.id, err, route: wx.route }, 'request failed after its answer started');
+        res.destroy();
+        return;
+      }
+      if (err instanceof GatewayError) {
+        own(req, res, wx, { kind: 'refuse', reason: err.reason, message: err.message });
+        return;
+      }
+      logger.error({ request_id: wx.id, err, route: wx.route }, 'request failed inside the gateway');
+      own(req, res, wx, { kind: 'refuse', reason: 'internal_error' });
+    };
+
+    return (req, res) => {
+      const wx = requestState(req, source.current);
+      if (!opts.servable(req, wx)) {
+        fastify(req, res);
+        return;
+      }
+      const routing = route(req, wx);
+      if (routing.kind === 'refuse') {
+        own(req, res, wx, routing);
+        return;
+      }
+      const { target, dest } = routing;
+      let body: Readable | undefined | 'too_large' | null = null;
+      const stream = (): Readable | undefined => {
+        body ??= requestBody(req, wx.snapshot.policy.server.limits.body);
+        if (body === 'too_large') throw new GatewayError('body_too_large');
+        return body;
+      };
+
+      const settled = (verdict: Verdict): void => {
+        wx.cors = verdict.cors;
+        wx.allowedOrigin = verdict.allowedOrigin;
+        if (verdict.kind !== 'continue') {
+          if (verdict.kind === 'refuse' && verdict.detail !== undefined) {
+            logger.warn({ request_id: wx.id, route: target.name, reason: verdict.reason, detail: verdict.detail }, 'request refused');
+          }
+          own(req, res, wx, verdict);
+          return;
+        }
+        if (verdict.storeBypassed) decisions.count('store_unavailable_allowed');
+        let streamed: Readable | undefined;
+        try {
+          streamed = stream();
+        } catch (err) {
+          // The body is never read: the connection closes after the answer instead of draining it.
+          if (err instanceof GatewayError) own(req, res, wx, { kind: 'refuse', reason: err.reason, headers: { connection: 'close' } });
+          else failed(req, res, wx, err);
+          return;
+        }
+        if (target.kind === 'login') {
+          answerLogin(wx.snapshot.login!, wx.id, streamed, verdict).then(
+            (answer) => own(req, res, wx, answer),
+            (err: unknown) => failed(req, res, wx, err),
+          );
+          return;
+        }
+        proxied(req, res, wx, target, dest, verdict as Passed, streamed);
+      };
+
+      let verdict: Verdict | Promise<Verdict>;
+      try {
+        verdict = target.chain.run(guardInput(req, wx, routing.preflight, stream));
+      } catch (err) {
+        failed(req, res, wx, err);
+        return;
+      }
+      // Routes whose guards are all stateless are decided without a promise in between.
+      if (verdict instanceof Promise) verdict.then(settled, (err: unknown) => failed(req, res, wx, err));
+      else settled(verdict);
+    };
+  };
+}

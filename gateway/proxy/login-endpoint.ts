@@ -1,0 +1,21 @@
+// The login endpoint (`identity.login.path`): the route's guards have passed, the gateway reads the
+// small JSON body, exchanges the code with WeChat (identity/login.ts) and answers itself.
+import type { Readable } from 'node:stream';
+import type { Answered, Passed, Refused } from '../guards/chain.js';
+import type { LoginEndpoint } from '../snapshot.js';
+import { readBody } from './read-body.js';
+
+/** Largest login request body: `{"code": "..."}` and little else. */
+const LOGIN_BODY_LIMIT = 16 * 1024;
+
+export async function answerLogin(login: LoginEndpoint, requestId: string, body: Readable | undefined, passed: Passed): Promise<Answered | Refused> {
+  const result = await login.handle(await readBody(body, LOGIN_BODY_LIMIT), { requestId });
+  if (result.kind === 'refused') return { kind: 'refuse', reason: result.reason, ...(result.message !== undefined && { message: result.message }) };
+  return {
+    kind: 'answer',
+    status: 200,
+    contentType: 'application/json; charset=utf-8',
+    body: JSON.stringify(result.body),
+    headers: { ...passed.answerAdded, 'cache-control': 'no-store' },
+  };
+}
