@@ -23,7 +23,7 @@ export function listenerChange(old: PolicyConfig, next: PolicyConfig): string | 
   if (at(a.http?.listen) !== at(b.http?.listen)) return restart('server.http.listen', at(a.http?.listen), at(b.http?.listen));
   if ((a.http?.mode ?? 'off') !== (b.http?.mode ?? 'off')) return restart('server.http.mode', a.http?.mode ?? 'off', b.http?.mode ?? 'off');
   if (at(a.admin?.listen) !== at(b.admin?.listen)) return restart('server.admin.listen', at(a.admin?.listen), at(b.admin?.listen));
-  for (const key of ['body', 'headers_timeout', 'request_timeout'] as const) {
+  for (const key of ['body', 'handshake_timeout', 'headers_timeout', 'request_timeout'] as const) {
     if (a.limits[key] !== b.limits[key]) return restart(`server.limits.${key}`, String(a.limits[key]), String(b.limits[key]));
   }
   // The store holds live counters and connections; switching it mid-traffic would reset every

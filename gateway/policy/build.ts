@@ -32,6 +32,7 @@ import type { Locator } from './yaml-source.js';
 export const DEFAULTS = {
   http_mode: 'redirect',
   body: '1mb',
+  handshake_timeout: '10s',
   headers_timeout: '10s',
   request_timeout: '30s',
   shutdown_timeout: '25s',
@@ -119,7 +120,7 @@ interface RawPolicy {
     public_port?: number;
     trusted_proxies?: string[];
     strip_response_headers?: string[];
-    limits?: { body?: string; headers_timeout?: string; request_timeout?: string };
+    limits?: { body?: string; handshake_timeout?: string; headers_timeout?: string; request_timeout?: string };
     shutdown_timeout?: string;
   };
   tls?: {
@@ -410,6 +411,7 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
       strip_response_headers: lowerUnique(server.strip_response_headers ?? DEFAULTS.strip_response_headers),
       limits: {
         body: sure(parseSize(limits.body ?? DEFAULTS.body)),
+        handshake_timeout: sure(parseDuration(limits.handshake_timeout ?? DEFAULTS.handshake_timeout)),
         headers_timeout: sure(parseDuration(limits.headers_timeout ?? DEFAULTS.headers_timeout)),
         request_timeout: sure(parseDuration(limits.request_timeout ?? DEFAULTS.request_timeout)),
       },

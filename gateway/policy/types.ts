@@ -274,6 +274,8 @@ export interface ServerConfig {
   limits: {
     /** Largest request body in bytes. */
     body: number;
+    /** Milliseconds a client has to complete the TLS handshake before its connection is closed. */
+    handshake_timeout: number;
     /** Milliseconds a client has to send the complete request headers. */
     headers_timeout: number;
     /** Milliseconds a client has to send the whole request, headers and body. */

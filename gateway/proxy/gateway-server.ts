@@ -76,6 +76,7 @@ export function createGatewayServer(opts: GatewayServerOptions) {
   // Node checks these timeouts on a timer that defaults to 30 s, which would stretch a 1 s
   // limit thirtyfold; the server is built here to check at a quarter of the shortest limit.
   const serverOptions = {
+    handshakeTimeout: limits.handshake_timeout,
     requestTimeout: limits.request_timeout,
     headersTimeout: limits.headers_timeout,
     connectionsCheckingInterval: Math.max(100, Math.min(1000, limits.headers_timeout / 4)),
@@ -102,7 +103,12 @@ export function createGatewayServer(opts: GatewayServerOptions) {
       accessLog(stateOf(request.raw), request.method, reply.statusCode, reply.raw.writableFinished);
     },
     clientErrorHandler(err: NodeJS.ErrnoException, socket) {
-      if (!socket.writable) return;
+      // A connection that failed in its TLS handshake (timed out, bad hello) has no secure channel
+      // to answer on: a write would wait forever and keep the descriptor. Close it.
+      if (!socket.writable || err.code?.startsWith('ERR_TLS_') || err.code?.startsWith('ERR_SSL_')) {
+        socket.destroy();
+        return;
+      }
       const reason: Reason =
         err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
           ? 'request_timeout'
