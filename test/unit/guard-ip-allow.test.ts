@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compileIpAllow, ipv4ToNumber } from '../../gateway/guards/ip-allow.js';
+import { compileIpAllow } from '../../gateway/guards/ip-allow.js';
+import { ipv4ToNumber } from '../../gateway/net/cidr.js';
 import { compileTrustedProxies, resolveClientAddress } from '../../gateway/net/client-address.js';
 
 const office = compileIpAllow({ any: false, cidrs: ['203.0.113.0/24', '198.51.100.7', '10.0.0.0/8', '2001:db8:1::/48', '::1/128'] }, ['10.66.0.0/16', '2001:db8:1:bad::/64']);
