@@ -159,13 +159,15 @@ export function table(results: Result[], base: Result, baseName: string): string
 
 /**
  * A policy for a benchmarked gateway: HTTPS on `port` with the run's chain, one upstream
- * `legacy`, an `api` route for /api/. `sections` go before `upstreams` (store, identity,
- * mask_profiles...), `tail` after it (defaults), `route` into the api route, `routes` after it.
+ * `legacy`, an `api` route for /api/. `server` goes into the server section (trusted_proxies...),
+ * `sections` before `upstreams` (store, identity, mask_profiles...), `tail` after it (defaults),
+ * `route` into the api route, `routes` after it.
  */
 export function benchPolicy(opts: {
   port: number;
   chain: { root: string; fullchain: string; key: string };
   upstream: string;
+  server?: string[];
   sections?: string[];
   tail?: string[];
   route?: string[];
@@ -175,6 +177,7 @@ export function benchPolicy(opts: {
     'version: 1',
     'server:',
     `  https: { listen: "127.0.0.1:${opts.port}" }`,
+    ...(opts.server ?? []),
     'tls:',
     `  roots: ${opts.chain.root}`,
     '  certificates:',

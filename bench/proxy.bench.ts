@@ -1,6 +1,8 @@
-// Throughput and latency of wxgw over HTTPS keep-alive (TLS 1.3), routing only and with a
-// 1,000-CIDR allowlist plus CORS on the route, side by side in one run with: direct HTTP to the backend, a plain Fastify + @fastify/http-proxy server, and a
-// bare node:https + undici.Pool forwarder (the ceiling for one Node process).
+// Throughput and latency of wxgw over HTTPS keep-alive (TLS 1.3), routing only, with a
+// 1,000-CIDR allowlist plus CORS on the route, and behind trusted proxies with a 3-hop
+// X-Forwarded-For on every request, side by side in one run with: direct HTTP to the backend, a
+// plain Fastify + @fastify/http-proxy server, and a bare node:https + undici.Pool forwarder (the
+// ceiling for one Node process).
 // Every server runs in its own process; the load generator runs in this one.
 // Targets are measured in interleaved rounds and the median is reported, so that a noisy moment
 // on a shared machine does not land on one target only. Latency is also measured on a single
@@ -23,6 +25,11 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 const root = join(here, '..');
 const PATH = '/api/feed';
 const GUARDED = 'wxgw (1,000-CIDR allowlist + CORS)';
+const FORWARDED = 'wxgw, trusted_proxies + 3-hop X-Forwarded-For';
+// A load balancer's usual trust list: private and loopback ranges, IPv4 and IPv6.
+const TRUSTED_PROXIES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '127.0.0.0/8', '::1/128', 'fc00::/7', 'fe80::/10', '2001:db8:100::/40'];
+// The client, then two proxies inside 10/8; the loopback peer (the load generator) is the third.
+const XFF = '203.0.113.7, 10.1.2.3, 10.4.5.6';
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'wxgw-bench-'));
@@ -41,7 +48,9 @@ async function main(): Promise<void> {
   const barePort = await freePort();
   const wxgwPort = await freePort();
   const guardedPort = await freePort();
-  const policyFor = (port: number, tail: string[], route: string[]): string => benchPolicy({ port, chain, upstream, tail, route });
+  const forwardedPort = await freePort();
+  const policyFor = (port: number, tail: string[], route: string[], server: string[] = []): string =>
+    benchPolicy({ port, chain, upstream, tail, route, server });
   const policy = join(dir, 'gateway.yaml');
   writeFileSync(policy, policyFor(wxgwPort, ['defaults: { allow: any }'], []));
   // 1,000 disjoint /24s with the client's own 127.0.0.1 in the middle, so neither end of the
@@ -58,6 +67,14 @@ async function main(): Promise<void> {
     ]),
   );
 
+  // Only the walked-to client may call the route: a walk that stopped early would be refused
+  // (403), and the run fails on any non-2xx.
+  const forwardedPolicy = join(dir, 'gateway-forwarded.yaml');
+  writeFileSync(
+    forwardedPolicy,
+    policyFor(forwardedPort, [], ['    allow: [203.0.113.0/24]'], [`  trusted_proxies: [${TRUSTED_PROXIES.map((c) => JSON.stringify(c)).join(', ')}]`]),
+  );
+
   const children: ChildProcess[] = [backend];
   const results: Result[] = [];
   try {
@@ -67,16 +84,19 @@ async function main(): Promise<void> {
       ['bare node:https + undici.Pool', startTs('targets/bare-forwarder.ts', [String(barePort), upstream, chain.fullchain, chain.key]), barePort],
       ['wxgw (routing only)', startTs('targets/wxgw.ts', [policy, join(dir, 'wxgw.log')]), wxgwPort],
       [GUARDED, startTs('targets/wxgw.ts', [guardedPolicy, join(dir, 'wxgw-guarded.log')]), guardedPort],
+      [FORWARDED, startTs('targets/wxgw.ts', [forwardedPolicy, join(dir, 'wxgw-forwarded.log')]), forwardedPort],
     ];
+    const headers: Record<string, Record<string, string>> = { [GUARDED]: { origin }, [FORWARDED]: { 'x-forwarded-for': XFF } };
     for (const [name, child, port] of servers) {
       children.push(child);
       await waitReady(child, name);
-      targets.push(target(name, `https://127.0.0.1:${port}${PATH}`, child.pid, name === GUARDED ? { origin } : undefined));
+      targets.push(target(name, `https://127.0.0.1:${port}${PATH}`, child.pid, headers[name]));
     }
     // Measure the guarded path, not a refusal or a CORS-less answer.
     const guarded = targets.find((t) => t.name === GUARDED)!;
     const allowed = (await probe(guarded, ca))['access-control-allow-origin'];
     if (allowed !== origin) throw new Error(`${GUARDED}: expected Access-Control-Allow-Origin ${origin}, got ${String(allowed)}`);
+    await probe(targets.find((t) => t.name === FORWARDED)!, ca);
     results.push(...(await measure(targets, ca)));
   } finally {
     for (const c of children) c.kill();
@@ -87,6 +107,10 @@ async function main(): Promise<void> {
   const direct = results[0]!;
   const routing = results.find((r) => r.name === 'wxgw (routing only)')!;
   const guardedResult = results.find((r) => r.name === GUARDED)!;
+  const forwardedResult = results.find((r) => r.name === FORWARDED)!;
+  const versusRouting = (r: Result): string =>
+    `${(r.rps / routing.rps).toFixed(2)}x req/s, ` +
+    `${r.cpuUs !== undefined && routing.cpuUs !== undefined ? `${r.cpuUs - routing.cpuUs} µs CPU per request` : 'CPU not measured'}`;
   const lines = [
     `wxgw proxy benchmark: GET ${PATH} (1 KB JSON), HTTPS keep-alive, ` +
       `${connections} connections, median of ${rounds} rounds of ${seconds} s, node ${process.version}`,
@@ -101,8 +125,8 @@ async function main(): Promise<void> {
     '',
     `wxgw p99 above direct: ${(routing.p99 - direct.p99).toFixed(2)} ms at ${connections} connections, ` +
       `${((routing.solo99 - direct.solo99) / 1000).toFixed(2)} ms on one connection`,
-    `allowlist + CORS vs routing only: ${(guardedResult.rps / routing.rps).toFixed(2)}x req/s, ` +
-      `${guardedResult.cpuUs !== undefined && routing.cpuUs !== undefined ? `${guardedResult.cpuUs - routing.cpuUs} µs CPU per request` : 'CPU not measured'}`,
+    `allowlist + CORS vs routing only: ${versusRouting(guardedResult)}`,
+    `trusted_proxies + 3-hop X-Forwarded-For vs routing only: ${versusRouting(forwardedResult)}`,
   ];
   process.stdout.write(lines.join('\n') + '\n');
 }

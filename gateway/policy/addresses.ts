@@ -1,7 +1,7 @@
 // Listen addresses and CIDRs as the policy spells them. Addresses are compared in a canonical
 // form so that `::1`, `0:0::1` and `[::1]` are recognised as one address.
 
-import { isIPv4, isIPv6 } from 'node:net';
+import { parseIp, parsePrefix } from '../net/cidr.js';
 import type { ListenAddress } from './types.js';
 import type { Parsed } from './units.js';
 
@@ -9,28 +9,6 @@ const LISTEN_FORM = 'host:port or [ipv6]:port, the host an IP address or localho
 const HOST_FORM = 'a host name such as api.example.com, without scheme, port or path';
 const URL_FORM = 'an http:// or https:// URL such as http://127.0.0.1:9000 or https://backend:9443/v1';
 const CIDR_FORM = 'an IP address or a CIDR block (e.g. 10.0.0.0/8, 192.0.2.7, 2001:db8::/32, ::1)';
-
-function v4Bytes(text: string): number[] {
-  return text.split('.').map(Number);
-}
-
-function v6Bytes(text: string): number[] {
-  let hex = text;
-  const lastColon = text.lastIndexOf(':');
-  if (text.includes('.', lastColon)) {
-    const [a, b, c, d] = v4Bytes(text.slice(lastColon + 1)) as [number, number, number, number];
-    hex = `${text.slice(0, lastColon + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head, tail] = hex.split('::') as [string, string | undefined];
-  const front = head === '' ? [] : head.split(':');
-  const back = tail === undefined || tail === '' ? [] : tail.split(':');
-  const groups =
-    tail === undefined ? front : [...front, ...Array<string>(8 - front.length - back.length).fill('0'), ...back];
-  return groups.flatMap((g) => {
-    const n = parseInt(g, 16);
-    return [n >> 8, n & 0xff];
-  });
-}
 
 /** RFC 5952 text: lower-case, no leading zeros, the longest run of zero groups as `::`. */
 function formatV6(bytes: number[]): string {
@@ -60,10 +38,13 @@ interface Ip {
   bytes: number[];
 }
 
-function parseIp(text: string): Ip | undefined {
-  if (isIPv4(text)) return { v6: false, bytes: v4Bytes(text) };
-  if (isIPv6(text) && !text.includes('%')) return { v6: true, bytes: v6Bytes(text) };
-  return undefined;
+/** The address as bytes, read by the parser the gateway checks clients with (net/cidr.ts). */
+function readIp(text: string): Ip | undefined {
+  const words = new Uint32Array(4);
+  const family = parseIp(text, words);
+  if (family === 0) return undefined;
+  const bytes = [...words].flatMap((w) => [w >>> 24, (w >>> 16) & 0xff, (w >>> 8) & 0xff, w & 0xff]);
+  return family === 4 ? { v6: false, bytes: bytes.slice(12) } : { v6: true, bytes };
 }
 
 function formatIp(ip: Ip): string {
@@ -83,12 +64,13 @@ export function parseListen(text: string): Parsed<ListenAddress> {
   const port = Number(portText);
   if (port < 1 || port > 65535) return fail(`has port ${portText}, outside 1..65535`);
   if (bracketed !== undefined) {
-    if (!isIPv6(bracketed) || bracketed.includes('%')) return fail(`holds \`${bracketed}\`, which is not an IPv6 address`);
-    return { ok: true, value: { host: formatV6(v6Bytes(bracketed)), port } };
+    const ip = readIp(bracketed);
+    if (!ip?.v6) return fail(`holds \`${bracketed}\`, which is not an IPv6 address`);
+    return { ok: true, value: { host: formatV6(ip.bytes), port } };
   }
   const host = plain!;
   if (host === '') return fail('has no host (write 0.0.0.0 or [::] to listen on every address)');
-  if (host === 'localhost' || isIPv4(host)) return { ok: true, value: { host, port } };
+  if (host === 'localhost' || readIp(host)?.v6 === false) return { ok: true, value: { host, port } };
   return fail(`names \`${host}\`, which is not an IP address or localhost (listeners bind addresses, not names)`);
 }
 
@@ -96,14 +78,13 @@ export function parseCidr(text: string): Parsed<string> {
   const fail = (why: string): Parsed<string> => ({ ok: false, why: `${why}; expected ${CIDR_FORM}` });
   const slash = text.indexOf('/');
   const addressText = slash < 0 ? text : text.slice(0, slash);
-  const ip = parseIp(addressText);
+  const ip = readIp(addressText);
   if (!ip) return fail(slash < 0 ? 'is not an IP address' : `holds \`${addressText}\`, which is not an IP address`);
   const bits = ip.bytes.length * 8;
   let prefix = bits;
   if (slash >= 0) {
-    const prefixText = text.slice(slash + 1);
-    prefix = /^\d{1,3}$/.test(prefixText) ? Number(prefixText) : NaN;
-    if (!(prefix <= bits)) return fail(`has a prefix length outside 0..${bits}`);
+    prefix = parsePrefix(text.slice(slash + 1), bits);
+    if (prefix < 0) return fail(`has a prefix length outside 0..${bits}`);
   }
   const network = ip.bytes.map((byte, i) => {
     const keep = Math.min(8, Math.max(0, prefix - i * 8));
@@ -121,7 +102,7 @@ export function parseCidr(text: string): Parsed<string> {
 
 export function isLoopback(host: string): boolean {
   if (host === 'localhost') return true;
-  const ip = parseIp(host);
+  const ip = readIp(host);
   if (!ip) return false;
   if (!ip.v6) return ip.bytes[0] === 127;
   const text = formatV6(ip.bytes);
@@ -133,7 +114,7 @@ type Bound = { every: 'all' | 'v4' } | { addresses: string[] };
 
 function bound(host: string): Bound {
   if (host === 'localhost') return { addresses: ['127.0.0.1', '::1'] };
-  const ip = parseIp(host);
+  const ip = readIp(host);
   if (!ip) return { addresses: [host] };
   if (ip.bytes.every((b) => b === 0)) return { every: ip.v6 ? 'all' : 'v4' };
   return { addresses: [formatIp(ip)] };
@@ -142,7 +123,7 @@ function bound(host: string): Bound {
 function coversAny(a: Bound, b: Bound): boolean {
   if (!('every' in a)) return false;
   if (a.every === 'all' || 'every' in b) return true;
-  return b.addresses.some((address) => isIPv4(address));
+  return b.addresses.some((address) => readIp(address)?.v6 === false);
 }
 
 /** True when both listeners would bind the same port on at least one common address. */
@@ -220,7 +201,7 @@ export function parseClientCidr(text: string): Parsed<string> {
 
 function block(cidr: string): { ip: Ip; prefix: number } {
   const [address, prefix] = cidr.split('/') as [string, string];
-  return { ip: parseIp(address)!, prefix: Number(prefix) };
+  return { ip: readIp(address)!, prefix: Number(prefix) };
 }
 
 /** True when two normalised blocks (as parseCidr returns them) share at least one address. */

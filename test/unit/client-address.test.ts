@@ -44,3 +44,37 @@ test('a trusted proxy written in ::ffff: form trusts the IPv4 peer it names', ()
   assert.equal(mapped.trusts('10.0.0.3'), false);
   assert.equal(resolveClientAddress('::ffff:10.0.0.2', '198.51.100.7', mapped).client, '198.51.100.7');
 });
+
+test('hops are read in place: spaces and tabs around them, several header lines, empty hops', () => {
+  const lb = compileTrustedProxies(['127.0.0.0/8', '10.0.0.0/8', '::1/128']);
+  assert.deepEqual(resolveClientAddress('::ffff:127.0.0.1', '203.0.113.7, 10.1.2.3, 10.4.5.6', lb), { client: '203.0.113.7', peer: '127.0.0.1', peerTrusted: true });
+  assert.equal(resolveClientAddress('127.0.0.1', '6.6.6.6,203.0.113.7 ,\t10.1.2.3\t', lb).client, '203.0.113.7');
+  assert.equal(resolveClientAddress('127.0.0.1', ['6.6.6.6, 203.0.113.7', '10.1.2.3'], lb).client, '203.0.113.7');
+  // Every hop trusted: the leftmost is the client.
+  assert.equal(resolveClientAddress('127.0.0.1', '10.9.9.9, 10.1.2.3', lb).client, '10.9.9.9');
+  assert.equal(resolveClientAddress('127.0.0.1', '203.0.113.7, , 10.1.2.3', lb).client, '10.1.2.3');
+  assert.equal(resolveClientAddress('127.0.0.1', ',10.1.2.3', lb).client, '10.1.2.3');
+  assert.equal(resolveClientAddress('127.0.0.1', '', lb).client, '127.0.0.1');
+  assert.equal(resolveClientAddress('127.0.0.1', '203.0.113.7, 10.1.2.3 10.4.5.6', lb).client, '127.0.0.1');
+});
+
+test('a mapped hop in any spelling is the IPv4 client; a zone id or a leading zero is malformed', () => {
+  assert.equal(resolveClientAddress('10.0.0.2', '::ffff:c633:6407', trusted).client, '198.51.100.7');
+  assert.equal(resolveClientAddress('10.0.0.2', '6.6.6.6, 0:0:0:0:0:ffff:a00:9', trusted).client, '6.6.6.6');
+  assert.equal(resolveClientAddress('10.0.0.2', '198.51.100.7, fe80::1%eth0', trusted).client, '10.0.0.2');
+  assert.equal(resolveClientAddress('10.0.0.2', '198.51.100.7, 010.0.0.3', trusted).client, '10.0.0.2');
+  assert.equal(resolveClientAddress('10.0.0.2', '2001:DB8::7', trusted).client, '2001:DB8::7');
+  assert.equal(unmapAddress('::ffff:a00:2'), '10.0.0.2');
+  assert.equal(unmapAddress('not-an-ip'), 'not-an-ip');
+  assert.equal(unmapAddress('10.0.0.2'), '10.0.0.2');
+  assert.deepEqual(resolveClientAddress(undefined, '1.2.3.4', trusted), { client: '', peer: '', peerTrusted: false });
+});
+
+test('an IPv6 block below /96 trusts no IPv4 peer, even one that spans the mapped block', () => {
+  const v6 = compileTrustedProxies(['::/0']);
+  assert.equal(v6.trusts('2001:db8::1'), true);
+  assert.equal(v6.trusts('10.0.0.2'), false);
+  assert.equal(resolveClientAddress('::ffff:10.0.0.2', '198.51.100.7', v6).peerTrusted, false);
+  assert.equal(none.empty, true);
+  assert.equal(v6.empty, false);
+});

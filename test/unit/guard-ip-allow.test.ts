@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compileIpAllow, ipv4ToNumber } from '../../gateway/guards/ip-allow.js';
+import { compileIpAllow } from '../../gateway/guards/ip-allow.js';
+import { ipv4ToNumber } from '../../gateway/net/cidr.js';
 import { compileTrustedProxies, resolveClientAddress } from '../../gateway/net/client-address.js';
 
 const office = compileIpAllow({ any: false, cidrs: ['203.0.113.0/24', '198.51.100.7', '10.0.0.0/8', '2001:db8:1::/48', '::1/128'] }, ['10.66.0.0/16', '2001:db8:1:bad::/64']);
@@ -88,4 +89,34 @@ test('malformed CIDRs are refused when compiling, not at request time', () => {
   assert.throws(() => compileIpAllow({ any: false, cidrs: ['10.0.0.0/33'] }, []));
   assert.throws(() => compileIpAllow({ any: false, cidrs: ['banana/8'] }, []));
   assert.throws(() => compileIpAllow({ any: true }, ['::/129']));
+});
+
+test('zone ids and other near-addresses are refused even where any address would pass', () => {
+  const denyOnly = compileIpAllow({ any: true }, ['6.6.6.0/24']);
+  for (const a of ['fe80::1%eth0', '::ffff:7.7.7.7%1', '[::1]', '::1::2', '7.7.7.07']) {
+    assert.equal(denyOnly.allows(a), false, a);
+    assert.equal(office.allows(a), false, a);
+  }
+  assert.equal(denyOnly.allows('fe80::1'), true);
+});
+
+test('an IPv6 allow or deny says nothing about IPv4 clients, in any spelling', () => {
+  const v6Only = compileIpAllow({ any: false, cidrs: ['::/0'] }, []);
+  assert.equal(v6Only.allows('2001:db8::1'), true);
+  for (const a of ['1.2.3.4', '::ffff:1.2.3.4', '::ffff:102:304']) assert.equal(v6Only.allows(a), false, a);
+  const denyV6 = compileIpAllow({ any: true }, ['::/0']);
+  assert.equal(denyV6.allows('::ffff:1.2.3.4'), true);
+  assert.equal(denyV6.allows('::1'), false);
+});
+
+test('a 1,000-CIDR IPv6 list answers correctly at its edges and between its ranges', () => {
+  const cidrs = Array.from({ length: 1000 }, (_, i) => `2001:db8:${i.toString(16)}::/48`).filter((_, i) => i % 2 === 0);
+  const list = compileIpAllow({ any: false, cidrs }, ['2001:db8:64:bad::/64']);
+  for (let i = 0; i < 1000; i++) {
+    const net = `2001:db8:${i.toString(16)}`;
+    assert.equal(list.allows(`${net}::`), i % 2 === 0, net);
+    assert.equal(list.allows(`${net}:ffff:ffff:ffff:ffff:ffff`), i % 2 === 0, net);
+  }
+  assert.equal(list.allows('2001:db8:64:bad::1'), false);
+  assert.equal(list.allows('2001:db8:64:bae::1'), true);
 });

@@ -57,3 +57,30 @@ test('closest suggests only words that are near, ignoring case and - versus _', 
   assert.equal(closest('prefix', keys), undefined);
   assert.equal(closest('x', keys), undefined);
 });
+
+test('parseCidr reads addresses with the gateway\'s own parser and says what is wrong', () => {
+  const why = (text: string): string => {
+    const parsed = parseCidr(text);
+    assert.equal(parsed.ok, false, text);
+    return parsed.ok ? '' : parsed.why;
+  };
+  assert.match(why('1.2.3.4/33'), /^has a prefix length outside 0\.\.32; expected an IP address or a CIDR block/);
+  assert.match(why('::/129'), /^has a prefix length outside 0\.\.128;/);
+  assert.match(why('10.0.0.0/8x'), /^has a prefix length outside 0\.\.32;/);
+  assert.match(why('010.0.0.0/8'), /^holds `010\.0\.0\.0`, which is not an IP address;/);
+  assert.match(why('1.2.3.4.5'), /^is not an IP address;/);
+  assert.match(why('::1::2'), /^is not an IP address;/);
+  assert.match(why('fe80::1%eth0'), /^is not an IP address;/);
+  assert.match(why('fe80::%eth0/64'), /^holds `fe80::%eth0`, which is not an IP address;/);
+  assert.match(why('10.1.2.3/8'), /^has bits set beyond the \/8 prefix; the block is 10\.0\.0\.0\/8/);
+  assert.deepEqual(parseCidr('::ffff:a00:1'), { ok: true, value: '::ffff:10.0.0.1/128' });
+  assert.deepEqual(parseCidr('0:0:0:0:0:ffff:c000:200/120'), { ok: true, value: '::ffff:192.0.2.0/120' });
+  assert.deepEqual(parseCidr('10.0.0.0/08'), { ok: true, value: '10.0.0.0/8' });
+});
+
+test('parseListen refuses zone ids and IPv4 with leading zeros', () => {
+  assert.equal(parseListen('[fe80::1%eth0]:80').ok, false);
+  assert.equal(parseListen('[127.0.0.1]:80').ok, false);
+  assert.equal(parseListen('127.0.0.01:80').ok, false);
+  assert.deepEqual(parseListen('[::FFFF:7f00:1]:80'), { ok: true, value: { host: '::ffff:127.0.0.1', port: 80 } });
+});
