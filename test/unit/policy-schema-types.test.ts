@@ -147,6 +147,8 @@ function schemaShape(node: S): Shape {
   }
   if (own.kinds?.has('array') && n.items) own.items = schemaShape(n.items);
 
+  // A key required only under a condition (the root's `else: { required: [tls] }`) is optional to
+  // RawPolicy, so conditional branches add no `required`; the names they use must still be the object's.
   const branches = [...(n.oneOf ?? []), ...(n.anyOf ?? []), ...(n.then ? [n.then] : []), ...(n.else ? [n.else] : [])];
   own.conditional = [...branches.filter((b) => !isAlternative(b)), ...(n.if ? [n.if] : [])];
   const alternatives = branches.filter(isAlternative);
