@@ -1,7 +1,7 @@
 // Path normalisation: routing and forwarding both use the normalised form, so the route that
 // decided on a request is the route whose upstream path the backend actually serves. Routes are
-// then looked up on `matchKey` of that form, which folds what backends fold (case), so that a
-// stricter route covers every spelling a backend would serve as the same resource.
+// then looked up on `matchKey` of that form, which folds what backends fold (case, a trailing
+// `/`), so that a stricter route covers every spelling a backend would serve as the same resource.
 
 export type NormalisedPath = { ok: true; path: string } | { ok: false; why: string };
 
@@ -107,21 +107,15 @@ const FOLDS_TO_ASCII = /%c4%b[01]|%c5%bf|%e2%84%aa/g;
 const ASCII_OF: Readonly<Record<string, string>> = { '%c4%b0': 'i', '%c4%b1': 'i', '%c5%bf': 's', '%e2%84%aa': 'k' };
 
 /**
- * The key a normalised path is looked up by: folded as case-insensitive backends fold it, so
- * every spelling they serve as one resource has one key. Route paths are folded the same way
- * once, at compile.
+ * The key a normalised path is looked up by: folded as lenient backends fold it, so every
+ * spelling they serve as one resource has one key. Case goes (IIS, ASP.NET, Express and Spring
+ * route without it), and so does a trailing `/` (Express and Spring serve `/x/` as `/x`): `/x` and
+ * `/x/` are one exact path, and one prefix covering `/x`, `/x/` and `/x/...`. Route paths are
+ * folded the same way once, at compile.
  */
 export function matchKey(path: string): string {
-  const lower = path.toLowerCase();
-  return lower.includes('%') ? lower.replace(FOLDS_TO_ASCII, (m) => ASCII_OF[m]!) : lower;
-}
-
-/**
- * The key a `path_prefix` is filed under, and the first key a request path is looked up by among
- * prefixes: a prefix covers whole segments, so `/x/` and `/x` cover the same requests (`/x`,
- * `/x/`, `/x/...`) and share the key `/x`. `key` is already a `matchKey`.
- */
-export function prefixKey(key: string): string {
+  let key = path.toLowerCase();
+  if (key.includes('%')) key = key.replace(FOLDS_TO_ASCII, (m) => ASCII_OF[m]!);
   return key.length > 1 && key.charCodeAt(key.length - 1) === 47 /* / */ ? key.slice(0, -1) : key;
 }
 

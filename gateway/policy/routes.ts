@@ -1,14 +1,14 @@
 // Route checks the schema cannot express: unique names, paths that can match, known methods,
 // defined upstreams, routes that another route always wins over, and method-bound routes that
 // now answer 405 where a looser route would have served. The winner is decided as in
-// proxy/route-table.ts: paths compared as matchKey folds them (`/x/` and `/x` one prefix), exact
+// proxy/route-table.ts: paths compared as matchKey folds them (without case, `/x/` is `/x`), exact
 // path over prefix, longer prefix over shorter, then host-bound over host-less; within one match,
 // the first route listing the method, then the first taking any method.
 
 import { METHODS } from 'node:http';
 import { parseHost } from './addresses.js';
 import { isRecord, type KeyPath } from './key-path.js';
-import { matchKey, parentPrefix, prefixKey } from '../net/path.js';
+import { matchKey, parentPrefix } from '../net/path.js';
 import { neverMatches } from './match-path.js';
 import { show, type Reporter } from './report.js';
 import { closest } from './suggest.js';
@@ -22,7 +22,7 @@ interface MatchKey {
   kind: 'path' | 'path_prefix';
   /** As written. */
   path: string;
-  /** As looked up (net/path.ts): folded, and for a prefix without its trailing `/`. */
+  /** As looked up (net/path.ts): without case or a trailing `/`. */
   key: string;
   /** '' for a host-less route. */
   host: string;
@@ -117,8 +117,7 @@ function checkMatch(match: unknown, at: KeyPath, report: Reporter, ctx: RouteCon
   if (!valid) return undefined;
   const kind = kinds[0]!;
   const path = match[kind] as string;
-  const folded = matchKey(path);
-  return { kind, path, key: kind === 'path' ? folded : prefixKey(folded), host, methods };
+  return { kind, path, key: matchKey(path), host, methods };
 }
 
 function lineOf(report: Reporter, index: number): string {
@@ -145,7 +144,7 @@ interface Group {
 /** When two spellings are one match, the message says so: the reader wrote two paths. */
 function sameSpelling(key: MatchKey, first: MatchKey): string {
   if (key.path === first.path) return '';
-  const why = key.path.toLowerCase() === first.path.toLowerCase() ? 'paths match without regard to case' : 'a prefix `/x/` also covers `/x`';
+  const why = key.path.toLowerCase() === first.path.toLowerCase() ? 'paths match without regard to case' : 'a trailing `/` does not change the match';
   return ` (${why}, so \`${key.path}\` and \`${first.path}\` are one match)`;
 }
 
@@ -235,7 +234,7 @@ function checkOwnership(groups: Map<string, Group>, report: Reporter, defaults: 
       if (hostless && hostless !== g) fallbacks.push(hostless);
     };
     if (owner.kind === 'path') push('path', owner.key);
-    for (let p: string | undefined = owner.kind === 'path' ? prefixKey(owner.key) : owner.key; p !== undefined; p = parentPrefix(p)) push('path_prefix', p);
+    for (let p: string | undefined = owner.key; p !== undefined; p = parentPrefix(p)) push('path_prefix', p);
     let reached: MatchKey | undefined;
     for (const f of fallbacks) {
       reached = others.map((m) => takes(f, m)).find((r) => r !== undefined);

@@ -1,11 +1,11 @@
 // The compiled route table. A request is looked up on its normalised path folded by matchKey
-// (net/path.ts), so a route covers every case spelling of its path. Precedence, most specific
+// (net/path.ts), so a route covers every case spelling of its path, with or without a final `/`. Precedence, most specific
 // first: an exact path beats any prefix, a longer prefix beats a shorter one, and on the same
 // path a host-bound route beats a host-less one. The routes of that one most specific match own
 // the request: a route listing the method (HEAD counts as GET unless a route lists HEAD), else a
 // route of the same match taking any method, else 405 with the methods they take. The request
 // never falls through to a looser route. Built once per policy load, only read after.
-import { matchKey, parentPrefix, prefixKey } from '../net/path.js';
+import { matchKey, parentPrefix } from '../net/path.js';
 import type { RouteConfig } from '../policy/types.js';
 
 export interface CompiledRoute<T> {
@@ -83,8 +83,7 @@ export class RouteTable<T> {
     const prefixes: { key: string; route: CompiledRoute<T> }[] = [];
     for (const route of routes) {
       const { path, path_prefix } = route.config.match;
-      if (path !== undefined) exact.push({ key: matchKey(path), route });
-      else prefixes.push({ key: prefixKey(matchKey(path_prefix!)), route });
+      (path !== undefined ? exact : prefixes).push({ key: matchKey((path ?? path_prefix)!), route });
     }
     this.exact = levels(exact);
     this.prefixes = levels(prefixes);
@@ -98,7 +97,7 @@ export class RouteTable<T> {
     if (hit) return choose(hit, method);
     if (this.prefixes.size === 0) return { kind: 'not_found' };
     // Every prefix covering the path ends at one of its segment boundaries: one look-up each.
-    for (let p: string | undefined = prefixKey(key); p !== undefined; p = parentPrefix(p)) {
+    for (let p: string | undefined = key; p !== undefined; p = parentPrefix(p)) {
       const level = this.prefixes.get(p);
       const g = level && (level.byHost.get(host) ?? level.anyHost);
       if (g) return choose(g, method);

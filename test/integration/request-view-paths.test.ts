@@ -37,6 +37,10 @@ routes:
     match: { path_prefix: /wx/callback }
     upstream: legacy
     allow: [${OFFICE}]
+  - name: notify
+    match: { path: /wx/notify }
+    upstream: legacy
+    allow: [${OFFICE}]
   - name: reports
     match: { path_prefix: /Reports/ }
     upstream: legacy
@@ -104,6 +108,10 @@ describe('request view with the defaults', () => {
       ['/WX/callback', 'callback'],
       ['/wx/callback/', 'callback'],
       ['/wx/CallBack/x', 'callback'],
+      ['/wx/notify', 'notify'],
+      ['/wx/notify/', 'notify'],
+      ['/WX/Notify/', 'notify'],
+      ['/api/me/profile/', 'me'],
     ];
     for (const [path, route] of spellings) {
       const { res, reached, route: chosen } = await h.call({ path, method: 'POST', body: '<xml/>' });

@@ -191,7 +191,7 @@ test('routes that overlap but each win some requests are accepted', async () => 
   assert.equal(config.routes.length, 7);
 });
 
-test('paths differing only in case, or a prefix with and without its "/", are one match, and the message says why', async () => {
+test('paths differing only in case or a trailing "/" are one match, and the message says why', async () => {
   expectDiagnostics(
     await reject(withRoutes('  - name: lower', '    match: { path_prefix: /api/internal/ }', '    upstream: legacy', '  - name: upper', '    match: { path_prefix: /API/Internal/ }', '    upstream: billing')),
     [
@@ -205,10 +205,14 @@ test('paths differing only in case, or a prefix with and without its "/", are on
   );
   expectDiagnostics(
     await reject(withRoutes('  - name: slash', '    match: { path_prefix: /web/, methods: [GET] }', '    upstream: legacy', '  - name: bare', '    match: { path_prefix: /web, methods: [get] }', '    upstream: billing')),
-    [{ line: 25, col: 12, path: 'routes[1].match', message: ['every method it takes (GET) goes to `slash` (line 21)', 'a prefix `/x/` also covers `/x`'] }],
+    [{ line: 25, col: 12, path: 'routes[1].match', message: ['every method it takes (GET) goes to `slash` (line 21)', 'a trailing `/` does not change the match, so `/web` and `/web/` are one match'] }],
   );
-  // Exact paths keep their trailing slash: `/web` and `/web/` are two paths.
-  const { warnings } = await accept(withRoutes('  - name: a', '    match: { path: /web }', '    upstream: legacy', '  - name: b', '    match: { path: /web/ }', '    upstream: billing'));
+  expectDiagnostics(
+    await reject(withRoutes('  - name: a', '    match: { path: /Web }', '    upstream: legacy', '  - name: b', '    match: { path: /web/ }', '    upstream: billing')),
+    [{ line: 25, col: 12, path: 'routes[1].match', message: ['route `b` can never be chosen: route `a` (line 21)', 'so `/web/` and `/Web` are one match'] }],
+  );
+  // An exact path and a prefix are never one match: the exact one wins its own path.
+  const { warnings } = await accept(withRoutes('  - name: a', '    match: { path: /web }', '    upstream: legacy', '  - name: b', '    match: { path_prefix: /web/ }', '    upstream: billing'));
   assert.deepEqual(warnings, []);
 });
 

@@ -115,7 +115,9 @@ test('a host-bound route owns its paths on its host; other hosts go on to host-l
 test('an exact path owns its path; the prefixes keep the rest', () => {
   const t = table(['all', { path_prefix: '/' }], ['login', { path: '/wx/login', methods: ['POST'] }]);
   assert.deepEqual(t.lookup('GET', 'h', '/WX/Login'), { kind: 'method_not_allowed', allow: ['POST'] });
-  assert.equal(found(t, 'GET', 'h', '/wx/login/'), 'all', 'an exact path is exact, trailing slash included');
+  assert.equal(t.lookup('GET', 'h', '/wx/login/').kind, 'method_not_allowed', 'a trailing slash does not change the match');
+  assert.equal(found(t, 'POST', 'h', '/wx/login/'), 'login');
+  assert.equal(found(t, 'GET', 'h', '/wx/login/x'), 'all');
 });
 
 test('10,000 routes: every one is found by its own path, in any case', () => {
