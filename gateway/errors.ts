@@ -7,6 +7,7 @@ export const REASONS = {
   cors_origin_not_allowed: { status: 403, message: 'the policy does not allow cross-origin requests from this Origin to this route' },
   method_not_allowed: { status: 405, message: 'the route matching this path does not allow this method' },
   path_invalid: { status: 400, message: 'the request path cannot be normalised safely' },
+  host_invalid: { status: 400, message: 'the Host header is not a valid host name or address' },
   bad_request: { status: 400, message: 'the request is malformed' },
   body_too_large: { status: 413, message: 'the request body is larger than the policy allows' },
   headers_too_large: { status: 431, message: 'the request headers are larger than the gateway accepts' },

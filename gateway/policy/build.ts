@@ -62,6 +62,7 @@ export const DEFAULTS = {
   on_mask_error: 'fail',
   callback_max_skew: '300s',
   callback_max_body: '64kb',
+  semicolons: 'reject',
 } as const;
 
 type RawAllow = 'any' | string[];
@@ -122,6 +123,7 @@ interface RawPolicy {
     strip_response_headers?: string[];
     limits?: { body?: string; handshake_timeout?: string; headers_timeout?: string; request_timeout?: string };
     shutdown_timeout?: string;
+    paths?: { semicolons?: 'reject' | 'strip' | 'keep' };
   };
   tls?: {
     min_version?: 'TLSv1.2' | 'TLSv1.3';
@@ -416,6 +418,7 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
         request_timeout: sure(parseDuration(limits.request_timeout ?? DEFAULTS.request_timeout)),
       },
       shutdown_timeout: sure(parseDuration(server.shutdown_timeout ?? DEFAULTS.shutdown_timeout)),
+      paths: { semicolons: server.paths?.semicolons ?? DEFAULTS.semicolons },
     },
     tls: {
       min_version: tls.min_version ?? DEFAULTS.min_version,

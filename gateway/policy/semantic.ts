@@ -182,8 +182,10 @@ class Checker {
     }
   }
 
-  routes(routes: unknown, upstreamNames: string[] | undefined): void {
-    checkRoutes(routes, upstreamNames, this.report);
+  routes(routes: unknown, upstreamNames: string[] | undefined, context: { server: unknown; defaults: unknown }): void {
+    const paths = isRecord(context.server) && isRecord(context.server.paths) ? context.server.paths : {};
+    const semicolons = paths.semicolons === 'strip' || paths.semicolons === 'keep' ? paths.semicolons : DEFAULTS.semicolons;
+    checkRoutes(routes, upstreamNames, this.report, { semicolons, defaults: isRecord(context.defaults) ? context.defaults : {} });
     if (!Array.isArray(routes)) return;
     routes.forEach((route: unknown, i) => {
       if (isRecord(route)) this.duration(route.timeout, ['routes', i, 'timeout'], true);
@@ -205,7 +207,7 @@ export async function checkSemantics(data: unknown, baseDir: string, report: Rep
   checker.server(data.server);
   checker.tls(data.tls);
   checker.upstreams(data.upstreams);
-  checker.routes(data.routes, isRecord(data.upstreams) ? Object.keys(data.upstreams) : undefined);
+  checker.routes(data.routes, isRecord(data.upstreams) ? Object.keys(data.upstreams) : undefined, { server: data.server, defaults: data.defaults });
   checkAccess(data, report);
   await Promise.all([checker.readableFiles(), checkFeatures(data, baseDir, report)]);
 }

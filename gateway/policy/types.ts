@@ -283,6 +283,11 @@ export interface ServerConfig {
   };
   /** Milliseconds in-flight requests get to finish after SIGTERM before their connections are cut. */
   shutdown_timeout: number;
+  /** How request paths are read before routing (net/path.ts). */
+  paths: {
+    /** `;` path parameters: refused, stripped (for matching and upstream alike), or kept. */
+    semicolons: 'reject' | 'strip' | 'keep';
+  };
 }
 
 export interface PolicyConfig {

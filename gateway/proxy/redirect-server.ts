@@ -14,6 +14,8 @@ import type { SnapshotSource } from './gateway-server.js';
 export function redirectLocation(req: IncomingMessage, source: SnapshotSource): string | undefined {
   const snapshot = source.current;
   const { server } = snapshot.policy;
+  // The normal form (net/host.ts): `API.Example.com.:80` asks for `api.example.com`; a Host with
+  // no normal form asks for nothing, and gets public_host.
   const asked = hostOf(req.headers.host);
   const host =
     asked !== undefined && snapshot.redirectHosts.has(asked.replace(/^\[|\]$/g, ''))

@@ -3,7 +3,7 @@
 // here. Nothing is read from the body and nothing stateful is consulted.
 import type { IncomingMessage } from 'node:http';
 import type { Reason } from '../errors.js';
-import { hostOf } from '../net/host.js';
+import { readHost } from '../net/host.js';
 import { normalisePath } from '../net/path.js';
 import type { RouteTarget } from '../snapshot.js';
 import type { RequestState } from './request-state.js';
@@ -13,22 +13,35 @@ export type Routing =
   /** `dest`: the upstream path and query; `preflight`: a CORS preflight, routed by the method it asks about. */
   | { kind: 'proxy'; target: RouteTarget; dest: string; preflight: boolean };
 
+/** Methods no route forwards: TRACE echoes the request (cookies included), CONNECT opens a tunnel. */
+const NEVER_FORWARDED = new Set(['TRACE', 'CONNECT']);
+
 export function route(raw: IncomingMessage, wx: RequestState): Routing {
   const url = raw.url ?? '/';
   const q = url.indexOf('?');
-  const normalised = normalisePath(q < 0 ? url : url.slice(0, q));
+  const normalised = normalisePath(q < 0 ? url : url.slice(0, q), wx.snapshot.policy.server.paths.semicolons);
   if (!normalised.ok) {
     return { kind: 'refuse', reason: 'path_invalid', message: `the request path cannot be normalised safely: ${normalised.why}` };
   }
   wx.path = normalised.path;
+  if (NEVER_FORWARDED.has(raw.method ?? '')) {
+    return { kind: 'refuse', reason: 'method_not_allowed', message: `${raw.method} is refused on every route` };
+  }
   const headers = raw.headers;
+  // A request without Host (HTTP/1.0) reaches host-less routes only.
+  let host = '';
+  if (headers.host !== undefined && headers.host !== '') {
+    const read = readHost(headers.host);
+    if (!read.ok) return { kind: 'refuse', reason: 'host_invalid', message: `the Host header is not a host name or address: ${read.why}` };
+    host = read.host;
+  }
   const origin = headers.origin;
   // A CORS preflight is routed by the method it asks about: a route listing [GET, POST] must
   // answer the preflight for its POST, not refuse OPTIONS with 405.
   const asked = headers['access-control-request-method'];
   const preflight = raw.method === 'OPTIONS' && origin !== undefined && typeof asked === 'string' && asked !== '';
   const method = preflight ? asked : (raw.method ?? 'GET');
-  const found = wx.snapshot.routes.lookup(method, hostOf(headers.host) ?? '', normalised.path);
+  const found = wx.snapshot.routes.lookup(method, host, normalised.path);
   if (found.kind === 'not_found') return { kind: 'refuse', reason: 'route_not_found' };
   if (found.kind === 'method_not_allowed') return { kind: 'refuse', reason: 'method_not_allowed', headers: { allow: found.allow.join(', ') } };
   const target = found.route.target;

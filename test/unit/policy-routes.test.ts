@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BASE, accept, edit, expectDiagnostics, reject } from '../fixtures/policy/harness.js';
 import { neverMatches } from '../../gateway/policy/match-path.js';
+import { RouteTable } from '../../gateway/proxy/route-table.js';
 
 /** BASE with its routes replaced: the first line given is line 21. */
 function withRoutes(...lines: string[]): string {
@@ -188,4 +189,128 @@ test('routes that overlap but each win some requests are accepted', async () => 
   const { warnings, config } = await accept(text);
   assert.deepEqual(warnings, []);
   assert.equal(config.routes.length, 7);
+});
+
+test('paths differing only in case or a trailing "/" are one match, and the message says why', async () => {
+  expectDiagnostics(
+    await reject(withRoutes('  - name: lower', '    match: { path_prefix: /api/internal/ }', '    upstream: legacy', '  - name: upper', '    match: { path_prefix: /API/Internal/ }', '    upstream: billing')),
+    [
+      {
+        line: 25,
+        col: 12,
+        path: 'routes[1].match',
+        message: ['route `upper` can never be chosen: route `lower` (line 21) has the same match', 'paths match without regard to case, so `/API/Internal/` and `/api/internal/` are one match'],
+      },
+    ],
+  );
+  expectDiagnostics(
+    await reject(withRoutes('  - name: slash', '    match: { path_prefix: /web/, methods: [GET] }', '    upstream: legacy', '  - name: bare', '    match: { path_prefix: /web, methods: [get] }', '    upstream: billing')),
+    [{ line: 25, col: 12, path: 'routes[1].match', message: ['every method it takes (GET) goes to `slash` (line 21)', 'a trailing `/` does not change the match, so `/web` and `/web/` are one match'] }],
+  );
+  expectDiagnostics(
+    await reject(withRoutes('  - name: a', '    match: { path: /Web }', '    upstream: legacy', '  - name: b', '    match: { path: /web/ }', '    upstream: billing')),
+    [{ line: 25, col: 12, path: 'routes[1].match', message: ['route `b` can never be chosen: route `a` (line 21)', 'so `/web/` and `/Web` are one match'] }],
+  );
+  // An exact path and a prefix are never one match: the exact one wins its own path.
+  const { warnings } = await accept(withRoutes('  - name: a', '    match: { path: /web }', '    upstream: legacy', '  - name: b', '    match: { path_prefix: /web/ }', '    upstream: billing'));
+  assert.deepEqual(warnings, []);
+});
+
+test('TRACE and CONNECT in a route are refused: no request with them is ever forwarded', async () => {
+  expectDiagnostics(await reject(edit({ 22: '    match: { path_prefix: /api/, methods: [GET, trace, CONNECT] }' })), [
+    { line: 22, col: 49, path: 'routes[0].match.methods[1]', message: ['`trace` is refused on every route (405)'] },
+    { line: 22, col: 56, path: 'routes[0].match.methods[2]', message: ['`CONNECT` is refused on every route (405)'] },
+  ]);
+});
+
+/** BASE with `server.paths` set and one route whose exact path is `path`. */
+function withSemicolons(mode: string | undefined, path: string): string {
+  return edit({
+    8: `  limits: { body: 2mb, headers_timeout: 5s, request_timeout: 1m }${mode === undefined ? '' : `\n  paths: { semicolons: ${mode} }`}`,
+    26: `    match: { path: "${path}" }`,
+  });
+}
+
+test('a route path holding ";" never matches unless server.paths.semicolons is keep', async () => {
+  expectDiagnostics(await reject(withSemicolons(undefined, '/a;v=1/b')), [
+    { line: 26, col: 20, path: 'routes[1].match.path', message: ['`/a;v=1/b` can never match', 'server.paths.semicolons: reject'] },
+  ]);
+  expectDiagnostics(await reject(withSemicolons('strip', '/a;v=1/b')), [
+    { line: 27, col: 20, path: 'routes[1].match.path', message: ['(server.paths.semicolons: strip); write `/a/b`'] },
+  ]);
+  const kept = await accept(withSemicolons('keep', '/a;v=1/b'));
+  assert.equal(kept.config.server.paths.semicolons, 'keep');
+  assert.equal(kept.config.routes[1]!.match.path, '/a;v=1/b');
+  assert.equal((await accept(BASE)).config.server.paths.semicolons, 'reject');
+  expectDiagnostics(await reject(edit({ 8: '  paths: { semicolons: drop }' })), [{ line: 8, col: 24, path: 'server.paths.semicolons', message: ['`drop`'] }]);
+});
+
+test('a method-bound route that now answers 405 where a looser route would have served is a warning', async () => {
+  const text = withRoutes(
+    '  - name: all',
+    '    match: { path_prefix: / }',
+    '    upstream: legacy',
+    '  - name: admin',
+    '    match: { path_prefix: /admin/, methods: [GET] }',
+    '    upstream: billing',
+    '    allow: [10.1.0.0/16]',
+    '    rate_limit: { key: ip, limit: 10, window: 1m }',
+  );
+  const { warnings } = await accept(text);
+  expectDiagnostics(warnings, [
+    {
+      line: 25,
+      col: 12,
+      path: 'routes[1].match',
+      severity: 'warning',
+      message: [
+        'route `admin` takes only GET, HEAD on `/admin/`...',
+        'every other method there gets 405 from it instead of reaching route `all` (line 21), which differs in allow, rate_limit',
+        'list them on a route with the same match',
+      ],
+    },
+  ]);
+  // With a route of the same match for the other methods, nothing changes hands: no warning.
+  const covered = await accept(text.replace('defaults:', '  - name: admin-writes\n    match: { path_prefix: /admin }\n    upstream: billing\n    allow: [10.1.0.0/16]\n    rate_limit: { key: ip, limit: 10, window: 1m }\ndefaults:'));
+  assert.deepEqual(covered.warnings, []);
+  // A method-bound route held to the same rules as the catch-all loses nothing by owning its paths.
+  const same = await accept(withRoutes('  - name: all', '    match: { path_prefix: / }', '    upstream: legacy', '  - name: reads', '    match: { path: /feed, methods: [GET] }', '    upstream: billing'));
+  assert.deepEqual(same.warnings, []);
+});
+
+test('a host-bound method-bound route is compared with the host-less route of the same path', async () => {
+  const { warnings } = await accept(
+    withRoutes('  - name: api', '    match: { path_prefix: /api/ }', '    upstream: legacy', '  - name: admin', '    match: { path_prefix: /api/, host: admin.example.com, methods: [GET, POST] }', '    upstream: billing', '    rate_limit: { key: ip, limit: 10, window: 1m }'),
+  );
+  expectDiagnostics(warnings, [
+    { line: 25, col: 12, path: 'routes[1].match', severity: 'warning', message: ['takes only GET, HEAD, POST on `/api/`... on admin.example.com', 'route `api` (line 21), which differs in rate_limit'] },
+  ]);
+});
+
+test('10,000 routes validate into a config whose every route is found where it was written', async () => {
+  const lines: string[] = [];
+  for (let i = 0; i < 10_000; i++) {
+    const area = `/area${i % 300}/svc${i}`;
+    const match = [`{ path_prefix: ${area}/ }`, `{ path: ${area}/item, methods: [GET, POST] }`, `{ path_prefix: ${area}/, host: h${i % 7}.example.com }`, `{ path: ${area}/login }`][i % 4];
+    lines.push(`  - name: r${i}`, `    match: ${match}`, '    upstream: legacy');
+  }
+  const { config, warnings } = await accept(withRoutes(...lines));
+  assert.deepEqual(warnings, []);
+  assert.equal(config.routes.length, 10_000);
+  const table = new RouteTable(config.routes.map((r) => ({ config: r, target: r.name })));
+  for (let i = 0; i < 10_000; i += 13) {
+    const area = `/AREA${i % 300}/svc${i}`;
+    const [path, host] = [[`${area}/x`, ''], [`${area}/item`, ''], [`${area}`, `h${i % 7}.example.com`], [`${area}/login`, '']][i % 4]!;
+    const r = table.lookup('GET', host!, path!);
+    assert.equal(r.kind === 'found' ? r.route.target : r.kind, `r${i}`, path);
+  }
+});
+
+test('a duplicate among 10,000 routes is still found, at its own line', async () => {
+  const lines: string[] = [];
+  for (let i = 0; i < 10_000; i++) lines.push(`  - name: r${i}`, `    match: { path_prefix: /svc${i}/ }`, '    upstream: legacy');
+  lines.push('  - name: late', '    match: { path_prefix: /SVC4711 }', '    upstream: billing');
+  expectDiagnostics(await reject(withRoutes(...lines)), [
+    { line: 21 + 30_000 + 1, col: 12, path: 'routes[10000].match', message: ['route `late` can never be chosen: route `r4711` (line 14154)'] },
+  ]);
 });
