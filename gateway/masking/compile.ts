@@ -148,6 +148,9 @@ export function compileMaskProfile(cfg: MaskProfileConfig): CompiledMask {
     add(target, { kind: 'partial', rule, fill });
   }
 
+  const byHeader = new Map<string, MaskAction>();
+  for (const [key, action] of keyRules) byHeader.set(key.toLowerCase(), stronger(byHeader.get(key.toLowerCase()), action)!);
+
   return {
     name: cfg.name,
     keys,
@@ -163,7 +166,7 @@ export function compileMaskProfile(cfg: MaskProfileConfig): CompiledMask {
     maxRawKeyBytes: folds ? 2 * maxKeyBytes + 2 : maxKeyBytes,
     needles: needlesUsable ? needles : null,
     hashKey: cfg.hash_key,
-    headers: compileHeaderMask(cfg.headers, keyRules, canon),
+    headers: compileHeaderMask(cfg.headers, keyRules, byHeader, canon),
   };
 }
 

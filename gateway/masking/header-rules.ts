@@ -29,10 +29,19 @@ export interface HeaderMask {
   readonly active: boolean;
 }
 
-export function compileHeaderMask(cfg: MaskHeadersConfig | undefined, keyRules: ReadonlyMap<string, MaskAction>, canon: (name: string) => string): HeaderMask {
+/**
+ * `keyRules`: the profile's key rules by canonical name. `byHeader`: the same by lower-case
+ * canonical name (header names arrive in lower case; cookie names are case-sensitive).
+ */
+export function compileHeaderMask(
+  cfg: MaskHeadersConfig | undefined,
+  keyRules: ReadonlyMap<string, MaskAction>,
+  byHeader: ReadonlyMap<string, MaskAction>,
+  canon: (name: string) => string,
+): HeaderMask {
   const drop = new Set((cfg?.drop ?? []).map((h) => canon(h.toLowerCase())));
   const cookies = new Set([...(cfg?.drop_cookies ?? []).map(canon), ...keyRules.keys()]);
-  return { drop, byKey: keyRules, cookies, canon, active: drop.size > 0 || keyRules.size > 0 || cookies.size > 0 };
+  return { drop, byKey: byHeader, cookies, canon, active: drop.size > 0 || byHeader.size > 0 || cookies.size > 0 };
 }
 
 const HEADER_VALUE = /^[\t\x20-\x7e]*$/;

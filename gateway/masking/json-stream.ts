@@ -35,8 +35,10 @@ class Sniffer implements Masker {
     this.heldBytes += chunk.length;
     // A megabyte of whitespace opens no JSON worth the wait: read the rest as text.
     if (this.heldBytes > SNIFF_LIMIT) return this.choose(new TextMasker(this.mask.detectors));
-    for (const b of chunk) {
-      if (b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09 || BOM.includes(b)) continue;
+    const start = this.heldBytes - chunk.length;
+    for (let k = 0; k < chunk.length; k++) {
+      const b = chunk[k]!;
+      if (b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09 || (start + k < BOM.length && b === BOM[start + k])) continue;
       return this.choose(b === 0x7b || b === 0x5b ? new Rewriter(this.mask) : new TextMasker(this.mask.detectors));
     }
     return Buffer.alloc(0);

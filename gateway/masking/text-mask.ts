@@ -20,22 +20,22 @@ function isWord(c: number): boolean {
 }
 
 /**
- * Where a run of digit groups that reaches the end of `text` starts (`138 1234 `, `+86 `): the
- * next chunk may continue it. text.length when there is none. Scanned by hand: a regex anchored
- * at the end would be tried from every position.
+ * Where a run of digit groups that reaches `end` starts (`138 1234 `, `+86 `): what follows may
+ * continue it. `end` when there is none. Scanned by hand: a regex anchored at the end would be
+ * tried from every position.
  */
-function trailingDigits(text: string): number {
-  let k = text.length;
+function digitRunStart(text: string, end: number): number {
+  let k = end;
   while (k > 0) {
     const c = text.charCodeAt(k - 1);
     if ((c >= 0x30 && c <= 0x39) || c === 0x20 || c === 0x2d || c === 0x2b) k--;
     else break;
   }
-  for (; k < text.length; k++) {
+  for (; k < end; k++) {
     const c = text.charCodeAt(k);
     if ((c >= 0x30 && c <= 0x39) || c === 0x2b) return k;
   }
-  return text.length;
+  return end;
 }
 /** Held text past this many characters is let go but for its tail: no detector matches anything this long. */
 const HOLD_MAX = 4096;
@@ -56,7 +56,8 @@ export class TextMasker {
     const text = this.carry + chunk.toString('latin1');
     let cut = text.length;
     while (cut > 0 && isWord(text.charCodeAt(cut - 1))) cut--;
-    cut = Math.min(cut, trailingDigits(text));
+    // The word held may end a run of digit groups (`6222 0212 3456 7894.`): hold the run too.
+    cut = digitRunStart(text, cut);
     if (text.length - cut > HOLD_MAX) {
       // A run this long is no token any detector matches; keep only enough to start the next one.
       const space = text.lastIndexOf(' ', text.length - HOLD_TAIL);
