@@ -4,7 +4,7 @@
 import type { MaskDetector, MaskProfileConfig, MaskTarget, PartialRule } from '../policy/types.js';
 import { DETECTOR_ORDER } from './detectors.js';
 import { compileHeaderMask, type HeaderMask } from './header-rules.js';
-import { foldName, keySpellings } from './names.js';
+import { foldedHaystack, foldName, keySpellings } from './names.js';
 
 /**
  * What happens to one value. When several rules reach the same value the strongest wins, in the
@@ -71,12 +71,14 @@ export interface CompiledMask {
    */
   readonly maxRawKeyBytes: number;
   /**
-   * `"name"` as JSON writes it, one per rule target, in canonical form: a body (folded when
-   * `folds`) containing none of them, and no escape that could spell one differently, cannot
-   * match any rule. Null when some target has no named segment (`$.*`), which no needle can rule
-   * out.
+   * `"name"` as JSON writes it, one per rule target, in canonical form: a body containing none
+   * of them (nor, when `folds`, of foldedNeedles once folded), and no escape that could spell one
+   * differently, cannot match any rule. Null when some target has no named segment (`$.*`),
+   * which no needle can rule out.
    */
   readonly needles: readonly Buffer[] | null;
+  /** With folded names: the needles as foldedHaystack() writes them, to look for in a folded body. */
+  readonly foldedNeedles: readonly string[] | null;
   readonly hashKey: string | undefined;
   /** What the profile does to response headers and Set-Cookie lines. */
   readonly headers: HeaderMask;
@@ -165,6 +167,7 @@ export function compileMaskProfile(cfg: MaskProfileConfig): CompiledMask {
     maxKeyBytes,
     maxRawKeyBytes: folds ? 2 * maxKeyBytes + 2 : maxKeyBytes,
     needles: needlesUsable ? needles : null,
+    foldedNeedles: needlesUsable && folds ? needles.map(foldedHaystack) : null,
     hashKey: cfg.hash_key,
     headers: compileHeaderMask(cfg.headers, keyRules, byHeader, canon),
   };

@@ -6,7 +6,7 @@
 import type { CompiledMask, MaskAction, PathNode } from './compile.js';
 import { resolveEntry } from './compile.js';
 import { detect, detectInText } from './detectors.js';
-import { isNameSeparator } from './names.js';
+import { foldedHaystack } from './names.js';
 import { MaskError, Rewriter } from './rewriter.js';
 import { applyAction } from './values.js';
 
@@ -15,30 +15,20 @@ export { MaskError };
 const BACKSLASH_U = Buffer.from('\\u');
 const BACKSLASH_SLASH = Buffer.from('\\/');
 
-/** The body folded as member names are (ASCII letters lowered, `_` and `-` left out). */
-function folded(body: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(body.length);
-  let n = 0;
-  for (let k = 0; k < body.length; k++) {
-    const c = body[k]!;
-    if (isNameSeparator(c)) continue;
-    out[n++] = c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
-  }
-  return out.subarray(0, n);
-}
-
 /**
  * True when no rule can match: the profile has no detectors and none of its key names appears in
- * the raw bytes as JSON writes it (folded first when the profile folds names: `"sessionKey"`
- * folds to the needle `"sessionkey"`). A key can be spelled with escapes (`session\u005fkey`,
- * `a\/b`), so any `\u` or `\/` in the body rules the shortcut out.
+ * the raw bytes as JSON writes it. With folded names the body is folded first (foldedHaystack:
+ * `"sessionKey"` becomes `"sessionkey"`, a needle). A key can be spelled with escapes
+ * (`session\u005fkey`, `a\/b`), so any `\u` or `\/` in the body rules the shortcut out.
  */
 function cannotMatch(mask: CompiledMask, body: Buffer): boolean {
   if (mask.detectors.length > 0 || mask.needles === null) return false;
   const backslash = body.indexOf(0x5c);
   if (backslash !== -1 && (body.indexOf(BACKSLASH_U, backslash) !== -1 || body.indexOf(BACKSLASH_SLASH, backslash) !== -1)) return false;
-  const haystack = mask.folds ? folded(body) : body;
-  for (const needle of mask.needles) if (haystack.indexOf(needle) !== -1) return false;
+  for (const needle of mask.needles) if (body.indexOf(needle) !== -1) return false;
+  if (mask.foldedNeedles === null) return true;
+  const haystack = foldedHaystack(body);
+  for (const needle of mask.foldedNeedles) if (haystack.includes(needle)) return false;
   return true;
 }
 

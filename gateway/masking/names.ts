@@ -32,3 +32,13 @@ export function keySpellings(name: string): string[] {
   const camel = words[0]! + words.slice(1).map(cap).join('');
   return [...new Set([name, words.join('_'), words.join('-'), camel, words.map(cap).join(''), words.join('_').toUpperCase(), words.join('')])];
 }
+
+/**
+ * Text in which every name that folds to `canon` contains foldedHaystack(`"canon"`): the bytes
+ * read as latin1, `_` and `-` left out, in lower case (latin1 letters too, which is harmless: the
+ * needles go through the same steps). Native string operations, several times faster than a loop
+ * over the bytes, for the no-parse fast path.
+ */
+export function foldedHaystack(bytes: Buffer): string {
+  return bytes.toString('latin1').replace(SEPARATOR, '').toLowerCase();
+}
