@@ -323,6 +323,14 @@ defaults:
       [],
     );
     assert.equal(r.body.length, 0);
+    // Past stream_above the gateway does not collect the (empty) body first: same answer.
+    on('head-big', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(50 * 1024 * 1024), 'set-cookie': 'session_key=SK-HEAD' });
+      res.end();
+    });
+    const big = await fetch('/u/head-big', 'HEAD');
+    assert.equal(big.status, 200);
+    assert.deepEqual(big.lines.filter(([n]) => ['content-length', 'transfer-encoding', 'set-cookie'].includes(n)), []);
     const png = await fetch('/u/head-png', 'HEAD');
     assert.equal(one(png, 'content-length'), '4711');
     assert.equal(one(png, 'etag'), '"img"');
