@@ -3,6 +3,8 @@
 // is computed once per policy load, never per response.
 import type { MaskDetector, MaskProfileConfig, MaskTarget, PartialRule } from '../policy/types.js';
 import { DETECTOR_ORDER } from './detectors.js';
+import { compileHeaderMask, type HeaderMask } from './header-rules.js';
+import { foldedHaystack, foldName, keySpellings } from './names.js';
 
 /**
  * What happens to one value. When several rules reach the same value the strongest wins, in the
@@ -39,10 +41,17 @@ export interface PathNode {
 
 export interface CompiledMask {
   readonly name: string;
-  /** Every key name a rule mentions (a path's last named segment), for log redaction. */
+  /**
+   * Every key name a rule mentions (a path's last named segment), for log redaction; with
+   * `key_match: fold` also in its usual other spellings (`sessionKey`, `SESSION_KEY`, ...).
+   */
   readonly keys: ReadonlySet<string>;
-  /** Extra lower-case media types masked as JSON, besides application/json and `+json`. */
+  /** Extra lower-case media types masked as JSON (failing closed when not JSON), besides the JSON types. */
   readonly contentTypes: ReadonlySet<string>;
+  /** Whether names compare folded (foldName) rather than byte for byte. */
+  readonly folds: boolean;
+  /** A member name in the form rules are looked up by: folded, or as it is. */
+  readonly canon: (name: string) => string;
   /** Bodies up to this many bytes are masked in one pass, larger ones as a stream. */
   readonly streamAbove: number;
   readonly keyRules: ReadonlyMap<string, MaskAction>;
@@ -50,19 +59,29 @@ export interface CompiledMask {
   readonly pathRoot: PathNode | null;
   readonly detectors: readonly MaskDetector[];
   /**
-   * Every name a key or path rule mentions, indexed by UTF-8 length (up to maxKeyBytes): keys are
-   * matched as bytes, undecoded.
+   * Every name a key or path rule mentions, in canonical form, indexed by UTF-8 length (up to
+   * maxKeyBytes): keys are matched as bytes, undecoded (folded byte by byte when `folds`).
    */
   readonly names: readonly (readonly { bytes: Buffer; name: string }[] | undefined)[];
-  /** Byte length of the longest key a key or path rule names: longer keys need no decoding. */
+  /** Byte length of the longest canonical name a key or path rule names. */
   readonly maxKeyBytes: number;
   /**
-   * `"name"` as JSON writes it, one per rule target: a body containing none of them (and no
-   * escape that could spell one differently) cannot match any rule. Null when some target has
-   * no named segment (`$.*`), which no needle can rule out.
+   * Longest member name, as written and unescaped, that can still match a rule: maxKeyBytes, or
+   * with folding room for a separator between every two characters. Longer keys are not decoded.
+   */
+  readonly maxRawKeyBytes: number;
+  /**
+   * `"name"` as JSON writes it, one per rule target, in canonical form: a body containing none
+   * of them (nor, when `folds`, of foldedNeedles once folded), and no escape that could spell one
+   * differently, cannot match any rule. Null when some target has no named segment (`$.*`),
+   * which no needle can rule out.
    */
   readonly needles: readonly Buffer[] | null;
+  /** With folded names: the needles as foldedHaystack() writes them, to look for in a folded body. */
+  readonly foldedNeedles: readonly string[] | null;
   readonly hashKey: string | undefined;
+  /** What the profile does to response headers and Set-Cookie lines. */
+  readonly headers: HeaderMask;
 }
 
 function newNode(): PathNode {
@@ -70,6 +89,8 @@ function newNode(): PathNode {
 }
 
 export function compileMaskProfile(cfg: MaskProfileConfig): CompiledMask {
+  const folds = cfg.key_match !== 'exact';
+  const canon = folds ? foldName : (name: string): string => name;
   const keyRules = new Map<string, MaskAction>();
   let pathRoot: PathNode | null = null;
   const keys = new Set<string>();
@@ -84,12 +105,17 @@ export function compileMaskProfile(cfg: MaskProfileConfig): CompiledMask {
     maxKeyBytes = Math.max(maxKeyBytes, bytes.length);
   };
 
+  const addKeys = (name: string): void => {
+    for (const k of folds ? keySpellings(name) : [name]) keys.add(k);
+  };
+
   const add = (target: MaskTarget, action: MaskAction): void => {
     if (target.kind === 'key') {
-      keyRules.set(target.key, stronger(keyRules.get(target.key), action)!);
-      keys.add(target.key);
-      needles.push(Buffer.from(JSON.stringify(target.key)));
-      addName(target.key);
+      const key = canon(target.key);
+      keyRules.set(key, stronger(keyRules.get(key), action)!);
+      addKeys(target.key);
+      needles.push(Buffer.from(JSON.stringify(key)));
+      addName(key);
       return;
     }
     pathRoot ??= newNode();
@@ -98,10 +124,11 @@ export function compileMaskProfile(cfg: MaskProfileConfig): CompiledMask {
       if (seg === '*') {
         node = node.star ??= newNode();
       } else {
-        let next = node.children.get(seg);
-        if (next === undefined) node.children.set(seg, (next = newNode()));
+        const name = canon(seg);
+        let next = node.children.get(name);
+        if (next === undefined) node.children.set(name, (next = newNode()));
         node = next;
-        addName(seg);
+        addName(name);
       }
     }
     node.action = stronger(node.action, action);
@@ -110,8 +137,8 @@ export function compileMaskProfile(cfg: MaskProfileConfig): CompiledMask {
     if (last === undefined) {
       needlesUsable = false;
     } else {
-      keys.add(last);
-      needles.push(Buffer.from(JSON.stringify(last)));
+      addKeys(last);
+      needles.push(Buffer.from(JSON.stringify(canon(last))));
     }
   };
 
@@ -123,24 +150,33 @@ export function compileMaskProfile(cfg: MaskProfileConfig): CompiledMask {
     add(target, { kind: 'partial', rule, fill });
   }
 
+  const byHeader = new Map<string, MaskAction>();
+  for (const [key, action] of keyRules) byHeader.set(key.toLowerCase(), stronger(byHeader.get(key.toLowerCase()), action)!);
+
   return {
     name: cfg.name,
     keys,
     contentTypes: new Set(cfg.content_types.map((t) => t.toLowerCase())),
+    folds,
+    canon,
     streamAbove: cfg.stream_above,
     keyRules,
     pathRoot,
     detectors: DETECTOR_ORDER.filter((d) => cfg.detect.includes(d)),
     names: Array.from({ length: maxKeyBytes + 1 }, (_, n) => names[n]),
     maxKeyBytes,
+    maxRawKeyBytes: folds ? 2 * maxKeyBytes + 2 : maxKeyBytes,
     needles: needlesUsable ? needles : null,
+    foldedNeedles: needlesUsable && folds ? needles.map(foldedHaystack) : null,
     hashKey: cfg.hash_key,
+    headers: compileHeaderMask(cfg.headers, keyRules, byHeader, canon),
   };
 }
 
 /**
- * The action for member `key` of a container whose path position is `nodes`, and the path nodes
- * its own members start from. Array elements are matched with `key` undefined: only `*` applies.
+ * The action for member `key` (in canonical form) of a container whose path position is `nodes`,
+ * and the path nodes its own members start from. Array elements are matched with `key`
+ * undefined: only `*` applies.
  */
 export function resolveEntry(
   mask: CompiledMask,

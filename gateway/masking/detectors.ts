@@ -1,7 +1,7 @@
-// Detectors recognise personal data by its shape, whatever key it sits under. They look at a
-// whole string value only, never at substrings of longer text (redactText() is the exception and
-// says so), and they are strict on purpose: a masked order number breaks an app, so a near-miss
-// is left alone.
+// Detectors recognise personal data by its shape, whatever key it sits under. detect() looks at
+// one whole value (a string, or a number's text); detectInText() also at the tokens of a longer
+// text (`call 13812345678`), cut where no shape below can continue. They are strict on purpose: a
+// masked order number breaks an app, so a near-miss is left alone.
 //
 //   cn_mobile  a mainland mobile number and nothing else: `1[3-9]` + 9 digits, either contiguous
 //              or grouped 3-4-4 by single spaces or single dashes (`138 1234 5678`), optionally
@@ -124,4 +124,40 @@ export function detect(detectors: readonly MaskDetector[], s: string): string | 
     if (masked !== undefined) return masked;
   }
   return undefined;
+}
+
+// Digit runs with the separators the detectors accept (`+86 138-1234-5678`, `6222 0212 ...`), and
+// email-shaped words. Bounded by characters that cannot belong to the same shape, so that a digit
+// run inside a longer word (`abc13812345678`, a hex id) is not a candidate.
+const CANDIDATES = /(?<![0-9A-Za-z+])\+?[0-9](?:[0-9 -]*[0-9Xx])?(?![0-9A-Za-z])|(?<![\w.%+-])[\w.%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+/g;
+const MAY_HOLD = /[0-9@]/;
+
+function detectToken(detectors: readonly MaskDetector[], token: string): string {
+  const whole = detect(detectors, token);
+  if (whole !== undefined) return whole;
+  // A run like `2023-11-26 13812345678` matches nothing whole: try its space-separated parts,
+  // and their dash-separated parts.
+  if (!token.includes(' ') && !token.includes('-')) return token;
+  return token
+    .split(' ')
+    .map((part) => detect(detectors, part) ?? part.split('-').map((p) => detect(detectors, p) ?? p).join('-'))
+    .join(' ');
+}
+
+/**
+ * The masked form of a text in which one of `detectors` recognises something, the whole text or
+ * tokens inside it; undefined when nothing is recognised. Works on any string, and on bytes read
+ * as latin1 (every shape is ASCII, so other bytes pass unchanged).
+ */
+export function detectInText(detectors: readonly MaskDetector[], text: string): string | undefined {
+  const whole = detect(detectors, text);
+  if (whole !== undefined) return whole;
+  if (text.length < 6 || !MAY_HOLD.test(text)) return undefined;
+  let changed = false;
+  const out = text.replace(CANDIDATES, (token) => {
+    const masked = detectToken(detectors, token);
+    if (masked !== token) changed = true;
+    return masked;
+  });
+  return changed ? out : undefined;
 }

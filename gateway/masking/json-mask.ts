@@ -5,7 +5,8 @@
 // stay duplicates and are each masked, and buffered and streamed bodies mask identically.
 import type { CompiledMask, MaskAction, PathNode } from './compile.js';
 import { resolveEntry } from './compile.js';
-import { detect } from './detectors.js';
+import { detect, detectInText } from './detectors.js';
+import { foldedHaystack } from './names.js';
 import { MaskError, Rewriter } from './rewriter.js';
 import { applyAction } from './values.js';
 
@@ -16,14 +17,18 @@ const BACKSLASH_SLASH = Buffer.from('\\/');
 
 /**
  * True when no rule can match: the profile has no detectors and none of its key names appears in
- * the raw bytes as JSON writes it. A key can be spelled with escapes (`session\u005fkey`,
- * `a\/b`), so any `\u` or `\/` in the body rules the shortcut out.
+ * the raw bytes as JSON writes it. With folded names the body is folded first (foldedHaystack:
+ * `"sessionKey"` becomes `"sessionkey"`, a needle). A key can be spelled with escapes
+ * (`session\u005fkey`, `a\/b`), so any `\u` or `\/` in the body rules the shortcut out.
  */
 function cannotMatch(mask: CompiledMask, body: Buffer): boolean {
   if (mask.detectors.length > 0 || mask.needles === null) return false;
   const backslash = body.indexOf(0x5c);
   if (backslash !== -1 && (body.indexOf(BACKSLASH_U, backslash) !== -1 || body.indexOf(BACKSLASH_SLASH, backslash) !== -1)) return false;
   for (const needle of mask.needles) if (body.indexOf(needle) !== -1) return false;
+  if (mask.foldedNeedles === null) return true;
+  const haystack = foldedHaystack(body);
+  for (const needle of mask.foldedNeedles) if (haystack.includes(needle)) return false;
   return true;
 }
 
@@ -44,8 +49,9 @@ export function maskJsonBuffer(mask: CompiledMask, body: Buffer): { changed: boo
 
 /**
  * Masks an already-parsed JSON value (objects, arrays, strings, numbers, booleans, null) and
- * returns a new value; the input is not modified. Numbers under partial or hash rules use
- * String(n), which is the source text for any number JSON.parse kept exactly.
+ * returns a new value; the input is not modified. Numbers under partial or hash rules, and
+ * numbers the detectors look at, use String(n), which is the source text for any number
+ * JSON.parse kept exactly.
  */
 export function maskValue(mask: CompiledMask, value: unknown): unknown {
   return walk(mask, value, mask.pathRoot ? [mask.pathRoot] : []);
@@ -53,7 +59,10 @@ export function maskValue(mask: CompiledMask, value: unknown): unknown {
 
 function walk(mask: CompiledMask, value: unknown, nodes: PathNode[]): unknown {
   if (typeof value === 'string') {
-    return mask.detectors.length > 0 ? (detect(mask.detectors, value) ?? value) : value;
+    return mask.detectors.length > 0 ? (detectInText(mask.detectors, value) ?? value) : value;
+  }
+  if (typeof value === 'number') {
+    return mask.detectors.length > 0 && Number.isSafeInteger(value) && value >= 0 ? (detect(mask.detectors, String(value)) ?? value) : value;
   }
   if (Array.isArray(value)) {
     const { action, next } = nodes.length > 0 ? resolveEntry(mask, nodes, undefined) : { action: undefined, next: [] };
@@ -63,7 +72,7 @@ function walk(mask: CompiledMask, value: unknown, nodes: PathNode[]): unknown {
   if (typeof value === 'object' && value !== null) {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
-      const { action, next } = resolveEntry(mask, nodes, k);
+      const { action, next } = resolveEntry(mask, nodes, mask.canon(k));
       if (action?.kind === 'drop') continue;
       // Defined rather than assigned: a member named __proto__ must stay a member.
       Object.defineProperty(out, k, { value: entry(mask, v, action, next), enumerable: true, writable: true, configurable: true });

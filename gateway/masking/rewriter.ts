@@ -7,7 +7,8 @@
 import type { PartialRule } from '../policy/types.js';
 import type { CompiledMask, MaskAction, PathNode } from './compile.js';
 import { resolveEntry } from './compile.js';
-import { detect, DETECT_MAX_LENGTH } from './detectors.js';
+import { detect, detectInText } from './detectors.js';
+import { isNameSeparator } from './names.js';
 import { applyAction } from './values.js';
 
 /** Why a body could not be masked. `why` never quotes the body. */
@@ -21,8 +22,9 @@ export class MaskError extends Error {
 }
 
 /**
- * A string or number under a partial or hash rule is held whole to be masked; past this size the
- * body is refused rather than letting one value grow memory without bound.
+ * A string or number under a partial or hash rule, and a string the detectors search, is held
+ * whole; past this size the body is refused rather than letting one value grow memory without
+ * bound (or passing a string nobody searched).
  */
 export const MASKED_VALUE_CAP = 8 * 1024 * 1024;
 /**
@@ -30,9 +32,8 @@ export const MASKED_VALUE_CAP = 8 * 1024 * 1024;
  * next key, which has to be held with the comma; past this much the body is refused.
  */
 const HOLD_CAP = 1024 * 1024;
-// A detector never matches more than DETECT_MAX_LENGTH code units; written with \uXXXX escapes
-// (12 bytes for a surrogate pair) that is at most this many raw bytes.
-const DETECT_RAW_CAP = DETECT_MAX_LENGTH * 12;
+/** Shortest text any detector matches (`a@b.cd`, six digits): shorter numbers are not examined. */
+const DETECT_MIN = 6;
 
 const S_VALUE = 0;
 const S_ARR_FIRST = 1;
@@ -110,12 +111,16 @@ function stringStop(buf: Buffer, i: number, n: number): number {
   return n;
 }
 
-/** The byte-level form of detect()'s first test, to skip decoding most strings. */
+/**
+ * Whether an unescaped string may hold something a detector matches: every match has a digit or
+ * an `@`. Keeps most strings from being decoded.
+ */
 function mayBeDetected(buf: Buffer, start: number, end: number): boolean {
-  if (end - start < 6) return false;
-  const c = buf[start]!;
-  if ((c >= 0x30 && c <= 0x39) || c === 0x2b) return true;
-  for (let k = start + 1; k < end; k++) if (buf[k] === 0x40) return true;
+  if (end - start < DETECT_MIN) return false;
+  for (let k = start; k < end; k++) {
+    const c = buf[k]!;
+    if ((c >= 0x30 && c <= 0x39) || c === 0x40) return true;
+  }
   return false;
 }
 
@@ -123,6 +128,8 @@ export class Rewriter {
   private readonly mask: CompiledMask;
   private readonly rootNodes: PathNode[];
   private readonly quiet: boolean;
+  /** Room for a key folded byte by byte (compile.ts: maxRawKeyBytes). */
+  private readonly folded: Buffer;
 
   /** True once any byte of output differs from the input. */
   changed = false;
@@ -149,6 +156,8 @@ export class Rewriter {
   private regionDepth = 0;
   private regionAction: MaskAction | undefined;
   private regionText: string | undefined;
+  /** The detected value is a number: detectors look at it whole, and it becomes a string. */
+  private regionNumber = false;
   // A masked string without escapes, or a number, that lies whole in this chunk is left there
   // (chunk[rawStart, rawEnd)) and decoded only if its rule needs text: -1 when it is not.
   private rawStart = -1;
@@ -174,6 +183,7 @@ export class Rewriter {
     this.mask = mask;
     this.rootNodes = mask.pathRoot ? [mask.pathRoot] : EMPTY_NODES;
     this.quiet = mask.keyRules.size === 0 && mask.detectors.length === 0;
+    this.folded = mask.folds ? Buffer.alloc(mask.maxRawKeyBytes) : NO_OUTPUT;
   }
 
   /** Masks the next piece of input and returns the output it allows to be released. */
@@ -373,7 +383,9 @@ export class Rewriter {
       if (this.markHold && n > to) {
         this.held.push(Buffer.from(buf.subarray(to, n)));
         this.heldBytes += n - to;
-        if (this.heldBytes > HOLD_CAP) throw new MaskError(`more than ${HOLD_CAP} bytes of whitespace between members`);
+        if (this.region === R_DETECT) {
+          if (this.heldBytes > MASKED_VALUE_CAP) throw new MaskError(`a string for the detectors to search is larger than ${MASKED_VALUE_CAP} bytes`);
+        } else if (this.heldBytes > HOLD_CAP) throw new MaskError(`more than ${HOLD_CAP} bytes of whitespace between members`);
       }
       this.markPos = -1;
     }
@@ -431,11 +443,13 @@ export class Rewriter {
         this.regionAction = action;
         this.regionText = undefined;
         this.rawStart = -1;
-      } else if (b === 0x22 && this.mask.detectors.length > 0) {
+      } else if ((b === 0x22 || (b >= 0x30 && b <= 0x39)) && this.mask.detectors.length > 0) {
+        // Strings and numbers alike: a phone number is often written as a JSON number.
         this.setMark(i, true);
         this.region = R_DETECT;
         this.regionDepth = this.stack.length;
         this.regionText = undefined;
+        this.regionNumber = b !== 0x22;
       }
     }
     switch (b) {
@@ -463,7 +477,7 @@ export class Rewriter {
         if (b === 0x2d || (b >= 0x30 && b <= 0x39)) {
           this.numState = b === 0x2d ? N_MINUS : b === 0x30 ? N_ZERO : N_INT;
           this.st = S_NUMBER;
-          if (this.region === R_MASK && this.stack.length === this.regionDepth) this.startCollect(C_VALUE, i);
+          if ((this.region === R_MASK || this.region === R_DETECT) && this.stack.length === this.regionDepth) this.startCollect(C_VALUE, i);
           return i + 1;
         }
         throw this.syntax(i, 'expected a value');
@@ -529,7 +543,8 @@ export class Rewriter {
       }
       return;
     }
-    const replacement = this.regionText === undefined ? undefined : detect(this.mask.detectors, this.regionText);
+    const text = this.regionText;
+    const replacement = text === undefined ? undefined : this.regionNumber ? detect(this.mask.detectors, text) : detectInText(this.mask.detectors, text);
     if (replacement === undefined) {
       this.releaseMark();
       return;
@@ -607,20 +622,17 @@ export class Rewriter {
     if (this.collect === C_KEY) {
       // No rule names a key this long (escapes shrink at most 6:1 when decoded): decide now
       // instead of holding the rest of it.
-      if (size > (this.strEscaped ? this.mask.maxKeyBytes * 6 + 6 : this.mask.maxKeyBytes)) {
+      if (size > (this.strEscaped ? this.mask.maxRawKeyBytes * 6 + 6 : this.mask.maxRawKeyBytes)) {
         this.collect = C_NONE;
         this.collectParts = [];
         this.decideKey(undefined);
       }
-    } else if (this.region === R_DETECT) {
-      if (size > DETECT_RAW_CAP) {
-        this.collect = C_NONE;
-        this.collectParts = [];
-        this.region = R_NONE;
-        this.releaseMark();
-      }
     } else if (size > MASKED_VALUE_CAP) {
-      throw new MaskError(`a value under a masked key is larger than ${MASKED_VALUE_CAP} bytes`);
+      throw new MaskError(
+        this.region === R_DETECT
+          ? `a string for the detectors to search is larger than ${MASKED_VALUE_CAP} bytes`
+          : `a value under a masked key is larger than ${MASKED_VALUE_CAP} bytes`,
+      );
     }
   }
 
@@ -628,7 +640,7 @@ export class Rewriter {
     if (this.strIsKey) {
       if (this.collect === C_KEY) {
         if (this.strEscaped || this.collectParts.length > 0) {
-          this.decideKey(decodeString(this.collected(j), this.strEscaped));
+          this.decideKey(this.mask.canon(decodeString(this.collected(j), this.strEscaped)));
         } else {
           this.collect = C_NONE;
           this.decideKey(this.knownName(this.chunk, this.collectStart, j));
@@ -638,7 +650,9 @@ export class Rewriter {
       return j + 1;
     }
     if (this.collect === C_VALUE) {
-      if (!this.strEscaped && this.collectParts.length === 0 && (this.region !== R_DETECT || !mayBeDetected(this.chunk, this.collectStart, j))) {
+      if (this.region === R_DETECT && !this.strEscaped && this.collectParts.length === 0 && !mayBeDetected(this.chunk, this.collectStart, j)) {
+        this.collect = C_NONE;
+      } else if (this.region !== R_DETECT && !this.strEscaped && this.collectParts.length === 0) {
         this.collect = C_NONE;
         this.rawStart = this.collectStart;
         this.rawEnd = j;
@@ -650,13 +664,32 @@ export class Rewriter {
     return j + 1;
   }
 
-  /** The rule name spelled by buf[start, end), compared as bytes; undefined when none is. */
+  /**
+   * The rule name spelled by buf[start, end), compared as bytes (folded first when the profile
+   * folds names: ASCII letters lowered, `_` and `-` left out); undefined when none is.
+   */
   private knownName(buf: Buffer, start: number, end: number): string | undefined {
-    if (end - start > this.mask.maxKeyBytes) return undefined;
-    const list = this.mask.names[end - start];
+    const mask = this.mask;
+    if (end - start > mask.maxRawKeyBytes) return undefined;
+    let src = buf;
+    let from = start;
+    let len = end - start;
+    if (mask.folds) {
+      const f = this.folded;
+      len = 0;
+      for (let k = start; k < end; k++) {
+        const c = buf[k]!;
+        if (isNameSeparator(c)) continue;
+        f[len++] = c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
+      }
+      src = f;
+      from = 0;
+    }
+    if (len > mask.maxKeyBytes) return undefined;
+    const list = mask.names[len];
     if (list === undefined) return undefined;
     next: for (const { bytes, name } of list) {
-      for (let k = 0; k < bytes.length; k++) if (buf[start + k] !== bytes[k]) continue next;
+      for (let k = 0; k < bytes.length; k++) if (src[from + k] !== bytes[k]) continue next;
       return name;
     }
     return undefined;
@@ -738,11 +771,14 @@ export class Rewriter {
   /** The number ended just before `i`; that byte is read again as what follows a value. */
   private endNumber(i: number): number {
     if (this.collect === C_VALUE) {
-      if (this.collectParts.length === 0) {
+      if (this.collectParts.length > 0) this.regionText = this.collected(i).toString('latin1');
+      else {
         this.collect = C_NONE;
-        this.rawStart = this.collectStart;
-        this.rawEnd = i;
-      } else this.regionText = this.collected(i).toString('latin1');
+        if (this.region !== R_DETECT) {
+          this.rawStart = this.collectStart;
+          this.rawEnd = i;
+        } else if (i - this.collectStart >= DETECT_MIN) this.regionText = this.chunk.toString('latin1', this.collectStart, i);
+      }
     }
     this.valueDone(i);
     return i;

@@ -108,6 +108,8 @@ interface RawMaskProfile {
   detect?: MaskDetector[];
   content_types?: string[];
   stream_above?: string;
+  key_match?: 'fold' | 'exact';
+  headers?: { drop?: string[]; drop_cookies?: string[] };
 }
 
 /** The policy as written, once validated (see config/policy.schema.json). */
@@ -232,6 +234,8 @@ function maskProfile(name: string, p: RawMaskProfile, pos: SourcePos): MaskProfi
     detect: [...new Set(p.detect ?? [])],
     content_types: lowerUnique(p.content_types ?? []),
     stream_above: sure(parseSize(p.stream_above ?? DEFAULTS.stream_above)),
+    ...(p.key_match !== undefined && { key_match: p.key_match }),
+    ...(p.headers !== undefined && { headers: { drop: lowerUnique(p.headers.drop ?? []), drop_cookies: [...new Set(p.headers.drop_cookies ?? [])] } }),
     pos,
   };
 }

@@ -8,6 +8,7 @@ import { parseRedisUrl, parseUpstreamUrl } from './addresses.js';
 import { resolveFrom, readText } from './files.js';
 import { isRecord, type KeyPath } from './key-path.js';
 import { parseMaskTarget } from './mask-targets.js';
+import { FRAMING_HEADERS } from '../masking/header-rules.js';
 import { neverMatches } from './match-path.js';
 import { show, type Reporter } from './report.js';
 import { closest } from './suggest.js';
@@ -205,11 +206,18 @@ class FeatureChecker {
       if (!hashes && profile.hash_key !== undefined) this.report.warn([...at, 'hash_key'], 'is unused: the profile hashes nothing');
       this.hmacKey(profile.hash_key, [...at, 'hash_key'], 'an HMAC key');
       this.size(profile.stream_above, [...at, 'stream_above']);
-      const rules = ['drop', 'partial', 'replace', 'hash', 'detect'].filter((k) => {
-        const v = profile[k];
-        return Array.isArray(v) ? v.length > 0 : isRecord(v) && Object.keys(v).length > 0;
-      });
-      if (rules.length === 0) this.report.warn(at, 'masks nothing: give it drop, partial, replace, hash or detect', { anchor: 'key' });
+      const headers = isRecord(profile.headers) ? profile.headers : undefined;
+      if (headers && Array.isArray(headers.drop)) {
+        headers.drop.forEach((name: unknown, i) => {
+          if (typeof name === 'string' && FRAMING_HEADERS.has(name.toLowerCase())) {
+            this.report.error([...at, 'headers', 'drop', i], `${show(name)} cannot be dropped: the answer's framing (or its request id) depends on it`);
+          }
+        });
+      }
+      const nonEmpty = (v: unknown): boolean => (Array.isArray(v) ? v.length > 0 : isRecord(v) && Object.keys(v).length > 0);
+      const rules = ['drop', 'partial', 'replace', 'hash', 'detect'].filter((k) => nonEmpty(profile[k]));
+      if (headers) rules.push(...['drop', 'drop_cookies'].filter((k) => nonEmpty(headers[k])));
+      if (rules.length === 0) this.report.warn(at, 'masks nothing: give it drop, partial, replace, hash, detect or headers', { anchor: 'key' });
     }
   }
 

@@ -236,7 +236,18 @@ export interface MaskProfileConfig {
   content_types: string[];
   /** Bodies up to this many bytes are masked in one pass; larger ones as a stream (default 1 MiB). */
   stream_above: number;
+  /** `fold` (absent: fold): key and path names match whatever their case, `_` and `-`; `exact`: byte for byte. */
+  key_match?: 'fold' | 'exact';
+  /** Response headers this profile removes, besides those named like a masked key. */
+  headers?: MaskHeadersConfig;
   pos: SourcePos;
+}
+
+export interface MaskHeadersConfig {
+  /** Lower-case header names removed from the answer. */
+  drop: string[];
+  /** Cookie names whose `Set-Cookie` lines are removed (compared as key names are). */
+  drop_cookies: string[];
 }
 
 export interface WechatCallbackConfig {

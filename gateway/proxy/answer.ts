@@ -1,7 +1,8 @@
 // What happens to an upstream's answer before the client sees it: passed as it streams, masked
 // (masking/http.ts decides how), or sealed back into a signed, encrypted callback reply.
 import type { CompiledMask } from '../masking/compile.js';
-import { maskResponse, maskWhole, type MaskOutcome } from '../masking/http.js';
+import { maskHeaders } from '../masking/header-rules.js';
+import { MaskError, maskHead, maskResponse, maskWhole, type MaskOutcome } from '../masking/http.js';
 import type { Readable } from 'node:stream';
 import type { Seal } from '../guards/callback-types.js';
 import type { ForwardResponse } from './forwarder.js';
@@ -22,8 +23,8 @@ const SEAL_LIMIT = 1024 * 1024;
 
 /** Marks errors a masking stream raises mid-body, so the connection cut is logged as mask_failed. */
 function tagMaskErrors(body: Readable): void {
-  body.prependListener('error', (err: Error & { reason?: string }) => {
-    if (err.name === 'MaskError') err.reason = 'mask_failed';
+  body.prependListener('error', (err: Error) => {
+    if (err instanceof MaskError) (err as MaskError & { reason?: string }).reason = 'mask_failed';
   });
 }
 
@@ -40,7 +41,7 @@ type HeldPlan = Exclude<AnswerPlan, { kind: 'stream' }>;
  * the body must be decoded or read first.
  */
 export function settle(plan: HeldPlan, res: ForwardResponse, method: string): AnswerOutcome | Promise<AnswerOutcome> {
-  if (method === 'HEAD') return { kind: 'ready', res };
+  if (method === 'HEAD') return plan.kind === 'mask' ? head(plan.mask, res) : { kind: 'ready', res };
   if (plan.kind === 'seal') {
     if (Buffer.isBuffer(res.body)) return seal(plan, res, res.body);
     return readBody(res.body, SEAL_LIMIT).then((body) => seal(plan, res, body));
@@ -61,17 +62,29 @@ function seal(plan: Extract<AnswerPlan, { kind: 'seal' }>, res: ForwardResponse,
   return { kind: 'ready', res: { statusCode: res.statusCode, headers, body: sealed.body } };
 }
 
+/** HEAD on a masked route: no length or digest of the unmasked body, and the profile's header rules. */
+function head(mask: CompiledMask, res: ForwardResponse): AnswerOutcome {
+  const outcome = maskHead(mask, res);
+  if ('failed' in outcome) return { kind: 'failed', reason: 'mask_failed', why: outcome.failed };
+  return { kind: 'ready', res: { statusCode: res.statusCode, headers: maskHeaders(mask.headers, outcome.headers, mask.hashKey), body: res.body } };
+}
+
 function fromMask(plan: Extract<AnswerPlan, { kind: 'mask' }>, res: ForwardResponse, outcome: MaskOutcome): AnswerOutcome {
+  const { mask } = plan;
+  // Headers are the profile's to mask whatever became of the body, passed unmasked included.
+  const ready = (r: ForwardResponse, passedUnmasked?: string): AnswerOutcome => ({
+    kind: 'ready',
+    res: { statusCode: r.statusCode, headers: maskHeaders(mask.headers, r.headers, mask.hashKey), body: r.body },
+    ...(passedUnmasked !== undefined && { passedUnmasked }),
+  });
   switch (outcome.kind) {
     case 'untouched':
-      return { kind: 'ready', res };
+      return ready(res);
     case 'masked':
       if (!Buffer.isBuffer(outcome.body)) tagMaskErrors(outcome.body);
-      return { kind: 'ready', res: { statusCode: res.statusCode, headers: outcome.headers, body: outcome.body } };
+      return ready({ statusCode: res.statusCode, headers: outcome.headers, body: outcome.body });
     case 'failed':
-      if (plan.failOpen && outcome.original) {
-        return { kind: 'ready', res: { statusCode: res.statusCode, ...outcome.original }, passedUnmasked: outcome.why };
-      }
+      if (plan.failOpen && outcome.original) return ready({ statusCode: res.statusCode, ...outcome.original }, outcome.why);
       return { kind: 'failed', reason: 'mask_failed', why: outcome.why };
   }
 }

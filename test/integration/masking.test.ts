@@ -8,6 +8,8 @@ import { createHmac } from 'node:crypto';
 import { request, type RequestOptions as HttpsOptions } from 'node:https';
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { Writable, Readable } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import zlib from 'node:zlib';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
@@ -231,6 +233,15 @@ describe('response masking through the gateway', () => {
       res.end();
     });
   const fetch = (path: string, opts?: { method?: string; headers?: OutgoingHttpHeaders }): Promise<Got> => get(t.port, t.ca, path, opts);
+  /** The first log line after index `from` that `match` accepts, once it has been written. */
+  const logLine = async (from: number, match: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> => {
+    for (let tries = 0; tries < 1000; tries++) {
+      const line = t.logs.slice(from).find(match);
+      if (line) return line;
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    assert.fail('the log line never came');
+  };
 
   before(async () => {
     upstream = await startUpstream((req, res) => {
@@ -355,7 +366,7 @@ defaults:
     }).replace('"escaped":"x"', '"escaped":"138123\\u00345678"');
     const onExpected =
       `{"contact":"138****5678","intl":"+86 138******5678","escaped":"138****5678","ref":"${INVALID_ID}",` +
-      `"id_no":"${VALID_ID.slice(0, 6)}********${VALID_ID.slice(14)}","order":"2023112612345678","text":"call 13812345678","n":13812345678}`;
+      `"id_no":"${VALID_ID.slice(0, 6)}********${VALID_ID.slice(14)}","order":"2023112612345678","text":"call 138****5678","n":"138****5678"}`;
     const offExpected = body.replace(',"session_key":"SK-DET"', '');
     serve('detect1', 200, { 'content-type': 'application/json' }, body);
     const on1 = await fetch('/detect/detect1');
@@ -511,16 +522,15 @@ defaults:
     const r = await fetch('/small/midbroken');
     assert.ok(r.error, 'the client must see the connection cut');
     assert.ok(!r.body.includes('13800001111') && !r.body.includes('SK-MID'));
-    await new Promise((res) => setTimeout(res, 50));
-    const line = t.logs.slice(before).find((l) => String(l['msg']).includes('mid-stream'));
-    assert.ok(line);
+    // The cut reaches the client before the gateway's log line is written: wait for the line.
+    const line = await logLine(before, (l) => String(l['msg']).includes('mid-stream'));
     assert.equal(line['route'], 'small');
     assert.ok(!JSON.stringify(line).includes('13800002222'));
   });
 
   // ---- which responses ------------------------------------------------------------------
 
-  test('content types: +json, odd case and parameters are masked; text/html and text/plain are not; content_types adds text/plain', async () => {
+  test('content types: +json, odd case and parameters are masked, and so are text/html and text/plain (wx.request parses them as JSON)', async () => {
     const body = '{"phone":"13812345678","session_key":"SK-CT"}';
     const masked = '{"phone":"138****5678"}';
     const cases: [string, string, string, string][] = [
@@ -528,8 +538,8 @@ defaults:
       ['ct-upper', '/users/', 'APPLICATION/JSON; charset=UTF-8', masked],
       ['ct-odd', '/users/', 'Application/Json ;Charset="utf-8"', masked],
       ['ct-vnd', '/users/', 'application/vnd.api+json; ext=x', masked],
-      ['ct-html', '/users/', 'text/html; charset=utf-8', body],
-      ['ct-text-users', '/users/', 'text/plain', body],
+      ['ct-html', '/users/', 'text/html; charset=utf-8', masked],
+      ['ct-text-users', '/users/', 'text/plain', masked],
       ['ct-text', '/text/', 'Text/Plain; charset=utf-8', '{"phone":"138****5678","session_key":"SK-CT"}'],
       ['ct-json-texty', '/text/', 'application/json', '{"phone":"138****5678","session_key":"SK-CT"}'],
     ];
@@ -542,16 +552,23 @@ defaults:
     }
   });
 
-  test('HEAD is untouched: the upstream Content-Length and ETag reach the client', async () => {
+  test('HEAD says nothing of the unmasked body: no Content-Length, ETag or digest of it; a mask: off route keeps them', async () => {
     on('head', (_req, res) => {
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '45', etag: '"h"' });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '45', etag: '"h"', 'content-md5': 'bm90IHJlYWxseSBhbiBtZDU=', 'last-modified': 'Tue, 01 Dec 2026 10:00:00 GMT' });
       res.end();
     });
     const r = await fetch('/users/head', { method: 'HEAD' });
     assert.equal(r.status, 200);
-    assert.equal(r.headers['content-length'], '45');
-    assert.equal(r.headers['etag'], '"h"');
+    assert.equal(r.headers['content-length'], undefined);
+    assert.equal(r.headers['transfer-encoding'], undefined);
+    assert.equal(r.headers['etag'], undefined);
+    assert.equal(r.headers['content-md5'], undefined);
+    assert.equal(r.headers['last-modified'], 'Tue, 01 Dec 2026 10:00:00 GMT');
+    assert.equal(r.headers['content-type'], 'application/json; charset=utf-8');
     assert.equal(r.body.length, 0);
+    const off = await fetch('/plain/head', { method: 'HEAD' });
+    assert.equal(off.headers['content-length'], '45');
+    assert.equal(off.headers['etag'], '"h"');
   });
 
   test('204 and 304 are untouched', async () => {
@@ -663,11 +680,29 @@ defaults:
       Readable.from(gen, { objectMode: false }).pipe(res);
     });
 
+    // What the process still holds after full collections, measured at fixed points of the
+    // transfer: RSS also counts garbage not yet collected, and Node 24's young generation alone
+    // grows to 64 MB here (V8's new space: 16 MB with --max-semi-space-size=8), so RSS growth
+    // says when V8 collects, not what the gateway keeps. Two collections: the first leaves
+    // freed ArrayBuffers (most of a stream's bytes) to be swept.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const live = (): number => {
+      gc();
+      gc();
+      const m = process.memoryUsage();
+      return m.heapUsed + m.arrayBuffers;
+    };
+    const SAMPLE_EVERY = 20 * 1024 * 1024;
+    const liveBase = live();
+    const liveGrowth: number[] = [];
     const v = new StreamValidator();
     const sink = new Writable({
       write(chunk: Buffer, _e, cb) {
         try {
+          const before = v.bytes;
           v.feed(chunk);
+          if (Math.floor(v.bytes / SAMPLE_EVERY) > Math.floor(before / SAMPLE_EVERY)) liveGrowth.push(live() - liveBase);
           cb();
         } catch (err) {
           cb(err as Error);
@@ -716,9 +751,17 @@ defaults:
     assert.ok(sent >= 200e6, `the upstream sent ${sent} bytes`);
     // Each record loses its session_key member and nothing else changes length.
     assert.equal(v.bytes, sent - droppedBytes);
-    const growth = peak - base;
-    tc.diagnostic(`${sent} bytes sent, ${v.bytes} received, ${v.records} records, peak RSS growth ${(growth / 1048576).toFixed(1)} MB`);
-    assert.ok(growth < 64 * 1024 * 1024, `RSS grew by ${(growth / 1048576).toFixed(1)} MB`);
+    const mb = (n: number): string => (n / 1048576).toFixed(1);
+    tc.diagnostic(`${sent} bytes sent, ${v.bytes} received, ${v.records} records, peak RSS growth ${mb(peak - base)} MB (not asserted)`);
+    tc.diagnostic(`live memory growth after full collections, every ${mb(SAMPLE_EVERY)} MB received: ${liveGrowth.map(mb).join(', ')} MB`);
+    // Bounded: what the client, upstream and gateway together hold in flight (socket, TLS and
+    // stream buffers, one record being decided) is a few MB however much has passed, and does
+    // not grow from the first sample to the last. A gateway that kept the body, or any fraction
+    // of it, would be 20 MB further on at each sample.
+    assert.ok(liveGrowth.length >= 8, `${liveGrowth.length} samples`);
+    const most = Math.max(...liveGrowth);
+    assert.ok(most < 16 * 1024 * 1024, `live memory grew by up to ${mb(most)} MB`);
+    assert.ok(liveGrowth[liveGrowth.length - 1]! - liveGrowth[0]! < 8 * 1024 * 1024, `live memory grew from ${mb(liveGrowth[0]!)} to ${mb(liveGrowth[liveGrowth.length - 1]!)} MB during the transfer`);
   });
 
   // ---- logs -----------------------------------------------------------------------------

@@ -108,7 +108,7 @@ test('email: a plain address, first character of the local part and the domain k
   }
 });
 
-test('detectors look at string values whatever their key, never at numbers, keys or parts of text', () => {
+test('detectors look at strings, numbers and tokens inside text whatever their key, never at keys', () => {
   const mask = compileMaskProfile({
     name: 'detect',
     drop: [],
@@ -134,14 +134,21 @@ test('detectors look at string values whatever their key, never at numbers, keys
   );
   assert.deepEqual(JSON.parse(maskJsonBuffer(mask, body).body.toString()), {
     a: '138****5678',
-    n: 13812345678,
+    n: '138****5678',
     '13812345678': 'key is not a value',
-    text: 'call 13812345678',
+    text: 'call 138****5678',
     order_id: '2023112612345670',
     ts: '1700000000004',
     list: ['110105********002X', { deep: ['a****@example.com', '622202******7894'] }],
     esc: '138****5678',
   });
+  // A number is masked to a string; numbers that are not plain digits, and short ones, stay.
+  assert.equal(maskJsonBuffer(mask, Buffer.from('[13812345678, -13812345678, 1.3812345678e10, 12345, 6222021234567894]')).body.toString(), '["138****5678", -13812345678, 1.3812345678e10, 12345, "622202******7894"]');
+  // Tokens inside text: several, in Chinese text, with separators; digits inside a word are not a token.
+  assert.equal(
+    maskJsonBuffer(mask, Buffer.from('{"note":"电话13812345678，备用 +86 139-1234-5678；id abc13812345678 mail bob@example.com"}')).body.toString(),
+    '{"note":"电话138****5678，备用 +86 139******5678；id abc13812345678 mail b**@example.com"}',
+  );
   // Written with escapes, still recognised.
   assert.equal(maskJsonBuffer(mask, Buffer.from('["\\u0031\\u00338\\u0031\\u0032345678"]')).body.toString(), '["138****5678"]');
 });

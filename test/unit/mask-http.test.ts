@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { compileMaskProfile } from '../../gateway/masking/compile.js';
-import { isMaskableContentType, MaskError, maskResponse, type MaskOutcome } from '../../gateway/masking/http.js';
+import { bodyKind, MaskError, maskResponse, type MaskOutcome } from '../../gateway/masking/http.js';
 import type { MaskProfileConfig } from '../../gateway/policy/types.js';
 
 function profile(over: Partial<MaskProfileConfig> = {}): MaskProfileConfig {
@@ -49,17 +49,25 @@ const CODECS = {
 
 test('JSON content types are recognised with any case and parameters, plus the profile extras', () => {
   // No Content-Type at all is masked: wx.request parses such answers as JSON anyway.
-  for (const ct of [undefined, 'application/json', 'Application/JSON; charset=UTF-8', 'application/problem+json', 'application/vnd.api+json;v=1', 'text/x-legacy-json; charset=gbk']) {
-    assert.equal(isMaskableContentType(mask, ct), true, String(ct));
+  for (const ct of ['application/json', 'Application/JSON; charset=UTF-8', 'application/problem+json', 'application/vnd.api+json;v=1', 'text/x-legacy-json; charset=gbk', 'text/json', 'application/x-json', ['application/json', 'application/json; charset=utf-8']]) {
+    assert.equal(bodyKind(mask, ct), 'json', String(ct));
   }
-  for (const ct of ['', 'text/html', 'application/jsonx', 'text/plain; x=application/json', 'application/+json', 'text/x-legacy-json2']) {
-    assert.equal(isMaskableContentType(mask, ct), false, String(ct));
+  // Whatever else a mini-program would parse is masked too, as JSON when it is JSON, else as text.
+  for (const ct of [undefined, '', ' ', 'text/html', 'application/jsonx', 'text/plain; x=application/json', 'application/+json', 'text/x-legacy-json2', 'application/xml', 'multipart/mixed']) {
+    assert.equal(bodyKind(mask, ct), 'text', String(ct));
   }
+  for (const ct of ['image/png', 'IMAGE/JPEG', 'application/octet-stream; x=1', 'video/mp4', 'font/woff2', 'application/pdf', 'application/zip']) {
+    assert.equal(bodyKind(mask, ct), 'binary', String(ct));
+  }
+  // Two different types, on two lines or one, are read one way by the backend and another by the client.
+  assert.deepEqual(bodyKind(mask, ['text/html', 'application/json']), { conflict: 'text/html, application/json' });
+  assert.deepEqual(bodyKind(mask, 'text/html, application/json'), { conflict: 'text/html, application/json' });
+  assert.equal(bodyKind(mask, 'text/plain; note="a, b"'), 'text');
 });
 
-test('not JSON, no body statuses and empty bodies are left untouched and unread', async () => {
+test('binary media, no body statuses and empty bodies are left untouched and unread', async () => {
   const cases = [
-    response(USER, { 'content-type': 'text/html' }),
+    response(USER, { 'content-type': 'image/png' }),
     response(USER, {}, 7, 204),
     response(USER, {}, 7, 304),
     response('', { 'content-length': '0' }),

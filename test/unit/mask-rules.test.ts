@@ -145,9 +145,12 @@ test('maskValue applies the same rules to parsed values without touching the inp
   assert.equal(JSON.stringify(maskValue(m, parsed)), '{"__proto__":{"phone":"138****5678"}}');
 });
 
-test('keys lists every key a rule names (a path by its last name)', () => {
-  const m = compileMaskProfile(profile({ drop: ['session_key', '$.list[*].idcard', '$.secrets.*'], partial: [['phone', 3, 4]] }));
-  assert.deepEqual([...m.keys].sort(), ['idcard', 'phone', 'secrets', 'session_key']);
+test('keys lists every key a rule names (a path by its last name), in its usual spellings unless names match exactly', () => {
+  const cfg = profile({ drop: ['session_key', '$.list[*].idcard', '$.secrets.*'], partial: [['phone', 3, 4]] });
+  const exact = compileMaskProfile({ ...cfg, key_match: 'exact' });
+  assert.deepEqual([...exact.keys].sort(), ['idcard', 'phone', 'secrets', 'session_key']);
+  const m = compileMaskProfile(cfg);
+  for (const k of ['idcard', 'IDCARD', 'phone', 'Phone', 'secrets', 'session_key', 'sessionKey', 'SessionKey', 'SESSION_KEY', 'session-key', 'sessionkey']) assert.ok(m.keys.has(k), k);
 });
 
 test('log redaction paths make pino hide masked keys up to three levels deep', () => {

@@ -61,8 +61,9 @@ function rng(seed: number): () => number {
   };
 }
 
-const KEYS = ['id', 'phone', 'session_key', 'unionid', 'openid', 'token', 'name', 'list', 'data', 'secret', 'idcard', 'gone', 'mail', '手机', 'x y'];
-const STRINGS = ['13812345678', '11010519491231002X', '6222021234567894', 'alice@example.com', '2023112612345670', 'hello "world"\n', '😀 emoji', '中文', '', '\u0001ctl', 'a\\b/c', '1700000000004'];
+// Other spellings of the rule names too (sessionKey, SESSION_KEY, ...): names compare folded.
+const KEYS = ['id', 'phone', 'session_key', 'unionid', 'openid', 'token', 'name', 'list', 'data', 'secret', 'idcard', 'gone', 'mail', '手机', 'x y', 'sessionKey', 'SESSION_KEY', 'Phone', 'open-id', 'Data'];
+const STRINGS = ['13812345678', '11010519491231002X', '6222021234567894', 'alice@example.com', '2023112612345670', 'hello "world"\n', '😀 emoji', '中文', '', '\u0001ctl', 'a\\b/c', '1700000000004', 'call 13812345678 或 bob@example.com', '订单 2023112612345670，电话 139 1234 5678'];
 
 function generate(r: () => number, depth: number): unknown {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
@@ -70,7 +71,7 @@ function generate(r: () => number, depth: number): unknown {
   if (depth > 3 || k < 0.45) {
     const v = r();
     if (v < 0.5) return pick(STRINGS);
-    if (v < 0.75) return pick([0, -1, 13812345678, 3.25, 1e21, 0.000001, 123456789]);
+    if (v < 0.75) return pick([0, -1, 13812345678, 3.25, 1e21, 0.000001, 123456789, 6222021234567894]);
     return pick([true, false, null]);
   }
   if (k < 0.7) return Array.from({ length: Math.floor(r() * 5) }, () => generate(r, depth + 1));
