@@ -261,6 +261,8 @@ test('RawPolicy in build.ts has the shape config/policy.schema.json gives the po
 const DEFAULT_PATHS: Record<string, string[]> = {
   http_mode: ['server.http.mode'],
   body: ['server.limits.body'],
+  handshake_timeout: ['server.limits.handshake_timeout'],
+  semicolons: ['server.paths.semicolons'],
   headers_timeout: ['server.limits.headers_timeout'],
   request_timeout: ['server.limits.request_timeout'],
   shutdown_timeout: ['server.shutdown_timeout'],
@@ -297,6 +299,7 @@ const DEFAULT_PATHS: Record<string, string[]> = {
  * build.ts reads the key (the function named), since a named constant would say no more.
  */
 const DEFAULTS_ELSEWHERE: string[] = [
+  'mask_profiles.*.key_match', // masking/compile.ts: folds unless key_match is 'exact'
   'server.trusted_proxies', // buildConfig: server.trusted_proxies ?? []
   'tls.hsts.include_subdomains', // buildConfig: tls.hsts.include_subdomains ?? false
   'tls.hsts.preload', // buildConfig: tls.hsts.preload ?? false
