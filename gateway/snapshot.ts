@@ -2,14 +2,14 @@
 // old one and swapped by reference.
 import { PolicyError, type PolicyConfig, type RouteConfig, type SourcePos, type UpstreamConfig } from './policy/types.js';
 import type { LoadedCertificate } from './tls/load.js';
-import { RouteTable, type CompiledRoute } from './proxy/route-table.js';
+import { RouteTable, type CompiledRoute } from './net/route-table.js';
 import { compileTrustedProxies, type TrustedProxies } from './net/client-address.js';
 import { compileIpAllow } from './guards/ip-allow.js';
 import { compileGuardChain, type GuardChain } from './guards/chain.js';
 import { compileCors } from './guards/cors.js';
 import { securityHeaders, type ResponsePlan } from './proxy/forwarding-headers.js';
 import { compileRateLimits } from './guards/rate-limit.js';
-import type { CallbackGuard } from './guards/callback-types.js';
+import type { CallbackGuard, Seal } from './guards/callback-types.js';
 import { VERIFIED_HEADER, compileWechatCallback } from './guards/wechat-callback.js';
 import { PAY_HEADERS, compileWechatPayNotify } from './guards/wechatpay-notify.js';
 import { compileMaskProfile } from './masking/compile.js';
@@ -21,7 +21,6 @@ import { createLogin } from './identity/login.js';
 import type { Store } from './store/store.js';
 import type { Logger } from './observability/logger.js';
 import type { UpstreamPools } from './proxy/forwarder.js';
-import type { AnswerPlan } from './proxy/answer.js';
 import { DEFAULTS } from './policy/build.js';
 
 export interface UpstreamTarget {
@@ -31,6 +30,12 @@ export interface UpstreamTarget {
   /** The upstream URL's path without its trailing slash; '' for the root. */
   readonly basePath: string;
 }
+
+/** What an upstream's answer goes through on its way to the client (proxy/answer.ts does it). */
+export type AnswerPlan =
+  | { kind: 'stream' }
+  | { kind: 'mask'; mask: CompiledMask; failOpen: boolean }
+  | { kind: 'seal'; seal: Seal };
 
 export interface RouteTarget {
   readonly name: string;

@@ -1,7 +1,7 @@
 // Route checks the schema cannot express: unique names, paths that can match, known methods,
 // defined upstreams, routes that another route always wins over, and method-bound routes that
 // now answer 405 where a looser route would have served. The winner is decided as in
-// proxy/route-table.ts: paths compared as matchKey folds them (without case, `/x/` is `/x`), exact
+// net/route-table.ts: paths compared as matchKey folds them (without case, `/x/` is `/x`), exact
 // path over prefix, longer prefix over shorter, then host-bound over host-less; within one match,
 // the first route listing the method, then the first taking any method.
 

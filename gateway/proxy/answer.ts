@@ -1,17 +1,12 @@
 // What happens to an upstream's answer before the client sees it: passed as it streams, masked
 // (masking/http.ts decides how), or sealed back into a signed, encrypted callback reply.
-import type { CompiledMask } from '../masking/compile.js';
 import { maskHeaders } from '../masking/header-rules.js';
 import { MaskError, maskHead, maskResponse, maskWhole, type MaskOutcome } from '../masking/http.js';
 import type { Readable } from 'node:stream';
-import type { Seal } from '../guards/callback-types.js';
+import type { AnswerPlan } from '../snapshot.js';
+import type { CompiledMask } from '../masking/compile.js';
 import type { ForwardResponse } from './forwarder.js';
 import { readBody } from './read-body.js';
-
-export type AnswerPlan =
-  | { kind: 'stream' }
-  | { kind: 'mask'; mask: CompiledMask; failOpen: boolean }
-  | { kind: 'seal'; seal: Seal };
 
 export type AnswerOutcome =
   /** Send this answer; `passedUnmasked` says why it goes out unmasked (on_mask_error: pass). */

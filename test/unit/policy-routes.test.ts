@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BASE, accept, edit, expectDiagnostics, reject } from '../fixtures/policy/harness.js';
 import { neverMatches } from '../../gateway/policy/match-path.js';
-import { RouteTable } from '../../gateway/proxy/route-table.js';
+import { RouteTable } from '../../gateway/net/route-table.js';
 
 /** BASE with its routes replaced: the first line given is line 21. */
 function withRoutes(...lines: string[]): string {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RouteTable } from '../../gateway/proxy/route-table.js';
+import { RouteTable } from '../../gateway/net/route-table.js';
 import type { RouteConfig, RouteMatch } from '../../gateway/policy/types.js';
 
 function table(...routes: [string, RouteMatch][]): RouteTable<string> {

@@ -6,7 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import { POLICY_FILE, accept } from '../fixtures/policy/harness.js';
 import { createLogger } from '../../gateway/observability/logger.js';
 import { UpstreamPools } from '../../gateway/proxy/forwarder.js';
-import { RouteTable } from '../../gateway/proxy/route-table.js';
+import { RouteTable } from '../../gateway/net/route-table.js';
 import { route, type Routing } from '../../gateway/proxy/routing.js';
 import { requestState } from '../../gateway/proxy/request-state.js';
 import { buildSnapshot, type Snapshot } from '../../gateway/snapshot.js';

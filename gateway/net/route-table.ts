@@ -5,7 +5,7 @@
 // the request: a route listing the method (HEAD counts as GET unless a route lists HEAD), else a
 // route of the same match taking any method, else 405 with the methods they take. The request
 // never falls through to a looser route. Built once per policy load, only read after.
-import { matchKey, parentPrefix } from '../net/path.js';
+import { matchKey, parentPrefix } from './path.js';
 import type { RouteConfig } from '../policy/types.js';
 
 export interface CompiledRoute<T> {
