@@ -24,6 +24,7 @@ export function route(raw: IncomingMessage, wx: RequestState): Routing {
     return { kind: 'refuse', reason: 'path_invalid', message: `the request path cannot be normalised safely: ${normalised.why}` };
   }
   wx.path = normalised.path;
+  if (q >= 0) wx.query = url.slice(q + 1);
   const headers = raw.headers;
   const origin = headers.origin;
   // A CORS preflight is routed by the method it asks about: a route listing [GET, POST] must
