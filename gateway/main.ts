@@ -79,6 +79,8 @@ export interface GatewayHandle {
   readonly decisions: Decisions;
   /** This gateway's Prometheus registry, served on the admin listener's /metrics. */
   readonly metrics: Metrics;
+  /** The gateway's logger: each line is redacted by the policy in force when it is written. */
+  readonly logger: Logger;
   /** Loads the policy file again and puts it in force unless it fails; SIGHUP and file changes call it. */
   reload(): Promise<ReloadResult>;
   close(): Promise<void>;
@@ -152,6 +154,7 @@ export async function startGateway(opts: {
       admin,
       decisions,
       metrics,
+      logger,
       reload: (): Promise<ReloadResult> => running.reload(),
       close: stopAll,
     };
