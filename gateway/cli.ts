@@ -6,6 +6,7 @@ import { loadCertificates } from './tls/load.js';
 import { describeCertificates } from './tls/describe.js';
 import { shownPath } from './shown-path.js';
 import { compileCheck, startGateway } from './main.js';
+import { ListenError } from './runtime/listeners.js';
 import { runDemo } from './demo.js';
 
 const USAGE = `usage: wxgw <command> [--config FILE]
@@ -107,7 +108,7 @@ async function start(file: string): Promise<void> {
       process.stderr.write(`wxgw: ${file}: the policy was rejected; nothing was started\n`);
       process.exit(1);
     }
-    if (err instanceof Error && err.message.startsWith('cannot listen on')) {
+    if (err instanceof ListenError) {
       process.stderr.write(`wxgw: ${err.message}; nothing was started\n`);
       process.exit(1);
     }

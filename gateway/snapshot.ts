@@ -2,6 +2,7 @@
 // old one and swapped by reference.
 import { PolicyError, type PolicyConfig, type RouteConfig, type SourcePos, type UpstreamConfig } from './policy/types.js';
 import type { LoadedCertificate } from './tls/load.js';
+import { handshakeTls, type HandshakeTls } from './tls/server-options.js';
 import { RouteTable, type CompiledRoute } from './net/route-table.js';
 import { compileTrustedProxies, type TrustedProxies } from './net/client-address.js';
 import { compileIpAllow } from './guards/ip-allow.js';
@@ -15,6 +16,7 @@ import { PAY_HEADERS, compileWechatPayNotify } from './guards/wechatpay-notify.j
 import { compileMaskProfile } from './masking/compile.js';
 import type { CompiledMask } from './masking/compile.js';
 import { maskValue } from './masking/json-mask.js';
+import { compileLogRedactor, type LogRedactor } from './masking/redact.js';
 import { compileIdentity, type IdentityVerifier } from './identity/verify.js';
 import { SessionSigner } from './identity/session-token.js';
 import { createLogin } from './identity/login.js';
@@ -60,6 +62,8 @@ export interface Snapshot {
   readonly routes: RouteTable<RouteTarget>;
   readonly trusted: TrustedProxies;
   readonly certificates: readonly LoadedCertificate[];
+  /** What the HTTPS listener's handshakes read (SNI selection, default context); undefined without certificates. */
+  readonly tls: HandshakeTls | undefined;
   /** Host names a plain-HTTP redirect may point at: the certificates' names and public_host. */
   readonly redirectHosts: ReadonlySet<string>;
   /** HSTS and nosniff, on every HTTPS answer including the gateway's own. */
@@ -70,8 +74,10 @@ export interface Snapshot {
   readonly login: LoginEndpoint | undefined;
   /** Headers only the gateway may state (identity, callback verification): client copies go, on every route. */
   readonly reservedHeaders: ReadonlySet<string>;
-  /** Every compiled mask profile, for log redaction. */
+  /** Every compiled mask profile. */
   readonly masks: readonly CompiledMask[];
+  /** What every log line goes through while this snapshot is in force: its profiles' keys and detectors. */
+  readonly redactor: LogRedactor;
   /** Releases what the snapshot holds open (the WeChat API client); in-flight calls finish first. */
   dispose(): Promise<void>;
 }
@@ -188,6 +194,7 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
     routes: new RouteTable(routes),
     trusted: compileTrustedProxies(policy.server.trusted_proxies),
     certificates: Object.freeze([...certificates]),
+    tls: certificates.length > 0 ? handshakeTls(policy.tls, certificates) : undefined,
     redirectHosts,
     securityHeaders: security,
     store: deps.store,
@@ -200,6 +207,7 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
       ...PAY_HEADERS,
     ]),
     masks: Object.freeze([...masks.values()]),
+    redactor: compileLogRedactor(masks.values()),
     async dispose() {
       login?.close();
     },

@@ -25,10 +25,34 @@ export function bufferedDestination(dest: number | string = 1): DestinationStrea
   return pino.destination({ dest, sync: false, minLength: 4096, periodicFlush: 250 });
 }
 
+/** What a redacting logger applies to each line; the gateway's changes with the snapshot in force. */
+export interface LineRedactor {
+  fields(obj: Record<string, unknown>): Record<string, unknown>;
+  error(err: Record<string, unknown> & { message: string; stack: string }): Record<string, unknown>;
+}
+
 /**
- * The logger with the policy's masked keys redacted too (session_key, phone...), so a field masked
- * in responses cannot reappear in wxgw's own log lines, and error messages scrubbed of what the
- * detectors recognise (an error may quote an upstream body).
+ * The gateway's logger: every line goes through the redactor `current()` returns at that moment
+ * (masked keys from the policy in force, credentials, bodies; error messages scrubbed of what the
+ * detectors recognise, as an error may quote an upstream body). pino's fixed redact paths are
+ * dropped here: the redactor covers them, and it follows reloads where they could not.
+ */
+export function redactingLogger(logger: Logger, current: () => LineRedactor): Logger {
+  return logger.child(
+    {},
+    {
+      redact: { paths: [] },
+      formatters: { log: (obj: object) => current().fields(obj as Record<string, unknown>) },
+      serializers: {
+        err: (err: unknown) => (err instanceof Error ? current().error(pino.stdSerializers.err(err)) : err),
+      },
+    },
+  );
+}
+
+/**
+ * A logger redacting one fixed set of paths, scrubbing error text with `scrub`: what pino can do
+ * when the policy never changes (its paths are compiled once, when the child is made).
  */
 export function withRedaction(logger: Logger, extraPaths: readonly string[], scrub: (text: string) => string): Logger {
   return logger.child(
@@ -57,9 +81,9 @@ export function createLogger(opts: { level?: string; destination?: DestinationSt
 
 /**
  * The access log: one line per request, built field by field from values that never carry
- * credentials (the path is logged without its query). Redaction is skipped here because it
- * costs more than the rest of the line, on every request.
+ * credentials, its path and query scrubbed by the access log itself. The per-line redaction is
+ * skipped here because it would walk every field of every request for nothing.
  */
 export function accessLogger(logger: Logger): Logger {
-  return logger.child({}, { redact: { paths: [] } });
+  return logger.child({}, { redact: { paths: [] }, formatters: { log: (obj: object) => obj } });
 }

@@ -1,4 +1,5 @@
-// One access-log line and the route's metrics per request, whichever path answered it.
+// One access-log line and the route's metrics per request, whichever path answered it. The path
+// and query go through the redactor of the snapshot the request started with.
 import { REASONS } from '../errors.js';
 import { accessLogger, type Logger } from '../observability/logger.js';
 import type { Decisions } from '../observability/decisions.js';
@@ -19,6 +20,7 @@ export function createAccessLog(logger: Logger, decisions: Decisions, metrics: M
     }
     const status = finished ? statusCode : REASONS.client_closed.status;
     const totalMs = performance.now() - wx.start;
+    const { redactor } = wx.snapshot;
     const routeMetrics = metrics.route(wx.route);
     routeMetrics.request(method, status);
     routeMetrics.duration.observe(totalMs / 1000);
@@ -28,7 +30,9 @@ export function createAccessLog(logger: Logger, decisions: Decisions, metrics: M
         request_id: wx.id,
         route: wx.route,
         method,
-        path: wx.path,
+        // Paths and queries carry personal data too (`/users/13812345678?phone=...`).
+        path: wx.path === undefined ? undefined : redactor.path(wx.path),
+        query: wx.query === undefined ? undefined : redactor.query(wx.query),
         status,
         reason: wx.reason,
         client_ip: wx.address.client,

@@ -19,6 +19,8 @@ export interface RequestState {
   verdict: OwnVerdict | undefined;
   route: string | undefined;
   path: string | undefined;
+  /** The query string as received, without `?`; undefined without one. */
+  query: string | undefined;
   reason: Decision | undefined;
   upstreamStart: number;
   upstreamMs: number | undefined;
@@ -49,6 +51,7 @@ export function requestState(raw: IncomingMessage, snapshot: Snapshot): RequestS
     verdict: undefined,
     route: undefined,
     path: undefined,
+    query: undefined,
     reason: undefined,
     upstreamStart: 0,
     upstreamMs: undefined,

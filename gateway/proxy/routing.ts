@@ -24,6 +24,7 @@ export function route(raw: IncomingMessage, wx: RequestState): Routing {
     return { kind: 'refuse', reason: 'path_invalid', message: `the request path cannot be normalised safely: ${normalised.why}` };
   }
   wx.path = normalised.path;
+  if (q >= 0) wx.query = url.slice(q + 1);
   if (NEVER_FORWARDED.has(raw.method ?? '')) {
     return { kind: 'refuse', reason: 'method_not_allowed', message: `${raw.method} is refused on every route` };
   }

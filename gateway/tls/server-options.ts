@@ -2,7 +2,8 @@
 // as the default (clients without SNI) and all of them chosen by SNI.
 //
 //   buildTlsServerOptions(tls, certificates, sni?) -> https.ServerOptions
-//   defaultContextOptions(tls, certificates)       -> what server.setSecureContext takes on reload
+//   handshakeTls(tls, certificates)                -> what one policy's handshakes read
+//   liveTlsServerOptions(current)                  -> https.ServerOptions reading current() per handshake
 //
 // Pass your own SniSelector to keep a handle on the certificate table the server reads.
 
@@ -13,6 +14,13 @@ import type { LoadedCertificate } from './load.js';
 import { protocolOptions } from './protocol.js';
 import { SniSelector } from './sni.js';
 
+/** One policy's certificate selection, built once with it and never changed. */
+export interface HandshakeTls {
+  readonly sni: SniSelector;
+  /** The default context's options: Node serves clients that send no SNI from the server's own context. */
+  readonly defaultOptions: SecureContextOptions;
+}
+
 export function buildTlsServerOptions(
   tls: TlsConfig,
   certificates: readonly LoadedCertificate[],
@@ -21,7 +29,23 @@ export function buildTlsServerOptions(
   return { ...defaultContextOptions(tls, certificates), SNICallback: sni.callback };
 }
 
-export function defaultContextOptions(tls: TlsConfig, certificates: readonly LoadedCertificate[]): SecureContextOptions {
+export function handshakeTls(tls: TlsConfig, certificates: readonly LoadedCertificate[]): HandshakeTls {
+  return Object.freeze({ sni: new SniSelector(certificates), defaultOptions: defaultContextOptions(tls, certificates) });
+}
+
+/**
+ * Server options whose SNI selection is read from `current()` on every handshake, so that putting
+ * another HandshakeTls in force needs no call on the server. The default context (no SNI) is the
+ * server's own and must follow separately (server.setSecureContext).
+ */
+export function liveTlsServerOptions(current: () => HandshakeTls): ServerOptions {
+  return {
+    ...current().defaultOptions,
+    SNICallback: (servername, cb) => cb(null, current().sni.select(servername)),
+  };
+}
+
+function defaultContextOptions(tls: TlsConfig, certificates: readonly LoadedCertificate[]): SecureContextOptions {
   const first = certificates[0];
   if (!first) throw new Error('buildTlsServerOptions needs at least one loaded certificate');
   return { ...first.contextOptions, ...protocolOptions(tls) };

@@ -1,6 +1,7 @@
-// Choosing a certificate by SNI. The table is built once per certificate set and never changed;
-// the callback reads the selector's current table on every handshake, so a reload builds a new
-// table beside the old one and swaps a single reference.
+// Choosing a certificate by SNI. The table is built once per certificate set: each snapshot holds
+// its own selector, and the HTTPS server's callback reads the one of the snapshot in force, so a
+// reload swaps the snapshot and nothing here changes in place. replace() serves a selector handed
+// to a server directly (buildTlsServerOptions with your own selector).
 //
 //   new SniSelector(certificates)   the first certificate is the default
 //   selector.select(servername)     -> SecureContext   exact name, then `*.parent`, then default

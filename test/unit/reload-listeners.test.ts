@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { accept, edit } from '../fixtures/policy/harness.js';
-import { listenerChange } from '../../gateway/reload.js';
+import { listenerChange } from '../../gateway/runtime/reloader.js';
 
 test('listener changes need a restart and are named; everything else reloads', async () => {
   const base = (await accept(edit({}))).config;
