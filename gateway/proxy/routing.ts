@@ -16,6 +16,15 @@ export type Routing =
 /** Methods no route forwards: TRACE echoes the request (cookies included), CONNECT opens a tunnel. */
 const NEVER_FORWARDED = new Set(['TRACE', 'CONNECT']);
 
+function hostLines(raw: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') n++;
+  }
+  return n;
+}
+
 export function route(raw: IncomingMessage, wx: RequestState): Routing {
   const url = raw.url ?? '/';
   const q = url.indexOf('?');
@@ -29,6 +38,8 @@ export function route(raw: IncomingMessage, wx: RequestState): Routing {
     return { kind: 'refuse', reason: 'method_not_allowed', message: `${raw.method} is refused on every route` };
   }
   const headers = raw.headers;
+  // Node keeps the first of several Host lines; a backend may read another (RFC 9112 §3.2: 400).
+  if (hostLines(raw.rawHeaders) > 1) return { kind: 'refuse', reason: 'host_invalid', message: 'the request has more than one Host header' };
   // A request without Host (HTTP/1.0) reaches host-less routes only.
   let host = '';
   if (headers.host !== undefined && headers.host !== '') {

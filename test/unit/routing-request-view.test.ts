@@ -38,8 +38,8 @@ before(async () => {
 });
 after(() => pools.close());
 
-function decide(method: string, url: string, headers: Record<string, string> = { host: 'api.example.com' }): Routing {
-  const raw = { method, url, headers, socket: { remoteAddress: '127.0.0.1' } } as unknown as IncomingMessage;
+function decide(method: string, url: string, headers: Record<string, string> = { host: 'api.example.com' }, rawHeaders = Object.entries(headers).flat()): Routing {
+  const raw = { method, url, headers, rawHeaders, socket: { remoteAddress: '127.0.0.1' } } as unknown as IncomingMessage;
   return route(raw, requestState(raw, snapshot));
 }
 
@@ -120,4 +120,10 @@ test('a look-up costs the same among 10 routes as among 10,000: a probe per path
   const large = work(tableOf(10_000));
   assert.equal(large, small, 'the work does not grow with the number of routes');
   assert.ok(large > 0 && large <= 20, `${large} probes for two look-ups`);
+});
+
+test('two Host lines are refused, whichever spelling the second one has', () => {
+  const headers = { host: 'api.example.com' };
+  assert.equal(summary(decide('GET', '/x', headers, ['Host', 'api.example.com', 'HOST', 'admin.example.com'])), 'host_invalid');
+  assert.equal(summary(decide('GET', '/x', headers, ['Host', 'api.example.com', 'X-Host', 'admin.example.com'])), 'all /base/x');
 });
