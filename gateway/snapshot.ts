@@ -6,7 +6,7 @@ import { RouteTable, type CompiledRoute } from './proxy/route-table.js';
 import { compileTrustedProxies, type TrustedProxies } from './net/client-address.js';
 import { compileIpAllow, type IpAllow } from './guards/ip-allow.js';
 import { compileCors } from './guards/cors.js';
-import { securityHeaders, type ResponsePlan } from './proxy/forwarding-headers.js';
+import { compileRequestHeaders, securityHeaders, type RequestHeaderPlan, type ResponsePlan } from './proxy/forwarding-headers.js';
 import { compileRateLimits, type RateLimitGuard } from './guards/rate-limit.js';
 import type { CallbackGuard } from './guards/callback-types.js';
 import { VERIFIED_HEADER, compileWechatCallback } from './guards/wechat-callback.js';
@@ -69,8 +69,8 @@ export interface Snapshot {
   /** Verifies identity tokens; undefined without an `identity` section. */
   readonly identity: IdentityVerifier | undefined;
   readonly login: LoginEndpoint | undefined;
-  /** Headers only the gateway may state (identity, callback verification): client copies go, on every route. */
-  readonly reservedHeaders: ReadonlySet<string>;
+  /** How client request headers are screened: names only the gateway states (identity, callback verification), claims, folded spellings. */
+  readonly reservedHeaders: RequestHeaderPlan;
   /** Every compiled mask profile, for log redaction. */
   readonly masks: readonly CompiledMask[];
   /** Releases what the snapshot holds open (the WeChat API client); in-flight calls finish first. */
@@ -190,12 +190,12 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
     storeFailOpen: policy.store.on_unavailable === 'allow',
     identity: verifier,
     login,
-    reservedHeaders: new Set([
-      identity?.upstream_header ?? DEFAULTS.upstream_header,
-      identity?.unionid_header ?? DEFAULTS.unionid_header,
-      VERIFIED_HEADER,
-      ...PAY_HEADERS,
-    ]),
+    reservedHeaders: compileRequestHeaders({
+      underscores: policy.server.headers.underscores,
+      owned: [identity?.upstream_header ?? DEFAULTS.upstream_header, identity?.unionid_header ?? DEFAULTS.unionid_header, VERIFIED_HEADER, ...PAY_HEADERS],
+      trusted: policy.server.trusted_headers,
+      read: identity && 'header' in identity.token ? [identity.token.header] : [],
+    }),
     masks: Object.freeze([...masks.values()]),
     async dispose() {
       login?.close();

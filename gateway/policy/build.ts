@@ -61,6 +61,10 @@ export const DEFAULTS = {
   on_mask_error: 'fail',
   callback_max_skew: '300s',
   callback_max_body: '64kb',
+  header_underscores: 'drop',
+  ipv6_prefix: 64,
+  /** What the login endpoint gets when no rule of its own or of defaults counts logins by address. */
+  login_rate_limit: { key: 'ip', limit: 20, window: '1m' },
 } as const;
 
 type RawAllow = 'any' | string[];
@@ -121,6 +125,8 @@ interface RawPolicy {
     strip_response_headers?: string[];
     limits?: { body?: string; headers_timeout?: string; request_timeout?: string };
     shutdown_timeout?: string;
+    headers?: { underscores?: 'drop' | 'reject' | 'allow' };
+    trusted_headers?: string[];
   };
   tls?: {
     min_version?: 'TLSv1.2' | 'TLSv1.3';
@@ -414,6 +420,8 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
         request_timeout: sure(parseDuration(limits.request_timeout ?? DEFAULTS.request_timeout)),
       },
       shutdown_timeout: sure(parseDuration(server.shutdown_timeout ?? DEFAULTS.shutdown_timeout)),
+      headers: { underscores: server.headers?.underscores ?? DEFAULTS.header_underscores },
+      trusted_headers: lowerUnique(server.trusted_headers ?? []),
     },
     tls: {
       min_version: tls.min_version ?? DEFAULTS.min_version,

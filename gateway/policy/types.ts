@@ -281,7 +281,14 @@ export interface ServerConfig {
   };
   /** Milliseconds in-flight requests get to finish after SIGTERM before their connections are cut. */
   shutdown_timeout: number;
+  /** `server.headers`: request header names a backend could fold onto another name. */
+  headers: { underscores: HeaderNamePolicy };
+  /** Lower-case client claims (net/header-names.ts CLIENT_CLAIMS) kept when a trusted proxy sends them. */
+  trusted_headers: string[];
 }
+
+/** What a request header name with `_` (or another character but letters, digits and `-`) gets. */
+export type HeaderNamePolicy = 'drop' | 'reject' | 'allow';
 
 export interface PolicyConfig {
   version: 1;

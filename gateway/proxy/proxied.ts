@@ -18,6 +18,7 @@ import { decodableAcceptEncoding } from '../masking/http.js';
 import { errorAnswer, jsonAnswer, ownAnswer, type OwnAnswer } from './own-answer.js';
 import { clientGone, forwardErrorReason, type ForwardResponse, type UpstreamPools } from './forwarder.js';
 import { readBody } from './read-body.js';
+import { screenHeaderNames } from './forwarding-headers.js';
 import type { RequestState } from './request-state.js';
 
 /** Counts request body bytes as they stream and stops the stream past the policy's limit. */
@@ -304,6 +305,12 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
       // The body is never read: the connection closes after the answer instead of draining it.
       sendError(res, wx, 'body_too_large', undefined, { connection: 'close' });
       return;
+    }
+    const odd = screenHeaderNames(req.headers, wx.snapshot.reservedHeaders);
+    if (odd) {
+      logger.info({ request_id: wx.id, route: target.name, headers: odd.names }, odd.refuse ? 'request refused: header names with "_"' : 'request header names with "_" dropped');
+      if (odd.refuse) return sendError(res, wx, 'header_invalid', `header names other than letters, digits and "-" are refused: ${odd.names.join(', ')}`);
+      decisions.count('header_dropped');
     }
     // Routes without stateful guards take the direct path, with no promise in between.
     if (target.guarded) {

@@ -29,6 +29,8 @@ test('a valid full policy becomes the typed config', async () => {
       strip_response_headers: ['server', 'x-powered-by'],
       limits: { body: 2 * 1024 * 1024, headers_timeout: 5000, request_timeout: 60_000 },
       shutdown_timeout: 25_000,
+      headers: { underscores: 'drop' },
+      trusted_headers: [],
     },
     tls: {
       min_version: 'TLSv1.3',
