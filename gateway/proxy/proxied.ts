@@ -228,6 +228,10 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
         return;
       }
       sent = outcome.body;
+      // Refused further on (rate limits, the store) or abandoned before forwarding: WeChat will
+      // retry, so the nonce is given back.
+      const release = outcome.release;
+      if (release) res.once('close', () => wx.upstreamStart === 0 && release());
       Object.assign(added, outcome.headers, { 'content-type': outcome.contentType, 'content-length': String(outcome.body.length) });
       if (outcome.sealReply) how.answer = { kind: 'seal', seal: outcome.sealReply };
     }

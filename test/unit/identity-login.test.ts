@@ -199,6 +199,7 @@ test('without the store a login is refused as store_unavailable', async (t) => {
     claim: (key, ttl) => (failClaim ? Promise.reject(new StoreUnavailableError('redis down')) : memory.claim(key, ttl)),
     put: () => Promise.reject(new StoreUnavailableError('redis down')),
     get: (key) => memory.get(key),
+    release: (key, holder) => memory.release(key, holder),
     close: () => memory.close(),
   };
   const env = await setup(t, { store: flaky });
