@@ -84,6 +84,7 @@ interface RawRateRule {
   window: string;
   fallback_key?: 'ip';
   scope?: 'route' | 'global';
+  ipv6_prefix?: number;
 }
 
 interface RawAccess {
@@ -213,6 +214,7 @@ function rateLimits(value: RawAccess['rate_limit'], at: KeyPath, pos: Pos): Rate
     window: sure(parseDuration(r.window)),
     ...(r.fallback_key !== undefined && { fallback_key: r.fallback_key }),
     scope: r.scope ?? 'route',
+    ipv6_prefix: r.ipv6_prefix ?? DEFAULTS.ipv6_prefix,
     pos: pos(rat),
   }));
 }

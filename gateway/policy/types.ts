@@ -208,6 +208,8 @@ export interface RateLimitConfig {
   fallback_key?: 'ip';
   /** `route`: each route counts its own budget (default); `global`: every route with this rule shares one. */
   scope: 'route' | 'global';
+  /** IPv6 clients are counted by this prefix of their address (default 64: one budget per /64). */
+  ipv6_prefix: number;
   pos: SourcePos;
 }
 

@@ -108,8 +108,8 @@ test('a policy using every feature compiles to typed config', async () => {
   assert.deepEqual(
     api!.rate_limits.map((r) => ({ ...r, pos: undefined })),
     [
-      { key: 'openid', limit: 100, window: 60_000, fallback_key: 'ip', scope: 'route', pos: undefined },
-      { key: 'ip', limit: 1000, window: 3_600_000, scope: 'global', pos: undefined },
+      { key: 'openid', limit: 100, window: 60_000, fallback_key: 'ip', scope: 'route', ipv6_prefix: 64, pos: undefined },
+      { key: 'ip', limit: 1000, window: 3_600_000, scope: 'global', ipv6_prefix: 64, pos: undefined },
     ],
   );
   assert.equal(pay!.mask, undefined);
