@@ -19,7 +19,7 @@ import { SessionSigner } from './identity/session-token.js';
 import { createLogin } from './identity/login.js';
 import type { Store } from './store/store.js';
 import type { Logger } from './observability/logger.js';
-import type { UpstreamPools } from './proxy/forwarder.js';
+import { forwardErrorReason, type UpstreamPools } from './proxy/forwarder.js';
 import type { AnswerPlan } from './proxy/answer.js';
 import { DEFAULTS } from './policy/build.js';
 
@@ -169,7 +169,7 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
       logger: deps.logger,
       ...(up && {
         callUpstream: (req: { path: string; headers: Record<string, string>; body: Buffer }) =>
-          deps.pools.call(userUpstream!, { ...req, path: userUpstream!.basePath + up.path }, userTimeout!),
+          deps.pools.call(userUpstream!, { ...req, path: userUpstream!.basePath + up.path }, userTimeout!).catch((err: unknown) => ({ failed: forwardErrorReason(err) })),
         maskJson: (value: unknown) => (userMask ? maskValue(userMask, value) : value),
       }),
     });

@@ -11,7 +11,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Reason } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { IdentityConfig, WechatConfig } from '../policy/types.js';
-import { forwardErrorReason } from '../proxy/forwarder.js';
 import { StoreUnavailableError, type Store } from '../store/store.js';
 import { WechatApiClient, WechatApiError, type Code2SessionResult } from '../wechat/api-client.js';
 import type { SessionSigner } from './session-token.js';
@@ -30,14 +29,22 @@ export interface LoginUpstreamResponse {
   body: Buffer;
 }
 
+/** The upstream could not be asked: refused, dropped or timed out, as the client will be told. */
+export interface LoginUpstreamFailure {
+  failed: Reason;
+}
+
 export interface LoginDeps {
   identity: IdentityConfig;
   wechat: WechatConfig;
   store: Store;
   signer: SessionSigner;
   logger: Logger;
-  /** Sends the login notice to `identity.login.upstream.upstream`; required when that is set. */
-  callUpstream?: (req: LoginUpstreamRequest) => Promise<LoginUpstreamResponse>;
+  /**
+   * Sends the login notice to `identity.login.upstream.upstream`; required when that is set.
+   * Transport failures resolve as a LoginUpstreamFailure (the caller knows its transport).
+   */
+  callUpstream?: (req: LoginUpstreamRequest) => Promise<LoginUpstreamResponse | LoginUpstreamFailure>;
   /** The mask profile for the upstream's answer; without one the answer is passed as is. */
   maskJson?: (value: unknown) => unknown;
 }
@@ -161,14 +168,10 @@ export function createLogin(deps: LoginDeps): Login {
       [identity.upstream_header]: user.openid,
     };
     if (user.unionid) headers[identity.unionid_header] = user.unionid;
-    let res: LoginUpstreamResponse;
-    try {
-      // The client's other login fields (invite codes, scene, ...) travel on; who the user is
-      // travels only in the headers wxgw sets.
-      res = await call({ path, headers, body: Buffer.from(JSON.stringify(rest)) });
-    } catch (err) {
-      return { kind: 'refused', reason: forwardErrorReason(err), message: 'the upstream could not be told about the login' };
-    }
+    // The client's other login fields (invite codes, scene, ...) travel on; who the user is
+    // travels only in the headers wxgw sets.
+    const res = await call({ path, headers, body: Buffer.from(JSON.stringify(rest)) });
+    if ('failed' in res) return { kind: 'refused', reason: res.failed, message: 'the upstream could not be told about the login' };
     if (res.statusCode < 200 || res.statusCode > 299) {
       return { kind: 'refused', reason: 'upstream_unavailable', message: `the upstream refused the login (HTTP ${res.statusCode})` };
     }
