@@ -204,8 +204,9 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
 }
 
 /**
- * The login endpoint as a route: POST on its exact path, held to the defaults' allow, deny, cors
- * and rate_limit like any route that does not override them.
+ * The login endpoint as a route: POST on its exact path, held to the defaults' allow, deny and
+ * cors like any route that does not override them, and to the limits the policy gives logins
+ * (never none: see IdentityConfig.login.rate_limits).
  */
 function loginRoute(policy: PolicyConfig): RouteConfig {
   const login = policy.identity!.login!;
@@ -219,7 +220,7 @@ function loginRoute(policy: PolicyConfig): RouteConfig {
     deny: d.deny,
     ...(d.cors && { cors: d.cors }),
     json_charset: true,
-    rate_limits: d.rate_limits,
+    rate_limits: login.rate_limits,
     identity_required: false,
     on_mask_error: 'fail',
     pos: login.pos,

@@ -99,6 +99,44 @@ function parseLoginBody(body: Buffer): { code: string; rest: Record<string, unkn
   return { code, rest };
 }
 
+/** Deeper login bodies are refused: no client needs them, and the walk below stays bounded. */
+const MAX_DEPTH = 32;
+
+/** A field name as naming styles spell it: `openId`, `open_id`, `OPENID`, `Open-Id` are one name. */
+function foldFieldName(name: string): string {
+  return name.toLowerCase().replace(/[^a-z0-9]/g, '');
+}
+
+/**
+ * `value` without any field, at any depth, whose folded name is in `names`; the names dropped
+ * are pushed to `dropped`. Undefined when nested deeper than MAX_DEPTH.
+ */
+function withoutFields(value: unknown, names: ReadonlySet<string>, dropped: string[], depth = 0): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  if (depth >= MAX_DEPTH) return undefined;
+  if (Array.isArray(value)) {
+    const items: unknown[] = [];
+    for (const item of value) {
+      const kept = withoutFields(item, names, dropped, depth + 1);
+      if (kept === undefined) return undefined;
+      items.push(kept);
+    }
+    return items;
+  }
+  // No prototype: a `__proto__` field stays a field instead of becoming the object's prototype.
+  const out = Object.create(null) as Record<string, unknown>;
+  for (const [key, field] of Object.entries(value)) {
+    if (names.has(foldFieldName(key))) {
+      dropped.push(key);
+      continue;
+    }
+    const kept = withoutFields(field, names, dropped, depth + 1);
+    if (kept === undefined) return undefined;
+    out[key] = kept;
+  }
+  return out;
+}
+
 export function createLogin(deps: LoginDeps): Login {
   const { identity, store, signer, logger } = deps;
   if (!identity.session) throw new Error('identity.session is required with identity.login');
@@ -109,6 +147,9 @@ export function createLogin(deps: LoginDeps): Login {
   const maskJson = deps.maskJson ?? ((value: unknown) => value);
   const wechat = new WechatApiClient(deps.wechat);
   const inFlight = new Map<string, Promise<LoginResult>>();
+  // Who the user is comes from WeChat alone: a client's own field of that name, in any spelling
+  // and at any depth, never reaches login.upstream, which might read it before the headers.
+  const identityFields = new Set(['openid', 'unionid', 'sessionkey', identity.upstream_header, identity.unionid_header].map(foldFieldName));
 
   async function exchange(code: string, codeHash: string, rest: Record<string, unknown>, requestId: string): Promise<LoginResult> {
     // Enough to correlate log lines about one code, too little to replay it.
@@ -205,11 +246,15 @@ export function createLogin(deps: LoginDeps): Login {
     handle(body, ctx) {
       const parsed = parseLoginBody(body);
       if (!parsed) return Promise.resolve({ kind: 'refused', reason: 'login_invalid' });
+      const dropped: string[] = [];
+      const rest = withoutFields(parsed.rest, identityFields, dropped) as Record<string, unknown> | undefined;
+      if (!rest) return Promise.resolve({ kind: 'refused', reason: 'login_invalid', message: `the login request is nested more than ${MAX_DEPTH} levels deep` });
+      if (dropped.length > 0) logger.info({ request_id: ctx.requestId, fields: dropped.slice(0, 16) }, 'login fields named like identity fields dropped');
       const codeHash = createHash('sha256').update(parsed.code).digest('hex');
       // Looked up and registered without an await in between: no second exchange can start.
       const running = inFlight.get(codeHash);
       if (running) return running;
-      const promise = guarded(parsed.code, codeHash, parsed.rest, ctx.requestId).finally(() => inFlight.delete(codeHash));
+      const promise = guarded(parsed.code, codeHash, rest, ctx.requestId).finally(() => inFlight.delete(codeHash));
       inFlight.set(codeHash, promise);
       return promise;
     },

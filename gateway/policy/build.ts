@@ -63,8 +63,11 @@ export const DEFAULTS = {
   callback_max_body: '64kb',
   header_underscores: 'drop',
   ipv6_prefix: 64,
-  /** What the login endpoint gets when no rule of its own or of defaults counts logins by address. */
-  login_rate_limit: { key: 'ip', limit: 20, window: '1m' },
+  /**
+   * What the login endpoint gets when no rule of its own or of defaults counts logins by address:
+   * a user logs in about once a session, but carrier-grade NAT puts many users behind one address.
+   */
+  login_rate_limit: { key: 'ip', limit: 60, window: '1m' },
 } as const;
 
 type RawAllow = 'any' | string[];
@@ -140,7 +143,7 @@ interface RawPolicy {
   wechat?: { appid: string; app_secret?: string; token?: string; encoding_aes_key?: string; api_base?: string; api_timeout?: string };
   wechatpay?: { apiv3_key?: string; platform_certificates?: string[]; public_keys?: { id: string; file: string }[] };
   identity?: {
-    login?: { path: string; upstream?: { upstream: string; path: string; mask?: string } };
+    login?: { path: string; upstream?: { upstream: string; path: string; mask?: string }; rate_limit?: RawAccess['rate_limit'] };
     session?: { signing_key: string; ttl?: string; issuer?: string };
     jwt?: {
       secret?: string;
@@ -283,7 +286,16 @@ function wechatPayConfig(p: NonNullable<RawPolicy['wechatpay']>, baseDir: string
   return { ...(p.apiv3_key !== undefined && { apiv3_key: p.apiv3_key }), keys, pos };
 }
 
-function identityConfig(i: NonNullable<RawPolicy['identity']>, baseDir: string, pos: Pos): IdentityConfig {
+/** A login has no openid yet: only `ip` rules and `fallback_key: ip` count it. */
+function loginLimits(own: RawAccess['rate_limit'], defaults: RawAccess['rate_limit'], pos: Pos): RateLimitConfig[] {
+  const rules = rateLimits(own ?? defaults, own !== undefined ? ['identity', 'login', 'rate_limit'] : ['defaults', 'rate_limit'], pos);
+  if (rules.some((r) => r.key === 'ip' || r.fallback_key === 'ip')) return rules;
+  const d = DEFAULTS.login_rate_limit;
+  const at = pos(['identity', 'login'], 'key');
+  return [...rules, { key: d.key, limit: d.limit, window: sure(parseDuration(d.window)), scope: 'route', ipv6_prefix: DEFAULTS.ipv6_prefix, pos: at }];
+}
+
+function identityConfig(i: NonNullable<RawPolicy['identity']>, baseDir: string, pos: Pos, defaultLimits: RawAccess['rate_limit']): IdentityConfig {
   const jwt = i.jwt;
   const jwtKey = (): NonNullable<IdentityConfig['jwt']>['key'] => {
     if (jwt!.secret !== undefined) return { kind: 'secret', secret: jwt!.secret };
@@ -299,6 +311,7 @@ function identityConfig(i: NonNullable<RawPolicy['identity']>, baseDir: string, 
       login: {
         path: i.login.path,
         ...(i.login.upstream && { upstream: { ...i.login.upstream } }),
+        rate_limits: loginLimits(i.login.rate_limit, defaultLimits, pos),
         pos: pos(['identity', 'login'], 'key'),
       },
     }),
@@ -456,7 +469,7 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
     store: storeConfig(raw.store, pos(raw.store ? ['store'] : [], 'key')),
     ...(raw.wechat && { wechat: wechatConfig(raw.wechat, pos(['wechat'], 'key')) }),
     ...(raw.wechatpay && { wechatpay: wechatPayConfig(raw.wechatpay, ctx.baseDir, pos(['wechatpay'], 'key')) }),
-    ...(raw.identity && { identity: identityConfig(raw.identity, ctx.baseDir, pos) }),
+    ...(raw.identity && { identity: identityConfig(raw.identity, ctx.baseDir, pos, raw.defaults?.rate_limit) }),
     mask_profiles: new Map(
       Object.entries(raw.mask_profiles ?? {}).map(([name, p]) => [name, maskProfile(name, p, pos(['mask_profiles', name], 'key'))]),
     ),

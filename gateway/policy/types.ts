@@ -167,6 +167,11 @@ export interface IdentityConfig {
     /** After a successful exchange, tell the legacy backend about the user. */
     /** The legacy backend's answer is included in the login answer, masked with `mask` (default: defaults' mask). */
     upstream?: { upstream: string; path: string; mask?: string };
+    /**
+     * Its `rate_limit`, else `defaults.rate_limit`; when no rule of those counts a login (only
+     * the address can: there is no openid yet), the gateway's default per-address rule as well.
+     */
+    rate_limits: RateLimitConfig[];
     pos: SourcePos;
   };
   /** Session tokens wxgw signs at login; required with `login`. */

@@ -43,7 +43,7 @@ async function setup(t: TestContext, opts: EnvOptions = {}): Promise<Env> {
   const logger = createLogger({ level: 'debug', destination: { write: (line: string) => void logs.push(line) } });
   const wechat: WechatConfig = { appid: fake.appid, app_secret: fake.secret, api_base: new URL(fake.url), api_timeout: 2000, pos, ...opts.wechat };
   const identity: IdentityConfig = {
-    login: { path: '/wx/login', pos, ...(opts.upstream ? { upstream: { upstream: 'api', path: '/api/users/login' } } : {}) },
+    login: { path: '/wx/login', rate_limits: [], pos, ...(opts.upstream ? { upstream: { upstream: 'api', path: '/api/users/login' } } : {}) },
     session: SESSION,
     token: { header: 'authorization' },
     upstream_header: 'x-wx-openid',
