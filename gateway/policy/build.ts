@@ -63,12 +63,14 @@ export const DEFAULTS = {
   callback_max_body: '64kb',
   header_underscores: 'drop',
   ipv6_prefix: 64,
-  /**
-   * What the login endpoint gets when no rule of its own or of defaults counts logins by address:
-   * a user logs in about once a session, but carrier-grade NAT puts many users behind one address.
-   */
-  login_rate_limit: { key: 'ip', limit: 60, window: '1m' },
 } as const;
+
+/**
+ * What the login endpoint gets when no rule of its own or of defaults counts logins by address
+ * (no schema default: it is added beside the rules written, never instead of them). A user logs
+ * in about once a session, but carrier-grade NAT puts many users behind one address.
+ */
+export const LOGIN_RATE_LIMIT = { key: 'ip', limit: 60, window: '1m' } as const;
 
 type RawAllow = 'any' | string[];
 
@@ -290,7 +292,7 @@ function wechatPayConfig(p: NonNullable<RawPolicy['wechatpay']>, baseDir: string
 function loginLimits(own: RawAccess['rate_limit'], defaults: RawAccess['rate_limit'], pos: Pos): RateLimitConfig[] {
   const rules = rateLimits(own ?? defaults, own !== undefined ? ['identity', 'login', 'rate_limit'] : ['defaults', 'rate_limit'], pos);
   if (rules.some((r) => r.key === 'ip' || r.fallback_key === 'ip')) return rules;
-  const d = DEFAULTS.login_rate_limit;
+  const d = LOGIN_RATE_LIMIT;
   const at = pos(['identity', 'login'], 'key');
   return [...rules, { key: d.key, limit: d.limit, window: sure(parseDuration(d.window)), scope: 'route', ipv6_prefix: DEFAULTS.ipv6_prefix, pos: at }];
 }

@@ -12,7 +12,7 @@ import { neverMatches } from './match-path.js';
 import { show, type Reporter } from './report.js';
 import { closest } from './suggest.js';
 import { checkDuration, checkSize } from './value-checks.js';
-import { DEFAULTS } from './build.js';
+import { LOGIN_RATE_LIMIT } from './build.js';
 
 /** RFC 7518 asks HMAC keys to be at least as long as the hash output: 32 bytes for HS256. */
 const MIN_HMAC_BYTES = 32;
@@ -192,7 +192,7 @@ class FeatureChecker {
     const value = own ? login.rate_limit : this.section('defaults')?.rate_limit;
     const rules = Array.isArray(value) ? value : [value];
     if (rules.some((r: unknown) => isRecord(r) && (r.key === 'ip' || r.fallback_key === 'ip'))) return;
-    const { key, limit, window } = DEFAULTS.login_rate_limit;
+    const { key, limit, window } = LOGIN_RATE_LIMIT;
     this.report.warn(
       own ? ['identity', 'login', 'rate_limit'] : ['identity', 'login'],
       `has no rate limit that counts logins (${own ? 'its rate_limit' : 'defaults.rate_limit'} has no \`key: ip\` or \`fallback_key: ip\` rule), so the gateway applies \`{ key: ${key}, limit: ${limit}, window: ${window} }\` per address; set identity.login.rate_limit to choose`,
