@@ -11,6 +11,7 @@ export const REASONS = {
   bad_request: { status: 400, message: 'the request is malformed' },
   body_too_large: { status: 413, message: 'the request body is larger than the policy allows' },
   headers_too_large: { status: 431, message: 'the request headers are larger than the gateway accepts' },
+  header_invalid: { status: 400, message: 'a request header name is refused: names of letters, digits and "-" only' },
   request_timeout: { status: 408, message: 'the request was not received completely in time' },
   upstream_unavailable: { status: 502, message: 'the upstream refused or dropped the connection' },
   upstream_timeout: { status: 504, message: 'the upstream did not answer in time' },

@@ -8,7 +8,7 @@ import { compileTrustedProxies, type TrustedProxies } from './net/client-address
 import { compileIpAllow } from './guards/ip-allow.js';
 import { compileGuardChain, type GuardChain } from './guards/chain.js';
 import { compileCors } from './guards/cors.js';
-import { securityHeaders, type ResponsePlan } from './proxy/forwarding-headers.js';
+import { compileRequestHeaders, securityHeaders, type RequestHeaderPlan, type ResponsePlan } from './proxy/forwarding-headers.js';
 import { compileRateLimits } from './guards/rate-limit.js';
 import type { CallbackGuard, Seal } from './guards/callback-types.js';
 import { VERIFIED_HEADER, compileWechatCallback } from './guards/wechat-callback.js';
@@ -22,7 +22,7 @@ import { SessionSigner } from './identity/session-token.js';
 import { createLogin } from './identity/login.js';
 import type { Store } from './store/store.js';
 import type { Logger } from './observability/logger.js';
-import type { UpstreamPools } from './proxy/forwarder.js';
+import { forwardErrorReason, type UpstreamPools } from './proxy/forwarder.js';
 import { DEFAULTS } from './policy/build.js';
 
 export interface UpstreamTarget {
@@ -72,8 +72,8 @@ export interface Snapshot {
   /** Verifies identity tokens; undefined without an `identity` section. */
   readonly identity: IdentityVerifier | undefined;
   readonly login: LoginEndpoint | undefined;
-  /** Headers only the gateway may state (identity, callback verification): client copies go, on every route. */
-  readonly reservedHeaders: ReadonlySet<string>;
+  /** How client request headers are screened: names only the gateway states (identity, callback verification), claims, folded spellings. */
+  readonly reservedHeaders: RequestHeaderPlan;
   /** Every compiled mask profile. */
   readonly masks: readonly CompiledMask[];
   /** What every log line goes through while this snapshot is in force: its profiles' keys and detectors. */
@@ -179,7 +179,7 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
       logger: deps.logger,
       ...(up && {
         callUpstream: (req: { path: string; headers: Record<string, string>; body: Buffer }) =>
-          deps.pools.call(userUpstream!, { ...req, path: userUpstream!.basePath + up.path }, userTimeout!),
+          deps.pools.call(userUpstream!, { ...req, path: userUpstream!.basePath + up.path }, userTimeout!).catch((err: unknown) => ({ failed: forwardErrorReason(err) })),
         maskJson: (value: unknown) => (userMask ? maskValue(userMask, value) : value),
       }),
     });
@@ -200,12 +200,12 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
     store: deps.store,
     identity: verifier,
     login,
-    reservedHeaders: new Set([
-      identity?.upstream_header ?? DEFAULTS.upstream_header,
-      identity?.unionid_header ?? DEFAULTS.unionid_header,
-      VERIFIED_HEADER,
-      ...PAY_HEADERS,
-    ]),
+    reservedHeaders: compileRequestHeaders({
+      underscores: policy.server.headers.underscores,
+      owned: [identity?.upstream_header ?? DEFAULTS.upstream_header, identity?.unionid_header ?? DEFAULTS.unionid_header, VERIFIED_HEADER, ...PAY_HEADERS],
+      trusted: policy.server.trusted_headers,
+      read: identity && 'header' in identity.token ? [identity.token.header] : [],
+    }),
     masks: Object.freeze([...masks.values()]),
     redactor: compileLogRedactor(masks.values()),
     async dispose() {
@@ -215,8 +215,9 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
 }
 
 /**
- * The login endpoint as a route: POST on its exact path, held to the defaults' allow, deny, cors
- * and rate_limit like any route that does not override them.
+ * The login endpoint as a route: POST on its exact path, held to the defaults' allow, deny and
+ * cors like any route that does not override them, and to the limits the policy gives logins
+ * (never none: see IdentityConfig.login.rate_limits).
  */
 function loginRoute(policy: PolicyConfig): RouteConfig {
   const login = policy.identity!.login!;
@@ -230,7 +231,7 @@ function loginRoute(policy: PolicyConfig): RouteConfig {
     deny: d.deny,
     ...(d.cors && { cors: d.cors }),
     json_charset: true,
-    rate_limits: d.rate_limits,
+    rate_limits: login.rate_limits,
     identity_required: false,
     on_mask_error: 'fail',
     pos: login.pos,

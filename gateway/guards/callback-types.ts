@@ -1,9 +1,11 @@
 // The one contract both callback guards (WeChat message push, WeChat Pay notifications) share
 // with the HTTP server: the server reads the whole body (up to `maxBody`), hands it over with the
 // query and headers, and acts on the outcome. The guards never touch sockets, so they are tested
-// and benchmarked in-process.
+// and benchmarked in-process. Also what both do last: claim the nonce.
+import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { GatewayError, type Reason } from '../errors.js';
+import type { Reason } from '../errors.js';
+import type { Store } from '../store/store.js';
 
 export interface CallbackRequest {
   method: string;
@@ -29,6 +31,12 @@ export type CallbackOutcome =
       contentType: string;
       headers: Record<string, string>;
       sealReply?: (reply: { contentType: string | undefined; body: Buffer }) => { contentType: string; body: Buffer };
+      /**
+       * Gives the nonce back. The server calls it when it refuses the callback after this guard
+       * (a rate limit, the store) or the client goes before it was forwarded: WeChat retries
+       * such a callback, and the retry must not be taken for a replay.
+       */
+      release?: () => void;
     };
 
 /** Turns the upstream's reply to a verified callback into the signed, encrypted reply WeChat expects. */
@@ -45,31 +53,36 @@ export interface CallbackGuard {
   check(req: CallbackRequest): Promise<CallbackOutcome>;
 }
 
-/** The callback reasons the protocol code can fail with. */
-export type CallbackReason = Extract<
-  Reason,
-  | 'signature_invalid'
-  | 'timestamp_stale'
-  | 'nonce_replayed'
-  | 'appid_mismatch'
-  | 'callback_malformed'
-  | 'serial_unknown'
-  | 'decrypt_failed'
-  | 'body_too_large'
->;
-
-/** Thrown by the protocol helpers; the guards turn it into a `refuse` outcome. */
-export class CallbackError extends GatewayError {
-  declare readonly reason: CallbackReason;
-  /** For the log: what failed, never the secret or content it failed on. */
-  readonly detail: string;
-  constructor(reason: CallbackReason, detail: string) {
-    super(reason);
-    this.name = 'CallbackError';
-    this.detail = detail;
-  }
-}
-
 export function refuse(reason: Reason, detail: string): CallbackOutcome {
   return { kind: 'refuse', reason, detail };
+}
+
+/** A claim the store could not confirm is given back up to this many more times, a second apart. */
+const RELEASE_RETRIES = 5;
+const RELEASE_RETRY_MS = 1000;
+
+/**
+ * Claims a callback's nonce for `ttlMs`: the means to give it back, or undefined when an earlier
+ * callback holds it (a replay). When the store does not answer in time the claim is given back
+ * before the error goes on: Redis may still record it after the gateway stopped waiting, and the
+ * give-back, sent after it on the same connection, runs after it.
+ */
+export async function claimNonce(store: Store, key: string, ttlMs: number): Promise<(() => void) | undefined> {
+  const holder = randomUUID();
+  const release = (): void => giveBack(store, key, holder, 0);
+  let first: boolean;
+  try {
+    first = await store.claim(key, ttlMs, holder);
+  } catch (err) {
+    release();
+    throw err;
+  }
+  return first ? release : undefined;
+}
+
+/** In the background and best effort: a give-back the store cannot take now is retried a few times. */
+function giveBack(store: Store, key: string, holder: string, attempt: number): void {
+  store.release(key, holder).catch(() => {
+    if (attempt < RELEASE_RETRIES) setTimeout(() => giveBack(store, key, holder, attempt + 1), RELEASE_RETRY_MS).unref();
+  });
 }

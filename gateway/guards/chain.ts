@@ -110,6 +110,8 @@ interface Progress {
   storeBypassed: boolean;
   /** Rate-limit rules already counted (a new token's address budget, before its check). */
   charged: readonly RateRule[];
+  /** Gives a verified callback's nonce back when a later step stops the request. */
+  release: (() => void) | undefined;
 }
 
 type Stop = Refused | Answered;
@@ -155,6 +157,7 @@ function callbackStep(callback: CallbackGuard): Step {
     p.body = outcome.body;
     Object.assign(p.added, outcome.headers, { 'content-type': outcome.contentType, 'content-length': String(outcome.body.length) });
     p.seal = outcome.sealReply;
+    p.release = outcome.release;
     return undefined;
   };
 }
@@ -256,6 +259,12 @@ function runFrom(steps: readonly Step[], from: number, p: Progress): Verdict | P
   return passed(p);
 }
 
+/** A callback stopped after its check passed (a rate limit, the store) is retried by WeChat: its nonce goes back. */
+function given(p: Progress, verdict: Verdict): Verdict {
+  if (verdict.kind !== 'continue') p.release?.();
+  return verdict;
+}
+
 export function compileGuardChain(g: RouteGuards): GuardChain {
   const steps: Step[] = [ipStep(g.ipAllow), corsStep(g.cors)];
   if (g.callback) steps.push(callbackStep(g.callback));
@@ -276,8 +285,10 @@ export function compileGuardChain(g: RouteGuards): GuardChain {
         allowedOrigin: undefined,
         storeBypassed: false,
         charged: [],
+        release: undefined,
       };
-      return runFrom(steps, 0, p);
+      const verdict = runFrom(steps, 0, p);
+      return verdict instanceof Promise ? verdict.then((v) => given(p, v)) : given(p, verdict);
     },
   });
 }

@@ -8,6 +8,8 @@ interface CompiledRule {
   readonly windowMs: number;
   readonly byOpenid: boolean;
   readonly fallbackIp: boolean;
+  /** IPv6 clients are counted by this many leading bits of their address. */
+  readonly ipv6Prefix: number;
   /** Key prefix: scope, counted key and window, so rules that differ never share a counter. */
   readonly prefix: string;
 }
@@ -26,26 +28,67 @@ export function compileRateLimits(route: string, configs: readonly RateLimitConf
     windowMs: c.window,
     byOpenid: c.key === 'openid',
     fallbackIp: c.fallback_key === 'ip',
+    ipv6Prefix: c.ipv6_prefix,
     // A route name cannot contain ':' (policy names are [a-z0-9_-]), so scopes never collide.
     prefix: `rl:${c.scope === 'global' ? '*' : route}:${c.key}:${c.window}:`,
   }));
   const fallbacks = compiled.filter((r) => r.byOpenid && r.fallbackIp);
   return {
     fallbackRules(client) {
-      return fallbacks.map((r) => ({ key: `${r.prefix}ip:${client}`, limit: r.limit, windowMs: r.windowMs }));
+      return fallbacks.map((r) => ({ key: `${r.prefix}ip:${addressKey(client, r.ipv6Prefix)}`, limit: r.limit, windowMs: r.windowMs }));
     },
     rules(openid, client) {
       const out: RateRule[] = [];
       for (const r of compiled) {
         let id: string | undefined;
-        if (!r.byOpenid) id = `ip:${client}`;
+        if (!r.byOpenid) id = `ip:${addressKey(client, r.ipv6Prefix)}`;
         else if (openid !== undefined) id = `o:${openid}`;
-        else if (r.fallbackIp) id = `ip:${client}`;
+        else if (r.fallbackIp) id = `ip:${addressKey(client, r.ipv6Prefix)}`;
         if (id !== undefined) out.push({ key: r.prefix + id, limit: r.limit, windowMs: r.windowMs });
       }
       return out;
     },
   };
+}
+
+/**
+ * What an address is counted as: an IPv4 address itself; an IPv6 address by its first `prefix`
+ * bits, as `2001:db8:1:2::/64`, since one subscriber is handed a whole /64 (RFC 6177) and could
+ * otherwise take a fresh budget from each of its 2^64 addresses.
+ */
+export function addressKey(client: string, prefix: number): string {
+  if (client.indexOf(':') < 0) return client;
+  const groups = ipv6Groups(client);
+  if (!groups) return client;
+  const kept = Math.ceil(prefix / 16);
+  const out: string[] = [];
+  for (let i = 0; i < kept; i++) {
+    const bits = Math.min(16, prefix - i * 16);
+    out.push((groups[i]! & (0xffff << (16 - bits)) & 0xffff).toString(16));
+  }
+  return `${out.join(':')}${kept < 8 ? '::' : ''}/${prefix}`;
+}
+
+/** The eight 16-bit groups of an IPv6 address (zone dropped, a trailing dotted IPv4 read), or undefined. */
+function ipv6Groups(address: string): number[] | undefined {
+  const zone = address.indexOf('%');
+  let text = zone < 0 ? address : address.slice(0, zone);
+  const colon = text.lastIndexOf(':');
+  if (text.indexOf('.', colon) > 0) {
+    const v4 = text.slice(colon + 1).split('.').map(Number);
+    if (v4.length !== 4 || !v4.every((n) => Number.isInteger(n) && n >= 0 && n <= 255)) return undefined;
+    text = `${text.slice(0, colon + 1)}${((v4[0]! << 8) | v4[1]!).toString(16)}:${((v4[2]! << 8) | v4[3]!).toString(16)}`;
+  }
+  const halves = text.split('::');
+  if (halves.length > 2) return undefined;
+  const parse = (part: string): number[] => (part === '' ? [] : part.split(':').map((g) => (/^[0-9a-f]{1,4}$/i.test(g) ? parseInt(g, 16) : NaN)));
+  const head = parse(halves[0]!);
+  const rest = halves.length === 2 ? parse(halves[1]!) : [];
+  const missing = 8 - head.length - rest.length;
+  // `::` stands for one group of zeros or more.
+  if (halves.length === 1 ? missing !== 0 : missing < 1) return undefined;
+  const groups = [...head, ...new Array<number>(halves.length === 2 ? missing : 0).fill(0), ...rest];
+  return groups.some(Number.isNaN) ? undefined : groups;
 }
 
 /**

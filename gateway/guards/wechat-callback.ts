@@ -4,11 +4,13 @@
 //
 // Order of checks: the shape of the request, then the signature (cheap and stateless, so forged
 // requests stop before they cost anything or touch the store), then the clock, then decryption,
-// and last the nonce, so only a callback that passed everything else uses its nonce up.
+// and last the nonce, so only a callback that passed everything else uses its nonce up; and one
+// refused after this guard gets it back (`release`).
 import { randomInt } from 'node:crypto';
 import type { Store } from '../store/store.js';
 import type { WechatCallbackConfig, WechatConfig } from '../policy/types.js';
-import { CallbackError, refuse, type CallbackGuard, type CallbackOutcome, type CallbackRequest } from './callback-types.js';
+import { claimNonce, refuse, type CallbackGuard, type CallbackOutcome, type CallbackRequest } from './callback-types.js';
+import { CallbackError } from '../wechat/callback-error.js';
 import { safeEqualHex, wechatSignature } from '../wechat/signature.js';
 import { WechatMsgCrypto } from '../wechat/msg-crypto.js';
 import {
@@ -18,6 +20,7 @@ import {
   detectFormat,
   extractEncrypt,
   parseCallbackBody,
+  refuseDtd,
   type BodyFormat,
 } from '../wechat/callback-body.js';
 
@@ -50,9 +53,11 @@ export function compileWechatCallback(
     return skew > cfg.max_skew ? refuse('timestamp_stale', `timestamp is ${Math.round(skew / 1000)} s off`) : undefined;
   }
 
-  async function claim(nonce: string): Promise<CallbackOutcome | undefined> {
-    const first = await store.claim(noncePrefix + nonce, 2 * cfg.max_skew);
-    return first ? undefined : refuse('nonce_replayed', 'nonce already used');
+  /** The last check: `outcome` once the nonce is claimed, with the means to give it back. */
+  async function claimed(nonce: string, outcome: CallbackOutcome): Promise<CallbackOutcome> {
+    const release = await claimNonce(store, noncePrefix + nonce, 2 * cfg.max_skew);
+    if (!release) return refuse('nonce_replayed', 'nonce already used');
+    return outcome.kind === 'forward' ? { ...outcome, release } : outcome;
   }
 
   async function verifyUrl(q: Params): Promise<CallbackOutcome> {
@@ -72,7 +77,7 @@ export function compileWechatCallback(
     const stale = fresh(q.timestamp);
     if (stale) return stale;
     const answer = encrypted ? msgCrypto.decrypt(echostr) : echostr;
-    return (await claim(q.nonce)) ?? { kind: 'answer', status: 200, contentType: 'text/plain; charset=utf-8', body: answer };
+    return claimed(q.nonce, { kind: 'answer', status: 200, contentType: 'text/plain; charset=utf-8', body: answer });
   }
 
   async function plainPush(q: Params, req: CallbackRequest): Promise<CallbackOutcome> {
@@ -87,14 +92,12 @@ export function compileWechatCallback(
     // DTD reaches the upstream's parser.
     const format = detectFormat(req.headers['content-type'], req.body);
     checkCallbackBody(req.body, format);
-    return (
-      (await claim(q.nonce)) ?? {
-        kind: 'forward',
-        body: req.body,
-        contentType: req.headers['content-type'] ?? CONTENT_TYPES[format],
-        headers: { [VERIFIED_HEADER]: 'signature' },
-      }
-    );
+    return claimed(q.nonce, {
+      kind: 'forward',
+      body: req.body,
+      contentType: req.headers['content-type'] ?? CONTENT_TYPES[format],
+      headers: { [VERIFIED_HEADER]: 'signature' },
+    });
   }
 
   async function safePush(q: Params, req: CallbackRequest): Promise<CallbackOutcome> {
@@ -107,25 +110,24 @@ export function compileWechatCallback(
     const stale = fresh(q.timestamp);
     if (stale) return stale;
     if (!cfg.decrypt) {
-      return (
-        (await claim(q.nonce)) ?? {
-          kind: 'forward',
-          body: req.body,
-          contentType: req.headers['content-type'] ?? CONTENT_TYPES[format],
-          headers: { [VERIFIED_HEADER]: 'msg_signature' },
-        }
-      );
+      return claimed(q.nonce, {
+        kind: 'forward',
+        body: req.body,
+        contentType: req.headers['content-type'] ?? CONTENT_TYPES[format],
+        headers: { [VERIFIED_HEADER]: 'msg_signature' },
+      });
     }
     const message = msgCrypto!.decrypt(encrypt);
-    return (
-      (await claim(q.nonce)) ?? {
-        kind: 'forward',
-        body: Buffer.from(message, 'utf8'),
-        contentType: CONTENT_TYPES[format],
-        headers: { [VERIFIED_HEADER]: 'decrypted' },
-        sealReply: (reply) => seal(format, reply),
-      }
-    );
+    // The signature covers the ciphertext, not what it holds: no DTD inside it reaches the
+    // upstream's parser either.
+    refuseDtd(message, 'decrypted message');
+    return claimed(q.nonce, {
+      kind: 'forward',
+      body: Buffer.from(message, 'utf8'),
+      contentType: CONTENT_TYPES[format],
+      headers: { [VERIFIED_HEADER]: 'decrypted' },
+      sealReply: (reply) => seal(format, reply),
+    });
   }
 
   /** Encrypts and signs the upstream's passive reply; `success` and empty go back as they are. */

@@ -4,11 +4,13 @@
 //
 // Order of checks: header shape, key by serial, signature (stateless, so forged requests stop
 // before they cost anything or touch the store), clock, decryption, and last the nonce, so only
-// a notification that passed everything else uses its nonce up.
+// a notification that passed everything else uses its nonce up; and one refused after this guard
+// gets it back (`release`).
 import type { Store } from '../store/store.js';
 import type { WechatPayConfig, WechatPayNotifyConfig } from '../policy/types.js';
 import type { IncomingHttpHeaders } from 'node:http';
-import { CallbackError, refuse, type CallbackGuard, type CallbackOutcome, type CallbackRequest } from './callback-types.js';
+import { claimNonce, refuse, type CallbackGuard, type CallbackOutcome, type CallbackRequest } from './callback-types.js';
+import { CallbackError } from '../wechat/callback-error.js';
 import { compilePayKeys, decryptPayResource, parsePayNotification, verifyPaySignature } from '../wechat/pay-notify.js';
 
 /**
@@ -51,7 +53,7 @@ export function compileWechatPayNotify(
     const skew = Math.abs(now() - Number(h.timestamp) * 1000);
     if (skew > cfg.max_skew) return refuse('timestamp_stale', `Wechatpay-Timestamp is ${Math.round(skew / 1000)} s off`);
 
-    let outcome: CallbackOutcome;
+    let outcome: CallbackOutcome & { kind: 'forward' };
     if (apiv3Key) {
       const notification = parsePayNotification(req.body);
       const extra: Record<string, string> = { [PAY_VERIFIED_HEADER]: 'decrypted' };
@@ -71,8 +73,8 @@ export function compileWechatPayNotify(
         headers: { [PAY_VERIFIED_HEADER]: 'signature' },
       };
     }
-    const first = await store.claim(`nonce:pay:${h.nonce}`, 2 * cfg.max_skew);
-    return first ? outcome : refuse('nonce_replayed', 'Wechatpay-Nonce already used');
+    const release = await claimNonce(store, `nonce:pay:${h.nonce}`, 2 * cfg.max_skew);
+    return release ? { ...outcome, release } : refuse('nonce_replayed', 'Wechatpay-Nonce already used');
   }
 
   async function check(req: CallbackRequest): Promise<CallbackOutcome> {

@@ -11,7 +11,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Reason } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { IdentityConfig, WechatConfig } from '../policy/types.js';
-import { forwardErrorReason } from '../proxy/forwarder.js';
 import { StoreUnavailableError, type Store } from '../store/store.js';
 import { WechatApiClient, WechatApiError, type Code2SessionResult } from '../wechat/api-client.js';
 import type { SessionSigner } from './session-token.js';
@@ -30,14 +29,22 @@ export interface LoginUpstreamResponse {
   body: Buffer;
 }
 
+/** The upstream could not be asked: refused, dropped or timed out, as the client will be told. */
+export interface LoginUpstreamFailure {
+  failed: Reason;
+}
+
 export interface LoginDeps {
   identity: IdentityConfig;
   wechat: WechatConfig;
   store: Store;
   signer: SessionSigner;
   logger: Logger;
-  /** Sends the login notice to `identity.login.upstream.upstream`; required when that is set. */
-  callUpstream?: (req: LoginUpstreamRequest) => Promise<LoginUpstreamResponse>;
+  /**
+   * Sends the login notice to `identity.login.upstream.upstream`; required when that is set.
+   * Transport failures resolve as a LoginUpstreamFailure (the caller knows its transport).
+   */
+  callUpstream?: (req: LoginUpstreamRequest) => Promise<LoginUpstreamResponse | LoginUpstreamFailure>;
   /** The mask profile for the upstream's answer; without one the answer is passed as is. */
   maskJson?: (value: unknown) => unknown;
 }
@@ -92,6 +99,44 @@ function parseLoginBody(body: Buffer): { code: string; rest: Record<string, unkn
   return { code, rest };
 }
 
+/** Deeper login bodies are refused: no client needs them, and the walk below stays bounded. */
+const MAX_DEPTH = 32;
+
+/** A field name as naming styles spell it: `openId`, `open_id`, `OPENID`, `Open-Id` are one name. */
+function foldFieldName(name: string): string {
+  return name.toLowerCase().replace(/[^a-z0-9]/g, '');
+}
+
+/**
+ * `value` without any field, at any depth, whose folded name is in `names`; the names dropped
+ * are pushed to `dropped`. Undefined when nested deeper than MAX_DEPTH.
+ */
+function withoutFields(value: unknown, names: ReadonlySet<string>, dropped: string[], depth = 0): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  if (depth >= MAX_DEPTH) return undefined;
+  if (Array.isArray(value)) {
+    const items: unknown[] = [];
+    for (const item of value) {
+      const kept = withoutFields(item, names, dropped, depth + 1);
+      if (kept === undefined) return undefined;
+      items.push(kept);
+    }
+    return items;
+  }
+  // No prototype: a `__proto__` field stays a field instead of becoming the object's prototype.
+  const out = Object.create(null) as Record<string, unknown>;
+  for (const [key, field] of Object.entries(value)) {
+    if (names.has(foldFieldName(key))) {
+      dropped.push(key);
+      continue;
+    }
+    const kept = withoutFields(field, names, dropped, depth + 1);
+    if (kept === undefined) return undefined;
+    out[key] = kept;
+  }
+  return out;
+}
+
 export function createLogin(deps: LoginDeps): Login {
   const { identity, store, signer, logger } = deps;
   if (!identity.session) throw new Error('identity.session is required with identity.login');
@@ -102,6 +147,9 @@ export function createLogin(deps: LoginDeps): Login {
   const maskJson = deps.maskJson ?? ((value: unknown) => value);
   const wechat = new WechatApiClient(deps.wechat);
   const inFlight = new Map<string, Promise<LoginResult>>();
+  // Who the user is comes from WeChat alone: a client's own field of that name, in any spelling
+  // and at any depth, never reaches login.upstream, which might read it before the headers.
+  const identityFields = new Set(['openid', 'unionid', 'sessionkey', identity.upstream_header, identity.unionid_header].map(foldFieldName));
 
   async function exchange(code: string, codeHash: string, rest: Record<string, unknown>, requestId: string): Promise<LoginResult> {
     // Enough to correlate log lines about one code, too little to replay it.
@@ -161,14 +209,10 @@ export function createLogin(deps: LoginDeps): Login {
       [identity.upstream_header]: user.openid,
     };
     if (user.unionid) headers[identity.unionid_header] = user.unionid;
-    let res: LoginUpstreamResponse;
-    try {
-      // The client's other login fields (invite codes, scene, ...) travel on; who the user is
-      // travels only in the headers wxgw sets.
-      res = await call({ path, headers, body: Buffer.from(JSON.stringify(rest)) });
-    } catch (err) {
-      return { kind: 'refused', reason: forwardErrorReason(err), message: 'the upstream could not be told about the login' };
-    }
+    // The client's other login fields (invite codes, scene, ...) travel on; who the user is
+    // travels only in the headers wxgw sets.
+    const res = await call({ path, headers, body: Buffer.from(JSON.stringify(rest)) });
+    if ('failed' in res) return { kind: 'refused', reason: res.failed, message: 'the upstream could not be told about the login' };
     if (res.statusCode < 200 || res.statusCode > 299) {
       return { kind: 'refused', reason: 'upstream_unavailable', message: `the upstream refused the login (HTTP ${res.statusCode})` };
     }
@@ -202,11 +246,15 @@ export function createLogin(deps: LoginDeps): Login {
     handle(body, ctx) {
       const parsed = parseLoginBody(body);
       if (!parsed) return Promise.resolve({ kind: 'refused', reason: 'login_invalid' });
+      const dropped: string[] = [];
+      const rest = withoutFields(parsed.rest, identityFields, dropped) as Record<string, unknown> | undefined;
+      if (!rest) return Promise.resolve({ kind: 'refused', reason: 'login_invalid', message: `the login request is nested more than ${MAX_DEPTH} levels deep` });
+      if (dropped.length > 0) logger.info({ request_id: ctx.requestId, fields: dropped.slice(0, 16) }, 'login fields named like identity fields dropped');
       const codeHash = createHash('sha256').update(parsed.code).digest('hex');
       // Looked up and registered without an await in between: no second exchange can start.
       const running = inFlight.get(codeHash);
       if (running) return running;
-      const promise = guarded(parsed.code, codeHash, parsed.rest, ctx.requestId).finally(() => inFlight.delete(codeHash));
+      const promise = guarded(parsed.code, codeHash, rest, ctx.requestId).finally(() => inFlight.delete(codeHash));
       inFlight.set(codeHash, promise);
       return promise;
     },

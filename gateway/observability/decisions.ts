@@ -6,9 +6,10 @@ import { REASONS, type Reason } from '../errors.js';
 
 /**
  * Besides refusals and redirects: requests admitted unlimited while the store was down
- * (`on_unavailable: allow`), and answers sent unmasked because masking failed (`on_mask_error: pass`).
+ * (`on_unavailable: allow`), answers sent unmasked because masking failed (`on_mask_error: pass`),
+ * and requests forwarded without header names a backend would fold (`server.headers.underscores: drop`).
  */
-const ADMITTED = ['redirect', 'store_unavailable_allowed', 'mask_failed_passed'] as const;
+const ADMITTED = ['redirect', 'store_unavailable_allowed', 'mask_failed_passed', 'header_dropped'] as const;
 
 export type Decision = Reason | (typeof ADMITTED)[number];
 

@@ -63,7 +63,16 @@ export const DEFAULTS = {
   callback_max_skew: '300s',
   callback_max_body: '64kb',
   semicolons: 'reject',
+  header_underscores: 'drop',
+  ipv6_prefix: 64,
 } as const;
+
+/**
+ * What the login endpoint gets when no rule of its own or of defaults counts logins by address
+ * (no schema default: it is added beside the rules written, never instead of them). A user logs
+ * in about once a session, but carrier-grade NAT puts many users behind one address.
+ */
+export const LOGIN_RATE_LIMIT = { key: 'ip', limit: 60, window: '1m' } as const;
 
 type RawAllow = 'any' | string[];
 
@@ -82,6 +91,7 @@ interface RawRateRule {
   window: string;
   fallback_key?: 'ip';
   scope?: 'route' | 'global';
+  ipv6_prefix?: number;
 }
 
 interface RawAccess {
@@ -126,6 +136,8 @@ interface RawPolicy {
     limits?: { body?: string; handshake_timeout?: string; headers_timeout?: string; request_timeout?: string };
     shutdown_timeout?: string;
     paths?: { semicolons?: 'reject' | 'strip' | 'keep' };
+    headers?: { underscores?: 'drop' | 'reject' | 'allow' };
+    trusted_headers?: string[];
   };
   tls?: {
     min_version?: 'TLSv1.2' | 'TLSv1.3';
@@ -138,7 +150,7 @@ interface RawPolicy {
   wechat?: { appid: string; app_secret?: string; token?: string; encoding_aes_key?: string; api_base?: string; api_timeout?: string };
   wechatpay?: { apiv3_key?: string; platform_certificates?: string[]; public_keys?: { id: string; file: string }[] };
   identity?: {
-    login?: { path: string; upstream?: { upstream: string; path: string; mask?: string } };
+    login?: { path: string; upstream?: { upstream: string; path: string; mask?: string }; rate_limit?: RawAccess['rate_limit'] };
     session?: { signing_key: string; ttl?: string; issuer?: string };
     jwt?: {
       secret?: string;
@@ -212,6 +224,7 @@ function rateLimits(value: RawAccess['rate_limit'], at: KeyPath, pos: Pos): Rate
     window: sure(parseDuration(r.window)),
     ...(r.fallback_key !== undefined && { fallback_key: r.fallback_key }),
     scope: r.scope ?? 'route',
+    ipv6_prefix: r.ipv6_prefix ?? DEFAULTS.ipv6_prefix,
     pos: pos(rat),
   }));
 }
@@ -282,7 +295,16 @@ function wechatPayConfig(p: NonNullable<RawPolicy['wechatpay']>, baseDir: string
   return { ...(p.apiv3_key !== undefined && { apiv3_key: p.apiv3_key }), keys, pos };
 }
 
-function identityConfig(i: NonNullable<RawPolicy['identity']>, baseDir: string, pos: Pos): IdentityConfig {
+/** A login has no openid yet: only `ip` rules and `fallback_key: ip` count it. */
+function loginLimits(own: RawAccess['rate_limit'], defaults: RawAccess['rate_limit'], pos: Pos): RateLimitConfig[] {
+  const rules = rateLimits(own ?? defaults, own !== undefined ? ['identity', 'login', 'rate_limit'] : ['defaults', 'rate_limit'], pos);
+  if (rules.some((r) => r.key === 'ip' || r.fallback_key === 'ip')) return rules;
+  const d = LOGIN_RATE_LIMIT;
+  const at = pos(['identity', 'login'], 'key');
+  return [...rules, { key: d.key, limit: d.limit, window: sure(parseDuration(d.window)), scope: 'route', ipv6_prefix: DEFAULTS.ipv6_prefix, pos: at }];
+}
+
+function identityConfig(i: NonNullable<RawPolicy['identity']>, baseDir: string, pos: Pos, defaultLimits: RawAccess['rate_limit']): IdentityConfig {
   const jwt = i.jwt;
   const jwtKey = (): NonNullable<IdentityConfig['jwt']>['key'] => {
     if (jwt!.secret !== undefined) return { kind: 'secret', secret: jwt!.secret };
@@ -298,6 +320,7 @@ function identityConfig(i: NonNullable<RawPolicy['identity']>, baseDir: string, 
       login: {
         path: i.login.path,
         ...(i.login.upstream && { upstream: { ...i.login.upstream } }),
+        rate_limits: loginLimits(i.login.rate_limit, defaultLimits, pos),
         pos: pos(['identity', 'login'], 'key'),
       },
     }),
@@ -423,6 +446,8 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
       },
       shutdown_timeout: sure(parseDuration(server.shutdown_timeout ?? DEFAULTS.shutdown_timeout)),
       paths: { semicolons: server.paths?.semicolons ?? DEFAULTS.semicolons },
+      headers: { underscores: server.headers?.underscores ?? DEFAULTS.header_underscores },
+      trusted_headers: lowerUnique(server.trusted_headers ?? []),
     },
     tls: {
       min_version: tls.min_version ?? DEFAULTS.min_version,
@@ -455,7 +480,7 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
     store: storeConfig(raw.store, pos(raw.store ? ['store'] : [], 'key')),
     ...(raw.wechat && { wechat: wechatConfig(raw.wechat, pos(['wechat'], 'key')) }),
     ...(raw.wechatpay && { wechatpay: wechatPayConfig(raw.wechatpay, ctx.baseDir, pos(['wechatpay'], 'key')) }),
-    ...(raw.identity && { identity: identityConfig(raw.identity, ctx.baseDir, pos) }),
+    ...(raw.identity && { identity: identityConfig(raw.identity, ctx.baseDir, pos, raw.defaults?.rate_limit) }),
     mask_profiles: new Map(
       Object.entries(raw.mask_profiles ?? {}).map(([name, p]) => [name, maskProfile(name, p, pos(['mask_profiles', name], 'key'))]),
     ),

@@ -13,6 +13,7 @@ import { neverMatches } from './match-path.js';
 import { show, type Reporter } from './report.js';
 import { closest } from './suggest.js';
 import { checkDuration, checkSize } from './value-checks.js';
+import { LOGIN_RATE_LIMIT } from './build.js';
 
 /** RFC 7518 asks HMAC keys to be at least as long as the hash output: 32 bytes for HS256. */
 const MIN_HMAC_BYTES = 32;
@@ -147,6 +148,7 @@ class FeatureChecker {
         if (why) this.report.error(['identity', 'login', 'upstream', 'path'], `${show(up.path)} ${why}`);
       }
       if (up) this.profileName(up.mask, ['identity', 'login', 'upstream', 'mask'], profiles);
+      this.loginLimit(login);
     }
     if (session) {
       this.hmacKey(session.signing_key, ['identity', 'session', 'signing_key'], 'an HS256 signing key');
@@ -178,6 +180,25 @@ class FeatureChecker {
     if (token && token.header !== undefined && token.cookie !== undefined) {
       this.report.error(['identity', 'token'], 'sets both `header` and `cookie`; keep exactly one', { anchor: 'key' });
     }
+  }
+
+  /**
+   * Each login costs a WeChat call, and the WeChat account's quota is shared by every user: the
+   * endpoint is never left unlimited. With no rule that counts a login (there is no openid yet,
+   * so only `ip` rules and `fallback_key: ip` count), the gateway's own default applies.
+   */
+  private loginLimit(login: Data): void {
+    const own = login.rate_limit !== undefined;
+    if (own) this.rateLimits(login.rate_limit, ['identity', 'login', 'rate_limit'], true);
+    const value = own ? login.rate_limit : this.section('defaults')?.rate_limit;
+    const rules = Array.isArray(value) ? value : [value];
+    if (rules.some((r: unknown) => isRecord(r) && (r.key === 'ip' || r.fallback_key === 'ip'))) return;
+    const { key, limit, window } = LOGIN_RATE_LIMIT;
+    this.report.warn(
+      own ? ['identity', 'login', 'rate_limit'] : ['identity', 'login'],
+      `has no rate limit that counts logins (${own ? 'its rate_limit' : 'defaults.rate_limit'} has no \`key: ip\` or \`fallback_key: ip\` rule), so the gateway applies \`{ key: ${key}, limit: ${limit}, window: ${window} }\` per address; set identity.login.rate_limit to choose`,
+      { anchor: 'key' },
+    );
   }
 
   maskProfiles(): void {

@@ -6,12 +6,14 @@
 // skipped by the caller, so this code only has to be careful about types, not repeat messages.
 
 import { isLoopback, listenersClash, parseCidr, parseListen, parseUpstreamUrl, redactUrl } from './addresses.js';
+import { CLIENT_CLAIMS, GATEWAY_FORWARDING, foldHeaderName } from '../net/header-names.js';
 import { checkAccess } from './access.js';
 import { checkFeatures } from './features.js';
 import { resolveFrom, unreadable } from './files.js';
 import { isRecord, type KeyPath } from './key-path.js';
 import { show, type Reporter } from './report.js';
 import { checkRoutes } from './routes.js';
+import { closest } from './suggest.js';
 import { DEFAULTS } from './build.js';
 import { parseSeconds } from './units.js';
 import { checkDuration, checkSize } from './value-checks.js';
@@ -79,6 +81,35 @@ class Checker {
     }
     this.limits(server.limits);
     this.duration(server.shutdown_timeout, ['server', 'shutdown_timeout'], true);
+    this.trustedHeaders(server);
+  }
+
+  /** Each entry must be a client claim the gateway removes, believed only from a trusted proxy. */
+  private trustedHeaders(server: Record<string, unknown>): void {
+    const names = server.trusted_headers;
+    if (!Array.isArray(names) || names.length === 0) return;
+    const proxies = server.trusted_proxies;
+    if (!Array.isArray(proxies) || proxies.length === 0) {
+      this.report.error(['server', 'trusted_headers'], 'is only believed from server.trusted_proxies, and there are none: list the proxy that sets these headers, or remove trusted_headers', {
+        anchor: 'key',
+      });
+    }
+    names.forEach((name: unknown, i) => {
+      if (typeof name !== 'string') return;
+      const at = ['server', 'trusted_headers', i];
+      const lower = name.toLowerCase();
+      if (lower !== foldHeaderName(lower)) {
+        this.report.error(at, `${show(name)} is not the \`-\` spelling: only \`${foldHeaderName(lower)}\` exactly is ever believed, since a backend reads every spelling alike`);
+      } else if (GATEWAY_FORWARDING.includes(lower)) {
+        this.report.error(at, `${show(name)} is the gateway's own: always set by wxgw, which builds on a trusted proxy's X-Forwarded-For and X-Request-Id already`);
+      } else if (!CLIENT_CLAIMS.includes(lower)) {
+        const near = closest(lower, CLIENT_CLAIMS);
+        this.report.error(
+          at,
+          `${show(name)} is not a client claim wxgw removes: it reaches the upstream anyway${near ? `; did you mean \`${near}\`?` : ''}`,
+        );
+      }
+    });
   }
 
   /** With TLS ended at a load balancer, the plain listener serves and the balancer must be trusted. */

@@ -167,6 +167,11 @@ export interface IdentityConfig {
     /** After a successful exchange, tell the legacy backend about the user. */
     /** The legacy backend's answer is included in the login answer, masked with `mask` (default: defaults' mask). */
     upstream?: { upstream: string; path: string; mask?: string };
+    /**
+     * Its `rate_limit`, else `defaults.rate_limit`; when no rule of those counts a login (only
+     * the address can: there is no openid yet), the gateway's default per-address rule as well.
+     */
+    rate_limits: RateLimitConfig[];
     pos: SourcePos;
   };
   /** Session tokens wxgw signs at login; required with `login`. */
@@ -208,6 +213,8 @@ export interface RateLimitConfig {
   fallback_key?: 'ip';
   /** `route`: each route counts its own budget (default); `global`: every route with this rule shares one. */
   scope: 'route' | 'global';
+  /** IPv6 clients are counted by this prefix of their address (default 64: one budget per /64). */
+  ipv6_prefix: number;
   pos: SourcePos;
 }
 
@@ -299,7 +306,14 @@ export interface ServerConfig {
     /** `;` path parameters: refused, stripped (for matching and upstream alike), or kept. */
     semicolons: 'reject' | 'strip' | 'keep';
   };
+  /** `server.headers`: request header names a backend could fold onto another name. */
+  headers: { underscores: HeaderNamePolicy };
+  /** Lower-case client claims (net/header-names.ts CLIENT_CLAIMS) kept when a trusted proxy sends them. */
+  trusted_headers: string[];
 }
+
+/** What a request header name with `_` (or another character but letters, digits and `-`) gets. */
+export type HeaderNamePolicy = 'drop' | 'reject' | 'allow';
 
 export interface PolicyConfig {
   version: 1;

@@ -16,6 +16,7 @@ import type { Answered, GuardInput, Passed, Refused, Verdict } from '../guards/c
 import type { Logger } from '../observability/logger.js';
 import type { Decisions } from '../observability/decisions.js';
 import type { Snapshot } from '../snapshot.js';
+import { screenHeaderNames } from './forwarding-headers.js';
 import { answerLogin } from './login-endpoint.js';
 import type { ProxiedPath } from './proxied.js';
 import { requestBody } from './proxied.js';
@@ -86,6 +87,15 @@ export function createDispatch(opts: DispatchOptions): (fastify: (req: IncomingM
         return;
       }
       const { target, dest } = routing;
+      const odd = screenHeaderNames(req.headers, wx.snapshot.reservedHeaders);
+      if (odd) {
+        logger.info({ request_id: wx.id, route: target.name, headers: odd.names }, odd.refuse ? 'request refused: header names with "_"' : 'request header names with "_" dropped');
+        if (odd.refuse) {
+          own(req, res, wx, { kind: 'refuse', reason: 'header_invalid', message: `header names other than letters, digits and "-" are refused: ${odd.names.join(', ')}` });
+          return;
+        }
+        decisions.count('header_dropped');
+      }
       let body: Readable | undefined | 'too_large' | null = null;
       const stream = (): Readable | undefined => {
         body ??= requestBody(req, wx.snapshot.policy.server.limits.body);

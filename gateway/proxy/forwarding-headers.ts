@@ -1,21 +1,89 @@
 // What the upstream and the client see of each other's headers. Hop-by-hop headers never cross
-// the gateway; forwarding headers are the gateway's own statement, never the client's.
+// the gateway; forwarding headers are the gateway's own statement, never the client's. Header
+// names are judged as a CGI backend folds them (net/header-names.ts), so no spelling of a header
+// the gateway owns or removes gets past it.
 import type { IncomingHttpHeaders } from 'node:http';
+import { isIP } from 'node:net';
 import type { ClientAddress } from '../net/client-address.js';
+import { CLIENT_CLAIMS, GATEWAY_FORWARDING, foldHeaderName, isPlainHeaderName } from '../net/header-names.js';
+import { hostOf } from '../net/host.js';
 import type { CompiledCors } from '../guards/cors.js';
-import type { HstsConfig } from '../policy/types.js';
+import type { HstsConfig, HeaderNamePolicy } from '../policy/types.js';
 
 // `expect` is answered by the gateway's own server; `host` is the upstream's, set by undici.
-const REQUEST_DROPPED = new Set([
+const HOP_BY_HOP = [
   'connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding',
   'upgrade', 'expect', 'host', 'http2-settings',
-  'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-request-id',
-]);
-// Claims about the client that only a trusted proxy may make.
-const CLIENT_CLAIMS = new Set(['forwarded', 'x-real-ip', 'x-forwarded-port', 'x-forwarded-prefix']);
+];
+/** Read or set by the gateway on some requests: a second, folded spelling must not reach a backend beside them. */
+const READ = ['content-length', 'content-type', 'accept-encoding', 'wechatpay-serial', 'wechatpay-signature', 'wechatpay-timestamp', 'wechatpay-nonce'];
 const RESPONSE_DROPPED = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'trailer', 'transfer-encoding', 'upgrade',
 ]);
+
+/** How the client's request headers are screened, compiled once per policy load. */
+export interface RequestHeaderPlan {
+  /** What a name with `_` (or any character but letters, digits and `-`) gets: `server.headers.underscores`. */
+  readonly underscores: HeaderNamePolicy;
+  /** Plain names never forwarded: hop-by-hop, the gateway's forwarding headers and the headers only it states. */
+  readonly dropped: ReadonlySet<string>;
+  /** Client claims about the connection (CLIENT_CLAIMS), removed unless trusted. */
+  readonly claims: ReadonlySet<string>;
+  /** The claims a trusted proxy may make (`server.trusted_headers`). */
+  readonly trustedClaims: ReadonlySet<string>;
+  /** Folded names whose non-plain spellings are dropped even with `underscores: allow`. */
+  readonly shadowed: ReadonlySet<string>;
+}
+
+export interface RequestHeaderPolicy {
+  underscores: HeaderNamePolicy;
+  /** Headers only the gateway states (verified identity, callback verification), any spelling. */
+  owned: readonly string[];
+  /** Lower-case plain names of CLIENT_CLAIMS a trusted proxy may send. */
+  trusted: readonly string[];
+  /** Headers the gateway reads a credential from (the identity token header). */
+  read: readonly string[];
+}
+
+export function compileRequestHeaders(p: RequestHeaderPolicy): RequestHeaderPlan {
+  const dropped = new Set([...HOP_BY_HOP, ...GATEWAY_FORWARDING, ...p.owned.map(foldHeaderName)]);
+  const claims = new Set(CLIENT_CLAIMS);
+  return Object.freeze({
+    underscores: p.underscores,
+    dropped,
+    claims,
+    trustedClaims: new Set(p.trusted),
+    shadowed: new Set([...dropped, ...claims, ...READ, ...p.read.map(foldHeaderName)]),
+  });
+}
+
+/** At most this many names go into one log line or error message. */
+const NAMES_SHOWN = 16;
+
+/**
+ * The client's header names that are not plain (`x_wx_openid`, `x.real.ip`) when the policy
+ * drops or refuses them; undefined for the usual request, which has none, or with `allow`.
+ */
+export function screenHeaderNames(incoming: IncomingHttpHeaders, plan: RequestHeaderPlan): { names: string[]; refuse: boolean } | undefined {
+  if (plan.underscores === 'allow') return undefined;
+  let names: string[] | undefined;
+  for (const name in incoming) {
+    if (isPlainHeaderName(name)) continue;
+    names ??= [];
+    if (names.length < NAMES_SHOWN) names.push(name);
+  }
+  return names && { names, refuse: plan.underscores === 'reject' };
+}
+
+/** A host name or IPv4 address of dot-separated labels. */
+const HOST_NAME = /^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*$/;
+
+/** Whether a normal-form host is a name, an IPv4 or a bracketed IPv6 address: the only kinds X-Forwarded-Host states. */
+function forwardableHost(host: string): boolean {
+  if (host.charCodeAt(0) !== 91 /* [ */) return HOST_NAME.test(host);
+  // isIP() takes a zone (`%eth0`), which is no part of a URL's host.
+  return host.endsWith(']') && host.indexOf('%') < 0 && isIP(host.slice(1, -1)) === 6;
+}
 
 /** How a route's answers are rewritten for the client, compiled once per policy load. */
 export interface ResponsePlan {
@@ -36,8 +104,8 @@ export interface ForwardContext {
   readonly response: ResponsePlan;
   /** Access-Control-Allow-Origin for this request's Origin on a CORS route; undefined otherwise. */
   readonly allowedOrigin: string | undefined;
-  /** Lower-case request headers only the gateway may set (verified identity): client copies go. */
-  readonly reserved: ReadonlySet<string>;
+  /** How the client's headers are screened: what is dropped in which spelling, which claims are trusted. */
+  readonly reserved: RequestHeaderPlan;
   /** Request headers the gateway states: verified identity, callback verification, body type. */
   readonly added: Readonly<Record<string, string>> | undefined;
   /** Response headers the gateway adds to the upstream's answer (rate-limit state). */
@@ -91,14 +159,18 @@ function connectionListed(value: unknown): Set<string> | undefined {
 export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, ctx: ForwardContext): Record<string, string | string[]> {
   const listed = connectionListed(incoming.connection);
   const trusted = ctx.address.peerTrusted;
+  const plan = ctx.reserved;
   const out: Record<string, string | string[]> = {};
   for (const name in incoming) {
     const value = incoming[name];
-    if (value === undefined || REQUEST_DROPPED.has(name)) continue;
-    if (!trusted && CLIENT_CLAIMS.has(name)) continue;
+    if (value === undefined) continue;
+    if (isPlainHeaderName(name)) {
+      if (plan.dropped.has(name)) continue;
+      // Only the exact spelling of a claim is ever believed, and only from a trusted proxy.
+      if (plan.claims.has(name) && !(trusted && plan.trustedClaims.has(name))) continue;
+    } else if (plan.underscores !== 'allow' || plan.shadowed.has(foldHeaderName(name))) continue;
     if (listed?.has(name)) continue;
     if (!ctx.hasBody && name === 'content-length') continue;
-    if (ctx.reserved.has(name)) continue;
     out[name] = value;
   }
   if (ctx.added) Object.assign(out, ctx.added);
@@ -106,7 +178,9 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, ctx: Forwa
   const peer = ctx.address.peer;
   out['x-forwarded-for'] = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${peer}` : peer;
   out['x-forwarded-proto'] = 'https';
-  if (incoming.host !== undefined) out['x-forwarded-host'] = incoming.host;
+  // The host in its normal form, never the client's text: `a@b`, `[x]`, `%`, `#` never pass.
+  const host = hostOf(incoming.host);
+  if (host !== undefined && forwardableHost(host)) out['x-forwarded-host'] = host;
   out['x-request-id'] = ctx.id;
   return out;
 }

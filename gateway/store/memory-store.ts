@@ -135,12 +135,16 @@ export class MemoryStore implements Store {
     return results;
   }
 
-  async claim(key: string, ttlMs: number): Promise<boolean> {
+  async claim(key: string, ttlMs: number, holder = '1'): Promise<boolean> {
     const now = this.now();
     const held = this.values.get(key);
     if (held !== undefined && held.expiresAt > now) return false;
-    this.setValue(key, '1', ttlMs, now, held);
+    this.setValue(key, holder, ttlMs, now, held);
     return true;
+  }
+
+  async release(key: string, holder: string): Promise<void> {
+    if (this.values.get(key)?.value === holder) this.values.delete(key);
   }
 
   async put(key: string, value: string, ttlMs: number): Promise<void> {

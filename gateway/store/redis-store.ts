@@ -94,9 +94,16 @@ if remaining < 0 then remaining = 0 end
 return {allowed, remaining, retry, reset}
 `;
 
+// Compare and delete: a claim is given back only by the one who holds it.
+const RELEASE_LUA = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
 type HitReply = [number, number, number, number];
 interface ScriptedRedis extends Redis {
   wxgwHit(key: string, limit: number, buckets: number, bucketMs: number): Promise<HitReply>;
+  wxgwRelease(key: string, holder: string): Promise<number>;
 }
 
 /** Reconnect delays: 100 ms doubling to a cap of 2 s, forever. */
@@ -145,6 +152,7 @@ export class RedisStore implements Store {
       retryStrategy: reconnectDelay,
     }) as ScriptedRedis;
     this.redis.defineCommand('wxgwHit', { numberOfKeys: 1, lua: HIT_LUA });
+    this.redis.defineCommand('wxgwRelease', { numberOfKeys: 1, lua: RELEASE_LUA });
     this.redis.on('error', (err: Error) => this.onError(err));
     this.redis.on('ready', () => this.onReady());
     this.redis.on('close', () => this.onClose());
@@ -188,10 +196,14 @@ export class RedisStore implements Store {
     });
   }
 
-  async claim(key: string, ttlMs: number): Promise<boolean> {
+  async claim(key: string, ttlMs: number, holder = '1'): Promise<boolean> {
     const px = ttl(key, ttlMs);
-    const reply = await this.call(() => this.redis.set(this.key(key), '1', 'PX', px, 'NX'));
+    const reply = await this.call(() => this.redis.set(this.key(key), holder, 'PX', px, 'NX'));
     return reply === 'OK';
+  }
+
+  async release(key: string, holder: string): Promise<void> {
+    await this.call(() => this.redis.wxgwRelease(this.key(key), holder));
   }
 
   async put(key: string, value: string, ttlMs: number): Promise<void> {

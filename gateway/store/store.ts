@@ -34,8 +34,13 @@ export interface Store {
    * Rejects with StoreUnavailableError when the store cannot decide in time.
    */
   hit(rules: readonly RateRule[]): Promise<RateResult[]>;
-  /** true the first time `key` is claimed within `ttlMs`; false while an earlier claim lives. */
-  claim(key: string, ttlMs: number): Promise<boolean>;
+  /**
+   * true the first time `key` is claimed within `ttlMs`; false while an earlier claim lives.
+   * `holder` (default `1`) is what the claim holds, so that only its claimer can release it.
+   */
+  claim(key: string, ttlMs: number, holder?: string): Promise<boolean>;
+  /** Gives a claim back: removes `key` only while `holder` still holds it (compare and delete). */
+  release(key: string, holder: string): Promise<void>;
   put(key: string, value: string, ttlMs: number): Promise<void>;
   get(key: string): Promise<string | undefined>;
   close(): Promise<void>;

@@ -3,7 +3,7 @@
 // reach the legacy upstream, whose XML parser may well resolve entities, so a DTD is refused
 // outright and nothing here ever expands an entity.
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import { CallbackError } from '../guards/callback-types.js';
+import { CallbackError } from './callback-error.js';
 
 export type BodyFormat = 'xml' | 'json';
 
@@ -113,10 +113,18 @@ function repeatsTopLevelKey(text: string): boolean {
   return false;
 }
 
-function wellFormedXml(text: string): void {
+/**
+ * Refuses text that declares a DTD or entity, which an XML parser downstream might resolve. Also
+ * for a decrypted message, whose signature covered only the ciphertext.
+ */
+export function refuseDtd(text: string, what: string): void {
   if (/<!(?:DOCTYPE|ENTITY)/i.test(text)) {
-    throw new CallbackError('callback_malformed', 'XML body declares a DTD or entity');
+    throw new CallbackError('callback_malformed', `${what} declares a DTD or entity`);
   }
+}
+
+function wellFormedXml(text: string): void {
+  refuseDtd(text, 'XML body');
   if (XMLValidator.validate(text) !== true) {
     throw new CallbackError('callback_malformed', 'XML body is not well-formed');
   }

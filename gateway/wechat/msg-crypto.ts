@@ -5,7 +5,7 @@
 // outsiders; it is still strict, because a message that does not unpad exactly is not one
 // WeChat produced.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { CallbackError } from '../guards/callback-types.js';
+import { CallbackError } from './callback-error.js';
 
 const BLOCK = 32;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;

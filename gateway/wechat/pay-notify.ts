@@ -4,7 +4,7 @@
 // received, so they are fed to the verifier untouched and never re-serialised.
 import { createDecipheriv, createPublicKey, createVerify, type KeyObject } from 'node:crypto';
 import type { WechatPayKey } from '../policy/types.js';
-import { CallbackError } from '../guards/callback-types.js';
+import { CallbackError } from './callback-error.js';
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const TAG = 16;

@@ -41,10 +41,13 @@ class Recording implements Store {
     if (this.down) throw new StoreUnavailableError('store down for the test');
     return this.inner.hit(rules);
   }
-  async claim(key: string, ttlMs: number): Promise<boolean> {
+  async claim(key: string, ttlMs: number, holder?: string): Promise<boolean> {
     this.claims.push(key);
     if (this.down) throw new StoreUnavailableError('store down for the test');
-    return this.inner.claim(key, ttlMs);
+    return this.inner.claim(key, ttlMs, holder);
+  }
+  release(key: string, holder: string): Promise<void> {
+    return this.inner.release(key, holder);
   }
   put(key: string, value: string, ttlMs: number): Promise<void> {
     return this.inner.put(key, value, ttlMs);
@@ -57,8 +60,8 @@ class Recording implements Store {
   }
 }
 
-const perIp = (limit: number): RateLimitConfig => ({ key: 'ip', limit, window: 60_000, scope: 'route', pos });
-const perOpenid = (limit: number): RateLimitConfig => ({ key: 'openid', fallback_key: 'ip', limit, window: 60_000, scope: 'route', pos });
+const perIp = (limit: number): RateLimitConfig => ({ key: 'ip', limit, window: 60_000, scope: 'route', ipv6_prefix: 64, pos });
+const perOpenid = (limit: number): RateLimitConfig => ({ key: 'openid', fallback_key: 'ip', limit, window: 60_000, scope: 'route', ipv6_prefix: 64, pos });
 
 interface Setup {
   allow?: string[];

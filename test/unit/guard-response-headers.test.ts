@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileCors } from '../../gateway/guards/cors.js';
-import { clientResponseHeaders, hstsValue, securityHeaders, withJsonCharset, type ForwardContext, type ResponsePlan } from '../../gateway/proxy/forwarding-headers.js';
+import { clientResponseHeaders, compileRequestHeaders, hstsValue, securityHeaders, withJsonCharset, type ForwardContext, type ResponsePlan } from '../../gateway/proxy/forwarding-headers.js';
 
 const security = securityHeaders({ max_age: 31_536_000, include_subdomains: true, preload: false });
 const plain: ResponsePlan = { strip: new Set(['server', 'x-powered-by']), fixed: Object.entries(security), jsonCharset: true, cors: undefined };
@@ -11,7 +11,7 @@ const withCors: ResponsePlan = {
 };
 
 function ctx(response: ResponsePlan, allowedOrigin?: string): ForwardContext {
-  return { id: 'req-1', address: { client: '1.2.3.4', peer: '1.2.3.4', peerTrusted: false }, hasBody: false, response, allowedOrigin, reserved: new Set(), added: undefined, answerAdded: undefined };
+  return { id: 'req-1', address: { client: '1.2.3.4', peer: '1.2.3.4', peerTrusted: false }, hasBody: false, response, allowedOrigin, reserved: compileRequestHeaders({ underscores: 'drop', owned: [], trusted: [], read: [] }), added: undefined, answerAdded: undefined };
 }
 
 test('HSTS is written as configured', () => {

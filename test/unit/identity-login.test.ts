@@ -1,6 +1,6 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { createLogin, type LoginDeps, type LoginUpstreamRequest, type LoginUpstreamResponse } from '../../gateway/identity/login.js';
+import { createLogin, type LoginDeps, type LoginUpstreamFailure, type LoginUpstreamRequest, type LoginUpstreamResponse } from '../../gateway/identity/login.js';
 import { SessionSigner } from '../../gateway/identity/session-token.js';
 import { compileIdentity } from '../../gateway/identity/verify.js';
 import { createLogger } from '../../gateway/observability/logger.js';
@@ -43,7 +43,7 @@ async function setup(t: TestContext, opts: EnvOptions = {}): Promise<Env> {
   const logger = createLogger({ level: 'debug', destination: { write: (line: string) => void logs.push(line) } });
   const wechat: WechatConfig = { appid: fake.appid, app_secret: fake.secret, api_base: new URL(fake.url), api_timeout: 2000, pos, ...opts.wechat };
   const identity: IdentityConfig = {
-    login: { path: '/wx/login', pos, ...(opts.upstream ? { upstream: { upstream: 'api', path: '/api/users/login' } } : {}) },
+    login: { path: '/wx/login', rate_limits: [], pos, ...(opts.upstream ? { upstream: { upstream: 'api', path: '/api/users/login' } } : {}) },
     session: SESSION,
     token: { header: 'authorization' },
     upstream_header: 'x-wx-openid',
@@ -199,6 +199,7 @@ test('without the store a login is refused as store_unavailable', async (t) => {
     claim: (key, ttl) => (failClaim ? Promise.reject(new StoreUnavailableError('redis down')) : memory.claim(key, ttl)),
     put: () => Promise.reject(new StoreUnavailableError('redis down')),
     get: (key) => memory.get(key),
+    release: (key, holder) => memory.release(key, holder),
     close: () => memory.close(),
   };
   const env = await setup(t, { store: flaky });
@@ -237,7 +238,7 @@ test('with login.upstream the backend hears of the user through headers and its 
 });
 
 test('an upstream that fails, refuses or answers non-JSON fails the login', async (t) => {
-  let respond: () => Promise<LoginUpstreamResponse> = async () => ({ statusCode: 200, headers: {}, body: Buffer.alloc(0) });
+  let respond: () => Promise<LoginUpstreamResponse | LoginUpstreamFailure> = async () => ({ statusCode: 200, headers: {}, body: Buffer.alloc(0) });
   let mask: (v: unknown) => unknown = (v) => v;
   const env = await setup(t, { upstream: true, callUpstream: () => respond(), maskJson: (v) => mask(v) });
   let n = 0;
@@ -254,9 +255,9 @@ test('an upstream that fails, refuses or answers non-JSON fails the login', asyn
   assert.deepEqual(await attempt(), { kind: 'refused', reason: 'upstream_unavailable', message: 'the upstream refused the login (HTTP 500)' });
   respond = async () => ({ statusCode: 200, headers: {}, body: Buffer.from('<html>') });
   assert.equal(((await attempt()) as { reason: string }).reason, 'upstream_unavailable');
-  respond = () => Promise.reject(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }));
+  respond = async () => ({ failed: 'upstream_unavailable' });
   assert.equal(((await attempt()) as { reason: string }).reason, 'upstream_unavailable');
-  respond = () => Promise.reject(Object.assign(new Error('slow'), { code: 'UND_ERR_HEADERS_TIMEOUT' }));
+  respond = async () => ({ failed: 'upstream_timeout' });
   assert.equal(((await attempt()) as { reason: string }).reason, 'upstream_timeout');
   respond = async () => ({ statusCode: 200, headers: {}, body: body({ phone: '13812345678' }) });
   mask = () => {

@@ -108,8 +108,8 @@ test('a policy using every feature compiles to typed config', async () => {
   assert.deepEqual(
     api!.rate_limits.map((r) => ({ ...r, pos: undefined })),
     [
-      { key: 'openid', limit: 100, window: 60_000, fallback_key: 'ip', scope: 'route', pos: undefined },
-      { key: 'ip', limit: 1000, window: 3_600_000, scope: 'global', pos: undefined },
+      { key: 'openid', limit: 100, window: 60_000, fallback_key: 'ip', scope: 'route', ipv6_prefix: 64, pos: undefined },
+      { key: 'ip', limit: 1000, window: 3_600_000, scope: 'global', ipv6_prefix: 64, pos: undefined },
     ],
   );
   assert.equal(pay!.mask, undefined);
@@ -162,6 +162,7 @@ test('identity, store and masking sections are checked for what they need, secre
     { line: 18, col: 77, path: 'wechat.encoding_aes_key', message: ['is not an EncodingAESKey'] },
     { line: 20, col: 3, path: 'identity.login', message: ['needs `identity.session`'] },
     { line: 20, col: 3, path: 'identity.login', message: ['needs `wechat.appid` and `wechat.app_secret`'] },
+    { line: 20, col: 3, path: 'identity.login', severity: 'warning', message: ['has no rate limit that counts logins', '{ key: ip, limit: 60, window: 1m }'] },
     { line: 20, col: 18, path: 'identity.login.path', message: ['`/wx/../login` can never match', 'normalises to `/login`'] },
     { line: 21, col: 3, path: 'identity.jwt', message: ['sets `secret` and `jwks`; keep exactly one'] },
     { line: 21, col: 18, path: 'identity.jwt.secret', message: ['is too short for an HMAC token secret', 'at least 32'] },
@@ -202,6 +203,7 @@ test('callback routes cannot require identity, pay keys must be RSA, and no rout
   });
   expectDiagnostics(await reject(text, SECRETS), [
     { line: 18, col: 55, path: 'wechatpay.public_keys[0].file', message: ['pay-ec.pub.pem: the key is not an RSA key', 'SHA256-RSA'] },
+    { line: 19, col: 13, path: 'identity.login', severity: 'warning', message: ['has no rate limit that counts logins'] },
     { line: 28, col: 22, path: 'routes[0].wechat_callback', message: ['a callback route cannot require identity (inherited from defaults.identity_required'] },
     { line: 30, col: 20, path: 'routes[1].match.path', message: ['`/pay/notify` is identity.login.path, which the gateway answers itself'] },
     { line: 33, col: 24, path: 'routes[1].identity_required', message: ['a callback route cannot require identity: WeChat sends no token'] },

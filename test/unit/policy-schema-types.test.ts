@@ -263,6 +263,8 @@ const DEFAULT_PATHS: Record<string, string[]> = {
   body: ['server.limits.body'],
   handshake_timeout: ['server.limits.handshake_timeout'],
   semicolons: ['server.paths.semicolons'],
+  header_underscores: ['server.headers.underscores'],
+  ipv6_prefix: ['defaults.rate_limit.ipv6_prefix', 'defaults.rate_limit[].ipv6_prefix'],
   headers_timeout: ['server.limits.headers_timeout'],
   request_timeout: ['server.limits.request_timeout'],
   shutdown_timeout: ['server.shutdown_timeout'],
@@ -299,6 +301,7 @@ const DEFAULT_PATHS: Record<string, string[]> = {
  * build.ts reads the key (the function named), since a named constant would say no more.
  */
 const DEFAULTS_ELSEWHERE: string[] = [
+  'server.trusted_headers', // buildConfig: server.trusted_headers ?? []
   'mask_profiles.*.key_match', // masking/compile.ts: folds unless key_match is 'exact'
   'server.trusted_proxies', // buildConfig: server.trusted_proxies ?? []
   'tls.hsts.include_subdomains', // buildConfig: tls.hsts.include_subdomains ?? false

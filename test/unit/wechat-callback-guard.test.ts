@@ -228,6 +228,7 @@ test('a store that cannot answer makes check() reject with StoreUnavailableError
     claim: () => Promise.reject(new StoreUnavailableError('down')),
     put: () => Promise.reject(new StoreUnavailableError('down')),
     get: () => Promise.reject(new StoreUnavailableError('down')),
+    release: () => Promise.reject(new StoreUnavailableError('down')),
     close: () => Promise.resolve(),
   };
   const g = guardFor({ store: down });

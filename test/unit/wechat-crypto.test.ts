@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createCipheriv } from 'node:crypto';
 import { safeEqualHex, wechatSignature } from '../../gateway/wechat/signature.js';
 import { WechatMsgCrypto } from '../../gateway/wechat/msg-crypto.js';
-import { CallbackError } from '../../gateway/guards/callback-types.js';
+import { CallbackError } from '../../gateway/wechat/callback-error.js';
 
 function rejectsWith(fn: () => unknown, reason: string): void {
   assert.throws(fn, (err: unknown) => err instanceof CallbackError && err.reason === reason);

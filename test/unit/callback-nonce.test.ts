@@ -1,0 +1,177 @@
+// A callback's nonce is used up only by a callback that got through: one refused for any reason,
+// the store slow or down included, leaves it for WeChat's retry. Run against the memory store and
+// a real redis-server, which is paused (CLIENT PAUSE) to be slow exactly when a claim is sent.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { claimNonce, type CallbackOutcome } from '../../gateway/guards/callback-types.js';
+import { compileWechatCallback } from '../../gateway/guards/wechat-callback.js';
+import { compileWechatPayNotify } from '../../gateway/guards/wechatpay-notify.js';
+import type { WechatConfig, WechatPayConfig } from '../../gateway/policy/types.js';
+import { MemoryStore } from '../../gateway/store/memory-store.js';
+import { RedisStore } from '../../gateway/store/redis-store.js';
+import { StoreUnavailableError, type Store } from '../../gateway/store/store.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { payNotification, payNotificationBody, safePush, textMessage, type WechatAccount } from '../helpers/wechat-callback.js';
+
+const pos = { file: 'test.yaml', line: 1, col: 1, path: 'routes[0]' };
+const account: WechatAccount = { appid: 'wx1234567890abcdef', token: 'tok3nForNonceTests', encodingAesKey: 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG' };
+const wechat: WechatConfig = {
+  appid: account.appid,
+  token: account.token,
+  encoding_aes_key: account.encodingAesKey,
+  api_base: new URL('https://api.weixin.qq.com'),
+  api_timeout: 5000,
+  pos,
+};
+const payKeys = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const PUB_KEY_ID = 'PUB_KEY_ID_0114232134912410000000000000';
+const pay: WechatPayConfig = {
+  keys: [{ serial: PUB_KEY_ID, public_key_pem: payKeys.publicKey.export({ type: 'spki', format: 'pem' }).toString(), file: 'pub.pem' }],
+  pos,
+};
+
+function wxGuard(store: Store) {
+  return compileWechatCallback({ decrypt: true, max_skew: 300_000, max_body: 65_536, pos }, wechat, store);
+}
+
+function kind(outcome: CallbackOutcome): string {
+  return outcome.kind === 'refuse' ? `refuse:${outcome.reason}` : outcome.kind;
+}
+
+/** Polls until `check` holds; the store's give-back runs in the background. */
+async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (await check()) return;
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.fail(`never: ${what}`);
+}
+
+const DTD_MESSAGE = '<!DOCTYPE xml [<!ENTITY e SYSTEM "file:///etc/passwd">]><xml><ToUserName><![CDATA[gh_1]]></ToUserName><Content>&e;</Content></xml>';
+
+function contract(name: string, open: () => Promise<Store>): void {
+  test(`${name}: a claim is released only by its holder`, async () => {
+    const store = await open();
+    assert.equal(await store.claim('nonce:x', 60_000, 'holder-a'), true);
+    assert.equal(await store.claim('nonce:x', 60_000, 'holder-b'), false);
+    await store.release('nonce:x', 'holder-b');
+    assert.equal(await store.claim('nonce:x', 60_000, 'holder-c'), false, "another holder's release removed the claim");
+    await store.release('nonce:x', 'holder-a');
+    assert.equal(await store.claim('nonce:x', 60_000, 'holder-c'), true);
+    await store.release('nonce:never', 'holder-a');
+  });
+
+  test(`${name}: claimNonce gives back what it claimed, and refuses a nonce held`, async () => {
+    const store = await open();
+    const release = await claimNonce(store, 'nonce:y', 60_000);
+    assert.ok(release);
+    assert.equal(await claimNonce(store, 'nonce:y', 60_000), undefined);
+    release();
+    await eventually(async () => (await claimNonce(store, 'nonce:y', 60_000)) !== undefined, 'the nonce given back is claimable');
+  });
+
+  test(`${name}: a DOCTYPE inside a decrypted message is refused, and its nonce is not used up`, async () => {
+    const g = wxGuard(await open());
+    for (const format of ['xml', 'json'] as const) {
+      const nonce = `dtd-${format}`;
+      const timestamp = Math.floor(Date.now() / 1000);
+      assert.equal(kind(await g.check(safePush(account, DTD_MESSAGE, { format, nonce, timestamp }))), 'refuse:callback_malformed');
+      assert.equal(kind(await g.check(safePush(account, '<!doctype x><xml/>', { format, nonce, timestamp }))), 'refuse:callback_malformed');
+      const good = safePush(account, textMessage(), { format, nonce, timestamp });
+      assert.equal(kind(await g.check(good)), 'forward');
+      assert.equal(kind(await g.check(good)), 'refuse:nonce_replayed');
+    }
+  });
+
+  test(`${name}: a forwarded callback the server then refuses gives its nonce back`, async () => {
+    const g = wxGuard(await open());
+    const push = safePush(account, textMessage(), { nonce: 'given-back' });
+    const first = await g.check(push);
+    assert.ok(first.kind === 'forward' && first.release);
+    // e.g. refused by the route's rate limit: WeChat's retry must not be a replay.
+    first.release();
+    await eventually(async () => kind(await g.check(push)) === 'forward', 'the retry is forwarded');
+    assert.equal(kind(await g.check(push)), 'refuse:nonce_replayed');
+  });
+}
+
+contract('memory', async () => new MemoryStore());
+
+describe('redis', () => {
+  let redis: TestRedis;
+  let admin: Redis;
+  const stores: RedisStore[] = [];
+  const open = async (commandTimeoutMs = 2000, keyPrefix = `t${stores.length}:`): Promise<RedisStore> => {
+    const store = new RedisStore({ url: redis.url, keyPrefix, commandTimeoutMs, logger: pino({ level: 'silent' }) });
+    stores.push(store);
+    assert.equal(await store.connect(5000), true);
+    return store;
+  };
+  /** Holds every other client's commands for `ms`; returns once the pause is in force. */
+  const pause = async (ms: number): Promise<void> => {
+    assert.equal(await admin.call('CLIENT', 'PAUSE', String(ms)), 'OK');
+  };
+  const exists = async (key: string): Promise<boolean> => (await admin.exists(key)) === 1;
+
+  before(async () => {
+    redis = await startRedis();
+    admin = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+  });
+  after(async () => {
+    await Promise.all(stores.map((s) => s.close()));
+    admin.disconnect();
+    await redis.stop();
+  });
+
+  contract('redis', () => open());
+
+  test('redis: a claim that timed out but that Redis then recorded is given back (a bare claim would stay)', async () => {
+    const store = await open(50, 'slow:');
+    // Without the give-back: Redis runs the SET once the pause ends, and the nonce stays used.
+    await pause(400);
+    await assert.rejects(store.claim('nonce:bare', 60_000), StoreUnavailableError);
+    await eventually(() => exists('slow:{nonce:bare}'), 'the bare claim lands once Redis resumes');
+
+    await pause(400);
+    await assert.rejects(claimNonce(store, 'nonce:slow', 60_000), StoreUnavailableError);
+    // The give-back was sent after the SET on the same connection, so it runs after it.
+    await eventually(async () => (await admin.get('slow:{nonce:bare}')) !== null && !(await exists('slow:{nonce:slow}')), 'the slow claim is gone');
+    assert.ok(await claimNonce(store, 'nonce:slow', 60_000), 'the nonce is still free');
+  });
+
+  test('redis: a push refused while the store was slow is accepted when WeChat retries it', async () => {
+    const g = wxGuard(await open(50));
+    const push = safePush(account, textMessage(), { nonce: 'slow-push' });
+    await pause(400);
+    await assert.rejects(g.check(push), StoreUnavailableError);
+    await eventually(async () => {
+      try {
+        return kind(await g.check(push)) === 'forward';
+      } catch (err) {
+        if (err instanceof StoreUnavailableError) return false;
+        throw err;
+      }
+    }, 'the retried push is forwarded');
+    assert.equal(kind(await g.check(push)), 'refuse:nonce_replayed');
+  });
+
+  test('redis: a Pay notification refused while the store was slow is accepted when retried', async () => {
+    const g = compileWechatPayNotify({ decrypt: false, max_skew: 300_000, max_body: 65_536, pos }, pay, await open(50));
+    const body = payNotificationBody({ algorithm: 'AEAD_AES_256_GCM', ciphertext: 'x', nonce: 'n', associated_data: 'a' });
+    const note = payNotification(payKeys.privateKey, PUB_KEY_ID, body, { nonce: 'slow-pay-nonce' });
+    await pause(400);
+    await assert.rejects(g.check(note), StoreUnavailableError);
+    await eventually(async () => {
+      try {
+        return kind(await g.check(note)) === 'forward';
+      } catch (err) {
+        if (err instanceof StoreUnavailableError) return false;
+        throw err;
+      }
+    }, 'the retried notification is forwarded');
+    assert.equal(kind(await g.check(note)), 'refuse:nonce_replayed');
+  });
+});
