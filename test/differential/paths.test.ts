@@ -20,7 +20,7 @@ for (const kind of BACKEND_KINDS) {
     test('case spellings of an office-only path are refused by the office-only route, never served', async () => {
       const seen = await s.during(async () => {
         for (const target of ['/api/INTERNAL/y', '/api/Internal/y', '/API/internal/y', '/Api/Internal/Y', '/api/internal/y']) {
-          assertRefused(await s.send(target), 403, 'ip_not_allowed');
+          assertRefused(await s.send(target), 403, 'ip_not_allowed', target);
         }
       });
       assert.deepEqual(seen.map((r) => r.request_uri), []);
@@ -37,7 +37,7 @@ for (const kind of BACKEND_KINDS) {
     test('`;` path parameters, raw or %3B, are refused with path_invalid', async () => {
       const seen = await s.during(async () => {
         for (const target of ['/api/internal;x/y', '/api/internal;/y', '/api;x/internal/y', '/api/internal%3Bx/y', '/api/internal%3bx/y', '/api/me;jsessionid=1/profile', '/api/internal/y;x']) {
-          assertRefused(await s.send(target), 400, 'path_invalid');
+          assertRefused(await s.send(target), 400, 'path_invalid', target);
         }
       });
       assert.deepEqual(seen.map((r) => r.request_uri), []);
@@ -46,7 +46,7 @@ for (const kind of BACKEND_KINDS) {
     test('segments ending in a dot or a space are refused with path_invalid', async () => {
       const seen = await s.during(async () => {
         for (const target of ['/api/internal./y', '/api/internal%2E/y', '/api/internal%2e/y', '/api/internal../y', '/api/internal%20/y', '/api/internal.%20/y', '/api/internal/y.', '/api/internal/y%20']) {
-          assertRefused(await s.send(target), 400, 'path_invalid');
+          assertRefused(await s.send(target), 400, 'path_invalid', target);
         }
       });
       assert.deepEqual(seen.map((r) => r.request_uri), []);
@@ -55,7 +55,7 @@ for (const kind of BACKEND_KINDS) {
     test('case spellings of an identity_required path need the identity', async () => {
       const seen = await s.during(async () => {
         for (const target of ['/api/ME/profile', '/API/me/profile', '/api/Me/profile', '/api/me']) {
-          assertRefused(await s.send(target), 401, 'identity_required');
+          assertRefused(await s.send(target), 401, 'identity_required', target);
         }
       });
       assert.deepEqual(seen.map((r) => r.request_uri), []);

@@ -146,8 +146,8 @@ export function signedPushQuery(nonce = String(100_000_000 + Math.floor(Math.ran
 }
 
 /** A gateway refusal: the status, a JSON error and, when given, its stable reason. */
-export function assertRefused(res: WireAnswer, status: number, reason?: string): void {
-  assert.equal(res.status, status, `expected ${status}${reason ? ` ${reason}` : ''}, got ${res.status}: ${res.text.slice(0, 160)}`);
+export function assertRefused(res: WireAnswer, status: number, reason?: string, what = ''): void {
+  assert.equal(res.status, status, `${what}${what ? ': ' : ''}expected ${status}${reason ? ` ${reason}` : ''}, got ${res.status}: ${res.text.slice(0, 160)}`);
   const body = res.json<{ error?: { reason?: unknown } }>();
   assert.equal(typeof body.error?.reason, 'string', res.text);
   if (reason) assert.equal(body.error!.reason, reason, res.text);

@@ -12,6 +12,12 @@ export interface WireRequest {
   body?: string;
   /** Local address to connect from: 127.0.0.2 is the trusted proxy of the differential policies. */
   from?: string;
+  /**
+   * SNI to send instead of `localhost`, for Host tests that keep SNI and Host in agreement. The
+   * chain is still verified against the test root; only the name check is left out, as the test
+   * chain names localhost alone.
+   */
+  servername?: string;
 }
 
 export interface WireAnswer {
@@ -73,7 +79,8 @@ export function wire(port: number, ca: Buffer, req: WireRequest): Promise<WireAn
   if (req.body !== undefined && !has('content-length')) headers.push(['Content-Length', String(Buffer.byteLength(req.body))]);
   const head = `${method} ${req.target} HTTP/1.1\r\n${headers.map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n`;
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port, servername: 'localhost', ca, localAddress: req.from ?? '127.0.0.1' }, () => {
+    const sni = req.servername === undefined ? {} : { servername: req.servername, checkServerIdentity: () => undefined };
+    const socket = connect({ host: '127.0.0.1', port, servername: 'localhost', ...sni, ca, localAddress: req.from ?? '127.0.0.1' }, () => {
       socket.write(head);
       if (req.body !== undefined) socket.write(req.body);
     });
