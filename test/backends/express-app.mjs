@@ -20,6 +20,7 @@ const maskAnswers = {
   'text-json': [{ 'Content-Type': 'text/json' }, personal],
   'x-json': [{ 'Content-Type': 'application/x-json' }, personal],
   'problem-json': [{ 'Content-Type': 'application/problem+json' }, personal],
+  javascript: [{ 'Content-Type': 'application/javascript' }, personal],
   json: [{ 'Content-Type': 'application/json' }, personal],
   none: [{}, personal],
   empty: [{ 'Content-Type': '' }, personal],

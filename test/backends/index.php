@@ -93,6 +93,10 @@ if ($route === 'mask') {
             header('Content-Type: application/problem+json');
             echo $personal;
             break;
+        case 'javascript':
+            header('Content-Type: application/javascript');
+            echo $personal;
+            break;
         case 'json':
             header('Content-Type: application/json');
             echo $personal;

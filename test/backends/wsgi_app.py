@@ -26,6 +26,7 @@ MASK_ANSWERS = {
     'text-json': ([('Content-Type', 'text/json')], PERSONAL),
     'x-json': ([('Content-Type', 'application/x-json')], PERSONAL),
     'problem-json': ([('Content-Type', 'application/problem+json')], PERSONAL),
+    'javascript': ([('Content-Type', 'application/javascript')], PERSONAL),
     'json': ([('Content-Type', 'application/json')], PERSONAL),
     'none': ([], PERSONAL),
     'empty': ([('Content-Type', '')], PERSONAL),

@@ -51,6 +51,12 @@ for (const kind of BACKEND_KINDS) {
       }
     });
 
+    test('JSON labelled application/javascript is masked too (a JSONP-era label the issue does not name)', async () => {
+      const res = await s.send('/mask/javascript');
+      assert.equal(res.status, 200, res.text);
+      assert.equal(res.json<Personal>().user['phone'], '138****5678');
+    });
+
     test('detectors see numbers, and numbers inside longer strings', async () => {
       const res = await s.send('/mask/json');
       assert.equal(res.status, 200, res.text);

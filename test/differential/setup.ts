@@ -13,6 +13,10 @@ import { wire, type WireAnswer, type WireRequest } from './wire.js';
 export const JWT_SECRET = 'differential-jwt-secret-0123456789abcdef';
 export const WX_APPID = 'wx5823bf96d3bd56c7';
 export const WX_TOKEN = 'diffTok3nForCallbacks';
+/** A fixed EncodingAESKey (43 characters, as the WeChat console gives them). */
+export const WX_AES_KEY = 'ZGlmZmVyZW50aWFsLWFlcy1rZXktMDEyMzQ1Njc4OWE';
+export const WX_APP_SECRET = 'differential-app-secret-0123456789ab';
+export const SESSION_SIGNING_KEY = 'differential-session-signing-key-0123456789';
 /** Not in the office list: the test client is never allowed on office-only routes. */
 export const OFFICE = '198.51.100.0/24';
 export const PHONE = '13812345678';
@@ -22,6 +26,8 @@ export interface PolicyOptions {
   server?: string;
   /** Extra lines of the `personal` mask profile (indented four spaces). */
   maskProfile?: string;
+  /** wxgw's own login against a stand-in WeChat, with the backend as `login.upstream`. */
+  login?: { apiBase: string; appid: string };
 }
 
 /** The standard differential policy in front of `backendUrl`. */
@@ -33,11 +39,12 @@ server:
 ${opts.server ?? ''}
 ${ctx.tlsSection}
 wechat:
-  appid: ${WX_APPID}
+  appid: ${opts.login?.appid ?? WX_APPID}
   token: \${WX_TOKEN}
-identity:
+  encoding_aes_key: \${WX_AES_KEY}
+${opts.login ? `  app_secret: \${WX_APP_SECRET}\n  api_base: "${opts.login.apiBase}"\n` : ''}identity:
   jwt: { secret: "\${JWT_SECRET}", algorithms: [HS256] }
-ip_lists:
+${opts.login ? '  login: { path: /wx/login, upstream: { upstream: legacy, path: /api/users/login } }\n  session: { signing_key: "${SESSION_SIGNING_KEY}" }\n' : ''}ip_lists:
   office: [${OFFICE}]
 mask_profiles:
   personal:
@@ -75,6 +82,11 @@ routes:
     upstream: legacy
     wechat_callback: { decrypt: false }
     rate_limit: off
+  - name: wx-safe
+    match: { path: /wx/safe, methods: [POST] }
+    upstream: legacy
+    wechat_callback: { decrypt: true }
+    rate_limit: off
   - name: masked
     match: { path_prefix: /mask/ }
     upstream: legacy
@@ -105,7 +117,7 @@ export async function startStand(kind: BackendKind, opts: PolicyOptions = {}): P
   let gateway: TestGateway;
   try {
     gateway = await startTestGateway((ctx) => differentialPolicy(ctx, backend.url, opts), {
-      env: { JWT_SECRET, WX_TOKEN },
+      env: { JWT_SECRET, WX_TOKEN, WX_AES_KEY, WX_APP_SECRET, SESSION_SIGNING_KEY },
     });
   } catch (err) {
     await backend.close();

@@ -1,6 +1,7 @@
 // Requests written byte for byte over real TLS, for spellings a client library would normalise
 // or refuse (header names with `_`, `;` in paths, a Host with a trailing dot, TRACE, duplicated
 // headers), and a small parser of the answer that keeps every header line as sent.
+import { connect as tcpConnect } from 'node:net';
 import { connect } from 'node:tls';
 
 export interface WireRequest {
@@ -80,7 +81,8 @@ export function wire(port: number, ca: Buffer, req: WireRequest): Promise<WireAn
   const head = `${method} ${req.target} HTTP/1.1\r\n${headers.map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n`;
   return new Promise((resolve, reject) => {
     const sni = req.servername === undefined ? {} : { servername: req.servername, checkServerIdentity: () => undefined };
-    const socket = connect({ host: '127.0.0.1', port, servername: 'localhost', ...sni, ca, localAddress: req.from ?? '127.0.0.1' }, () => {
+    const tcp = tcpConnect({ host: '127.0.0.1', port, localAddress: req.from ?? '127.0.0.1' });
+    const socket = connect({ socket: tcp, servername: 'localhost', ...sni, ca }, () => {
       socket.write(head);
       if (req.body !== undefined) socket.write(req.body);
     });
