@@ -16,6 +16,13 @@ for (const kind of BACKEND_KINDS) {
     });
     after(() => s?.close());
 
+    test('premise: this backend runs HEAD and DELETE on the reports paths when nothing stands in front of it', async () => {
+      const seen = await s.during(async () => {
+        for (const method of ['HEAD', 'DELETE']) assert.equal((await s.direct({ method, target: '/reports/q3' })).status, 200, method);
+      });
+      assert.deepEqual(seen.map((r) => `${r.raw_method} ${r.route}`), ['HEAD reports', 'DELETE reports']);
+    });
+
     test('HEAD on a GET-only office route is judged as GET: refused, never run', async () => {
       const seen = await s.during(async () => {
         for (const target of ['/reports/q3', '/REPORTS/q3', '/reports']) {

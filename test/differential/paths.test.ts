@@ -17,6 +17,23 @@ for (const kind of BACKEND_KINDS) {
     });
     after(() => s?.close());
 
+    test('premise: what this backend serves for these spellings when nothing stands in front of it', async () => {
+      assert.equal(reportOf(await s.direct('/api/internal')).route, 'internal');
+      const upper = reportOf(await s.direct('/api/INTERNAL/y'));
+      const slash = reportOf(await s.direct({ method: 'POST', target: '/wx/callback/', body: '' }));
+      const param = reportOf(await s.direct('/api/internal;x/y'));
+      if (kind === 'express') {
+        // Express routes without case and with or without a trailing slash.
+        assert.equal(upper.route, 'internal');
+        assert.equal(slash.route, 'callback');
+      } else {
+        assert.equal(upper.route, 'api');
+        assert.equal(slash.route, 'fallback');
+      }
+      // None of these servers drops `;params` itself: they serve the path as it is.
+      assert.equal(param.path, '/api/internal;x/y');
+    });
+
     test('case spellings of an office-only path are refused by the office-only route, never served', async () => {
       const seen = await s.during(async () => {
         for (const target of ['/api/INTERNAL/y', '/api/Internal/y', '/API/internal/y', '/Api/Internal/Y', '/api/internal/y']) {

@@ -107,6 +107,8 @@ export interface Stand {
   gateway: TestGateway;
   /** One raw request over real TLS to the gateway. */
   send(req: WireRequest | string): Promise<WireAnswer>;
+  /** The same request sent to the backend directly: what it does when nothing is in front. */
+  direct(req: WireRequest | string): Promise<WireAnswer>;
   /** What the backend handled while `fn` ran. */
   during(fn: () => Promise<unknown>): Promise<BackendReport[]>;
   close(): Promise<void>;
@@ -129,6 +131,7 @@ export async function startStand(kind: BackendKind, opts: PolicyOptions = {}): P
     backend,
     gateway,
     send,
+    direct: (req) => wire(backend.port, null, typeof req === 'string' ? { target: req } : req),
     async during(fn) {
       const before = backend.seen().length;
       await fn();

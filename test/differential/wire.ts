@@ -70,8 +70,12 @@ export function parseAnswer(raw: Buffer, method: string): WireAnswer {
   return { status, lines, header: (n) => all(n).at(-1), all, body, text, json: () => JSON.parse(text) };
 }
 
-/** Sends one request on its own TLS connection and reads the answer until the gateway closes it. */
-export function wire(port: number, ca: Buffer, req: WireRequest): Promise<WireAnswer> {
+/**
+ * Sends one request on its own connection and reads the answer until the server closes it: over
+ * TLS trusting `ca` (the gateway), or plain with `ca` null (a backend asked directly, to show what
+ * it does with a spelling when nothing stands in front of it).
+ */
+export function wire(port: number, ca: Buffer | null, req: WireRequest): Promise<WireAnswer> {
   const method = req.method ?? 'GET';
   const headers = [...(req.headers ?? [])];
   const has = (name: string) => headers.some(([n]) => n.toLowerCase() === name);
@@ -82,10 +86,11 @@ export function wire(port: number, ca: Buffer, req: WireRequest): Promise<WireAn
   return new Promise((resolve, reject) => {
     const sni = req.servername === undefined ? {} : { servername: req.servername, checkServerIdentity: () => undefined };
     const tcp = tcpConnect({ host: '127.0.0.1', port, localAddress: req.from ?? '127.0.0.1' });
-    const socket = connect({ socket: tcp, servername: 'localhost', ...sni, ca }, () => {
+    const send = (): void => {
       socket.write(head);
       if (req.body !== undefined) socket.write(req.body);
-    });
+    };
+    const socket = ca === null ? tcp.once('connect', send) : connect({ socket: tcp, servername: 'localhost', ...sni, ca }, send);
     const chunks: Buffer[] = [];
     socket.setTimeout(10_000, () => socket.destroy(new Error(`no answer to ${method} ${req.target}`)));
     socket.on('data', (c: Buffer) => chunks.push(c));

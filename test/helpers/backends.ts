@@ -52,6 +52,12 @@ export interface Backend {
 
 const backendsDir = join(repoRoot, 'test/backends');
 
+// A test process that dies without its `after` hooks must not leave servers behind.
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 function command(kind: BackendKind, port: number): { cmd: string; args: string[] } {
   switch (kind) {
     case 'php':
@@ -99,7 +105,13 @@ export async function startBackend(kind: BackendKind, opts: { port?: number } = 
   let out = '';
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  running.add(child);
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      running.delete(child);
+      resolve();
+    }),
+  );
   const stop = async (): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     // gunicorn's quick shutdown is SIGINT (SIGTERM waits for its workers' graceful timeout).
