@@ -17,7 +17,7 @@ export const WX_TOKEN = 'diffTok3nForCallbacks';
 export const WX_AES_KEY = 'ZGlmZmVyZW50aWFsLWFlcy1rZXktMDEyMzQ1Njc4OWE';
 export const WX_APP_SECRET = 'differential-app-secret-0123456789ab';
 export const SESSION_SIGNING_KEY = 'differential-session-signing-key-0123456789';
-/** Not in the office list: the test client is never allowed on office-only routes. */
+/** The office. The test client (127.0.0.1) is never in it; the trusted proxy 127.0.0.2 may say a client is. */
 export const OFFICE = '198.51.100.0/24';
 export const PHONE = '13812345678';
 
