@@ -193,6 +193,24 @@ for (const kind of BACKEND_KINDS) {
       for (const name of LISTED) assert.equal(r.claims[name], null, `${name} reached the backend`);
     });
 
+    // Not in the issue: PHP registers $_SERVER names the way it registers form fields, turning `.`
+    // into `_` as well, so `X.WX.OpenID` is HTTP_X_WX_OPENID there. A valid header name to Node.
+    test('header names with `.` are removed where they fold to a gateway-owned header or a claim', async () => {
+      const premise = reportOf(await s.direct({ target: '/profile', headers: [['X.WX.OpenID', 'o_victim']] }));
+      assert.equal(premise.openid, kind === 'php' ? 'o_victim' : null, 'what the backend itself makes of a dotted name');
+
+      const token = await tokenFor('o_alice');
+      for (const name of ['X.WX.OpenID', 'X.WX_OpenID', 'X-WX.OpenID']) {
+        const anonymous = reportOf(await s.send({ target: '/profile', headers: [[name, 'o_victim']] }));
+        assert.equal(anonymous.openid, null, `${name}: the backend read an openid the client chose`);
+        const verified = reportOf(await s.send({ target: '/profile', headers: [['Authorization', `Bearer ${token}`], [name, 'o_victim']] }));
+        assert.equal(verified.openid, 'o_alice', `${name}: the backend read ${verified.openid}`);
+      }
+      const claims = reportOf(await s.send({ target: '/orders', headers: [['X.Forwarded.For', '198.51.100.7'], ['True.Client.IP', '198.51.100.7'], ['X.Original.URL', '/api/internal/secrets']] }));
+      assert.equal(claims.client_ip, '127.0.0.1');
+      assert.equal(claims.route, 'fallback');
+    });
+
     test('a trusted proxy still only passes claims the policy names: unnamed ones are removed, its X-Forwarded-For counts', async () => {
       const seen = await s.during(async () => {
         const res = await s.send({
