@@ -43,6 +43,17 @@ for (const kind of BACKEND_KINDS) {
       assert.deepEqual(seen.map((r) => r.forwarded_host), []);
     });
 
+    // Not in the issue: RFC 9112 section 3.2 makes a request with two Host lines a 400, as other
+    // programs on the way (a load balancer, a cache) may read the other one.
+    test('two Host headers are 400 and never forwarded', async () => {
+      const seen = await s.during(async () => {
+        for (const hosts of [['localhost', 'admin.example.com'], ['admin.example.com', 'localhost']]) {
+          assertRefused(await s.send({ target: '/dashboard', headers: hosts.map((h): [string, string] => ['Host', h]) }), 400, undefined, hosts.join(' + '));
+        }
+      });
+      assert.deepEqual(seen.map((r) => r.forwarded_host), []);
+    });
+
     const LOCAL_SPELLINGS = (port: number) => ['localhost', 'LOCALHOST', 'localhost.', `localhost:${port}`];
     const ADDRESS_HOSTS = (port: number) => ['127.0.0.1', `127.0.0.1:${port}`, '[::1]', `[::1]:${port}`];
 
