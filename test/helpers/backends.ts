@@ -52,10 +52,18 @@ export interface Backend {
 
 const backendsDir = join(repoRoot, 'test/backends');
 
+// Each backend runs in a process group of its own (gunicorn forks a worker), signalled as a whole.
 // A test process that dies without its `after` hooks must not leave servers behind.
 const running = new Set<ChildProcess>();
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-child.pid!, signal);
+  } catch {
+    // The group is gone already.
+  }
+}
 process.once('exit', () => {
-  for (const child of running) child.kill('SIGKILL');
+  for (const child of running) signalGroup(child, 'SIGKILL');
 });
 
 function command(kind: BackendKind, port: number): { cmd: string; args: string[] } {
@@ -101,6 +109,7 @@ export async function startBackend(kind: BackendKind, opts: { port?: number } = 
     cwd: backendsDir,
     env: { ...process.env, BACKEND_LOG: log, PYTHONUNBUFFERED: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
   });
   let out = '';
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
@@ -115,8 +124,9 @@ export async function startBackend(kind: BackendKind, opts: { port?: number } = 
   const stop = async (): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     // gunicorn's quick shutdown is SIGINT (SIGTERM waits for its workers' graceful timeout).
-    child.kill(kind === 'gunicorn' ? 'SIGINT' : 'SIGTERM');
+    signalGroup(child, kind === 'gunicorn' ? 'SIGINT' : 'SIGTERM');
     await exited;
+    signalGroup(child, 'SIGKILL');
   };
   try {
     await waitForListening(port, child, () => out);
