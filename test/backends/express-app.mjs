@@ -32,6 +32,7 @@ const maskAnswers = {
       'Content-Type': 'application/json',
       'Set-Cookie': ['session_key=SK-COOKIE-SECRET; Path=/; HttpOnly', 'theme=dark; Path=/'],
       'X-User-Phone': '13812345678',
+      'X-Phone': '13812345678',
     },
     '{"ok":true}',
   ],

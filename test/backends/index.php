@@ -119,6 +119,7 @@ if ($route === 'mask') {
             header('Set-Cookie: session_key=SK-COOKIE-SECRET; Path=/; HttpOnly', false);
             header('Set-Cookie: theme=dark; Path=/', false);
             header('X-User-Phone: 13812345678');
+            header('X-Phone: 13812345678');
             echo '{"ok":true}';
             break;
         default:

@@ -36,7 +36,8 @@ MASK_ANSWERS = {
     'cookie': ([('Content-Type', 'application/json'),
                 ('Set-Cookie', 'session_key=SK-COOKIE-SECRET; Path=/; HttpOnly'),
                 ('Set-Cookie', 'theme=dark; Path=/'),
-                ('X-User-Phone', '13812345678')], b'{"ok":true}'),
+                ('X-User-Phone', '13812345678'),
+                ('X-Phone', '13812345678')], b'{"ok":true}'),
 }
 
 
