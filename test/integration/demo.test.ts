@@ -3,10 +3,11 @@
 // documented 8443, 8080, 9901 and 9000 may be taken on the machine running the tests).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { httpsRequest } from '../helpers/https-client.js';
 import { freePort } from '../helpers/ports.js';
@@ -15,7 +16,7 @@ import { waitUntil } from '../helpers/wait.js';
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
 interface Demo {
-  child: ChildProcessWithoutNullStreams;
+  child: ChildProcessByStdio<null, Readable, Readable>;
   output(): string;
   /** The ports it was given. */
   asked: { https: number; http: number; admin: number };
