@@ -3,13 +3,14 @@
 // values with a lifetime (login sessions). One interface, two implementations (memory, redis),
 // one contract test suite run against both.
 
+import type { RateBudget } from './sliding-window.js';
+
 /** One rate-limit rule applied to one key, e.g. `rl:api:openid:oABC`. */
 export interface RateRule {
   /** Logical key; the store adds its own prefix and hash tag. */
   readonly key: string;
-  readonly limit: number;
-  /** Milliseconds. */
-  readonly windowMs: number;
+  /** Checked when the policy was compiled (rateBudget): shared by every request of the rule. */
+  readonly budget: RateBudget;
 }
 
 export interface RateResult {

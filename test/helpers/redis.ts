@@ -15,6 +15,10 @@ export interface TestRedis {
   kill(): Promise<void>;
   /** Starts it again on the same port (empty: nothing is persisted). */
   restart(): Promise<void>;
+  /** SIGSTOP: a server that hangs with its connections open, until resume(). */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
 }
 
 const READY_TIMEOUT_MS = 5000;
@@ -23,7 +27,7 @@ const READY_TIMEOUT_MS = 5000;
 export async function startRedis(opts: { password?: string } = {}): Promise<TestRedis> {
   let port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'wxgw-redis-'));
-  // DEBUG SLEEP lets a test make the server hang without closing connections.
+  // DEBUG SLEEP (enable-debug-command) makes the server busy for a while; pause() hangs it until resume().
   const args = (): string[] => ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--enable-debug-command', 'yes'];
   const auth = opts.password === undefined ? [] : ['--requirepass', opts.password];
   let child: ChildProcess | undefined;
@@ -81,6 +85,8 @@ export async function startRedis(opts: { password?: string } = {}): Promise<Test
     },
     kill: () => exit('SIGKILL'),
     restart: launch,
+    pause: () => void child?.kill('SIGSTOP'),
+    resume: () => void child?.kill('SIGCONT'),
   };
 }
 
