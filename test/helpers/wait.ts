@@ -38,3 +38,14 @@ export function waitUntil<T>(check: () => T | undefined, what: string, opts: Wai
     opts.wake?.add(run);
   });
 }
+
+/** Probes (a request, a scrape) until one gives a value; the deadline only bounds a hang. */
+export async function eventually<T>(probe: () => Promise<T | undefined>, what: string, opts: { timeoutMs?: number; describe?: () => string } = {}): Promise<T> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}${opts.describe ? `; last seen:\n${opts.describe()}` : ''}`);
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}
