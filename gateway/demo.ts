@@ -1,9 +1,9 @@
 // `npm start`: the embedded default. A local CA chain, the bundled sample legacy backend and the
 // gateway with the example policy, all on this machine, with the in-memory store.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -126,7 +126,12 @@ export async function runDemo(): Promise<void> {
       ].join('\n'),
     );
     const stop = (): void => {
-      void gw.close().then(() => backend.close(() => process.exit(0)));
+      void gw.close().then(() =>
+        backend.close(() => {
+          if (config !== example) rmSync(dirname(config), { recursive: true, force: true });
+          process.exit(0);
+        }),
+      );
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
