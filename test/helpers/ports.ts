@@ -6,7 +6,9 @@
 // different blocks), never handed out twice by one process, and each is probed by binding it.
 // What is left (another process in the same block probing the same port at the same moment) is
 // retried by the starters: startTestGateway, startRedis and the demo test start again on
-// EADDRINUSE with fresh ports.
+// EADDRINUSE with fresh ports; `wxgw start` child processes (startCli) rely on the block alone.
+// Port 0 is not an option for the gateway's own listeners: the policy requires 1..65535, and
+// the plain-HTTP redirect names the HTTPS port the policy gives.
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
