@@ -7,6 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { MemoryStore } from '../gateway/store/memory-store.js';
+import { rateBudget } from '../gateway/store/sliding-window.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) {
@@ -31,11 +32,12 @@ const openid = (i: number): string => `o${i.toString(36).padStart(27, 'x')}`;
 const key = (i: number): string => `rl:api:openid:${openid(i)}`;
 const store = new MemoryStore({ maxKeys: KEYS });
 const base = measure();
-const rules = [{ key: '', limit: 100, windowMs: 60_000 }];
+const budget = rateBudget(100, 60_000);
+const rules = [{ key: '', budget }];
 
 let started = performance.now();
 for (let i = 0; i < KEYS; i++) {
-  rules[0] = { key: key(i), limit: 100, windowMs: 60_000 };
+  rules[0] = { key: key(i), budget };
   await store.hit(rules);
 }
 const insertMs = performance.now() - started;
@@ -45,7 +47,7 @@ const filled = measure();
 const repeat = Math.min(KEYS, 1_000_000);
 started = performance.now();
 for (let i = 0; i < repeat; i++) {
-  rules[0] = { key: key((i * 7919) % KEYS), limit: 100, windowMs: 60_000 };
+  rules[0] = { key: key((i * 7919) % KEYS), budget };
   await store.hit(rules);
 }
 const repeatMs = performance.now() - started;

@@ -1,11 +1,12 @@
 // A route's rate limits, compiled once: which store keys a request counts against, and the
 // RateLimit-* / Retry-After headers that report the outcome (draft-ietf-httpapi-ratelimit-headers).
 import type { RateLimitConfig } from '../policy/types.js';
+import { rateBudget, type RateBudget } from '../store/sliding-window.js';
 import type { RateResult, RateRule } from '../store/store.js';
 
 interface CompiledRule {
-  readonly limit: number;
-  readonly windowMs: number;
+  /** Checked here, once per policy load: the store trusts it on every request. */
+  readonly budget: RateBudget;
   readonly byOpenid: boolean;
   readonly fallbackIp: boolean;
   /** IPv6 clients are counted by this many leading bits of their address. */
@@ -24,8 +25,7 @@ export interface RateLimitGuard {
 export function compileRateLimits(route: string, configs: readonly RateLimitConfig[]): RateLimitGuard | undefined {
   if (configs.length === 0) return undefined;
   const compiled: CompiledRule[] = configs.map((c) => ({
-    limit: c.limit,
-    windowMs: c.window,
+    budget: rateBudget(c.limit, c.window),
     byOpenid: c.key === 'openid',
     fallbackIp: c.fallback_key === 'ip',
     ipv6Prefix: c.ipv6_prefix,
@@ -35,7 +35,7 @@ export function compileRateLimits(route: string, configs: readonly RateLimitConf
   const fallbacks = compiled.filter((r) => r.byOpenid && r.fallbackIp);
   return {
     fallbackRules(client) {
-      return fallbacks.map((r) => ({ key: `${r.prefix}ip:${addressKey(client, r.ipv6Prefix)}`, limit: r.limit, windowMs: r.windowMs }));
+      return fallbacks.map((r) => ({ key: `${r.prefix}ip:${addressKey(client, r.ipv6Prefix)}`, budget: r.budget }));
     },
     rules(openid, client) {
       const out: RateRule[] = [];
@@ -44,7 +44,7 @@ export function compileRateLimits(route: string, configs: readonly RateLimitConf
         if (!r.byOpenid) id = `ip:${addressKey(client, r.ipv6Prefix)}`;
         else if (openid !== undefined) id = `o:${openid}`;
         else if (r.fallbackIp) id = `ip:${addressKey(client, r.ipv6Prefix)}`;
-        if (id !== undefined) out.push({ key: r.prefix + id, limit: r.limit, windowMs: r.windowMs });
+        if (id !== undefined) out.push({ key: r.prefix + id, budget: r.budget });
       }
       return out;
     },

@@ -61,8 +61,9 @@ export class JwtVerifier {
   private readonly key: Uint8Array | KeyObject | JWTVerifyGetKey;
   private readonly algorithms: string[];
   private readonly cfg: JwtConfig;
+  private readonly now: () => number;
 
-  private constructor(cfg: JwtConfig, key: Uint8Array | KeyObject | JWTVerifyGetKey, defaultAlgs: string[]) {
+  private constructor(cfg: JwtConfig, key: Uint8Array | KeyObject | JWTVerifyGetKey, defaultAlgs: string[], now: () => number) {
     const algorithms = cfg.algorithms ?? defaultAlgs;
     if (algorithms.length === 0) throw new Error('identity.jwt: no signing algorithm fits the configured key; list them in identity.jwt.algorithms');
     if (algorithms.some((a) => a.toLowerCase() === 'none')) throw new Error('identity.jwt.algorithms: `none` is never accepted');
@@ -77,13 +78,16 @@ export class JwtVerifier {
     this.issuer = cfg.issuer;
     this.key = key;
     this.algorithms = algorithms;
+    this.now = now;
   }
 
-  static async create(cfg: JwtConfig): Promise<JwtVerifier> {
+  /** `now` (epoch milliseconds) exists for tests that need a token to expire without waiting. */
+  static async create(cfg: JwtConfig, opts: { now?: () => number } = {}): Promise<JwtVerifier> {
     const source = cfg.key;
+    const now = opts.now ?? Date.now;
     switch (source.kind) {
       case 'secret':
-        return new JwtVerifier(cfg, new TextEncoder().encode(source.secret), HMAC_ALGS);
+        return new JwtVerifier(cfg, new TextEncoder().encode(source.secret), HMAC_ALGS, now);
       case 'public_key': {
         if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(source.pem)) {
           throw new Error(`identity.jwt: ${source.file} holds a private key; give the public key or certificate`);
@@ -91,13 +95,13 @@ export class JwtVerifier {
         // KeyObject rather than importSPKI/importX509: it reads SPKI, PKCS#1 and certificate PEMs
         // alike and tells the key type, so the default allow-list can follow the key.
         const key = createPublicKey(source.pem);
-        return new JwtVerifier(cfg, key, publicKeyAlgs(key));
+        return new JwtVerifier(cfg, key, publicKeyAlgs(key), now);
       }
       case 'jwks': {
         const jwks = source.jwks as JSONWebKeySet;
         const getKey = createLocalJWKSet(jwks);
         const algs = new Set((Array.isArray(jwks.keys) ? jwks.keys : []).flatMap(jwkAlgs));
-        return new JwtVerifier(cfg, getKey, [...algs]);
+        return new JwtVerifier(cfg, getKey, [...algs], now);
       }
     }
   }
@@ -113,6 +117,7 @@ export class JwtVerifier {
         // A token without exp would be valid forever; the backend's tokens must carry one.
         requiredClaims: ['exp'],
         clockTolerance: this.cfg.clock_tolerance / 1000,
+        currentDate: new Date(this.now()),
       };
       const key = this.key;
       ({ payload } = typeof key === 'function' ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options));

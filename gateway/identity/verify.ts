@@ -105,11 +105,13 @@ interface Candidate {
   verify(token: string): Promise<{ openid: string }>;
 }
 
-export async function compileIdentity(cfg: IdentityConfig, deps: { signer?: SessionSigner }): Promise<IdentityVerifier> {
+/** `now` (epoch milliseconds) exists for tests that need a token to expire without waiting. */
+export async function compileIdentity(cfg: IdentityConfig, deps: { signer?: SessionSigner; now?: () => number }): Promise<IdentityVerifier> {
+  const now = deps.now ?? Date.now;
   const candidates: Candidate[] = [];
-  const signer = deps.signer ?? (cfg.session ? await SessionSigner.create(cfg.session) : undefined);
+  const signer = deps.signer ?? (cfg.session ? await SessionSigner.create(cfg.session, { now }) : undefined);
   if (signer) candidates.push({ issuer: signer.issuer, verify: (t) => signer.verify(t) });
-  if (cfg.jwt) candidates.push(await JwtVerifier.create(cfg.jwt));
+  if (cfg.jwt) candidates.push(await JwtVerifier.create(cfg.jwt, { now }));
 
   // The unverified `iss` only rules out keys whose issuer check would fail anyway; nothing is
   // believed before a signature check.
@@ -123,7 +125,7 @@ export async function compileIdentity(cfg: IdentityConfig, deps: { signer?: Sess
     const found = extractToken(headers, cfg.token);
     if (found.kind === 'none') return found;
     if (found.kind === 'token') {
-      const known = verified.get(found.token, Date.now());
+      const known = verified.get(found.token, now());
       if (known !== undefined) return { kind: 'verified', openid: known };
     }
     return { kind: 'pending', check: () => check(found) };

@@ -4,7 +4,6 @@
 // garbage collector has almost nothing to trace.
 import {
   MAX_BUCKETS,
-  checkRule,
   layoutFor,
   refusedByZeroLimit,
   releaseAt,
@@ -75,16 +74,15 @@ export class MemoryStore implements Store {
     const used = new Array<number>(count);
     const layouts = new Array<Layout>(count);
     let admit = true;
-    for (const rule of rules) checkRule(rule);
     for (let i = 0; i < count; i++) {
-      const rule = rules[i]!;
-      if (rule.limit === 0) {
+      const { key, budget } = rules[i]!;
+      if (budget.limit === 0) {
         admit = false;
         slots[i] = -1;
         continue;
       }
-      const slot = this.slotFor(rule.key, Math.ceil(rule.windowMs), now);
-      const layout = this.layout(rule.windowMs);
+      const slot = this.slotFor(key, budget.windowMs, now);
+      const layout = budget.layout;
       layouts[i] = layout;
       const current = this.advance(slot, layout, now);
       let sum = 0;
@@ -96,7 +94,7 @@ export class MemoryStore implements Store {
       slots[i] = slot;
       currents[i] = current;
       used[i] = sum;
-      if (sum >= rule.limit) admit = false;
+      if (sum >= budget.limit) admit = false;
     }
     if (admit) {
       for (let i = 0; i < count; i++) {
@@ -111,10 +109,10 @@ export class MemoryStore implements Store {
     }
     const results = new Array<RateResult>(count);
     for (let i = 0; i < count; i++) {
-      const rule = rules[i]!;
+      const { budget } = rules[i]!;
       const slot = slots[i]!;
       if (slot < 0) {
-        results[i] = refusedByZeroLimit(rule);
+        results[i] = refusedByZeroLimit(budget);
         continue;
       }
       const layout = layouts[i]!;
@@ -123,12 +121,12 @@ export class MemoryStore implements Store {
       const current = currents[i]!;
       const u = used[i]!;
       // Without `admit`, a rule that had room reports its own verdict and was not charged.
-      const allowed = admit || u < rule.limit;
+      const allowed = admit || u < budget.limit;
       results[i] = {
         allowed,
-        limit: rule.limit,
-        remaining: Math.max(0, rule.limit - u),
-        retryAfterMs: retryAfterMs(page.counts, base, current, layout, u, rule.limit, now),
+        limit: budget.limit,
+        remaining: Math.max(0, budget.limit - u),
+        retryAfterMs: retryAfterMs(page.counts, base, current, layout, u, budget.limit, now),
         resetMs: resetMs(page.counts, base, current, layout, now),
       };
     }

@@ -7,7 +7,7 @@
 // the rules that admitted it. That only ever refuses more, never admits more.
 import { Redis } from 'ioredis';
 import type { Logger } from '../observability/logger.js';
-import { checkRule, layoutFor, refusedByZeroLimit } from './sliding-window.js';
+import { refusedByZeroLimit } from './sliding-window.js';
 import { StoreUnavailableError, type RateResult, type RateRule, type Store } from './store.js';
 
 // The Lua twin of sliding-window.ts (read its header for the algorithm and its bound). The key
@@ -177,22 +177,20 @@ export class RedisStore implements Store {
   }
 
   async hit(rules: readonly RateRule[]): Promise<RateResult[]> {
-    for (const rule of rules) checkRule(rule);
     // All scripts are issued in this tick: they travel together and answer in one round trip.
     const replies = await this.call(() =>
       Promise.all(
-        rules.map((rule) => {
-          if (rule.limit === 0) return undefined;
-          const { buckets, bucketMs } = layoutFor(rule.windowMs);
-          return this.redis.wxgwHit(this.key(rule.key), rule.limit, buckets, bucketMs);
+        rules.map(({ key, budget }) => {
+          if (budget.limit === 0) return undefined;
+          return this.redis.wxgwHit(this.key(key), budget.limit, budget.layout.buckets, budget.layout.bucketMs);
         }),
       ),
     );
-    return rules.map((rule, i) => {
+    return rules.map(({ budget }, i) => {
       const reply = replies[i];
-      if (reply === undefined) return refusedByZeroLimit(rule);
+      if (reply === undefined) return refusedByZeroLimit(budget);
       const [allowed, remaining, retryAfterMs, resetMs] = reply;
-      return { allowed: allowed === 1, limit: rule.limit, remaining, retryAfterMs, resetMs };
+      return { allowed: allowed === 1, limit: budget.limit, remaining, retryAfterMs, resetMs };
     });
   }
 

@@ -26,7 +26,7 @@
 // Clocks that step backwards are clamped to the newest bucket already written (counting
 // against the later bucket keeps requests longer: conservative). A key whose window changes
 // (policy reload) keeps every live count, folded into its current bucket: conservative too.
-import type { RateResult, RateRule } from './store.js';
+import type { RateResult } from './store.js';
 
 export const MAX_BUCKETS = 10;
 
@@ -40,14 +40,28 @@ export interface Layout {
 /** Windows longer than this (about 49 days) do not fit the memory store's 32-bit fields. */
 export const MAX_WINDOW_MS = 0xffffffff;
 
-/** Throws RangeError for a rule no store can honour. */
-export function checkRule(rule: RateRule): void {
-  if (!Number.isInteger(rule.limit) || rule.limit < 0) {
-    throw new RangeError(`rate rule ${rule.key}: limit must be an integer >= 0, got ${rule.limit}`);
+declare const checked: unique symbol;
+
+/**
+ * A rule's limit and window, checked once when the policy is compiled (rateBudget), with its
+ * bucket layout worked out: the stores trust it and check nothing per request.
+ */
+export interface RateBudget {
+  readonly limit: number;
+  /** Whole milliseconds: a fractional window is rounded up. */
+  readonly windowMs: number;
+  readonly layout: Layout;
+  readonly [checked]: true;
+}
+
+/** Throws RangeError for a budget no store can honour. */
+export function rateBudget(limit: number, windowMs: number): RateBudget {
+  if (!Number.isInteger(limit) || limit < 0) throw new RangeError(`rate limit must be an integer >= 0, got ${limit}`);
+  if (!Number.isFinite(windowMs) || windowMs <= 0 || windowMs > MAX_WINDOW_MS) {
+    throw new RangeError(`rate window must be in (0, ${MAX_WINDOW_MS}] ms, got ${windowMs}`);
   }
-  if (!Number.isFinite(rule.windowMs) || rule.windowMs <= 0 || rule.windowMs > MAX_WINDOW_MS) {
-    throw new RangeError(`rate rule ${rule.key}: windowMs must be in (0, ${MAX_WINDOW_MS}], got ${rule.windowMs}`);
-  }
+  const whole = Math.ceil(windowMs);
+  return { limit, windowMs: whole, layout: layoutFor(whole) } as RateBudget;
 }
 
 /** A fractional window is rounded up: a longer window only ever admits less. */
@@ -103,6 +117,6 @@ export function resetMs(ring: ArrayLike<number>, base: number, current: number, 
  * A limit of 0 refuses everything and stores nothing; its budget is always whole. There is no
  * time at which a slot frees, so the window is given as the hint.
  */
-export function refusedByZeroLimit(rule: RateRule): RateResult {
-  return { allowed: false, limit: 0, remaining: 0, retryAfterMs: Math.ceil(rule.windowMs), resetMs: 0 };
+export function refusedByZeroLimit(budget: RateBudget): RateResult {
+  return { allowed: false, limit: 0, remaining: 0, retryAfterMs: budget.windowMs, resetMs: 0 };
 }

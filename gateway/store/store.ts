@@ -4,13 +4,14 @@
 // one contract test suite run against both.
 import { GatewayError } from '../errors.js';
 
+import type { RateBudget } from './sliding-window.js';
+
 /** One rate-limit rule applied to one key, e.g. `rl:api:openid:oABC`. */
 export interface RateRule {
   /** Logical key; the store adds its own prefix and hash tag. */
   readonly key: string;
-  readonly limit: number;
-  /** Milliseconds. */
-  readonly windowMs: number;
+  /** Checked when the policy was compiled (rateBudget): shared by every request of the rule. */
+  readonly budget: RateBudget;
 }
 
 export interface RateResult {

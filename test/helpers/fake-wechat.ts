@@ -2,6 +2,7 @@
 // HTTP 200 with `{errcode, errmsg}` and every answer is labelled text/plain.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { waitUntil } from './wait.js';
 
 export type FakeCodeAnswer =
   | { openid: string; session_key: string; unionid?: string }
@@ -23,8 +24,12 @@ export interface FakeWechat {
   secret: string;
   calls: { path: string; query: Record<string, string> }[];
   codes: Map<string, FakeCodeAnswer>;
-  /** Milliseconds every later answer waits before it is sent. */
-  setDelay(ms: number): void;
+  /** Later answers wait until release(): a WeChat that is slow for exactly as long as a test needs. */
+  hold(): void;
+  /** Sends every held answer and stops holding. */
+  release(): void;
+  /** Resolves once `count` calls in all have arrived. */
+  waitForCalls(count: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -35,13 +40,15 @@ export async function startFakeWechat(opts: FakeWechatOptions = {}): Promise<Fak
   const calls: FakeWechat['calls'] = [];
   const codes = new Map<string, FakeCodeAnswer>();
   const used = new Set<string>();
-  const timers = new Set<NodeJS.Timeout>();
-  let delay = 0;
+  const held: (() => void)[] = [];
+  const arrived = new Set<() => void>();
+  let holding = false;
 
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://fake');
     const query = Object.fromEntries(url.searchParams);
     calls.push({ path: url.pathname, query });
+    for (const wake of arrived) wake();
 
     const answer = (): { status: number; body: string } => {
       const error = (errcode: number, errmsg: string) => ({ status: 200, body: JSON.stringify({ errcode, errmsg: `${errmsg}, rid: fake` }) });
@@ -65,15 +72,8 @@ export async function startFakeWechat(opts: FakeWechatOptions = {}): Promise<Fak
       res.writeHead(status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
       res.end(body);
     };
-    if (delay > 0) {
-      const timer = setTimeout(() => {
-        timers.delete(timer);
-        send();
-      }, delay);
-      timers.add(timer);
-    } else {
-      send();
-    }
+    if (holding) held.push(send);
+    else send();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -83,12 +83,17 @@ export async function startFakeWechat(opts: FakeWechatOptions = {}): Promise<Fak
     secret,
     calls,
     codes,
-    setDelay(ms) {
-      delay = ms;
+    hold() {
+      holding = true;
     },
+    release() {
+      holding = false;
+      for (const send of held.splice(0)) send();
+    },
+    waitForCalls: (count) => waitUntil(() => (calls.length >= count ? true : undefined), `${count} calls to the fake WeChat`, { wake: arrived }).then(() => undefined),
     close: () =>
       new Promise<void>((resolve) => {
-        for (const timer of timers) clearTimeout(timer);
+        held.length = 0;
         server.closeAllConnections();
         server.close(() => resolve());
       }),

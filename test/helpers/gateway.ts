@@ -7,7 +7,8 @@ import { Writable } from 'node:stream';
 import { ensureDevChain, type DevChain } from '../../gateway/tls/devchain.js';
 import { startGateway, type GatewayHandle } from '../../gateway/main.js';
 import { createLogger } from '../../gateway/observability/logger.js';
-import { freePort } from './ports.js';
+import { freePort, isAddressInUse } from './ports.js';
+import { waitUntil } from './wait.js';
 
 export interface PolicyContext {
   dir: string;
@@ -29,6 +30,8 @@ export interface TestGateway {
   logs: Record<string, unknown>[];
   /** The raw log text, for asserting that something never appears in it. */
   logText(): string;
+  /** Resolves with the first log line (already written or still to come) that matches. */
+  waitForLog(match: (line: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>>;
   close(): Promise<void>;
 }
 
@@ -53,35 +56,53 @@ export async function policyContext(): Promise<PolicyContext> {
   };
 }
 
+/** Starts again with fresh ports when one was taken between choosing it and listening (ports.ts). */
+const START_ATTEMPTS = 3;
+
 export async function startTestGateway(
   policy: (ctx: PolicyContext) => string,
   opts: { env?: Record<string, string | undefined> } = {},
 ): Promise<TestGateway> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(policy, opts);
+    } catch (err) {
+      if (attempt >= START_ATTEMPTS || !isAddressInUse(err)) throw err;
+    }
+  }
+}
+
+async function startOnce(policy: (ctx: PolicyContext) => string, opts: { env?: Record<string, string | undefined> }): Promise<TestGateway> {
   const ctx = await policyContext();
   const file = join(ctx.dir, 'gateway.yaml');
   writeFileSync(file, policy(ctx));
   const chunks: string[] = [];
+  const written = new Set<() => void>();
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
       chunks.push(chunk.toString());
+      for (const wake of written) wake();
       done();
     },
   });
   const logger = createLogger({ level: 'debug', destination: sink });
   const gw = await startGateway({ config: file, logger, ...(opts.env && { env: opts.env }) });
   const text = (): string => chunks.join('');
+  const lines = (): Record<string, unknown>[] =>
+    text()
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
   return {
     gw,
     ctx,
     ca: readFileSync(ctx.chain.root),
     port: (gw.https ?? gw.http!).port,
     get logs() {
-      return text()
-        .split('\n')
-        .filter((l) => l.trim() !== '')
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      return lines();
     },
     logText: text,
+    waitForLog: (match, what) => waitUntil(() => lines().find(match), what, { wake: written, describe: text }),
     close: () => gw.close(),
   };
 }

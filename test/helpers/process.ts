@@ -29,7 +29,7 @@ export async function startCli(config: string, ready = /wxgw listening/): Promis
   const gw: CliGateway = {
     child,
     output: () => out,
-    async waitFor(pattern, timeoutMs = 10_000, from = 0) {
+    async waitFor(pattern, timeoutMs = 15_000, from = 0) {
       const deadline = Date.now() + timeoutMs;
       while (!pattern.test(out.slice(from))) {
         if (Date.now() > deadline || child.exitCode !== null) throw new Error(`no ${pattern} in the gateway's output:\n${out}`);

@@ -15,17 +15,21 @@ export interface TestRedis {
   kill(): Promise<void>;
   /** Starts it again on the same port (empty: nothing is persisted). */
   restart(): Promise<void>;
+  /** SIGSTOP: a server that hangs with its connections open, until resume(). */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
 }
 
 const READY_TIMEOUT_MS = 5000;
 
 /** `password` sets requirepass, and goes into the URL the way a deployment would put it. */
 export async function startRedis(opts: { password?: string } = {}): Promise<TestRedis> {
-  const port = await freePort();
+  let port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'wxgw-redis-'));
-  // DEBUG SLEEP lets a test make the server hang without closing connections.
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--enable-debug-command', 'yes'];
-  if (opts.password !== undefined) args.push('--requirepass', opts.password);
+  // DEBUG SLEEP (enable-debug-command) makes the server busy for a while; pause() hangs it until resume().
+  const args = (): string[] => ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--enable-debug-command', 'yes'];
+  const auth = opts.password === undefined ? [] : ['--requirepass', opts.password];
   let child: ChildProcess | undefined;
   const killOnExit = (): void => {
     child?.kill('SIGKILL');
@@ -33,7 +37,7 @@ export async function startRedis(opts: { password?: string } = {}): Promise<Test
   process.once('exit', killOnExit);
 
   const launch = async (): Promise<void> => {
-    const proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn('redis-server', [...args(), ...auth], { stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;
     let output = '';
     const keep = (chunk: Buffer): void => {
@@ -61,7 +65,16 @@ export async function startRedis(opts: { password?: string } = {}): Promise<Test
     });
   };
 
-  await launch();
+  // The port is chosen before redis-server binds it (ports.ts): if it was taken meanwhile, take another.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await launch();
+      break;
+    } catch (err) {
+      if (attempt >= 3 || !/Address already in use/i.test(String(err))) throw err;
+      port = await freePort();
+    }
+  }
   return {
     url: `redis://${opts.password === undefined ? '' : `:${encodeURIComponent(opts.password)}@`}127.0.0.1:${port}`,
     port,
@@ -72,6 +85,8 @@ export async function startRedis(opts: { password?: string } = {}): Promise<Test
     },
     kill: () => exit('SIGKILL'),
     restart: launch,
+    pause: () => void child?.kill('SIGSTOP'),
+    resume: () => void child?.kill('SIGCONT'),
   };
 }
 

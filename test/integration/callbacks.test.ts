@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createCipheriv, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { once } from 'node:events';
-import { connect } from 'node:net';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { CallbackRequest } from '../../gateway/guards/callback-types.js';
 import { WechatMsgCrypto } from '../../gateway/wechat/msg-crypto.js';
@@ -130,17 +130,45 @@ async function storeConnected(t: TestGateway): Promise<void> {
   assert.equal(await store.connect(5000), true, 'the gateway never connected to Redis');
 }
 
-/** Makes Redis block for `seconds` (DEBUG SLEEP); `done` resolves once it answers again. */
-async function redisBusy(port: number, seconds: number): Promise<{ done: Promise<void> }> {
-  const socket = connect(port, '127.0.0.1');
-  await once(socket, 'connect');
-  const done = once(socket, 'data').then(() => {
-    socket.destroy();
+/**
+ * A TCP relay to Redis that holds back everything Redis says until release(): Redis as slow to
+ * answer a new connection as the test wants. `contacted` resolves once a client has spoken.
+ */
+async function slowRedis(port: number): Promise<{ url: string; contacted: Promise<void>; release(): void; close(): Promise<void> }> {
+  let released = false;
+  const held: (() => void)[] = [];
+  let spoke!: () => void;
+  const contacted = new Promise<void>((resolve) => (spoke = resolve));
+  const sockets = new Set<Socket>();
+  const relay = createServer((client) => {
+    const server = connect(port, '127.0.0.1');
+    sockets.add(client).add(server);
+    client.on('data', (c: Buffer) => {
+      spoke();
+      server.write(c);
+    });
+    server.on('data', (c: Buffer) => (released ? client.write(c) : held.push(() => client.write(c))));
+    const end = (): void => {
+      client.destroy();
+      server.destroy();
+    };
+    client.on('close', end).on('error', end);
+    server.on('close', end).on('error', end);
   });
-  socket.write(`DEBUG SLEEP ${seconds}\r\n`);
-  // Give Redis a moment to pick the command up before anyone else connects.
-  await new Promise((r) => setTimeout(r, 50));
-  return { done };
+  relay.listen(0, '127.0.0.1');
+  await once(relay, 'listening');
+  return {
+    url: `redis://127.0.0.1:${(relay.address() as AddressInfo).port}`,
+    contacted,
+    release() {
+      released = true;
+      for (const send of held.splice(0)) send();
+    },
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise((resolve) => relay.close(() => resolve()));
+    },
+  };
 }
 
 function withQuery(req: CallbackRequest, set: Record<string, string>): CallbackRequest {
@@ -242,17 +270,26 @@ describe('signed callbacks through the gateway', () => {
 
   test('a gateway takes callbacks as soon as it has started, even when Redis is slow to answer its first connection', async () => {
     // startGateway resolving means "serving": a callback sent then must not meet a store
-    // connection still being made (503 store_unavailable). Redis busy for a second at startup
-    // makes that window wide enough to see every time.
-    const busy = await redisBusy(redis.port, 1);
-    const c = await startTestGateway(policy({ upstream, redisUrl: redis.url }));
+    // connection still being made (503 store_unavailable). Redis says nothing to the new
+    // gateway until it has asked and the test has seen startGateway still waiting.
+    const slow = await slowRedis(redis.port);
+    let started = false;
+    const starting = startTestGateway(policy({ upstream, redisUrl: slow.url })).then((gw) => {
+      started = true;
+      return gw;
+    });
+    await slow.contacted;
+    await new Promise((r) => setImmediate(r));
+    assert.equal(started, false, 'startGateway resolved before Redis answered');
+    slow.release();
+    const c = await starting;
     try {
       const res = await send(c, '/wx/plain', urlVerification(account, 'first-request'));
       assert.equal(res.status, 200, res.text);
       assert.equal(res.text, 'first-request');
     } finally {
-      await busy.done;
       await c.close();
+      await slow.close();
     }
   });
 

@@ -10,7 +10,8 @@ import { chromium, type Browser, type BrowserContext } from 'playwright-core';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 
-const CHROMIUM = '/usr/bin/chromium';
+/** The browser to drive: WXGW_CHROMIUM where Chromium lives elsewhere. */
+const CHROMIUM = process.env.WXGW_CHROMIUM || '/usr/bin/chromium';
 
 interface FetchOutcome {
   ok?: boolean;

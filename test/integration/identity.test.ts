@@ -4,6 +4,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import type { IncomingMessage } from 'node:http';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +14,7 @@ import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startFakeWechat, type FakeWechat } from '../helpers/fake-wechat.js';
 import { httpsRequest, type ClientResponse } from '../helpers/https-client.js';
+import { waitUntil } from '../helpers/wait.js';
 
 interface ErrorBody {
   error: { reason: string; message: string; request_id: string };
@@ -169,20 +172,60 @@ routes:
     });
 
     test('20 concurrent logins with one code make one WeChat call and all get the same token', async () => {
+      // A gateway of its own whose api_timeout outlasts any machine's slowness: WeChat holds its
+      // answer until all 20 requests have been read by the gateway, so they surely overlap.
+      const own = await startTestGateway(
+        (ctx) => `version: 1
+server:
+  https: { listen: "127.0.0.1:${ctx.httpsPort}" }
+${ctx.tlsSection}
+wechat:
+  appid: ${wechat.appid}
+  app_secret: \${WX_APP_SECRET}
+  api_base: "${wechat.url}"
+  api_timeout: 60s
+identity:
+  login: { path: /wx/login }
+  session: { signing_key: "\${SESSION_SIGNING_KEY}", ttl: 1h }
+defaults: { allow: any }
+upstreams:
+  legacy: { url: "${upstream.url}" }
+routes:
+  - { name: open, match: { path_prefix: /open/ }, upstream: legacy }
+`,
+        { env: { WX_APP_SECRET: wechat.secret, SESSION_SIGNING_KEY: SIGNING_KEY } },
+      );
+      const read = new Set<() => void>();
+      let bodiesRead = 0;
+      const onRequest = (message: unknown): void => {
+        const { request } = message as { request: IncomingMessage };
+        if (request.url !== '/wx/login') return;
+        request.once('end', () => {
+          bodiesRead++;
+          for (const wake of read) wake();
+        });
+      };
+      subscribe('http.server.request.start', onRequest);
       wechat.codes.set('code-bob', { openid: 'o-bob', session_key: 'wx-session-key-bob' });
-      // Slow enough that every request arrives while the one exchange is in flight.
-      wechat.setDelay(500);
+      wechat.hold();
       try {
         const before = wechat.calls.length;
-        const answers = await Promise.all(Array.from({ length: 20 }, () => login('code-bob')));
+        const pending = Array.from({ length: 20 }, () =>
+          httpsRequest(own.port, own.ca, { method: 'POST', path: '/wx/login', headers: { 'content-type': 'application/json' }, body: '{"code":"code-bob"}', timeoutMs: 60_000 }),
+        );
+        await waitUntil(() => (bodiesRead >= 20 ? true : undefined), 'the gateway to read 20 login requests', { wake: read, timeoutMs: 60_000 });
+        // The bodies are read; the handler runs on the same turn, before WeChat's answer can arrive.
+        setImmediate(() => wechat.release());
+        const answers = await Promise.all(pending);
         for (const res of answers) assert.equal(res.status, 200, res.text);
         const issued = new Set(answers.map((res) => res.json<LoginAnswer>().token));
         assert.equal(issued.size, 1);
         assert.equal(wechat.calls.length - before, 1);
         assert.equal(answers[0]!.json<LoginAnswer>().openid, 'o-bob');
-        tokens.set('o-bob', [...issued][0]!);
       } finally {
-        wechat.setDelay(0);
+        unsubscribe('http.server.request.start', onRequest);
+        wechat.release();
+        await own.close();
       }
     });
 
@@ -197,12 +240,14 @@ routes:
 
     test('WeChat answering past api_timeout is 504 wx_timeout', async () => {
       wechat.codes.set('code-slow', { openid: 'o-slow', session_key: 'k' });
-      wechat.setDelay(2500);
+      // Held: WeChat never answers on its own, so only api_timeout can end the exchange.
+      wechat.hold();
       try {
         const res = await login('code-slow');
         assertGatewayError(res, 504, 'wx_timeout');
+        assert.equal(wechat.calls.at(-1)?.query.js_code, 'code-slow', 'the exchange did reach WeChat');
       } finally {
-        wechat.setDelay(0);
+        wechat.release();
       }
     });
 

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { eventually } from '../helpers/wait.js';
 import { startTestGateway, type PolicyContext } from '../helpers/gateway.js';
 import { httpsRequest } from '../helpers/https-client.js';
 import { startUpstream } from '../helpers/upstream.js';
@@ -35,11 +36,12 @@ test('/metrics counts requests by route, method and status class, decisions, ups
     assert.equal((await t.gw.reload()).ok, false);
 
     // The counters move when each answer has been sent, just after the client has it.
-    let text = await scrape();
-    for (let i = 0; i < 40 && !text.includes('wxgw_requests_total{route="gone",method="GET",status_class="5xx"} 1'); i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      text = await scrape();
-    }
+    let text = '';
+    await eventually(
+      async () => ((text = await scrape()).includes('wxgw_requests_total{route="gone",method="GET",status_class="5xx"} 1') ? true : undefined),
+      'the last request in the metrics',
+      { describe: () => text },
+    );
     const has = (line: string): void => assert.ok(text.split('\n').includes(line), `${line}\nnot in\n${text}`);
     has('wxgw_requests_total{route="api",method="GET",status_class="2xx"} 3');
     has('wxgw_requests_total{route="api",method="POST",status_class="2xx"} 1');

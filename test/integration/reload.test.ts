@@ -52,7 +52,7 @@ test('the CLI reloads on a file change, keeps the old policy on an invalid one, 
 
     let mark = gw.output().length;
     replaceFile(file, policy(ctx, ups, 'b'));
-    await gw.waitFor(/"msg":"policy reloaded"/, 5_000, mark);
+    await gw.waitFor(/"msg":"policy reloaded"/, 15_000, mark);
     assert.equal(await get(), 'B');
     const reloaded = JSON.parse(gw.output().slice(mark).split('\n').find((l) => l.includes('policy reloaded'))!) as { ms: number; since: string };
     assert.equal(reloaded.since, 'file change');
@@ -61,7 +61,7 @@ test('the CLI reloads on a file change, keeps the old policy on an invalid one, 
     // An upstream that does not exist: its line is named, and B keeps serving.
     mark = gw.output().length;
     replaceFile(file, policy(ctx, ups, 'c'));
-    await gw.waitFor(/the previous policy stays in force/, 5_000, mark);
+    await gw.waitFor(/the previous policy stays in force/, 15_000, mark);
     assert.match(gw.output().slice(mark), /gateway\.yaml:13:\d+  routes\[0\]\.upstream  .*`c`/);
     assert.equal(await get(), 'B');
     const ready = await fetch(`http://127.0.0.1:${ctx.adminPort}/readyz`);
@@ -70,17 +70,17 @@ test('the CLI reloads on a file change, keeps the old policy on an invalid one, 
     // A listener change is refused by name, and the old policy stays.
     mark = gw.output().length;
     replaceFile(file, policy(ctx, ups, 'a').replace(`127.0.0.1:${ctx.httpsPort}`, '127.0.0.1:1'));
-    await gw.waitFor(/server\.https\.listen changed from 127\.0\.0\.1:\d+ to 127\.0\.0\.1:1; restart wxgw to apply it/, 5_000, mark);
+    await gw.waitFor(/server\.https\.listen changed from 127\.0\.0\.1:\d+ to 127\.0\.0\.1:1; restart wxgw to apply it/, 15_000, mark);
     assert.equal(await get(), 'B');
 
     // Written in place rather than renamed over: the watcher sees that too.
     writeFileSync(file, policy(ctx, ups, 'a'));
-    await gw.waitFor(/"msg":"policy reloaded"/, 5_000, mark);
+    await gw.waitFor(/"msg":"policy reloaded"/, 15_000, mark);
     assert.equal(await get(), 'A');
     // SIGHUP reloads without any change to the files.
     mark = gw.output().length;
     gw.child.kill('SIGHUP');
-    await gw.waitFor(/"since":"request".*"msg":"policy reloaded"/, 5_000, mark);
+    await gw.waitFor(/"since":"request".*"msg":"policy reloaded"/, 15_000, mark);
     assert.equal(await get(), 'A');
     assert.equal(gw.child.exitCode, null, 'SIGHUP does not end the process');
   } finally {
@@ -121,7 +121,7 @@ test('a certificate renewal written over the old files reaches new handshakes; a
     replaceFile(files.root, readFileSync(renewed.root));
     replaceFile(files.fullchain, readFileSync(renewed.fullchain));
     replaceFile(files.key, readFileSync(renewed.key));
-    await gw.waitFor(/"msg":"policy reloaded"/, 5_000, mark);
+    await gw.waitFor(/"msg":"policy reloaded"/, 15_000, mark);
     const after = await servedSerial(ctx.httpsPort);
     assert.notEqual(after, before);
     const res = await httpsRequest(ctx.httpsPort, readFileSync(renewed.root), { path: '/api/x' });
@@ -131,7 +131,7 @@ test('a certificate renewal written over the old files reaches new handshakes; a
     mark = gw.output().length;
     const pem = readFileSync(renewed.fullchain, 'utf8');
     replaceFile(files.fullchain, pem.slice(0, pem.indexOf('-----END CERTIFICATE-----') + 26));
-    await gw.waitFor(/chain incomplete[\s\S]*the previous policy stays in force/, 5_000, mark);
+    await gw.waitFor(/chain incomplete[\s\S]*the previous policy stays in force/, 15_000, mark);
     assert.equal(await servedSerial(ctx.httpsPort), after);
   } finally {
     gw.kill();
@@ -203,7 +203,7 @@ test('a SIGHUP that arrives while the gateway is still starting is applied once 
   try {
     gw.child.kill('SIGHUP');
     await gw.waitFor(/wxgw listening/, 10_000);
-    await gw.waitFor(/"since":"request".*"msg":"policy reloaded"/, 5_000);
+    await gw.waitFor(/"since":"request".*"msg":"policy reloaded"/, 15_000);
     assert.equal(gw.child.exitCode, null, 'the process is still running');
     const ca = readFileSync(ctx.chain.root);
     assert.equal((await httpsRequest(ctx.httpsPort, ca, { path: '/api/x' })).text, 'A');

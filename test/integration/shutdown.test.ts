@@ -21,17 +21,16 @@ routes:
 defaults: { allow: any }
 `;
 
-async function slowCase(delayMs: number, shutdown: string) {
+/** The upstream answers only when the test calls answer(): the request is in flight until then. */
+async function slowCase(shutdown: string) {
   const ctx = await policyContext();
-  let arrived!: () => void;
-  const inFlight = new Promise<void>((r) => (arrived = r));
+  let arrived!: (answer: () => void) => void;
+  const inFlight = new Promise<() => void>((r) => (arrived = r));
   const upstream = await startUpstream((_req, res) => {
-    arrived();
-    // Unref'd: an answer the gateway cut short must not keep the test process alive.
-    setTimeout(() => {
+    arrived(() => {
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.end('done');
-    }, delayMs).unref();
+    });
   });
   const file = join(ctx.dir, 'gateway.yaml');
   writeFileSync(file, policy(ctx, upstream.url, shutdown));
@@ -40,17 +39,18 @@ async function slowCase(delayMs: number, shutdown: string) {
     (r) => r,
     (err: Error) => err,
   );
-  await inFlight;
+  const answer = await inFlight;
   gw.child.kill('SIGTERM');
-  return { ctx, gw, response, upstream };
+  return { ctx, gw, response, upstream, answer };
 }
 
 test('SIGTERM lets a request in flight finish with 200, then exits 0', async () => {
-  const { ctx, gw, response, upstream } = await slowCase(1_000, '10s');
+  const { ctx, gw, response, upstream, answer } = await slowCase('10s');
   try {
     await gw.waitFor(/SIGTERM received, no longer accepting connections/);
     // The listener is closed at once: a new connection is refused while the old request runs.
     await assert.rejects(httpsRequest(ctx.httpsPort, readFileSync(ctx.chain.root), { path: '/api/new' }), /ECONNREFUSED/);
+    answer();
     const res = await response;
     assert.ok(!(res instanceof Error), String(res));
     assert.equal(res.status, 200);
@@ -64,7 +64,8 @@ test('SIGTERM lets a request in flight finish with 200, then exits 0', async () 
 });
 
 test('past shutdown_timeout the remaining connections are closed and wxgw still exits 0, with a warning', async () => {
-  const { gw, response, upstream } = await slowCase(20_000, '500ms');
+  // Never answered: only shutdown_timeout ends the request.
+  const { gw, response, upstream } = await slowCase('500ms');
   try {
     assert.equal(await gw.exited(), 0, gw.output());
     assert.ok((await response) instanceof Error, 'the cut request fails on the client');

@@ -141,10 +141,11 @@ test('a wrong app secret is wx_error for the client and an error for ops naming 
 test('a slow WeChat is wx_timeout within api_timeout; an unreachable one is wx_error', async (t) => {
   const env = await setup(t, { wechat: { api_timeout: 150 } });
   env.fake.codes.set(CODE, { openid: 'o', session_key: 'k-0123456789abcdef' });
-  env.fake.setDelay(2000);
-  const started = Date.now();
+  // WeChat never answers while held: only api_timeout can end the exchange.
+  env.fake.hold();
+  t.after(() => env.fake.release());
   assert.deepEqual(await env.login.handle(body({ code: CODE }), ctx), { kind: 'refused', reason: 'wx_timeout' });
-  assert.ok(Date.now() - started < 1500, 'the deadline was not honoured');
+  assert.equal(env.fake.calls.length, 1, 'the request did reach WeChat');
 
   const port = await freePort();
   const down = await setup(t, { wechat: { api_base: new URL(`http://127.0.0.1:${port}/wxapi`) } });
@@ -156,8 +157,12 @@ test('a slow WeChat is wx_timeout within api_timeout; an unreachable one is wx_e
 test('20 concurrent logins with one code make one WeChat call and get one answer; a reuse is wx_code_used', async (t) => {
   const env = await setup(t);
   env.fake.codes.set(CODE, { openid: 'o-many', session_key: 'k-0123456789abcdef' });
-  env.fake.setDelay(50);
-  const results = await Promise.all(Array.from({ length: 20 }, (_, i) => env.login.handle(body({ code: CODE }), { requestId: `r${i}` })));
+  // Held until all 20 have been handed over, which happens before any I/O: they all overlap.
+  env.fake.hold();
+  const pending = Array.from({ length: 20 }, (_, i) => env.login.handle(body({ code: CODE }), { requestId: `r${i}` }));
+  await env.fake.waitForCalls(1);
+  env.fake.release();
+  const results = await Promise.all(pending);
   assert.equal(env.fake.calls.length, 1);
   assert.equal(results[0]!.kind, 'ok');
   for (const r of results) assert.deepEqual(r, results[0]);
@@ -172,10 +177,12 @@ test('instances sharing a store exchange a code once, during and after the first
   const a = await setup(t, { store });
   const b = await setup(t, { store, fake: a.fake });
   a.fake.codes.set(CODE, { openid: 'o-a', session_key: 'k-0123456789abcdef' });
-  a.fake.setDelay(100);
+  a.fake.hold();
   const first = a.login.handle(body({ code: CODE }), ctx);
-  await new Promise((r) => setTimeout(r, 20));
+  // a has claimed the code once its call reaches WeChat; b comes while that exchange is held.
+  await a.fake.waitForCalls(1);
   assert.deepEqual(await b.login.handle(body({ code: CODE }), ctx), { kind: 'refused', reason: 'wx_code_used' });
+  a.fake.release();
   assert.equal((await first).kind, 'ok');
   assert.deepEqual(await b.login.handle(body({ code: CODE }), ctx), { kind: 'refused', reason: 'wx_code_used' });
   assert.equal(a.fake.calls.length, 1);
