@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { compileMaskProfile } from '../gateway/masking/compile.js';
 import { maskJsonBuffer } from '../gateway/masking/json-mask.js';
 import { createMaskStream } from '../gateway/masking/json-stream.js';
-import type { MaskProfileConfig } from '../gateway/policy/types.js';
+import type { MaskProfileConfig } from '../gateway/types/policy.js';
 
 const streamMb = Number(process.env.BENCH_STREAM_MB ?? 50);
 

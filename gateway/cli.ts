@@ -1,7 +1,7 @@
 // wxgw start | validate | certs | demo
 import { parseArgs } from 'node:util';
 import { loadPolicy } from './policy/load.js';
-import { PolicyError, formatDiagnostic, type Diagnostic } from './policy/types.js';
+import { PolicyError, formatDiagnostic, type Diagnostic } from './types/policy.js';
 import { loadCertificates } from './tls/load.js';
 import { describeCertificates } from './tls/describe.js';
 import { shownPath } from './shown-path.js';

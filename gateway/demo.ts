@@ -12,7 +12,7 @@ import { PACKAGE_ROOT } from './package-root.js';
 import { shownPath } from './shown-path.js';
 import { ensureDevChain, type DevChain } from './tls/devchain.js';
 import { startGateway } from './main.js';
-import { PolicyError, formatDiagnostic } from './policy/types.js';
+import { PolicyError, formatDiagnostic } from './types/policy.js';
 
 const BACKEND_PORT = 9000;
 

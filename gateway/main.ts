@@ -4,7 +4,7 @@
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { loadPolicy } from './policy/load.js';
-import { PolicyError, type Diagnostic, type PolicyConfig } from './policy/types.js';
+import { PolicyError, type Diagnostic, type PolicyConfig } from './types/policy.js';
 import { loadCertificates, type LoadedCertificate } from './tls/load.js';
 import { buildSnapshot, type Snapshot, type SnapshotDeps } from './snapshot.js';
 import { createStore } from './store/create.js';

@@ -1,6 +1,6 @@
 // One immutable picture of the policy in force: what request handling reads, built beside the
 // old one and swapped by reference.
-import { PolicyError, type PolicyConfig, type RouteConfig, type SourcePos, type UpstreamConfig } from './policy/types.js';
+import { PolicyError, type PolicyConfig, type RouteConfig, type SourcePos, type UpstreamConfig } from './types/policy.js';
 import type { LoadedCertificate } from './tls/load.js';
 import { handshakeTls, type HandshakeTls } from './tls/server-options.js';
 import { RouteTable, type CompiledRoute } from './net/route-table.js';
@@ -8,7 +8,7 @@ import { compileTrustedProxies, type TrustedProxies } from './net/client-address
 import { compileIpAllow } from './guards/ip-allow.js';
 import { compileGuardChain, type GuardChain } from './guards/chain.js';
 import { compileCors } from './guards/cors.js';
-import { compileRequestHeaders, securityHeaders, type RequestHeaderPlan, type ResponsePlan } from './proxy/forwarding-headers.js';
+import { compileRequestHeaders, securityHeaders, type RequestHeaderPlan, type ResponsePlan } from './guards/header-plan.js';
 import { compileRateLimits } from './guards/rate-limit.js';
 import type { CallbackGuard, Seal } from './guards/callback-types.js';
 import { VERIFIED_HEADER, compileWechatCallback } from './guards/wechat-callback.js';
@@ -19,10 +19,9 @@ import { maskValue } from './masking/json-mask.js';
 import { compileLogRedactor, type LogRedactor } from './masking/redact.js';
 import { compileIdentity, type IdentityVerifier } from './identity/verify.js';
 import { SessionSigner } from './identity/session-token.js';
-import { createLogin } from './identity/login.js';
+import { createLogin, type LoginUpstreamFailure, type LoginUpstreamRequest, type LoginUpstreamResponse } from './identity/login.js';
 import type { Store } from './store/store.js';
 import type { Logger } from './observability/logger.js';
-import { forwardErrorReason, type UpstreamPools } from './proxy/forwarder.js';
 import { DEFAULTS } from './policy/build.js';
 
 export interface UpstreamTarget {
@@ -82,10 +81,16 @@ export interface Snapshot {
   dispose(): Promise<void>;
 }
 
+/** A buffered call to an upstream that resolves a transport failure to its reason. */
+export interface UpstreamCaller {
+  call(upstream: UpstreamTarget, req: LoginUpstreamRequest, timeout: number): Promise<LoginUpstreamResponse | LoginUpstreamFailure>;
+}
+
 /** What a snapshot is built with that outlives it: shared by every snapshot of one gateway. */
 export interface SnapshotDeps {
   readonly store: Store;
-  readonly pools: UpstreamPools;
+  /** The upstream pools (proxy/forwarder.ts), for the one call the gateway makes itself: the login's. */
+  readonly pools: UpstreamCaller;
   readonly logger: Logger;
 }
 
@@ -179,7 +184,7 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
       logger: deps.logger,
       ...(up && {
         callUpstream: (req: { path: string; headers: Record<string, string>; body: Buffer }) =>
-          deps.pools.call(userUpstream!, { ...req, path: userUpstream!.basePath + up.path }, userTimeout!).catch((err: unknown) => ({ failed: forwardErrorReason(err) })),
+          deps.pools.call(userUpstream!, { ...req, path: userUpstream!.basePath + up.path }, userTimeout!),
         maskJson: (value: unknown) => (userMask ? maskValue(userMask, value) : value),
       }),
     });

@@ -10,7 +10,7 @@
 // A preflight asking for a method or headers the policy does not list is still answered 204, with
 // only the configured ones: the browser then refuses the actual request itself, exactly as it
 // would against a server that never heard of those headers, and the gateway reveals nothing more.
-import type { CorsConfig } from '../policy/types.js';
+import type { CorsConfig } from '../types/policy.js';
 
 export const PREFLIGHT_VARY = 'Origin, Access-Control-Request-Method, Access-Control-Request-Headers';
 

@@ -2,7 +2,7 @@
 // policy load into CIDR sets (net/cidr.ts). The resolved client address is already unmapped from
 // ::ffff:, but the guard does not rely on it: the sets read every mapped spelling as IPv4.
 import { CidrSet, parseIp } from '../net/cidr.js';
-import type { AddressList } from '../policy/types.js';
+import type { AddressList } from '../types/policy.js';
 
 export interface IpAllow {
   /**

@@ -1,6 +1,6 @@
 // A route's rate limits, compiled once: which store keys a request counts against, and the
 // RateLimit-* / Retry-After headers that report the outcome (draft-ietf-httpapi-ratelimit-headers).
-import type { RateLimitConfig } from '../policy/types.js';
+import type { RateLimitConfig } from '../types/policy.js';
 import { rateBudget, type RateBudget } from '../store/sliding-window.js';
 import type { RateResult, RateRule } from '../store/store.js';
 

@@ -8,7 +8,7 @@
 // refused after this guard gets it back (`release`).
 import { randomInt } from 'node:crypto';
 import type { Store } from '../store/store.js';
-import type { WechatCallbackConfig, WechatConfig } from '../policy/types.js';
+import type { WechatCallbackConfig, WechatConfig } from '../types/policy.js';
 import { claimNonce, refuse, type CallbackGuard, type CallbackOutcome, type CallbackRequest } from './callback-types.js';
 import { CallbackError } from '../wechat/callback-error.js';
 import { safeEqualHex, wechatSignature } from '../wechat/signature.js';

@@ -7,7 +7,7 @@
 // a notification that passed everything else uses its nonce up; and one refused after this guard
 // gets it back (`release`).
 import type { Store } from '../store/store.js';
-import type { WechatPayConfig, WechatPayNotifyConfig } from '../policy/types.js';
+import type { WechatPayConfig, WechatPayNotifyConfig } from '../types/policy.js';
 import type { IncomingHttpHeaders } from 'node:http';
 import { claimNonce, refuse, type CallbackGuard, type CallbackOutcome, type CallbackRequest } from './callback-types.js';
 import { CallbackError } from '../wechat/callback-error.js';

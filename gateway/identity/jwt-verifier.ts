@@ -11,7 +11,7 @@ import {
   type JWTPayload,
   type JWTVerifyGetKey,
 } from 'jose';
-import type { IdentityConfig } from '../policy/types.js';
+import type { IdentityConfig } from '../types/policy.js';
 import { IdentityError } from './identity-error.js';
 
 type JwtConfig = NonNullable<IdentityConfig['jwt']>;

@@ -10,7 +10,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Reason } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import type { IdentityConfig, WechatConfig } from '../policy/types.js';
+import type { IdentityConfig, WechatConfig } from '../types/policy.js';
 import { StoreUnavailableError, type Store } from '../store/store.js';
 import { WechatApiClient, WechatApiError, type Code2SessionResult } from '../wechat/api-client.js';
 import type { SessionSigner } from './session-token.js';

@@ -3,7 +3,7 @@
 // one never touches the store, so a revoked session stays usable until `exp` (revocation is not
 // offered; keep `identity.session.ttl` short).
 import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
-import type { IdentityConfig } from '../policy/types.js';
+import type { IdentityConfig } from '../types/policy.js';
 import { IdentityError } from './identity-error.js';
 
 type SessionConfig = NonNullable<IdentityConfig['session']>;

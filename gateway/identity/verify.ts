@@ -3,7 +3,7 @@
 // verified one) belongs to the server wiring; this module only decides who the caller is.
 import type { IncomingHttpHeaders } from 'node:http';
 import { decodeJwt } from 'jose';
-import type { IdentityConfig } from '../policy/types.js';
+import type { IdentityConfig } from '../types/policy.js';
 import { IdentityError, type TokenRefusal } from './identity-error.js';
 import { JwtVerifier } from './jwt-verifier.js';
 import { SessionSigner } from './session-token.js';

@@ -1,7 +1,7 @@
 // A mask profile turned into the lookups the maskers walk with: one map for key rules, a trie
 // for path rules, the detector list, and the needles of the no-parse fast path. Everything here
 // is computed once per policy load, never per response.
-import type { MaskDetector, MaskProfileConfig, MaskTarget, PartialRule } from '../policy/types.js';
+import type { MaskDetector, MaskProfileConfig, MaskTarget, PartialRule } from '../types/policy.js';
 import { DETECTOR_ORDER } from './detectors.js';
 import { compileHeaderMask, type HeaderMask } from './header-rules.js';
 import { foldedHaystack, foldName, keySpellings } from './names.js';

@@ -22,7 +22,7 @@
 //   email      `local@domain`: local part of [A-Za-z0-9._%+-], 1 to 64 characters; domain of at
 //              least two dot-separated labels of [A-Za-z0-9-]; 254 characters at most. Masked to
 //              the first character of the local part and the whole domain (`a****@example.com`).
-import type { MaskDetector, PartialRule } from '../policy/types.js';
+import type { MaskDetector, PartialRule } from '../types/policy.js';
 import { partialMask } from './values.js';
 
 /** Longest value any detector can match, in UTF-16 units: longer strings are not examined. */

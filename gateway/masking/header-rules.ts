@@ -8,7 +8,7 @@
 // - A `Set-Cookie` line whose cookie name is a key rule's name or in `headers.drop_cookies` is
 //   removed whole: a masked cookie value would only plant a broken cookie in the client.
 // The headers that frame the body (and the gateway's own X-Request-Id) are never touched.
-import type { MaskHeadersConfig } from '../policy/types.js';
+import type { MaskHeadersConfig } from '../types/policy.js';
 import type { MaskAction } from './compile.js';
 import { applyAction } from './values.js';
 

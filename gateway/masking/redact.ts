@@ -10,7 +10,7 @@
 //   logRedactPaths(masks) -> pino redact paths for the same keys (loggers outside a gateway)
 import type { CompiledMask } from './compile.js';
 import { detect } from './detectors.js';
-import type { MaskDetector } from '../policy/types.js';
+import type { MaskDetector } from '../types/policy.js';
 
 export const CENSOR = '[redacted]';
 

@@ -4,7 +4,7 @@
 // duplicate key is masked on its own, and a body needs no more memory than its largest masked
 // value. Undecided bytes (a member whose key is still being read, a string a detector may still
 // match) are held back, never emitted, until the decision is made.
-import type { PartialRule } from '../policy/types.js';
+import type { PartialRule } from '../types/policy.js';
 import type { CompiledMask, MaskAction, PathNode } from './compile.js';
 import { resolveEntry } from './compile.js';
 import { detect, detectInText } from './detectors.js';

@@ -3,7 +3,7 @@
 // keys to follow, so the detectors look at every token. The body is read as latin1, one character
 // per byte, so that whatever its charset (or if it is not text at all) every byte the detectors do
 // not replace is passed unchanged; all the shapes they match are ASCII.
-import type { MaskDetector } from '../policy/types.js';
+import type { MaskDetector } from '../types/policy.js';
 import { detectInText } from './detectors.js';
 
 /** The masked bytes, or undefined when no detector recognised anything. */

@@ -1,7 +1,7 @@
 // What each rule turns one value into. Shared by the byte-level rewriter and maskValue() so that a
 // value masks the same whichever way it arrives.
 import { createHmac } from 'node:crypto';
-import type { PartialRule } from '../policy/types.js';
+import type { PartialRule } from '../types/policy.js';
 import type { MaskAction } from './compile.js';
 
 /**

@@ -6,7 +6,7 @@
 // route of the same match taking any method, else 405 with the methods they take. The request
 // never falls through to a looser route. Built once per policy load, only read after.
 import { matchKey, parentPrefix } from './path.js';
-import type { RouteConfig } from '../policy/types.js';
+import type { RouteConfig } from '../types/policy.js';
 
 export interface CompiledRoute<T> {
   readonly config: RouteConfig;

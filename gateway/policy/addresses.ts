@@ -2,7 +2,7 @@
 // form so that `::1`, `0:0::1` and `[::1]` are recognised as one address.
 
 import { parseIp, parsePrefix } from '../net/cidr.js';
-import type { ListenAddress } from './types.js';
+import type { ListenAddress } from '../types/policy.js';
 import type { Parsed } from './units.js';
 
 const LISTEN_FORM = 'host:port or [ipv6]:port, the host an IP address or localhost (e.g. 0.0.0.0:8443, [::]:8443)';

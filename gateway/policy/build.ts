@@ -25,7 +25,7 @@ import type {
   RouteConfig,
   SourcePos,
   UpstreamConfig,
-} from './types.js';
+} from '../types/policy.js';
 import type { Locator } from './yaml-source.js';
 
 /** Defaults as the policy would spell them; config/policy.schema.json documents the same ones. */

@@ -12,7 +12,7 @@ import { Reporter, type Finding } from './report.js';
 import { checkSchema } from './schema-check.js';
 import { warnLiteralSecrets } from './secrets.js';
 import { checkSemantics } from './semantic.js';
-import { PolicyError, type Diagnostic, type PolicyConfig } from './types.js';
+import { PolicyError, type Diagnostic, type PolicyConfig } from '../types/policy.js';
 import { readYaml } from './yaml-source.js';
 
 export interface LoadOptions {

@@ -3,7 +3,7 @@
 // Path grammar: `$` then segments `.name`, `.*` (any member), `[*]` (any element) or `["name"]`.
 
 import type { Parsed } from './units.js';
-import type { MaskTarget } from './types.js';
+import type { MaskTarget } from '../types/policy.js';
 
 const SEGMENT = /^(?:\.([^.[\]"*][^.[\]"]*)|\.\*|\[\*\]|\["((?:[^"\\]|\\.)+)"\])/;
 

@@ -2,7 +2,7 @@
 // value another phase already reported, and are turned into Diagnostics with file positions.
 
 import { formatPath, type KeyPath } from './key-path.js';
-import type { Diagnostic, Severity } from './types.js';
+import type { Diagnostic, Severity } from '../types/policy.js';
 import type { Locator } from './yaml-source.js';
 
 /** Where a finding points: the key of a mapping entry, or the value (node) itself. */

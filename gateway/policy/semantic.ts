@@ -17,7 +17,7 @@ import { closest } from './suggest.js';
 import { DEFAULTS } from './build.js';
 import { parseSeconds } from './units.js';
 import { checkDuration, checkSize } from './value-checks.js';
-import type { ListenAddress } from './types.js';
+import type { ListenAddress } from '../types/policy.js';
 
 const LISTENERS = ['https', 'http', 'admin'] as const;
 

@@ -15,7 +15,7 @@ import {
 } from 'yaml';
 import { formatPath, toPointer, type KeyPath } from './key-path.js';
 import type { Anchor } from './report.js';
-import type { Diagnostic } from './types.js';
+import type { Diagnostic } from '../types/policy.js';
 
 export interface Position {
   line: number;

@@ -16,7 +16,7 @@ import type { Answered, GuardInput, Passed, Refused, Verdict } from '../guards/c
 import type { Logger } from '../observability/logger.js';
 import type { Decisions } from '../observability/decisions.js';
 import type { Snapshot } from '../snapshot.js';
-import { screenHeaderNames } from './forwarding-headers.js';
+import { screenHeaderNames } from '../guards/header-plan.js';
 import { answerLogin } from './login-endpoint.js';
 import type { ProxiedPath } from './proxied.js';
 import { requestBody } from './proxied.js';

@@ -84,33 +84,38 @@ export class UpstreamPools {
 
   /**
    * A request the gateway makes itself (the login's call to the backend): buffered both ways,
-   * bounded by `maxAnswer` bytes.
+   * bounded by `maxAnswer` bytes. A transport failure resolves to the reason the client will be
+   * told, like a forwarded request's.
    */
   async call(
     upstream: UpstreamTarget,
     req: { path: string; headers: Record<string, string>; body: Buffer },
     timeout: number,
     maxAnswer = 1024 * 1024,
-  ): Promise<{ statusCode: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
-    const res = await this.pool(upstream).request({
-      path: req.path,
-      method: 'POST',
-      headers: { ...req.headers, 'content-length': String(req.body.length) },
-      body: req.body,
-      headersTimeout: timeout,
-      bodyTimeout: timeout,
-    });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of res.body as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > maxAnswer) {
-        res.body.destroy();
-        throw new Error(`the upstream answer is larger than ${maxAnswer} bytes`);
+  ): Promise<{ statusCode: number; headers: Record<string, string | string[] | undefined>; body: Buffer } | { failed: Reason }> {
+    try {
+      const res = await this.pool(upstream).request({
+        path: req.path,
+        method: 'POST',
+        headers: { ...req.headers, 'content-length': String(req.body.length) },
+        body: req.body,
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
+      });
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size > maxAnswer) {
+          res.body.destroy();
+          throw new Error(`the upstream answer is larger than ${maxAnswer} bytes`);
+        }
+        chunks.push(chunk);
       }
-      chunks.push(chunk);
+      return { statusCode: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) };
+    } catch (err) {
+      return { failed: forwardErrorReason(err) };
     }
-    return { statusCode: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) };
   }
 
   /**

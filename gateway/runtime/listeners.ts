@@ -10,7 +10,7 @@ import type { Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import type { ListenAddress, SourcePos } from '../policy/types.js';
+import type { ListenAddress, SourcePos } from '../types/policy.js';
 import type { Snapshot } from '../snapshot.js';
 import { liveTlsServerOptions, type HandshakeTls } from '../tls/server-options.js';
 import type { UpstreamPools } from '../proxy/forwarder.js';

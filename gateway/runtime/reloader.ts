@@ -9,7 +9,7 @@
 
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { PolicyError, formatDiagnostic, type Diagnostic, type ListenAddress, type PolicyConfig } from '../policy/types.js';
+import { PolicyError, formatDiagnostic, type Diagnostic, type ListenAddress, type PolicyConfig } from '../types/policy.js';
 import type { Snapshot } from '../snapshot.js';
 import { watchFiles, type FileWatch } from './file-watch.js';
 

@@ -1,5 +1,5 @@
 import type { Logger } from '../observability/logger.js';
-import type { StoreConfig } from '../policy/types.js';
+import type { StoreConfig } from '../types/policy.js';
 import { MemoryStore } from './memory-store.js';
 import { RedisStore } from './redis-store.js';
 import type { Store } from './store.js';

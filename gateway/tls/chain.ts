@@ -10,7 +10,7 @@
 // name; the caller prefixes it.
 
 import type { X509Certificate } from 'node:crypto';
-import type { Severity } from '../policy/types.js';
+import type { Severity } from '../types/policy.js';
 import { day, days, daysLeft, dn, notAfter, notBefore } from './format.js';
 import type { TrustStore } from './roots.js';
 

@@ -4,7 +4,7 @@
 //   describeCertificates(tls, { now? }) -> { text, ok }   text for stdout; ok: no errors
 
 import type { X509Certificate } from 'node:crypto';
-import type { Diagnostic, TlsConfig } from '../policy/types.js';
+import type { Diagnostic, TlsConfig } from '../types/policy.js';
 import { selfSigned } from './chain.js';
 import { days, daysLeft, dn, notAfter, notBefore, oneLine } from './format.js';
 import { shownPath } from '../shown-path.js';

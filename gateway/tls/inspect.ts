@@ -7,7 +7,7 @@
 //   allDiagnostics(inspection)         -> Diagnostic[]
 
 import { X509Certificate } from 'node:crypto';
-import type { CertificateEntry, Diagnostic, SourcePos, TlsConfig } from '../policy/types.js';
+import type { CertificateEntry, Diagnostic, SourcePos, TlsConfig } from '../types/policy.js';
 import { checkChain } from './chain.js';
 import { dn } from './format.js';
 import { shownPath } from '../shown-path.js';

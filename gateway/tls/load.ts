@@ -5,7 +5,7 @@
 
 import type { X509Certificate } from 'node:crypto';
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
-import type { Diagnostic, SourcePos, TlsConfig } from '../policy/types.js';
+import type { Diagnostic, SourcePos, TlsConfig } from '../types/policy.js';
 import { notAfter } from './format.js';
 import { shownPath } from '../shown-path.js';
 import { allDiagnostics, inspectCertificates } from './inspect.js';

@@ -4,7 +4,7 @@
 //   protocolOptions(tls) -> { minVersion, maxVersion, ciphers, honorCipherOrder }
 
 import type { SecureContextOptions, SecureVersion } from 'node:tls';
-import type { TlsConfig } from '../policy/types.js';
+import type { TlsConfig } from '../types/policy.js';
 
 // TLS 1.3 suites are named explicitly: a cipher list without them would disable TLS 1.3.
 // TLS 1.2 is limited to forward-secret AEAD suites (Mozilla's "intermediate" profile minus DHE).

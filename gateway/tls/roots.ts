@@ -4,7 +4,7 @@
 
 import { X509Certificate } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
-import type { Diagnostic, TlsConfig } from '../policy/types.js';
+import type { Diagnostic, TlsConfig } from '../types/policy.js';
 import { shownPath } from '../shown-path.js';
 import { readPemFile } from './pem.js';
 

@@ -9,7 +9,7 @@
 
 import type { ServerOptions } from 'node:https';
 import type { SecureContextOptions } from 'node:tls';
-import type { TlsConfig } from '../policy/types.js';
+import type { TlsConfig } from '../types/policy.js';
 import type { LoadedCertificate } from './load.js';
 import { protocolOptions } from './protocol.js';
 import { SniSelector } from './sni.js';

@@ -3,7 +3,7 @@
 // WeChat answers errors with HTTP 200 and `{errcode, errmsg}`, often as text/plain, so the body
 // is parsed whatever its content-type says.
 import { Pool } from 'undici';
-import type { WechatConfig } from '../policy/types.js';
+import type { WechatConfig } from '../types/policy.js';
 
 export interface Code2SessionResult {
   openid: string;

@@ -3,7 +3,7 @@
 // an AEAD_AES_256_GCM `resource` under the APIv3 key. The signature covers the body bytes as
 // received, so they are fed to the verifier untouched and never re-serialised.
 import { createDecipheriv, createPublicKey, createVerify, type KeyObject } from 'node:crypto';
-import type { WechatPayKey } from '../policy/types.js';
+import type { WechatPayKey } from '../types/policy.js';
 import { CallbackError } from './callback-error.js';
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;

@@ -8,7 +8,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { CertificateEntry, TlsConfig } from '../../gateway/policy/types.js';
+import type { CertificateEntry, TlsConfig } from '../../gateway/types/policy.js';
 import {
   encryptKey,
   issueIntermediate,

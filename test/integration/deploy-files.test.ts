@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { loadPolicy } from '../../gateway/policy/load.js';
-import { PolicyError, type Diagnostic, type PolicyConfig } from '../../gateway/policy/types.js';
+import { PolicyError, type Diagnostic, type PolicyConfig } from '../../gateway/types/policy.js';
 import { ensureDevChain } from '../../gateway/tls/devchain.js';
 import { loadCertificates } from '../../gateway/tls/load.js';
 

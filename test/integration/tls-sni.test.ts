@@ -6,7 +6,7 @@ import https from 'node:https';
 import type { AddressInfo, Server } from 'node:net';
 import { after, before, test } from 'node:test';
 import tls from 'node:tls';
-import type { TlsConfig } from '../../gateway/policy/types.js';
+import type { TlsConfig } from '../../gateway/types/policy.js';
 import { loadCertificates } from '../../gateway/tls/load.js';
 import { buildTlsServerOptions } from '../../gateway/tls/server-options.js';
 import { makeChain, tlsConfig, type TestChain } from '../helpers/chain.js';

@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { claimNonce, type CallbackOutcome } from '../../gateway/guards/callback-types.js';
 import { compileWechatCallback } from '../../gateway/guards/wechat-callback.js';
 import { compileWechatPayNotify } from '../../gateway/guards/wechatpay-notify.js';
-import type { WechatConfig, WechatPayConfig } from '../../gateway/policy/types.js';
+import type { WechatConfig, WechatPayConfig } from '../../gateway/types/policy.js';
 import { MemoryStore } from '../../gateway/store/memory-store.js';
 import { RedisStore } from '../../gateway/store/redis-store.js';
 import { StoreUnavailableError, type Store } from '../../gateway/store/store.js';

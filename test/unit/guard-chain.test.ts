@@ -13,7 +13,7 @@ import { compileWechatCallback } from '../../gateway/guards/wechat-callback.js';
 import type { CallbackRequest } from '../../gateway/guards/callback-types.js';
 import { SessionSigner } from '../../gateway/identity/session-token.js';
 import { compileIdentity } from '../../gateway/identity/verify.js';
-import type { RateLimitConfig, WechatConfig } from '../../gateway/policy/types.js';
+import type { RateLimitConfig, WechatConfig } from '../../gateway/types/policy.js';
 import { MemoryStore } from '../../gateway/store/memory-store.js';
 import { StoreUnavailableError, type RateResult, type RateRule, type Store } from '../../gateway/store/store.js';
 import { plainPush, type WechatAccount } from '../helpers/wechat-callback.js';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileCors, PREFLIGHT_VARY } from '../../gateway/guards/cors.js';
-import type { CorsConfig } from '../../gateway/policy/types.js';
+import type { CorsConfig } from '../../gateway/types/policy.js';
 
 function cors(overrides: Partial<CorsConfig> = {}): CorsConfig {
   return {

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileCors } from '../../gateway/guards/cors.js';
-import { clientResponseHeaders, compileRequestHeaders, hstsValue, securityHeaders, withJsonCharset, type ForwardContext, type ResponsePlan } from '../../gateway/proxy/forwarding-headers.js';
+import { compileRequestHeaders, hstsValue, securityHeaders, type ResponsePlan } from '../../gateway/guards/header-plan.js';
+import { clientResponseHeaders, withJsonCharset, type ForwardContext } from '../../gateway/proxy/forwarding-headers.js';
 
 const security = securityHeaders({ max_age: 31_536_000, include_subdomains: true, preload: false });
 const plain: ResponsePlan = { strip: new Set(['server', 'x-powered-by']), fixed: Object.entries(security), jsonCharset: true, cors: undefined };

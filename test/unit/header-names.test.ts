@@ -2,13 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingHttpHeaders } from 'node:http';
 import { CLIENT_CLAIMS, foldHeaderName, isPlainHeaderName } from '../../gateway/net/header-names.js';
-import {
-  compileRequestHeaders,
-  screenHeaderNames,
-  upstreamRequestHeaders,
-  type ForwardContext,
-  type RequestHeaderPolicy,
-} from '../../gateway/proxy/forwarding-headers.js';
+import { compileRequestHeaders, screenHeaderNames, type RequestHeaderPolicy } from '../../gateway/guards/header-plan.js';
+import { upstreamRequestHeaders, type ForwardContext } from '../../gateway/proxy/forwarding-headers.js';
 
 const OWNED = ['x-wx-openid', 'x-wx-unionid', 'x-wx-callback-verified', 'x-wechatpay-verified', 'x-wechatpay-notify-id', 'x-wechatpay-event-type'];
 

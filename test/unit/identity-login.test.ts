@@ -4,7 +4,7 @@ import { createLogin, type LoginDeps, type LoginUpstreamFailure, type LoginUpstr
 import { SessionSigner } from '../../gateway/identity/session-token.js';
 import { compileIdentity } from '../../gateway/identity/verify.js';
 import { createLogger } from '../../gateway/observability/logger.js';
-import type { IdentityConfig, WechatConfig } from '../../gateway/policy/types.js';
+import type { IdentityConfig, WechatConfig } from '../../gateway/types/policy.js';
 import { MemoryStore } from '../../gateway/store/memory-store.js';
 import { StoreUnavailableError, type Store } from '../../gateway/store/store.js';
 import { startFakeWechat, type FakeWechat } from '../helpers/fake-wechat.js';

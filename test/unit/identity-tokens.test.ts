@@ -7,7 +7,7 @@ import { JwtVerifier } from '../../gateway/identity/jwt-verifier.js';
 import { SessionSigner } from '../../gateway/identity/session-token.js';
 import { IdentityError } from '../../gateway/identity/identity-error.js';
 import { compileIdentity } from '../../gateway/identity/verify.js';
-import type { IdentityConfig } from '../../gateway/policy/types.js';
+import type { IdentityConfig } from '../../gateway/types/policy.js';
 import { issueLeaf } from '../../gateway/tls/generate.js';
 
 const pos = { file: 'policy.yaml', line: 1, col: 1, path: 'identity' };

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { compileMaskProfile } from '../../gateway/masking/compile.js';
 import { detect } from '../../gateway/masking/detectors.js';
 import { maskJsonBuffer } from '../../gateway/masking/json-mask.js';
-import type { MaskDetector } from '../../gateway/policy/types.js';
+import type { MaskDetector } from '../../gateway/types/policy.js';
 
 const ALL: MaskDetector[] = ['cn_mobile', 'cn_idcard', 'bank_card', 'email'];
 

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { compileMaskProfile } from '../../gateway/masking/compile.js';
 import { maskHeaders } from '../../gateway/masking/header-rules.js';
-import type { MaskProfileConfig } from '../../gateway/policy/types.js';
+import type { MaskProfileConfig } from '../../gateway/types/policy.js';
 
 function profile(over: Partial<MaskProfileConfig> = {}): MaskProfileConfig {
   return {

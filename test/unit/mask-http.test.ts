@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { compileMaskProfile } from '../../gateway/masking/compile.js';
 import { bodyKind, MaskError, maskResponse, type MaskOutcome } from '../../gateway/masking/http.js';
-import type { MaskProfileConfig } from '../../gateway/policy/types.js';
+import type { MaskProfileConfig } from '../../gateway/types/policy.js';
 
 function profile(over: Partial<MaskProfileConfig> = {}): MaskProfileConfig {
   return {

@@ -8,7 +8,7 @@ import { compileMaskProfile } from '../../gateway/masking/compile.js';
 import { maskJsonBuffer, maskValue } from '../../gateway/masking/json-mask.js';
 import { createMaskStream } from '../../gateway/masking/json-stream.js';
 import { foldName, keySpellings } from '../../gateway/masking/names.js';
-import type { MaskProfileConfig } from '../../gateway/policy/types.js';
+import type { MaskProfileConfig } from '../../gateway/types/policy.js';
 
 function profile(over: Partial<MaskProfileConfig> = {}): MaskProfileConfig {
   return {

@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { compileMaskProfile } from '../../gateway/masking/compile.js';
 import { MaskError, maskJsonBuffer, maskValue } from '../../gateway/masking/json-mask.js';
 import { createMaskStream } from '../../gateway/masking/json-stream.js';
-import type { MaskProfileConfig, MaskTarget } from '../../gateway/policy/types.js';
+import type { MaskProfileConfig, MaskTarget } from '../../gateway/types/policy.js';
 
 function target(text: string): MaskTarget {
   if (!text.startsWith('$.')) return { kind: 'key', key: text };

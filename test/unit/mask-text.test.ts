@@ -8,7 +8,7 @@ import { compileMaskProfile } from '../../gateway/masking/compile.js';
 import { createMaskStream } from '../../gateway/masking/json-stream.js';
 import { MaskError } from '../../gateway/masking/rewriter.js';
 import { maskTextBuffer, TextMasker } from '../../gateway/masking/text-mask.js';
-import type { MaskDetector } from '../../gateway/policy/types.js';
+import type { MaskDetector } from '../../gateway/types/policy.js';
 
 const ALL: MaskDetector[] = ['cn_mobile', 'cn_idcard', 'bank_card', 'email'];
 

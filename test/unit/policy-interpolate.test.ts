@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { formatDiagnostic, PolicyError } from '../../gateway/policy/types.js';
+import { formatDiagnostic, PolicyError } from '../../gateway/types/policy.js';
 import { secretPaths } from '../../gateway/policy/secrets.js';
 import { parsePolicyText } from '../../gateway/policy/load.js';
 import { ENV, PASSPHRASE, POLICY_FILE, ROOT, accept, edit, expectDiagnostics, reject } from '../fixtures/policy/harness.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadPolicy } from '../../gateway/policy/load.js';
-import { PolicyError } from '../../gateway/policy/types.js';
+import { PolicyError } from '../../gateway/types/policy.js';
 import { BASE, ENV, PASSPHRASE, POLICY_FILE, ROOT, accept, edit, expectDiagnostics, reject } from '../fixtures/policy/harness.js';
 
 test('a valid full policy becomes the typed config', async () => {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { loadPolicy } from '../../gateway/policy/load.js';
-import { PolicyError, formatDiagnostic } from '../../gateway/policy/types.js';
+import { PolicyError, formatDiagnostic } from '../../gateway/types/policy.js';
 import { BASE, ROOT, accept, edit, expectDiagnostics, reject } from '../fixtures/policy/harness.js';
 
 test('a YAML syntax error is a diagnostic at the position the yaml parser gives', async () => {

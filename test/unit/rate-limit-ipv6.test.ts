@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { addressKey, compileRateLimits } from '../../gateway/guards/rate-limit.js';
-import type { RateLimitConfig } from '../../gateway/policy/types.js';
+import type { RateLimitConfig } from '../../gateway/types/policy.js';
 import { MemoryStore } from '../../gateway/store/memory-store.js';
 import { accept, edit, reject } from '../fixtures/policy/harness.js';
 

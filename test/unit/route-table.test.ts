@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RouteTable } from '../../gateway/net/route-table.js';
-import type { RouteConfig, RouteMatch } from '../../gateway/policy/types.js';
+import type { RouteConfig, RouteMatch } from '../../gateway/types/policy.js';
 
 function table(...routes: [string, RouteMatch][]): RouteTable<string> {
   return new RouteTable(

@@ -11,7 +11,7 @@ import { route, type Routing } from '../../gateway/proxy/routing.js';
 import { requestState } from '../../gateway/proxy/request-state.js';
 import { buildSnapshot, type Snapshot } from '../../gateway/snapshot.js';
 import { MemoryStore } from '../../gateway/store/memory-store.js';
-import type { RouteConfig } from '../../gateway/policy/types.js';
+import type { RouteConfig } from '../../gateway/types/policy.js';
 
 const POLICY = `version: 1
 server:

@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import { compileMaskProfile } from '../../gateway/masking/compile.js';
 import { compileLogRedactor, type LogRedactor } from '../../gateway/masking/redact.js';
 import { redactingLogger } from '../../gateway/observability/logger.js';
-import type { MaskProfileConfig } from '../../gateway/policy/types.js';
+import type { MaskProfileConfig } from '../../gateway/types/policy.js';
 
 function profile(keys: string[], detect: MaskProfileConfig['detect']): MaskProfileConfig {
   return {

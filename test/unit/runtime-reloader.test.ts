@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { accept, edit, POLICY_FILE } from '../fixtures/policy/harness.js';
-import { PolicyError, type PolicyConfig } from '../../gateway/policy/types.js';
+import { PolicyError, type PolicyConfig } from '../../gateway/types/policy.js';
 import type { Snapshot } from '../../gateway/snapshot.js';
 import type { Metrics } from '../../gateway/observability/metrics.js';
 import { startReloader, type Candidate, type ReloaderDeps } from '../../gateway/runtime/reloader.js';

@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import type { Diagnostic } from '../../gateway/policy/types.js';
+import type { Diagnostic } from '../../gateway/types/policy.js';
 import { issueIntermediate, issueLeaf, issueRoot } from '../../gateway/tls/generate.js';
 import { loadCertificates } from '../../gateway/tls/load.js';
 import { makeChain, tlsConfig, type MakeChainOptions, type TestChain } from '../helpers/chain.js';

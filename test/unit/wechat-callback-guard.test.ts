@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileWechatCallback, VERIFIED_HEADER } from '../../gateway/guards/wechat-callback.js';
 import type { CallbackGuard, CallbackOutcome, CallbackRequest } from '../../gateway/guards/callback-types.js';
-import type { WechatCallbackConfig, WechatConfig } from '../../gateway/policy/types.js';
+import type { WechatCallbackConfig, WechatConfig } from '../../gateway/types/policy.js';
 import { MemoryStore } from '../../gateway/store/memory-store.js';
 import { StoreUnavailableError, type Store } from '../../gateway/store/store.js';
 import { WechatMsgCrypto } from '../../gateway/wechat/msg-crypto.js';

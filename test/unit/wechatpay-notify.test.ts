@@ -6,7 +6,7 @@ import { generateKeyPairSync, X509Certificate, type KeyObject } from 'node:crypt
 import forge from 'node-forge';
 import { compileWechatPayNotify, PAY_VERIFIED_HEADER } from '../../gateway/guards/wechatpay-notify.js';
 import type { CallbackGuard, CallbackOutcome, CallbackRequest } from '../../gateway/guards/callback-types.js';
-import type { WechatPayConfig, WechatPayNotifyConfig } from '../../gateway/policy/types.js';
+import type { WechatPayConfig, WechatPayNotifyConfig } from '../../gateway/types/policy.js';
 import { MemoryStore } from '../../gateway/store/memory-store.js';
 import { StoreUnavailableError, type Store } from '../../gateway/store/store.js';
 import { encryptPayResource, payNotification, payNotificationBody } from '../helpers/wechat-callback.js';
