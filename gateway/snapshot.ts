@@ -73,8 +73,6 @@ export interface Snapshot {
   readonly login: LoginEndpoint | undefined;
   /** How client request headers are screened: names only the gateway states (identity, callback verification), claims, folded spellings. */
   readonly reservedHeaders: RequestHeaderPlan;
-  /** Every compiled mask profile. */
-  readonly masks: readonly CompiledMask[];
   /** What every log line goes through while this snapshot is in force: its profiles' keys and detectors. */
   readonly redactor: LogRedactor;
   /** Releases what the snapshot holds open (the WeChat API client); in-flight calls finish first. */
@@ -211,7 +209,6 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
       trusted: policy.server.trusted_headers,
       read: identity && 'header' in identity.token ? [identity.token.header] : [],
     }),
-    masks: Object.freeze([...masks.values()]),
     redactor: compileLogRedactor(masks.values()),
     async dispose() {
       login?.close();

@@ -7,7 +7,6 @@
 //     .text(s)        masked "key": value pairs and every token a detector recognises
 //     .path(p)        detected tokens in a request path
 //     .query(q)       a query string: masked keys' values redacted, the rest through the detectors
-//   logRedactPaths(masks) -> pino redact paths for the same keys (loggers outside a gateway)
 import type { CompiledMask } from './compile.js';
 import { detect } from './detectors.js';
 import type { MaskDetector } from '../types/policy.js';
@@ -29,32 +28,6 @@ export interface LogRedactor {
   text(text: string): string;
   path(path: string): string;
   query(query: string): string;
-}
-
-const PLAIN = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
-// pino's path parser has no escape for these inside ["..."]; `*` alone would be a wildcard.
-const UNSAYABLE = /["\\[\]]/;
-const BODY_PATHS = ['body', '*.body', 'err.response.body', 'err.cause.body'];
-
-/**
- * pino redact paths for every key any profile masks: the key at the top of a log object and up to
- * two levels down (pino's `*` spans exactly one level), plus the body fields. Keys pino cannot name
- * (containing `"`, `\`, `[`, `]`, or exactly `*`) are left out; they are still masked in responses.
- */
-export function logRedactPaths(masks: Iterable<CompiledMask>): string[] {
-  const paths = new Set<string>(BODY_PATHS);
-  for (const mask of masks) {
-    for (const key of mask.keys) {
-      if (key === '*' || UNSAYABLE.test(key)) continue;
-      const plain = PLAIN.test(key);
-      const leaf = plain ? key : `[${JSON.stringify(key)}]`;
-      const child = plain ? `.${key}` : leaf;
-      paths.add(leaf);
-      paths.add(`*${child}`);
-      paths.add(`*.*${child}`);
-    }
-  }
-  return [...paths];
 }
 
 function escapeRegExp(s: string): string {
@@ -159,9 +132,4 @@ export function compileLogRedactor(masks: Iterable<CompiledMask>): LogRedactor {
     path: tokens,
     query: (q: string) => (q === '' ? q : q.split('&').map(queryPair).join('&')),
   });
-}
-
-/** Scrubs free text with these profiles; compileLogRedactor() once and its text() is the same, cheaper. */
-export function redactText(masks: Iterable<CompiledMask>, text: string): string {
-  return compileLogRedactor(masks).text(text);
 }

@@ -50,26 +50,6 @@ export function redactingLogger(logger: Logger, current: () => LineRedactor): Lo
   );
 }
 
-/**
- * A logger redacting one fixed set of paths, scrubbing error text with `scrub`: what pino can do
- * when the policy never changes (its paths are compiled once, when the child is made).
- */
-export function withRedaction(logger: Logger, extraPaths: readonly string[], scrub: (text: string) => string): Logger {
-  return logger.child(
-    {},
-    {
-      redact: { paths: [...REDACT, ...extraPaths], censor: '[redacted]' },
-      serializers: {
-        err: (err: unknown) => {
-          if (!(err instanceof Error)) return err;
-          const shown = pino.stdSerializers.err(err);
-          return { ...shown, message: scrub(shown.message), stack: scrub(shown.stack) };
-        },
-      },
-    },
-  );
-}
-
 export function createLogger(opts: { level?: string; destination?: DestinationStream } = {}): Logger {
   const options = {
     level: opts.level ?? process.env.WXGW_LOG_LEVEL ?? 'info',

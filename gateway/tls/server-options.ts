@@ -1,11 +1,8 @@
 // TLS options for https.createServer: protocol floor, AEAD-only ciphers, the first certificate
 // as the default (clients without SNI) and all of them chosen by SNI.
 //
-//   buildTlsServerOptions(tls, certificates, sni?) -> https.ServerOptions
-//   handshakeTls(tls, certificates)                -> what one policy's handshakes read
-//   liveTlsServerOptions(current)                  -> https.ServerOptions reading current() per handshake
-//
-// Pass your own SniSelector to keep a handle on the certificate table the server reads.
+//   handshakeTls(tls, certificates) -> what one policy's handshakes read
+//   liveTlsServerOptions(current)   -> https.ServerOptions reading current() per handshake
 
 import type { ServerOptions } from 'node:https';
 import type { SecureContextOptions } from 'node:tls';
@@ -19,14 +16,6 @@ export interface HandshakeTls {
   readonly sni: SniSelector;
   /** The default context's options: Node serves clients that send no SNI from the server's own context. */
   readonly defaultOptions: SecureContextOptions;
-}
-
-export function buildTlsServerOptions(
-  tls: TlsConfig,
-  certificates: readonly LoadedCertificate[],
-  sni: SniSelector = new SniSelector(certificates),
-): ServerOptions {
-  return { ...defaultContextOptions(tls, certificates), SNICallback: sni.callback };
 }
 
 export function handshakeTls(tls: TlsConfig, certificates: readonly LoadedCertificate[]): HandshakeTls {
@@ -47,6 +36,6 @@ export function liveTlsServerOptions(current: () => HandshakeTls): ServerOptions
 
 function defaultContextOptions(tls: TlsConfig, certificates: readonly LoadedCertificate[]): SecureContextOptions {
   const first = certificates[0];
-  if (!first) throw new Error('buildTlsServerOptions needs at least one loaded certificate');
+  if (!first) throw new Error('TLS server options need at least one loaded certificate');
   return { ...first.contextOptions, ...protocolOptions(tls) };
 }

@@ -1,11 +1,9 @@
 // Choosing a certificate by SNI. The table is built once per certificate set: each snapshot holds
 // its own selector, and the HTTPS server's callback reads the one of the snapshot in force, so a
-// reload swaps the snapshot and nothing here changes in place. replace() serves a selector handed
-// to a server directly (buildTlsServerOptions with your own selector).
+// reload swaps the snapshot and nothing here changes in place.
 //
 //   new SniSelector(certificates)   the first certificate is the default
 //   selector.select(servername)     -> SecureContext   exact name, then `*.parent`, then default
-//   selector.replace(certificates)  new handshakes use these; ongoing ones are unaffected
 //   selector.callback               for tls/https `SNICallback`
 
 import type { SecureContext } from 'node:tls';
@@ -19,13 +17,9 @@ interface SniTable {
 }
 
 export class SniSelector {
-  private table: SniTable;
+  private readonly table: SniTable;
 
   constructor(certificates: readonly LoadedCertificate[]) {
-    this.table = buildTable(certificates);
-  }
-
-  replace(certificates: readonly LoadedCertificate[]): void {
     this.table = buildTable(certificates);
   }
 

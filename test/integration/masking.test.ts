@@ -13,8 +13,7 @@ import { runInNewContext } from 'node:vm';
 import zlib from 'node:zlib';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { createLogger, withRedaction } from '../../gateway/observability/logger.js';
-import { logRedactPaths, redactText } from '../../gateway/masking/redact.js';
+import { createLogger, redactingLogger } from '../../gateway/observability/logger.js';
 
 const HASH_KEY = 'masking-test-hmac-key-0123456789abcdef';
 const hmac = (text: string): string => createHmac('sha256', HASH_KEY).update(text, 'utf8').digest('hex');
@@ -767,9 +766,8 @@ defaults:
   // ---- logs -----------------------------------------------------------------------------
 
   test('log redaction: masked keys are [redacted] by a logger built as the gateway builds its own', () => {
-    // The gateway's logger instance is not exposed by GatewayHandle, and no gateway log line
-    // carries upstream body data; this builds the logger exactly as main.ts does, from the
-    // profiles of the running gateway.
+    // No gateway log line carries upstream body data; this builds the logger exactly as main.ts
+    // does, redacting with the running gateway's snapshot.
     const lines: string[] = [];
     const dest = new Writable({
       write(c: Buffer, _e, cb) {
@@ -777,8 +775,7 @@ defaults:
         cb();
       },
     });
-    const masks = t.gw.snapshot.masks;
-    const log = withRedaction(createLogger({ level: 'debug', destination: dest }), logRedactPaths(masks), (text) => redactText(masks, text));
+    const log = redactingLogger(createLogger({ level: 'debug', destination: dest }), () => t.gw.snapshot.redactor);
     log.warn(
       { session_key: 'SK-LOG-1', upstream: { session_key: 'SK-LOG-2', user: { phone: '13812345678' } }, err: { response: { body: '{"session_key":"SK-LOG-3"}' } }, body: 'SK-LOG-4' },
       'upstream said something',

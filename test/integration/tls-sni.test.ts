@@ -1,4 +1,4 @@
-// A real https server built from loadCertificates + buildTlsServerOptions, and real clients that
+// A real https server built from loadCertificates + the gateway's TLS server options, and real clients that
 // trust only the generated root: the chain must arrive complete for the handshake to verify.
 import assert from 'node:assert/strict';
 import { readFile, rm } from 'node:fs/promises';
@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import tls from 'node:tls';
 import type { TlsConfig } from '../../gateway/types/policy.js';
 import { loadCertificates } from '../../gateway/tls/load.js';
-import { buildTlsServerOptions } from '../../gateway/tls/server-options.js';
+import { handshakeTls, liveTlsServerOptions } from '../../gateway/tls/server-options.js';
 import { makeChain, tlsConfig, type TestChain } from '../helpers/chain.js';
 
 let chain: TestChain;
@@ -25,7 +25,8 @@ after(async () => {
 async function serve(config: TlsConfig): Promise<{ port: number; clientErrors: Error[] }> {
   const { certificates, diagnostics } = loadCertificates(config);
   assert.deepEqual(diagnostics, []);
-  const server = https.createServer(buildTlsServerOptions(config, certificates), (_req, res) => res.end('served'));
+  const handshake = handshakeTls(config, certificates);
+  const server = https.createServer(liveTlsServerOptions(() => handshake), (_req, res) => res.end('served'));
   const clientErrors: Error[] = [];
   server.on('tlsClientError', (err) => clientErrors.push(err));
   servers.push(server);

@@ -1,10 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { pino } from 'pino';
 import { compileMaskProfile } from '../../gateway/masking/compile.js';
 import { MaskError, maskJsonBuffer, maskValue } from '../../gateway/masking/json-mask.js';
-import { logRedactPaths, redactText } from '../../gateway/masking/redact.js';
+import { compileLogRedactor } from '../../gateway/masking/redact.js';
 import type { MaskProfileConfig, MaskTarget } from '../../gateway/types/policy.js';
 
 function target(text: string): MaskTarget {
@@ -153,24 +152,20 @@ test('keys lists every key a rule names (a path by its last name), in its usual 
   for (const k of ['idcard', 'IDCARD', 'phone', 'Phone', 'secrets', 'session_key', 'sessionKey', 'SessionKey', 'SESSION_KEY', 'session-key', 'sessionkey']) assert.ok(m.keys.has(k), k);
 });
 
-test('log redaction paths make pino hide masked keys up to three levels deep', () => {
+test('log redaction hides masked keys up to three levels deep, and body fields', () => {
   const m = compileMaskProfile(profile({ drop: ['session_key', 'a-b', 'we"ird'] }));
-  const paths = logRedactPaths([m]);
-  assert.ok(paths.includes('session_key') && paths.includes('*.session_key') && paths.includes('*.*.session_key'));
-  assert.ok(paths.includes('["a-b"]') && paths.includes('*["a-b"]'));
-  assert.ok(!paths.some((p) => p.includes('ird')));
-  const lines: string[] = [];
-  const log = pino({ redact: { paths, censor: '[redacted]' } }, { write: (s: string) => void lines.push(s) });
-  log.info({ session_key: 1, x: { session_key: 2, y: { session_key: 3 } }, 'a-b': 4, err: { body: 'upstream said 13812345678' } });
-  const line = JSON.parse(lines[0]!) as Record<string, unknown>;
-  assert.deepEqual([line.session_key, line.x, line['a-b'], line.err], ['[redacted]', { session_key: '[redacted]', y: { session_key: '[redacted]' } }, '[redacted]', { body: '[redacted]' }]);
+  const redact = compileLogRedactor([m]);
+  const given = { session_key: 1, x: { session_key: 2, y: { session_key: 3 } }, 'a-b': 4, 'we"ird': 5, err: { body: 'upstream said 13812345678' } };
+  const line = redact.fields(given);
+  assert.deepEqual([line.session_key, line.x, line['a-b'], line['we"ird'], line.err], ['[redacted]', { session_key: '[redacted]', y: { session_key: '[redacted]' } }, '[redacted]', '[redacted]', { body: '[redacted]' }]);
+  assert.equal(given.session_key, 1, 'the caller\'s object is never changed');
 });
 
-test('redactText hides masked keys quoted in text and whatever the detectors recognise', () => {
+test('log text hides masked keys quoted in text and whatever the detectors recognise', () => {
   const m = compileMaskProfile(profile({ drop: ['session_key'], detect: ['cn_mobile', 'email', 'bank_card', 'cn_idcard'] }));
   assert.equal(
-    redactText([m], 'upstream 500: {"session_key": "a\\"b", "msg":"call 13812345678 or +86 139-1234-5678, mail bob@example.com, card 4111 1111 1111 1111, id 11010519491231002X, order 2023112612345670 at 1700000000004"}'),
+    compileLogRedactor([m]).text('upstream 500: {"session_key": "a\\"b", "msg":"call 13812345678 or +86 139-1234-5678, mail bob@example.com, card 4111 1111 1111 1111, id 11010519491231002X, order 2023112612345670 at 1700000000004"}'),
     'upstream 500: {"session_key": "[redacted]", "msg":"call 138****5678 or +86 139******5678, mail b**@example.com, card 411111******1111, id 110105********002X, order 2023112612345670 at 1700000000004"}',
   );
-  assert.equal(redactText([m], 'on 2026-11-26 13812345678 failed'), 'on 2026-11-26 138****5678 failed');
+  assert.equal(compileLogRedactor([m]).text('on 2026-11-26 13812345678 failed'), 'on 2026-11-26 138****5678 failed');
 });

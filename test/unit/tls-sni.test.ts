@@ -7,7 +7,7 @@ import { issueLeaf } from '../../gateway/tls/generate.js';
 import { loadCertificates, type LoadedCertificate } from '../../gateway/tls/load.js';
 import { certificateNames } from '../../gateway/tls/names.js';
 import { CIPHERS } from '../../gateway/tls/protocol.js';
-import { buildTlsServerOptions } from '../../gateway/tls/server-options.js';
+import { handshakeTls, liveTlsServerOptions } from '../../gateway/tls/server-options.js';
 import { SniSelector } from '../../gateway/tls/sni.js';
 import { makeChain, tlsConfig, type TestChain } from '../helpers/chain.js';
 
@@ -68,28 +68,20 @@ test('a selector needs at least one certificate', () => {
 
 test('server options: policy floor, AEAD-only TLS 1.2 suites, first certificate as default', () => {
   const tls = tlsConfig([chain], { min_version: 'TLSv1.3', roots: { bundle: chain.root } });
-  const options = buildTlsServerOptions(tls, [api, images], selector);
+  const handshake = handshakeTls(tls, [api, images]);
+  const options = liveTlsServerOptions(() => handshake);
   assert.equal(options.minVersion, 'TLSv1.3');
   assert.equal(options.maxVersion, 'TLSv1.3');
   assert.equal(options.honorCipherOrder, true);
-  assert.equal(options.SNICallback, selector.callback);
+  let chosen: SecureContext | undefined;
+  options.SNICallback!('x.img.example.test', (_err, ctx) => (chosen = ctx));
+  assert.equal(chosen, images.secureContext, 'SNI selects through the handshake table in force');
   assert.equal(options.cert, api.contextOptions.cert);
   assert.equal(options.key, api.contextOptions.key);
   for (const suite of CIPHERS.split(':')) {
     assert.match(suite, /^(TLS_(AES_\d+_GCM|CHACHA20_POLY1305)_SHA\d+|ECDHE-(RSA|ECDSA)-(AES\d+-GCM-SHA\d+|CHACHA20-POLY1305))$/);
   }
-  assert.equal(buildTlsServerOptions(tlsConfig([chain]), [api]).minVersion, 'TLSv1.2');
-  assert.throws(() => buildTlsServerOptions(tls, []), /at least one/);
-});
-
-test('replace: later lookups and callbacks use the new table', () => {
-  const s = new SniSelector([api, images]);
-  const { callback } = s;
-  s.replace([other]);
-  assert.equal(s.select('x.img.example.test'), other.secureContext, 'the wildcard is gone: default');
-  let got: SecureContext | undefined;
-  callback('api.example.test', (_err, ctx) => (got = ctx));
-  assert.equal(got, other.secureContext, 'a callback handed out before the swap reads the new table');
-  assert.throws(() => s.replace([]), /at least one certificate/);
-  assert.equal(s.select('other.example.test'), other.secureContext, 'a refused table changes nothing');
+  const plain = handshakeTls(tlsConfig([chain]), [api]);
+  assert.equal(liveTlsServerOptions(() => plain).minVersion, 'TLSv1.2');
+  assert.throws(() => handshakeTls(tls, []), /at least one/);
 });
