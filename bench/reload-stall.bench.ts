@@ -22,8 +22,10 @@ const ways: Record<string, (file: string) => Promise<LoadedPolicy>> = {
   'validate in a worker': (file) =>
     loadPolicyOffThread(file, {
       env: {},
-      onFallback: (err) => {
-        throw err;
+      logger: {
+        warn: ({ err }) => {
+          throw err;
+        },
       },
     }),
 };

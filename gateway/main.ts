@@ -139,10 +139,7 @@ export async function startGateway(opts: {
       logger,
       metrics,
       // Off the event loop: validating a large policy takes seconds that requests would wait.
-      load: () =>
-        loadChecked(opts.config, opts.env, (file, o) =>
-          loadPolicyOffThread(file, { ...o, onFallback: (err) => logger.warn({ err }, 'policy worker unavailable; validating on the main thread, requests wait meanwhile') }),
-        ),
+      load: () => loadChecked(opts.config, opts.env, (file, o) => loadPolicyOffThread(file, { ...o, logger })),
       compile: (next) => compile(next, deps),
     });
     reloader = running;

@@ -10,9 +10,14 @@ import { PolicyError } from './types.js';
 /** The worker beside this module: load-worker.js in dist/, load-worker.ts under tsx (whose loader workers inherit). */
 const ENTRY = new URL(import.meta.url.endsWith('.ts') ? './load-worker.ts' : './load-worker.js', import.meta.url);
 
+/** The part of the gateway's logger this needs (pino's signature). */
+export interface FallbackLog {
+  warn(fields: { err: Error }, message: string): void;
+}
+
 export interface OffThreadOptions extends LoadOptions {
   /** Told why the policy was validated on this thread after all (no worker could run, or hand it back). */
-  onFallback?(reason: Error): void;
+  logger?: FallbackLog;
   /** The worker's module; the one beside this file by default. */
   entry?: URL;
 }
@@ -33,8 +38,8 @@ function ask(entry: URL, input: WorkerInput): Promise<WorkerAnswer> {
 /** As loadPolicy: resolves with the policy or throws PolicyError, an unreadable file included. */
 export async function loadPolicyOffThread(file: string, opts: OffThreadOptions = {}): Promise<LoadedPolicy> {
   const env = { ...(opts.env ?? process.env) };
-  const inThread = (reason: Error): Promise<LoadedPolicy> => {
-    opts.onFallback?.(reason);
+  const inThread = (err: Error): Promise<LoadedPolicy> => {
+    opts.logger?.warn({ err }, 'policy worker unavailable; validating on the main thread, requests wait meanwhile');
     return loadPolicy(file, { env });
   };
   let answer: WorkerAnswer;

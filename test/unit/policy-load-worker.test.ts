@@ -47,7 +47,7 @@ function manyRoutes(count: number): string {
   return BASE.replace(/^routes:\n[\s\S]*?(?=^defaults:)/m, `routes:\n${routes.join('\n')}\n`);
 }
 
-const noFallback: OffThreadOptions['onFallback'] = (reason) => assert.fail(`fell back to the main thread: ${reason.message}`);
+const noFallback: OffThreadOptions = { logger: { warn: (_f, message) => assert.fail(`fell back to the main thread: ${message}`) } };
 
 async function outcome(load: Promise<LoadedPolicy>): Promise<LoadedPolicy | Diagnostic[]> {
   try {
@@ -58,7 +58,7 @@ async function outcome(load: Promise<LoadedPolicy>): Promise<LoadedPolicy | Diag
   }
 }
 
-async function sameBothWays(file: string, env: Record<string, string>, opts: OffThreadOptions = { onFallback: noFallback }): Promise<LoadedPolicy | Diagnostic[]> {
+async function sameBothWays(file: string, env: Record<string, string>, opts: OffThreadOptions = noFallback): Promise<LoadedPolicy | Diagnostic[]> {
   const inThread = await outcome(loadPolicy(file, { env }));
   const offThread = await outcome(loadPolicyOffThread(file, { env, ...opts }));
   assert.deepStrictEqual(offThread, inThread);
@@ -119,20 +119,40 @@ test('a policy with errors gets the same diagnostics, positions included, either
 
 test('the compiled worker in dist/ gives the same answers', async () => {
   const entry = new URL('../../dist/gateway/policy/load-worker.js', import.meta.url);
-  const opts = { entry, onFallback: noFallback };
+  const opts = { ...noFallback, entry };
   assert.ok(!Array.isArray(await sameBothWays(example, DEMO_ENV, opts)), 'run `npm run build` first: this reads dist/');
   writeFileSync(POLICY_FILE, edit({ 27: '    upstream: nowhere' }));
   assert.ok(Array.isArray(await sameBothWays(POLICY_FILE, ENV, opts)));
 });
 
-test('when no worker can start, the policy is validated on this thread and the caller is told', async () => {
-  const reasons: Error[] = [];
-  const opts: OffThreadOptions = { entry: new URL('./no-such-worker.js', import.meta.url), onFallback: (r) => reasons.push(r) };
+test('when no worker can start, the policy is validated on this thread, and the log says so', async () => {
+  const lines: { err: Error; message: string }[] = [];
+  const opts: OffThreadOptions = { entry: new URL('./no-such-worker.js', import.meta.url), logger: { warn: ({ err }, message) => lines.push({ err, message }) } };
   assert.ok(!Array.isArray(await sameBothWays(example, DEMO_ENV, opts)));
   writeFileSync(POLICY_FILE, edit({ 27: '    upstream: nowhere' }));
   assert.ok(Array.isArray(await sameBothWays(POLICY_FILE, ENV, opts)));
-  assert.equal(reasons.length, 2);
-  assert.match(reasons[0]!.message, /no-such-worker/);
+  assert.equal(lines.length, 2);
+  assert.equal(lines[0]!.message, 'policy worker unavailable; validating on the main thread, requests wait meanwhile');
+  assert.match(lines[0]!.err.message, /no-such-worker/);
+});
+
+test('a worker that cannot hand the policy over leads to the main thread; a worker that failed, to its error', async () => {
+  const entry = new URL('../fixtures/policy/fake-load-worker.ts', import.meta.url);
+  const lines: string[] = [];
+  const logger = { warn: ({ err }: { err: Error }, message: string) => lines.push(`${message}: ${err.message}`) };
+  const uncarriable = JSON.stringify({ kind: 'uncarriable', message: 'a Compiled instance at extra' });
+  const loaded = await loadPolicyOffThread(example, { env: { ...DEMO_ENV, ANSWER: uncarriable }, entry, logger });
+  assert.deepStrictEqual(loaded, await loadPolicy(example, { env: DEMO_ENV }));
+  assert.deepEqual(lines, ['policy worker unavailable; validating on the main thread, requests wait meanwhile: the policy worker cannot hand over a Compiled instance at extra']);
+
+  const failed = JSON.stringify({ kind: 'failed', message: 'boom', stack: 'Error: boom\n    at validate (load.ts:1:1)' });
+  await assert.rejects(loadPolicyOffThread(example, { env: { ...DEMO_ENV, ANSWER: failed }, entry, logger }), (err: unknown) => {
+    assert.ok(err instanceof Error && !(err instanceof PolicyError));
+    assert.equal(err.message, 'boom');
+    assert.match(err.stack!, /at validate/);
+    return true;
+  });
+  assert.equal(lines.length, 1, 'a failure is not retried on the main thread');
 });
 
 test('packing refuses what a worker would hand over changed, and restores URLs where they stood', async () => {
