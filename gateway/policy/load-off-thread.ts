@@ -1,5 +1,5 @@
 // loadPolicy in a worker thread, for reloads: parsing, schema and semantic checks of a large
-// policy take seconds of CPU, which on the main thread would be seconds without an answer to any
+// policy take a second or more of CPU, which on the main thread would be that long without an answer to any
 // request. Same result, same diagnostics; when no worker can run, the same work runs here.
 import { Worker } from 'node:worker_threads';
 import { loadPolicy, type LoadOptions, type LoadedPolicy } from './load.js';
