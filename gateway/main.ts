@@ -4,6 +4,7 @@
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { loadPolicy } from './policy/load.js';
+import { loadPolicyOffThread } from './policy/load-off-thread.js';
 import { PolicyError, type Diagnostic, type PolicyConfig } from './types/policy.js';
 import { loadCertificates, type LoadedCertificate } from './tls/load.js';
 import { buildSnapshot, type Snapshot, type SnapshotDeps } from './snapshot.js';
@@ -35,8 +36,8 @@ export interface LoadedPolicy {
 }
 
 /** Reads and validates a policy with its certificates. Throws PolicyError. */
-export async function loadChecked(file: string, env: Record<string, string | undefined> = process.env): Promise<LoadedPolicy> {
-  const { config, warnings } = await loadPolicy(file, { env });
+export async function loadChecked(file: string, env: Record<string, string | undefined> = process.env, load = loadPolicy): Promise<LoadedPolicy> {
+  const { config, warnings } = await load(file, { env });
   const { certificates, diagnostics } = loadCertificates(config.tls);
   const all = [...warnings, ...diagnostics];
   if (diagnostics.some((d) => d.severity === 'error')) throw new PolicyError(all);
@@ -137,7 +138,8 @@ export async function startGateway(opts: {
       source: live,
       logger,
       metrics,
-      load: () => loadChecked(opts.config, opts.env),
+      // Off the event loop: validating a large policy takes seconds that requests would wait.
+      load: () => loadChecked(opts.config, opts.env, (file, o) => loadPolicyOffThread(file, { ...o, logger })),
       compile: (next) => compile(next, deps),
     });
     reloader = running;

@@ -92,6 +92,9 @@ export interface SnapshotDeps {
   readonly logger: Logger;
 }
 
+/** Routes compiled between two turns of the event loop: about a millisecond's work. */
+const ROUTES_PER_TURN = 200;
+
 function upstreamTarget(u: UpstreamConfig): UpstreamTarget {
   const basePath = u.url.pathname.replace(/\/+$/, '');
   return Object.freeze({ name: u.name, origin: u.url.origin, basePath });
@@ -163,7 +166,12 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
       answer: Object.freeze<AnswerPlan>(mask ? { kind: 'mask', mask, failOpen: r.on_mask_error === 'pass' } : { kind: 'stream' }),
     });
   };
-  const routes: CompiledRoute<RouteTarget>[] = policy.routes.map((r) => ({ config: r, target: target(r, 'proxy') }));
+  const routes: CompiledRoute<RouteTarget>[] = [];
+  for (const [i, r] of policy.routes.entries()) {
+    // A reload builds this while the old snapshot serves: let requests in every few routes.
+    if (i % ROUTES_PER_TURN === ROUTES_PER_TURN - 1) await new Promise<void>((resolve) => setImmediate(resolve));
+    routes.push({ config: r, target: target(r, 'proxy') });
+  }
 
   let login: LoginEndpoint | undefined;
   if (identity?.login && signer) {
