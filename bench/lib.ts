@@ -197,6 +197,8 @@ export function benchPolicy(opts: {
 }
 
 /** A TypeScript target script under bench/targets, in its own process. */
-export function startTs(script: string, args: string[]): ChildProcess {
-  return fork(join(here, script), args, { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+/** `tree`: another wxgw checkout (with its own node_modules) whose bench/ script to run instead of this one's. */
+export function startTs(script: string, args: string[], tree?: string): ChildProcess {
+  const file = tree ? join(tree, 'bench', script) : join(here, script);
+  return fork(file, args, { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], ...(tree && { cwd: tree }) });
 }

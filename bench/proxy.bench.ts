@@ -11,6 +11,7 @@
 // generator, backend and proxy it is the steadier measure of what each proxy costs.
 //   npm run bench                      (defaults: 3 rounds of 6 s per target, 16 connections)
 //   BENCH_ROUNDS=5 BENCH_SECONDS=10 BENCH_CONNECTIONS=32 npm run bench
+//   BENCH_BASELINE=../wxgw-previous npm run bench   (also runs that checkout's wxgw, same policies)
 // The table's ratios need the fastify and bare rows, so every target always runs.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -26,10 +27,14 @@ const root = join(here, '..');
 const PATH = '/api/feed';
 const GUARDED = 'wxgw (1,000-CIDR allowlist + CORS)';
 const FORWARDED = 'wxgw, trusted_proxies + 3-hop X-Forwarded-For';
+const BASELINE_ROUTING = 'wxgw (routing only)';
 // A load balancer's usual trust list: private and loopback ranges, IPv4 and IPv6.
 const TRUSTED_PROXIES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '127.0.0.0/8', '::1/128', 'fc00::/7', 'fe80::/10', '2001:db8:100::/40'];
 // The client, then two proxies inside 10/8; the loopback peer (the load generator) is the third.
 const XFF = '203.0.113.7, 10.1.2.3, 10.4.5.6';
+// Another checkout of wxgw (e.g. the previous release, with its own `npm ci`), measured in the
+// same rounds on the same policies, so a change is compared with what it replaces.
+const BASELINE = process.env.BENCH_BASELINE;
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'wxgw-bench-'));
@@ -86,7 +91,18 @@ async function main(): Promise<void> {
       [GUARDED, startTs('targets/wxgw.ts', [guardedPolicy, join(dir, 'wxgw-guarded.log')]), guardedPort],
       [FORWARDED, startTs('targets/wxgw.ts', [forwardedPolicy, join(dir, 'wxgw-forwarded.log')]), forwardedPort],
     ];
-    const headers: Record<string, Record<string, string>> = { [GUARDED]: { origin }, [FORWARDED]: { 'x-forwarded-for': XFF } };
+    if (BASELINE) {
+      const [routingPort, forwardingPort] = [await freePort(), await freePort()];
+      const routingPolicy = join(dir, 'baseline.yaml');
+      writeFileSync(routingPolicy, policyFor(routingPort, ['defaults: { allow: any }'], []));
+      const viaProxies = join(dir, 'baseline-forwarded.yaml');
+      writeFileSync(viaProxies, readFileSync(forwardedPolicy, 'utf8').replace(`:${forwardedPort}"`, `:${forwardingPort}"`));
+      servers.push(
+        [`baseline ${BASELINE_ROUTING}`, startTs('targets/wxgw.ts', [routingPolicy, join(dir, 'baseline.log')], BASELINE), routingPort],
+        [`baseline ${FORWARDED}`, startTs('targets/wxgw.ts', [viaProxies, join(dir, 'baseline-forwarded.log')], BASELINE), forwardingPort],
+      );
+    }
+    const headers: Record<string, Record<string, string>> = { [GUARDED]: { origin }, [FORWARDED]: { 'x-forwarded-for': XFF }, [`baseline ${FORWARDED}`]: { 'x-forwarded-for': XFF } };
     for (const [name, child, port] of servers) {
       children.push(child);
       await waitReady(child, name);
@@ -128,6 +144,13 @@ async function main(): Promise<void> {
     `allowlist + CORS vs routing only: ${versusRouting(guardedResult)}`,
     `trusted_proxies + 3-hop X-Forwarded-For vs routing only: ${versusRouting(forwardedResult)}`,
   ];
+  if (BASELINE) {
+    for (const name of [BASELINE_ROUTING, FORWARDED]) {
+      const now = results.find((r) => r.name === name)!;
+      const was = results.find((r) => r.name === `baseline ${name}`)!;
+      lines.push(`${name} vs the baseline checkout: ${(now.rps / was.rps).toFixed(3)}x req/s, ${now.cpuUs !== undefined && was.cpuUs !== undefined ? `${now.cpuUs - was.cpuUs} µs CPU per request` : 'CPU not measured'}`);
+    }
+  }
   process.stdout.write(lines.join('\n') + '\n');
 }
 
