@@ -159,6 +159,7 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
         }
         if (outcome.passedUnmasked) {
           logger.warn({ request_id: wx.id, route: target.name, why: outcome.passedUnmasked }, 'upstream answer passed unmasked (on_mask_error: pass)');
+          wx.reason = 'mask_failed_passed';
           decisions.count('mask_failed_passed');
         }
         writeAnswer(res, wx, target, outcome.res);
