@@ -10,6 +10,8 @@ import { parseSize } from '../policy/units.js';
 
 /** Enough for seconds of a busy gateway's access log, small beside its other memory. */
 export const DEFAULT_LOG_BUFFER = 4 * 1024 * 1024;
+/** At exit, how many times (100 ms apart) a full destination is tried before the rest is given up. */
+const EXIT_RETRIES = 10;
 /** Below this a stack trace or a long path would not fit, and every line past the first few would go. */
 const MIN_LOG_BUFFER = 64 * 1024;
 
@@ -41,9 +43,37 @@ export function logBufferBytes(raw: string | undefined): number {
  * `maxBytes` wait to be written; lines beyond are dropped and counted.
  */
 export function boundedDestination(dest: number | string = 1, maxBytes = DEFAULT_LOG_BUFFER): ReturnType<typeof pino.destination> {
-  const stream = pino.destination({ dest, sync: false, minLength: 4096, maxLength: maxBytes, periodicFlush: 250 });
+  // Node opens stdout non-blocking (when it is a pipe or a socket) the first time it is used.
+  // Opened now, a reader that stops makes writes fail with EAGAIN and be retried, instead of
+  // holding one of libuv's four threads (and, at exit, the main thread) until it reads again.
+  if (dest === 1) void process.stdout;
+  let exiting = false;
+  let exitRetries = 0;
+  const stream = pino.destination({
+    dest,
+    sync: false,
+    minLength: 4096,
+    maxLength: maxBytes,
+    periodicFlush: 250,
+    // While running, a full pipe is retried forever (writes are asynchronous, nothing waits); at
+    // exit, where the write is synchronous, only for a second.
+    retryEAGAIN: () => !exiting || ++exitRetries <= EXIT_RETRIES,
+  });
   const d: Drops = { total: 0, unreported: 0, report: undefined };
   drops.set(stream, d);
+  // pino writes what is left synchronously on exit; a destination that is not taking writes must
+  // not hold the process (SIGTERM, a fatal error) for as long as its reader is stuck.
+  const flushSync = stream.flushSync.bind(stream);
+  stream.flushSync = () => {
+    exiting = true;
+    // Dropping lines: nothing has been written since the buffer filled, and a write would wait.
+    if (d.unreported > 0) return;
+    try {
+      flushSync();
+    } catch {
+      // Still full after the retries: the rest is lost, as it would be past the buffer.
+    }
+  };
   // 'write' fires inside SonicBoom's bookkeeping, before the written bytes leave its buffer:
   // the report waits a turn so that it lands in the room just made.
   const report = (): void => {

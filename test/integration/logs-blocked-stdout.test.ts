@@ -1,12 +1,13 @@
 // The real binary with a reader that stops reading its stdout: the gateway keeps answering, holds
 // at most its log buffer (WXGW_LOG_BUFFER) beyond what the pipe itself holds, drops and counts
-// the rest, and says how many it dropped once the reader reads again.
+// the rest, and says how many it dropped once the reader reads again. A SIGTERM while nobody
+// reads still ends the process.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { policyContext } from '../helpers/gateway.js';
+import { policyContext, type PolicyContext } from '../helpers/gateway.js';
 import { startUpstream } from '../helpers/upstream.js';
 import { startCli } from '../helpers/process.js';
 
@@ -31,6 +32,35 @@ function droppedTotal(metrics: string): number {
   return Number(line.split(' ')[1]);
 }
 
+const policy = (ctx: PolicyContext, upstream: string): string => `version: 1
+server:
+  https: { listen: "127.0.0.1:${ctx.httpsPort}" }
+  admin: { listen: "127.0.0.1:${ctx.adminPort}" }
+${ctx.tlsSection}
+upstreams:
+  legacy: { url: "${upstream}" }
+routes:
+  - { name: fill, match: { path_prefix: /fill/ }, upstream: legacy }
+defaults: { allow: any }
+`;
+
+/** `total` requests with long paths over 8 connections; every status. */
+async function fill(agent: Agent, port: number, total: number): Promise<number[]> {
+  const statuses: number[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (next < total) {
+        const i = next++;
+        const res = await request(`https://127.0.0.1:${port}/fill/${i}/${PAD}`, { dispatcher: agent, headers: { host: 'localhost' } });
+        await res.body.dump();
+        statuses.push(res.statusCode);
+      }
+    }),
+  );
+  return statuses;
+}
+
 test('stdout not read: lines past the buffer are dropped and counted, requests all answered, one line reports the loss', async () => {
   const ctx = await policyContext();
   const upstream = await startUpstream((_req, res) => {
@@ -38,20 +68,7 @@ test('stdout not read: lines past the buffer are dropped and counted, requests a
     res.end('{}');
   });
   const file = join(ctx.dir, 'gateway.yaml');
-  writeFileSync(
-    file,
-    `version: 1
-server:
-  https: { listen: "127.0.0.1:${ctx.httpsPort}" }
-  admin: { listen: "127.0.0.1:${ctx.adminPort}" }
-${ctx.tlsSection}
-upstreams:
-  legacy: { url: "${upstream.url}" }
-routes:
-  - { name: fill, match: { path_prefix: /fill/ }, upstream: legacy }
-defaults: { allow: any }
-`,
-  );
+  writeFileSync(file, policy(ctx, upstream.url));
   // The child inherits it: the bound is the process's, set before the policy is read.
   process.env.WXGW_LOG_BUFFER = '64kb';
   const gw = await startCli(file);
@@ -63,18 +80,7 @@ defaults: { allow: any }
     gw.child.stdout.pause();
     const from = gw.output().length;
 
-    const statuses: number[] = [];
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: 8 }, async () => {
-        while (next < REQUESTS) {
-          const i = next++;
-          const res = await request(`https://127.0.0.1:${ctx.httpsPort}/fill/${i}/${PAD}`, { dispatcher: agent, headers: { host: 'localhost' } });
-          await res.body.dump();
-          statuses.push(res.statusCode);
-        }
-      }),
-    );
+    const statuses = await fill(agent, ctx.httpsPort, REQUESTS);
     assert.equal(statuses.length, REQUESTS);
     assert.deepEqual([...new Set(statuses)], [200], 'a blocked log never blocks an answer');
     // Still blocked: lines are being lost, and the gateway says so on /metrics.
@@ -125,3 +131,36 @@ defaults: { allow: any }
     await upstream.close();
   }
 });
+
+for (const [buffer, what] of [
+  ['64kb', 'dropping lines'],
+  ['', 'its buffer not yet full'],
+] as const) {
+  test(`SIGTERM while stdout is not read (${what}) still ends the process with 0`, async () => {
+    const ctx = await policyContext();
+    const upstream = await startUpstream((_req, res) => res.end('{}'));
+    const file = join(ctx.dir, 'gateway.yaml');
+    writeFileSync(file, policy(ctx, upstream.url));
+    process.env.WXGW_LOG_BUFFER = buffer;
+    const gw = await startCli(file);
+    delete process.env.WXGW_LOG_BUFFER;
+    const agent = new Agent({ connect: { ca: readFileSync(ctx.chain.root), servername: 'localhost' }, connections: 8 });
+    try {
+      gw.child.stdout.pause();
+      // ~1 MB of lines: more than the socket pair holds, less than the default 4 MB buffer.
+      const statuses = await fill(agent, ctx.httpsPort, 120);
+      assert.deepEqual([...new Set(statuses)], [200]);
+      const dropped = droppedTotal(await (await fetch(`http://127.0.0.1:${ctx.adminPort}/metrics`)).text());
+      if (buffer === '') assert.equal(dropped, 0, 'the lines wait in the buffer');
+      else assert.ok(dropped > 0);
+      await agent.close();
+      gw.child.kill('SIGTERM');
+      // Bounded, so that a process held by its last log write fails the test instead of hanging it.
+      const code = await Promise.race([gw.exited(), new Promise<'held'>((r) => setTimeout(() => r('held'), 20_000).unref())]);
+      assert.equal(code, 0, 'the exit is not held by a log destination nobody reads');
+    } finally {
+      gw.kill();
+      await upstream.close();
+    }
+  });
+}
