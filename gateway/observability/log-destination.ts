@@ -6,7 +6,6 @@
 // The bound is SonicBoom's own `maxLength` (pino's destination), so keeping a line costs nothing
 // more than before; only a dropped line runs code of ours (a counter).
 import { pino, type Logger } from 'pino';
-import { parseSize } from '../policy/units.js';
 
 /** Enough for seconds of a busy gateway's access log, small beside its other memory. */
 export const DEFAULT_LOG_BUFFER = 4 * 1024 * 1024;
@@ -24,17 +23,22 @@ interface Drops {
 
 const drops = new WeakMap<object, Drops>();
 
+const SIZE = /^(\d+)(b|kb|mb|gb)$/;
+const UNITS: Record<string, number> = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 };
+
 /**
- * The bound in bytes from WXGW_LOG_BUFFER (`4mb`, `512kb`, as policy sizes are written), or the
+ * The bound in bytes from WXGW_LOG_BUFFER (`4mb`, `512kb`: the policy's size units), or the
  * default. The logger exists before the policy is read and outlives every reload, so its bound is
  * the process's, like WXGW_LOG_LEVEL, not the policy's. Throws on a value that is not a size.
  */
 export function logBufferBytes(raw: string | undefined): number {
   if (raw === undefined || raw.trim() === '') return DEFAULT_LOG_BUFFER;
-  const parsed = parseSize(raw);
-  if (!parsed.ok) throw new Error(`WXGW_LOG_BUFFER=${JSON.stringify(raw)} ${parsed.why}`);
-  if (parsed.value < MIN_LOG_BUFFER) throw new Error(`WXGW_LOG_BUFFER=${JSON.stringify(raw)} is below the minimum of 64kb`);
-  return parsed.value;
+  const m = SIZE.exec(raw.trim().toLowerCase());
+  const shown = `WXGW_LOG_BUFFER=${JSON.stringify(raw)}`;
+  if (!m) throw new Error(`${shown} is not a size; expected a whole number and a unit with no space: b, kb, mb or gb (e.g. 512kb, 4mb)`);
+  const bytes = Number(m[1]) * UNITS[m[2]!]!;
+  if (bytes < MIN_LOG_BUFFER) throw new Error(`${shown} is below the minimum of 64kb`);
+  return bytes;
 }
 
 /**
