@@ -16,6 +16,7 @@ import { createLogger, redactingLogger, type Logger } from './observability/logg
 import { compileLogRedactor } from './masking/redact.js';
 import { Decisions } from './observability/decisions.js';
 import { Metrics } from './observability/metrics.js';
+import { droppedLines } from './observability/log-destination.js';
 import { bindAdmin, bindTraffic, drain, type Listener } from './runtime/listeners.js';
 import { readiness } from './runtime/readiness.js';
 import { startReloader, type ReloadResult, type Reloader } from './runtime/reloader.js';
@@ -127,7 +128,7 @@ export async function startGateway(opts: {
     return stopping;
   };
 
-  const metrics = new Metrics(() => live.current.certificates, () => store);
+  const metrics = new Metrics(() => live.current.certificates, () => store, droppedLines(logger));
   const decisions = new Decisions(metrics.decisions);
   try {
     const { server } = first.policy;

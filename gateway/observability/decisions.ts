@@ -13,6 +13,13 @@ const ADMITTED = ['redirect', 'store_unavailable_allowed', 'mask_failed_passed',
 
 export type Decision = Reason | (typeof ADMITTED)[number];
 
+const ADMITTED_SET: ReadonlySet<Decision> = new Set(ADMITTED);
+
+/** Not a refusal: a response cut after one of these was cut by its client, not by the gateway. */
+export function isAdmission(decision: Decision): boolean {
+  return ADMITTED_SET.has(decision);
+}
+
 export class Decisions {
   private readonly children = new Map<Decision, { inc(): void }>();
 

@@ -1,6 +1,7 @@
 // The gateway's one logger. Request data is logged field by field (never whole headers), and
 // redaction is a second line of defence for anything that carries credentials by name.
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { boundedDestination, logBufferBytes, reportDrops } from './log-destination.js';
 
 export type { Logger };
 
@@ -17,13 +18,8 @@ const REDACT = [
   '*.headers.cookie',
 ];
 
-/**
- * Lines are gathered into 4 KB writes, flushed at least every 250 ms and on exit. One write per
- * line (pino's default for stdout) cost about a tenth of the CPU of a proxied request.
- */
-export function bufferedDestination(dest: number | string = 1): DestinationStream {
-  return pino.destination({ dest, sync: false, minLength: 4096, periodicFlush: 250 });
-}
+/** Lines batched into 4 KB writes, a bounded number of bytes waiting (log-destination.ts). */
+export { boundedDestination as bufferedDestination } from './log-destination.js';
 
 /** What a redacting logger applies to each line; the gateway's changes with the snapshot in force. */
 export interface LineRedactor {
@@ -56,7 +52,9 @@ export function createLogger(opts: { level?: string; destination?: DestinationSt
     base: { service: 'wxgw' },
     redact: { paths: REDACT, censor: '[redacted]' },
   };
-  return pino(options, opts.destination ?? bufferedDestination());
+  const logger = pino(options, opts.destination ?? boundedDestination(1, logBufferBytes(process.env.WXGW_LOG_BUFFER)));
+  reportDrops(logger);
+  return logger;
 }
 
 /**

@@ -2,7 +2,8 @@
 // process, as in the tests, keep their own). Labels are bounded: route names from the policy,
 // never raw paths, client addresses or openids; methods outside the gateway's list are OTHER.
 //
-//   new Metrics(certificates, store)  both read at scrape time (expiry and store-up gauges)
+//   new Metrics(certificates, store, droppedLogLines)  all read at scrape time (expiry and
+//                                 store-up gauges, dropped log lines)
 //   metrics.route(name)           pre-bound children for one route; cached per name
 //   metrics.registry.metrics()    the text exposition for /metrics
 
@@ -66,7 +67,11 @@ export class Metrics {
   readonly decisions: Counter<'reason'>;
   readonly reloads: Counter<'result'>;
 
-  constructor(certificates: () => readonly LoadedCertificate[], store: () => { kind: string; connected: boolean }) {
+  constructor(
+    certificates: () => readonly LoadedCertificate[],
+    store: () => { kind: string; connected: boolean },
+    droppedLogLines: () => number = () => 0,
+  ) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.requests = new Counter({
@@ -129,6 +134,18 @@ export class Metrics {
         const s = store();
         this.reset();
         this.labels(s.kind).set(s.connected ? 1 : 0);
+      },
+    });
+    let droppedSeen = 0;
+    new Counter({
+      name: 'wxgw_log_lines_dropped_total',
+      help: 'Log lines dropped because the log destination (stdout) stopped accepting writes and its buffer (WXGW_LOG_BUFFER) was full.',
+      registers,
+      collect() {
+        // The destination counts; this only catches up at scrape time, nothing per line.
+        const now = droppedLogLines();
+        this.inc(now - droppedSeen);
+        droppedSeen = now;
       },
     });
     new Gauge({

@@ -2,7 +2,7 @@
 // and query go through the redactor of the snapshot the request started with.
 import { REASONS } from '../errors.js';
 import { accessLogger, type Logger } from '../observability/logger.js';
-import type { Decisions } from '../observability/decisions.js';
+import { isAdmission, type Decisions } from '../observability/decisions.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { RequestState } from './request-state.js';
 
@@ -13,12 +13,15 @@ const round = (ms: number): number => Math.round(ms * 100) / 100;
 export function createAccessLog(logger: Logger, decisions: Decisions, metrics: Metrics): AccessLog {
   const access = accessLogger(logger);
   return (wx, method, statusCode, finished) => {
-    // A response that never finished was cut short by the client going away.
-    if (!finished && wx.reason === undefined) {
+    let status = statusCode;
+    // A response that never finished, and that the gateway did not cut itself (an upstream or a
+    // masker failing mid-body set their reason, and the line keeps the status that was sent),
+    // was cut short by the client going away.
+    if (!finished && (wx.reason === undefined || isAdmission(wx.reason))) {
       wx.reason = 'client_closed';
       decisions.count('client_closed');
+      status = REASONS.client_closed.status;
     }
-    const status = finished ? statusCode : REASONS.client_closed.status;
     const totalMs = performance.now() - wx.start;
     const { redactor } = wx.snapshot;
     const routeMetrics = metrics.route(wx.route);

@@ -113,7 +113,11 @@ export function createDispatch(opts: DispatchOptions): (fastify: (req: IncomingM
           own(req, res, wx, verdict);
           return;
         }
-        if (verdict.storeBypassed) decisions.count('store_unavailable_allowed');
+        if (verdict.storeBypassed) {
+          // The access line says so too: an admission the policy's limits did not decide.
+          wx.reason = 'store_unavailable_allowed';
+          decisions.count('store_unavailable_allowed');
+        }
         let streamed: Readable | undefined;
         try {
           streamed = stream();

@@ -93,10 +93,21 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
         wx.reason = 'mask_failed';
         decisions.count('mask_failed');
         logger.warn({ request_id: wx.id, route: target.name, why: bodyErr.message }, 'upstream answer could not be masked mid-stream; connection cut');
-      } else logger.warn({ request_id: wx.id, err: bodyErr, route: target.name }, 'upstream response failed mid-body');
-      res.destroy(bodyErr);
+        res.destroy(bodyErr);
+      } else if (clientGone(bodyErr)) res.destroy();
+      else failedMidBody(res, wx, target, bodyErr);
     });
     body.pipe(res);
+  };
+
+  /** The upstream failed after its answer started: the connection is cut, and the access line says why. */
+  const failedMidBody = (res: ServerResponse, wx: RequestState, target: RouteTarget, err: Error): void => {
+    const reason = forwardErrorReason(err);
+    wx.reason = reason;
+    decisions.count(reason);
+    metrics.route(target.name).upstreamError(reason);
+    logger.warn({ request_id: wx.id, err, route: target.name }, 'upstream response failed mid-body');
+    res.destroy(err);
   };
 
   const upstreamFailed = (res: ServerResponse, wx: RequestState, target: RouteTarget, err: unknown): void => {
@@ -130,10 +141,7 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
         wx.upstreamMs = performance.now() - wx.upstreamStart;
         if (!err || clientGone(err)) return;
         if (!answered) upstreamFailed(res, wx, target, err);
-        else {
-          logger.warn({ request_id: wx.id, err, route: target.name }, 'upstream response failed mid-body');
-          res.destroy(err);
-        }
+        else failedMidBody(res, wx, target, err);
       });
       return;
     }
@@ -151,6 +159,7 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
         }
         if (outcome.passedUnmasked) {
           logger.warn({ request_id: wx.id, route: target.name, why: outcome.passedUnmasked }, 'upstream answer passed unmasked (on_mask_error: pass)');
+          wx.reason = 'mask_failed_passed';
           decisions.count('mask_failed_passed');
         }
         writeAnswer(res, wx, target, outcome.res);

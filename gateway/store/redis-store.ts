@@ -106,6 +106,9 @@ interface ScriptedRedis extends Redis {
   wxgwRelease(key: string, holder: string): Promise<number>;
 }
 
+/** ioredis's rejection of a command past `commandTimeout` (it has no code). */
+const COMMAND_TIMED_OUT = 'Command timed out';
+
 /** Reconnect delays: 100 ms doubling to a cap of 2 s, forever. */
 function reconnectDelay(attempt: number): number {
   return Math.min(50 * 2 ** Math.min(attempt, 6), 2000);
@@ -125,7 +128,7 @@ export class RedisStore implements Store {
   readonly kind = 'redis' as const;
 
   get connected(): boolean {
-    return this.state === 'up';
+    return this.state === 'up' && !this.timingOut;
   }
   private readonly redis: ScriptedRedis;
   private readonly prefix: string;
@@ -134,6 +137,8 @@ export class RedisStore implements Store {
   private state: 'starting' | 'up' | 'down' | 'closed' = 'starting';
   private everUp = false;
   private lastError: string | undefined;
+  /** A command timed out on a live connection and none has succeeded since: a hung Redis is down too. */
+  private timingOut = false;
 
   /** Starts connecting at once and keeps reconnecting forever; never throws for a down Redis. */
   constructor(opts: { url: string; keyPrefix: string; commandTimeoutMs: number; logger: Logger }) {
@@ -234,8 +239,17 @@ export class RedisStore implements Store {
 
   private async call<T>(run: () => Promise<T>): Promise<T> {
     try {
-      return await run();
+      const reply = await run();
+      if (this.timingOut) {
+        this.timingOut = false;
+        this.logger.info({ redis: this.address }, 'redis store answering in time again');
+      }
+      return reply;
     } catch (err) {
+      if (!this.timingOut && errorMessage(err) === COMMAND_TIMED_OUT) {
+        this.timingOut = true;
+        this.logger.warn({ redis: this.address }, 'redis store commands time out; requests needing it fail until one answers in time');
+      }
       throw new StoreUnavailableError(`redis store at ${this.address}: ${errorMessage(err)}`, { cause: err });
     }
   }
@@ -246,6 +260,7 @@ export class RedisStore implements Store {
 
   private onReady(): void {
     this.lastError = undefined;
+    this.timingOut = false;
     if (this.state === 'closed' || this.state === 'up') return;
     this.logger.info({ redis: this.address }, this.everUp ? 'redis store reconnected' : 'redis store connected');
     this.state = 'up';
