@@ -79,6 +79,7 @@ class Checker {
     }
     this.limits(server.limits);
     this.duration(server.shutdown_timeout, ['server', 'shutdown_timeout'], true);
+    this.duration(server.drain_delay, ['server', 'drain_delay'], true);
   }
 
   /** With TLS ended at a load balancer, the plain listener serves and the balancer must be trusted. */
