@@ -9,12 +9,15 @@ import type { DrainState, Listener } from './listeners.js';
 /** Past this share of the soft descriptor limit in use, new connections are about to fail with EMFILE. */
 export const FD_READY_SHARE = 0.9;
 
-export interface FdUsage {
-  /** Descriptors open now. */
-  open: number;
-  /** The soft RLIMIT_NOFILE. */
-  limit: number;
-}
+export type FdUsage =
+  | {
+      /** Descriptors open now. */
+      open: number;
+      /** The soft RLIMIT_NOFILE. */
+      limit: number;
+    }
+  /** Not one descriptor was left to read /proc with. */
+  | { exhausted: string };
 
 /**
  * The descriptors in use and the soft limit, read from /proc at each call (a probe every few
@@ -27,8 +30,9 @@ export function fdUsage(): FdUsage | undefined {
   try {
     limits = readFileSync('/proc/self/limits', 'utf8');
     entries = readdirSync('/proc/self/fd');
-  } catch {
-    return undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'EMFILE' || code === 'ENFILE' ? { exhausted: code } : undefined;
   }
   const soft = /^Max open files\s+(\d+)/m.exec(limits)?.[1];
   if (soft === undefined) return undefined;
@@ -57,7 +61,8 @@ export function readiness(
       failing.push(...source.current.certificates.filter((c) => c.notAfter.getTime() <= at).map((c) => `certificate expired: ${c.certFile}`));
       for (const l of listeners) if (!l.server.listening) failing.push(`listener not up: ${l.name}`);
       const use = fds();
-      if (use && use.open > use.limit * FD_READY_SHARE) {
+      if (use && 'exhausted' in use) failing.push(`file descriptors exhausted: /proc/self/fd cannot be read (${use.exhausted})`);
+      else if (use && use.open > use.limit * FD_READY_SHARE) {
         failing.push(`file descriptors near the limit: ${use.open} of ${use.limit} in use (over ${FD_READY_SHARE * 100}%)`);
       }
       return failing;
