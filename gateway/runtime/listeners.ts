@@ -198,11 +198,11 @@ export interface DrainTimes {
 }
 
 /**
- * A response whose head is not written yet says `Connection: close` too: the requests that
- * arrived before draining and are answered after the delay (closeWhileDraining marks the rest).
- * `_httpMessage` is the response Node is writing on the socket, the one public way in.
+ * Requests in flight when draining begins say `Connection: close` too, unless their head is
+ * already out (closeWhileDraining marks those that arrive later). `_httpMessage` is Node's own
+ * field for the response being written on a socket; nothing public reaches it from the socket.
  */
-function closeAfterAnswer(open: readonly Listener[]): void {
+function closeInFlight(open: readonly Listener[]): void {
   for (const l of open) {
     for (const socket of l.httpSockets) {
       const res = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
@@ -222,12 +222,12 @@ function closeAfterAnswer(open: readonly Listener[]): void {
  */
 export async function drain(open: readonly Listener[], state: DrainState, times: DrainTimes, logger: Logger): Promise<void> {
   state.draining = true;
+  closeInFlight(open);
   if (times.delayMs > 0) {
     logger.info({ drain_delay_ms: times.delayMs }, 'draining: /readyz reports not ready, answers say Connection: close; still accepting for drain_delay');
     await new Promise((resolve) => setTimeout(resolve, times.delayMs));
   }
   logger.info({ shutdown_timeout_ms: times.timeoutMs }, 'no longer accepting connections; waiting for requests in flight');
-  closeAfterAnswer(open);
   const sweep = setInterval(() => {
     for (const l of open) l.server.closeIdleConnections();
   }, 50);

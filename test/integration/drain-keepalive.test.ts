@@ -162,3 +162,64 @@ defaults: { allow: any }
     await upstream.close();
   }
 });
+
+test('a request in flight when SIGTERM arrives is answered with Connection: close on its keep-alive connection', async () => {
+  const ctx = await policyContext();
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  let arrived!: () => void;
+  const inFlight = new Promise<void>((r) => (arrived = r));
+  const upstream = await startUpstream(async (req, res) => {
+    if (req.url === '/api/slow') {
+      arrived();
+      await released;
+    }
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 2 });
+    res.end('ok');
+  });
+  const file = join(ctx.dir, 'gateway.yaml');
+  writeFileSync(
+    file,
+    `version: 1
+server:
+  https: { listen: "127.0.0.1:${ctx.httpsPort}" }
+  drain_delay: 1ms
+${ctx.tlsSection}
+upstreams:
+  app: { url: "${upstream.url}" }
+routes:
+  - { name: api, match: { path_prefix: /api/ }, upstream: app }
+defaults: { allow: any }
+`,
+  );
+  const gw = await startCli(file);
+  const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: readFileSync(ctx.chain.root) });
+  const get = (path: string): Promise<{ status: number; connection: string | undefined; reused: boolean }> =>
+    new Promise((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: ctx.httpsPort, servername: 'localhost', path, headers: { host: 'localhost' }, agent }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, reused: req.reusedSocket }));
+      });
+      req.on('error', reject).end();
+    });
+  try {
+    const warm = await get('/api/warm');
+    assert.deepEqual([warm.status, warm.connection], [200, 'keep-alive']);
+    // The agent takes the connection back once the answer's end has been handled.
+    await new Promise((r) => setImmediate(r));
+    const slow = get('/api/slow');
+    await inFlight;
+    const signalAt = gw.output().length;
+    gw.child.kill('SIGTERM');
+    await gw.waitFor(/no longer accepting connections/, 10_000, signalAt);
+    release();
+    const answer = await slow;
+    assert.deepEqual([answer.status, answer.connection, answer.reused], [200, 'close', true], 'answered on the kept-alive connection, told to close');
+    assert.equal(await gw.exited(), 0, gw.output());
+  } finally {
+    release();
+    agent.destroy();
+    gw.kill();
+    await upstream.close();
+  }
+});
