@@ -91,8 +91,8 @@ async function start(file: string): Promise<void> {
     };
     if (hupWhileStarting) reload();
     const stop = (signal: string): void => {
-      process.stderr.write(`wxgw: ${signal} received, no longer accepting connections; waiting for requests in flight\n`);
-      gateway.close().then(
+      process.stderr.write(`wxgw: ${signal} received, draining: /readyz reports not ready, then requests in flight finish\n`);
+      gateway.shutdown().then(
         () => process.exit(0),
         (err: unknown) => {
           process.stderr.write(`wxgw: shutdown failed: ${String(err)}\n`);

@@ -17,7 +17,7 @@ import { compileLogRedactor } from './masking/redact.js';
 import { Decisions } from './observability/decisions.js';
 import { Metrics } from './observability/metrics.js';
 import { droppedLines } from './observability/log-destination.js';
-import { bindAdmin, bindTraffic, drain, type Listener } from './runtime/listeners.js';
+import { bindAdmin, bindTraffic, drain, type DrainState, type Listener } from './runtime/listeners.js';
 import { readiness } from './runtime/readiness.js';
 import { startReloader, type ReloadResult, type Reloader } from './runtime/reloader.js';
 
@@ -85,6 +85,13 @@ export interface GatewayHandle {
   readonly logger: Logger;
   /** Loads the policy file again and puts it in force unless it fails; SIGHUP and file changes call it. */
   reload(): Promise<ReloadResult>;
+  /**
+   * The signal path: /readyz turns 503 and answers say `Connection: close` at once, the listeners
+   * keep accepting for server.drain_delay (read now, so a reload changes it), then requests in
+   * flight get server.shutdown_timeout.
+   */
+  shutdown(): Promise<void>;
+  /** Stops at once, without the drain delay (embedding, tests); otherwise as shutdown(). */
   close(): Promise<void>;
 }
 
@@ -119,10 +126,12 @@ export async function startGateway(opts: {
 
   const open: Listener[] = [];
   let reloader: Reloader | undefined;
+  const draining: DrainState = { draining: false };
   let stopping: Promise<void> | undefined;
-  const stopAll = (): Promise<void> => {
+  const stopAll = (withDelay: boolean): Promise<void> => {
     reloader?.close();
-    stopping ??= drain(open, live.current.policy.server.shutdown_timeout, logger).finally(() =>
+    const { drain_delay, shutdown_timeout } = live.current.policy.server;
+    stopping ??= drain(open, draining, { delayMs: withDelay ? drain_delay : 0, timeoutMs: shutdown_timeout }, logger).finally(() =>
       Promise.all([live.current.dispose(), store.close(), pools.close()]),
     );
     return stopping;
@@ -132,8 +141,8 @@ export async function startGateway(opts: {
   const decisions = new Decisions(metrics.decisions);
   try {
     const { server } = first.policy;
-    const { https, http } = await bindTraffic(open, { source: live, logger, decisions, metrics, pools });
-    const admin = server.admin ? await bindAdmin(open, server.admin.listen, server.admin.pos, readiness(live, open), metrics.registry) : undefined;
+    const { https, http } = await bindTraffic(open, { source: live, drain: draining, logger, decisions, metrics, pools });
+    const admin = server.admin ? await bindAdmin(open, server.admin.listen, server.admin.pos, readiness(live, open, Date.now, { drain: draining }), metrics.registry, draining) : undefined;
     const running = startReloader({
       file: opts.config,
       source: live,
@@ -159,10 +168,11 @@ export async function startGateway(opts: {
       metrics,
       logger,
       reload: (): Promise<ReloadResult> => running.reload(),
-      close: stopAll,
+      shutdown: () => stopAll(true),
+      close: () => stopAll(false),
     };
   } catch (err) {
-    await stopAll();
+    await stopAll(false);
     throw err;
   }
 }

@@ -36,6 +36,9 @@ export const DEFAULTS = {
   headers_timeout: '10s',
   request_timeout: '30s',
   shutdown_timeout: '25s',
+  // Kubernetes takes a few seconds to take a terminating pod out of its endpoints and for every
+  // kube-proxy to follow; 5 s covers that on a healthy cluster without slowing rollouts much.
+  drain_delay: '5s',
   min_version: 'TLSv1.2',
   roots: 'system',
   expiry_warning: '21d',
@@ -135,6 +138,7 @@ interface RawPolicy {
     strip_response_headers?: string[];
     limits?: { body?: string; handshake_timeout?: string; headers_timeout?: string; request_timeout?: string };
     shutdown_timeout?: string;
+    drain_delay?: string;
     paths?: { semicolons?: 'reject' | 'strip' | 'keep' };
     headers?: { underscores?: 'drop' | 'reject' | 'allow' };
     trusted_headers?: string[];
@@ -445,6 +449,7 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
         request_timeout: sure(parseDuration(limits.request_timeout ?? DEFAULTS.request_timeout)),
       },
       shutdown_timeout: sure(parseDuration(server.shutdown_timeout ?? DEFAULTS.shutdown_timeout)),
+      drain_delay: sure(parseDuration(server.drain_delay ?? DEFAULTS.drain_delay)),
       paths: { semicolons: server.paths?.semicolons ?? DEFAULTS.semicolons },
       headers: { underscores: server.headers?.underscores ?? DEFAULTS.header_underscores },
       trusted_headers: lowerUnique(server.trusted_headers ?? []),

@@ -82,6 +82,7 @@ class Checker {
     this.limits(server.limits);
     this.duration(server.shutdown_timeout, ['server', 'shutdown_timeout'], true);
     this.trustedHeaders(server);
+    this.duration(server.drain_delay, ['server', 'drain_delay'], true);
   }
 
   /** Each entry must be a client claim the gateway removes, believed only from a trusted proxy. */

@@ -3,12 +3,12 @@
 // requests in flight short.
 //
 //   bindTraffic(open, deps)                     the HTTPS listener and the plain-HTTP one
-//   bindAdmin(open, at, pos, readiness, registry)
-//   drain(open, timeoutMs, logger)              stop accepting, wait, then cut what is left
+//   bindAdmin(open, at, pos, readiness, registry, drain)
+//   drain(open, state, times, logger)           say draining, wait, stop accepting, wait, cut the rest
 // Each bound listener is pushed on `open` as soon as it listens, so a later failure can close it.
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { ListenAddress, SourcePos } from '../types/policy.js';
 import type { Snapshot } from '../snapshot.js';
@@ -48,15 +48,58 @@ export class ListenError extends Error {
 export interface Listener {
   readonly name: 'https' | 'http' | 'admin';
   readonly server: Server;
+  /** Every TCP connection the listener holds, those still in their TLS handshake included. */
+  readonly sockets: ReadonlySet<Socket>;
+  /** The sockets HTTP is spoken on: the TLS sockets past their handshake, or the TCP ones. */
+  readonly httpSockets: ReadonlySet<Socket>;
   close(): Promise<void>;
+}
+
+/** Set once at SIGTERM: /readyz reads it, and every answer from then on says `Connection: close`. */
+export interface DrainState {
+  draining: boolean;
 }
 
 export interface TrafficDeps {
   readonly source: SnapshotSource;
+  readonly drain: DrainState;
   readonly logger: Logger;
   readonly decisions: Decisions;
   readonly metrics: Metrics;
   readonly pools: UpstreamPools;
+}
+
+/**
+ * Follows a server's connections from the TCP accept on: Node's own list (closeAllConnections)
+ * only knows a TLS connection once its handshake is done, so one stuck in it would hold exit.
+ */
+function tracked(server: Server, event: 'connection' | 'secureConnection'): Set<Socket> {
+  const sockets = new Set<Socket>();
+  server.on(event, (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  return sockets;
+}
+
+/**
+ * While draining, each answer tells a keep-alive client to close (Node writes `Connection: close`
+ * and ends the connection after it when shouldKeepAlive is off at writeHead), so the client's next
+ * request goes out on a new connection, through the balancer, instead of on one about to close.
+ * It is set as the request arrives, before any handler: the forwarded path, the masked one and the
+ * gateway's own answers all write their head later.
+ */
+function closeWhileDraining(server: Server, drain: DrainState): void {
+  server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => {
+    if (drain.draining) res.shouldKeepAlive = false;
+  });
+}
+
+/** Binds what every listener shares: draining answers and connection tracking. */
+function listener(name: Listener['name'], server: Server, drain: DrainState, close: () => Promise<void>, tls = false): Listener {
+  closeWhileDraining(server, drain);
+  const sockets = tracked(server, 'connection');
+  return { name, server, sockets, httpSockets: tls ? tracked(server, 'secureConnection') : sockets, close };
 }
 
 function listen(server: Server, at: ListenAddress, pos: SourcePos): Promise<AddressInfo> {
@@ -100,7 +143,7 @@ function followDefaultContext(server: HttpsServer, source: SnapshotSource): void
 
 /** Binds the traffic listeners the policy names; returns their addresses. */
 export async function bindTraffic(open: Listener[], deps: TrafficDeps): Promise<{ https: AddressInfo | undefined; http: AddressInfo | undefined }> {
-  const { source, logger, decisions } = deps;
+  const { source, logger, decisions, drain } = deps;
   const { server } = source.current.policy;
   let https: AddressInfo | undefined;
   let http: AddressInfo | undefined;
@@ -108,12 +151,13 @@ export async function bindTraffic(open: Listener[], deps: TrafficDeps): Promise<
     const { listen: at, pos } = server.https;
     const app = createGatewayServer({ ...deps, tls: liveTlsServerOptions(() => handshake(source.current)) });
     followDefaultContext(app.server as unknown as HttpsServer, source);
+    const bound = listener('https', app.server, drain, () => app.close(), true);
     // Fastify names the scheme by its own `https` option, which the server factory bypasses.
     const listenTextResolver = (address: string): string => `gateway listener bound at ${address.replace(/^http:/, 'https:')}`;
     await app.listen({ host: at.host, port: at.port, listenTextResolver }).catch((err: unknown) => {
       throw new ListenError(at, pos, err);
     });
-    open.push({ name: 'https', server: app.server, close: () => app.close() });
+    open.push(bound);
     https = app.server.address() as AddressInfo;
   }
   // With https off the policy guarantees a redirect listener, which then serves the gateway
@@ -122,40 +166,78 @@ export async function bindTraffic(open: Listener[], deps: TrafficDeps): Promise<
     const { listen: at, pos } = server.http;
     if (server.https) {
       const plain = createRedirectServer(source, logger, decisions);
+      const bound = listener('http', plain, drain, () => closeServer(plain));
       http = await listen(plain, at, pos);
-      open.push({ name: 'http', server: plain, close: () => closeServer(plain) });
+      open.push(bound);
     } else {
       const app = createGatewayServer({ ...deps, tls: null });
+      const bound = listener('http', app.server, drain, () => app.close());
       await app.listen({ host: at.host, port: at.port }).catch((err: unknown) => {
         throw new ListenError(at, pos, err);
       });
-      open.push({ name: 'http', server: app.server, close: () => app.close() });
+      open.push(bound);
       http = app.server.address() as AddressInfo;
     }
   }
   return { https, http };
 }
 
-export async function bindAdmin(open: Listener[], at: ListenAddress, pos: SourcePos, readiness: Readiness, registry: Registry): Promise<AddressInfo> {
+export async function bindAdmin(open: Listener[], at: ListenAddress, pos: SourcePos, readiness: Readiness, registry: Registry, drain: DrainState = { draining: false }): Promise<AddressInfo> {
   const admin = createAdminServer(readiness, registry);
+  const bound = listener('admin', admin, drain, () => closeServer(admin));
   const address = await listen(admin, at, pos);
-  open.push({ name: 'admin', server: admin, close: () => closeServer(admin) });
+  open.push(bound);
   return address;
 }
 
+export interface DrainTimes {
+  /** Milliseconds the listeners keep accepting after draining began (server.drain_delay). */
+  delayMs: number;
+  /** Milliseconds requests in flight get once the listeners stopped accepting (server.shutdown_timeout). */
+  timeoutMs: number;
+}
+
 /**
- * Stops every listener at once, then waits for requests in flight. A keep-alive connection whose
- * request finishes after close() began would otherwise stay open until its idle timeout, so idle
- * connections are closed as they appear; past the timeout the rest are cut.
+ * Requests in flight when draining begins say `Connection: close` too, unless their head is
+ * already out (closeWhileDraining marks those that arrive later). `_httpMessage` is Node's own
+ * field for the response being written on a socket; nothing public reaches it from the socket.
  */
-export async function drain(open: readonly Listener[], timeoutMs: number, logger: Logger): Promise<void> {
+function closeInFlight(open: readonly Listener[]): void {
+  for (const l of open) {
+    for (const socket of l.httpSockets) {
+      const res = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+      if (res && !res.headersSent) res.shouldKeepAlive = false;
+    }
+  }
+}
+
+/**
+ * Shuts the listeners down without a client noticing: /readyz says `draining` at once and every
+ * answer says `Connection: close`, while the listeners keep accepting for `delayMs` so the load
+ * balancer stops sending here first. Then they stop accepting and requests in flight get
+ * `timeoutMs` (counted from the end of the delay) to finish; a keep-alive connection whose request
+ * finishes meanwhile would otherwise stay open until its idle timeout, so idle connections are
+ * closed as they appear. Past the timeout every connection left is cut, those still in their
+ * TLS handshake included, so exit never waits on a client.
+ */
+export async function drain(open: readonly Listener[], state: DrainState, times: DrainTimes, logger: Logger): Promise<void> {
+  state.draining = true;
+  closeInFlight(open);
+  if (times.delayMs > 0) {
+    logger.info({ drain_delay_ms: times.delayMs }, 'draining: /readyz reports not ready, answers say Connection: close; still accepting for drain_delay');
+    await new Promise((resolve) => setTimeout(resolve, times.delayMs));
+  }
+  logger.info({ shutdown_timeout_ms: times.timeoutMs }, 'no longer accepting connections; waiting for requests in flight');
   const sweep = setInterval(() => {
     for (const l of open) l.server.closeIdleConnections();
   }, 50);
   const deadline = setTimeout(() => {
-    logger.warn({ shutdown_timeout_ms: timeoutMs }, 'requests still in flight at shutdown_timeout; closing their connections');
-    for (const l of open) l.server.closeAllConnections();
-  }, timeoutMs);
+    logger.warn({ shutdown_timeout_ms: times.timeoutMs }, 'requests still in flight at shutdown_timeout; closing their connections');
+    for (const l of open) {
+      l.server.closeAllConnections();
+      for (const socket of l.sockets) socket.destroy();
+    }
+  }, times.timeoutMs);
   try {
     await Promise.all(open.map((l) => l.close()));
   } finally {

@@ -301,6 +301,8 @@ export interface ServerConfig {
   };
   /** Milliseconds in-flight requests get to finish after SIGTERM before their connections are cut. */
   shutdown_timeout: number;
+  /** Milliseconds between SIGTERM (/readyz 503) and the listeners refusing new connections. */
+  drain_delay: number;
   /** How request paths are read before routing (net/path.ts). */
   paths: {
     /** `;` path parameters: refused, stripped (for matching and upstream alike), or kept. */

@@ -1,6 +1,7 @@
 // The deployment files (docker/Dockerfile, docker-compose.yml, docker/k8s/*) checked without a
 // container engine: everything they reference exists, they run the CLI as it is spelled, they
-// publish the policy's listeners and nothing else, and the policy they ship loads for real.
+// publish the policy's listeners and nothing else, the orchestrators wait out the policy's drain
+// before SIGKILL, and the policy they ship loads for real.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -33,6 +34,7 @@ interface ComposeService {
   read_only?: boolean;
   healthcheck?: { test: string[] };
   depends_on?: string[] | Record<string, unknown>;
+  stop_grace_period?: string;
 }
 interface Probe {
   httpGet: { path: string; port: string | number };
@@ -46,6 +48,7 @@ interface Container {
   volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
   securityContext?: Record<string, unknown> & { capabilities?: { drop?: string[] } };
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  lifecycle?: { preStop?: { exec?: { command: string[] } } };
 }
 interface ProjectedSource {
   configMap?: { name: string; items: { key: string; path: string }[] };
@@ -55,6 +58,7 @@ interface Deployment {
   spec: {
     template: {
       spec: {
+        terminationGracePeriodSeconds?: number;
         containers: Container[];
         volumes: { name: string; projected?: { sources: ProjectedSource[] } }[];
       };
@@ -258,4 +262,39 @@ test('the Dockerfile is multi-stage and its runtime stage runs as non-root witho
   assert.ok(runs.some((r) => r.includes('npm ci --omit=dev --ignore-scripts')));
   assert.ok(!runs.some((r) => /npm (install|i)\b/.test(r)), 'no npm install in the runtime stage');
   assert.ok(!runs.some((r) => /npm ci(?![^&]*--omit=dev)/.test(r)), 'every npm ci in the runtime stage omits dev');
+});
+
+/** Milliseconds in a compose duration such as `40s`, `1m30s` or `1.5s`. */
+function composeDuration(text: string): number {
+  const unit: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1, us: 0.001 };
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(h|ms|m|s|us)/g)];
+  assert.equal(parts.map((p) => p[0]).join(''), text, `compose duration ${text}`);
+  return parts.reduce((sum, p) => sum + Number(p[1]) * unit[p[2]!]!, 0);
+}
+
+/** What SIGKILL must not cut: the drain delay, then shutdown_timeout for requests in flight. */
+const MARGIN_MS = 5000;
+
+test('compose and Kubernetes wait out the policy\'s drain_delay + shutdown_timeout before SIGKILL', () => {
+  const { drain_delay, shutdown_timeout } = config.server;
+  const drain = drain_delay + shutdown_timeout;
+  assert.ok(drain_delay > 0, 'the container policy drains before it stops accepting');
+
+  const grace = compose.services.wxgw?.stop_grace_period;
+  assert.ok(grace, 'compose sets stop_grace_period for wxgw (its default of 10s would cut the drain)');
+  assert.ok(composeDuration(grace) >= drain + MARGIN_MS, `compose stop_grace_period ${grace} covers ${drain} ms and a margin`);
+
+  const seconds = podSpec.terminationGracePeriodSeconds;
+  assert.ok(seconds !== undefined, 'the Deployment sets terminationGracePeriodSeconds');
+  assert.ok(seconds * 1000 >= drain + MARGIN_MS, `terminationGracePeriodSeconds ${seconds} covers ${drain} ms and a margin`);
+
+  // wxgw relies on drain_delay, not a preStop sleep, whose time would come out of the grace too.
+  assert.equal(sidecar?.lifecycle?.preStop, undefined);
+  // The app beside it gets SIGTERM at the same moment; it must outlive the delay in which the
+  // gateway still takes requests for it.
+  const app = podSpec.containers.find((c) => c.name === 'app');
+  const sleep = app?.lifecycle?.preStop?.exec?.command;
+  assert.equal(sleep?.[0], 'sleep');
+  assert.ok(Number(sleep[1]) * 1000 > drain_delay, `the app's preStop sleep ${sleep[1]}s outlasts drain_delay`);
+  assert.ok(Number(sleep[1]) < seconds, 'and ends inside the grace period');
 });

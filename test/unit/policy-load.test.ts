@@ -29,6 +29,7 @@ test('a valid full policy becomes the typed config', async () => {
       strip_response_headers: ['server', 'x-powered-by'],
       limits: { body: 2 * 1024 * 1024, handshake_timeout: 10_000, headers_timeout: 5000, request_timeout: 60_000 },
       shutdown_timeout: 25_000,
+      drain_delay: 5_000,
       paths: { semicolons: 'reject' },
       headers: { underscores: 'drop' },
       trusted_headers: [],

@@ -268,6 +268,7 @@ const DEFAULT_PATHS: Record<string, string[]> = {
   headers_timeout: ['server.limits.headers_timeout'],
   request_timeout: ['server.limits.request_timeout'],
   shutdown_timeout: ['server.shutdown_timeout'],
+  drain_delay: ['server.drain_delay'],
   min_version: ['tls.min_version'],
   roots: ['tls.roots'],
   expiry_warning: ['tls.expiry_warning'],

@@ -197,3 +197,9 @@ test('shutdown_timeout: a duration, 25s by default, refused with its position wh
     { line: 8, col: 21, path: 'server.shutdown_timeout', message: ['`soon`'] },
   ]);
 });
+
+test('drain_delay: a positive duration, 5s by default, refused with its position when malformed', async () => {
+  assert.equal((await accept(edit({}))).config.server.drain_delay, 5_000);
+  assert.equal((await accept(edit({ 8: '  drain_delay: 1ms' }))).config.server.drain_delay, 1);
+  expectDiagnostics(await reject(edit({ 8: '  drain_delay: 0s' })), [{ line: 8, col: 16, path: 'server.drain_delay', message: ['`0s`', 'positive'] }]);
+});

@@ -12,4 +12,6 @@ test('listener changes need a restart and are named; everything else reloads', a
   assert.equal(await changed({ 5: '  admin: { listen: "127.0.0.1:9902" }' }), 'server.admin.listen changed from 127.0.0.1:9901 to 127.0.0.1:9902; restart wxgw to apply it');
   assert.match((await changed({ 8: '  limits: { body: 3mb, headers_timeout: 5s, request_timeout: 1m }' }))!, /^server\.limits\.body changed from 2097152 to 3145728; restart/);
   assert.equal(await changed({ 7: '  trusted_proxies: [10.0.0.0/8]', 8: '  limits: { body: 2mb, headers_timeout: 5s, request_timeout: 1m }\n  shutdown_timeout: 5s' }), undefined);
+  // Read when the shutdown starts, so a reload changes it.
+  assert.equal(await changed({ 8: '  limits: { body: 2mb, headers_timeout: 5s, request_timeout: 1m }\n  drain_delay: 1m' }), undefined);
 });
