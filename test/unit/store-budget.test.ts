@@ -9,6 +9,9 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
+import { compileGuardChain, type GuardInput } from '../../gateway/guards/chain.js';
+import { compileIpAllow } from '../../gateway/guards/ip-allow.js';
+import { compileRateLimits } from '../../gateway/guards/rate-limit.js';
 import { CommandTimeoutError, withinBudget } from '../../gateway/store/command-budget.js';
 import { RedisStore } from '../../gateway/store/redis-store.js';
 import { rateBudget } from '../../gateway/store/sliding-window.js';
@@ -184,6 +187,43 @@ describe('redis store: the budget counts from the send, and what it gave up on i
     await assert.rejects(store.hit([rule(good, 5), rule(broken, 5)], { admitsUnanswered: true }), StoreUnavailableError);
     await store.settled();
     assert.equal(await counted(raw, `b-rules:{${good}}`), 1);
+  });
+
+  test('through the guard chain: deny refuses and is not charged; allow goes through and stays counted', async () => {
+    const pos = { file: 'policy.yaml', line: 1, col: 1, path: 'routes[0]' };
+    const request: GuardInput = { method: 'GET', url: '/r', headers: {}, client: '203.0.113.7', preflight: false, readBody: async () => Buffer.alloc(0) };
+    const outcomes: Record<string, { verdict: string; counted: number }> = {};
+    for (const failOpen of [false, true]) {
+      const prefix = `b-chain-${failOpen ? 'allow' : 'deny'}:`;
+      const store = await open(prefix);
+      const route = fresh('route').replaceAll(':', '-');
+      const chain = compileGuardChain({
+        ipAllow: compileIpAllow({ any: true }, []),
+        cors: undefined,
+        callback: undefined,
+        identity: undefined,
+        identityRequired: false,
+        rateLimit: compileRateLimits(route, [{ key: 'ip', limit: 5, window: 60_000, scope: 'route', ipv6_prefix: 64, pos }]),
+        store,
+        storeFailOpen: failOpen,
+      });
+      redis.pause();
+      let verdict;
+      try {
+        verdict = await chain.run(request);
+      } finally {
+        redis.resume();
+      }
+      await store.settled();
+      const [key] = await raw.keys(`${prefix}*`);
+      assert.ok(key !== undefined, 'the script ran once Redis went on');
+      const v = verdict.kind === 'refuse' ? verdict.reason : `${verdict.kind}${verdict.kind === 'continue' && verdict.storeBypassed ? ' (bypassed)' : ''}`;
+      outcomes[failOpen ? 'allow' : 'deny'] = { verdict: v, counted: await counted(raw, key) };
+    }
+    assert.deepEqual(outcomes, {
+      deny: { verdict: 'store_unavailable', counted: 0 },
+      allow: { verdict: 'continue (bypassed)', counted: 1 },
+    });
   });
 
   test('close() sends the undos still owed before it quits', async () => {
