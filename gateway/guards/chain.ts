@@ -162,15 +162,19 @@ function callbackStep(callback: CallbackGuard): Step {
   };
 }
 
+/** `on_unavailable: allow`: a count the store makes after giving up stays, as the request went through. */
+const ADMITS_UNANSWERED = Object.freeze({ admitsUnanswered: true });
+
 /**
  * One rate-limit decision over `rules`. The store being down is decided here and nowhere else:
- * `on_unavailable: deny` refuses, `allow` admits and says so.
+ * `on_unavailable: deny` refuses (and the store takes back any count it made late), `allow`
+ * admits and says so.
  */
 async function charge(g: RouteGuards, p: Progress, rules: readonly RateRule[]): Promise<Stop | undefined> {
   if (rules.length === 0) return undefined;
   let results;
   try {
-    results = await g.store.hit(rules);
+    results = await g.store.hit(rules, g.storeFailOpen ? ADMITS_UNANSWERED : undefined);
   } catch (err) {
     if (!(err instanceof GatewayError) || err.reason !== 'store_unavailable' || !g.storeFailOpen) throw err;
     p.storeBypassed = true;

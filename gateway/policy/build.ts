@@ -49,7 +49,7 @@ export const DEFAULTS = {
   json_charset: true,
   store_kind: 'memory',
   key_prefix: 'wxgw:',
-  command_timeout: '50ms',
+  command_timeout: '200ms',
   on_unavailable: 'deny',
   api_base: 'https://api.weixin.qq.com',
   api_timeout: '5s',

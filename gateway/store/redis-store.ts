@@ -7,14 +7,16 @@
 // the rules that admitted it. That only ever refuses more, never admits more.
 import { Redis } from 'ioredis';
 import type { Logger } from '../observability/logger.js';
+import { CommandTimeoutError, withinBudget } from './command-budget.js';
 import { refusedByZeroLimit } from './sliding-window.js';
-import { StoreUnavailableError, type RateResult, type RateRule, type Store } from './store.js';
+import { StoreUnavailableError, type HitOptions, type RateResult, type RateRule, type Store } from './store.js';
 
 // The Lua twin of sliding-window.ts (read its header for the algorithm and its bound). The key
 // is a hash: field "s" holds the layout "n:b", every other field is a bucket index with its count.
 // Stale buckets are deleted as they are seen; the key's PTTL is renewed on every write to the
 // moment its newest bucket leaves the window, so an idle key disappears by itself.
-// ARGV: limit, n, b. Returns {allowed, remaining, retryAfterMs, resetMs}.
+// ARGV: limit, n, b. Returns {allowed, remaining, retryAfterMs, resetMs, bucket}: the bucket it
+// counted an admission in, which UNDO_LUA needs to take that one count back.
 const HIT_LUA = `
 local key = KEYS[1]
 local limit = tonumber(ARGV[1])
@@ -91,7 +93,20 @@ for j = c, c - n, -1 do
 end
 local remaining = limit - sum
 if remaining < 0 then remaining = 0 end
-return {allowed, remaining, retry, reset}
+return {allowed, remaining, retry, reset, c}
+`;
+
+// Takes back the one count a hit put in bucket ARGV[2] of layout ARGV[1] (a request the gateway
+// gave up on). Sent at most once per hit, so it never takes back more than was counted; a key
+// whose layout changed since (a reload folded its counts) or whose bucket has left the window
+// is left alone: keeping a count only ever refuses more.
+const UNDO_LUA = `
+local key = KEYS[1]
+if redis.call('HGET', key, 's') ~= ARGV[1] then return 0 end
+local v = tonumber(redis.call('HGET', key, ARGV[2]) or '0')
+if v < 1 then return 0 end
+if v == 1 then redis.call('HDEL', key, ARGV[2]) else redis.call('HINCRBY', key, ARGV[2], -1) end
+return 1
 `;
 
 // Compare and delete: a claim is given back only by the one who holds it.
@@ -100,14 +115,12 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `;
 
-type HitReply = [number, number, number, number];
+type HitReply = [allowed: number, remaining: number, retryAfterMs: number, resetMs: number, bucket: number];
 interface ScriptedRedis extends Redis {
   wxgwHit(key: string, limit: number, buckets: number, bucketMs: number): Promise<HitReply>;
+  wxgwUndo(key: string, layout: string, bucket: string): Promise<number>;
   wxgwRelease(key: string, holder: string): Promise<number>;
 }
-
-/** ioredis's rejection of a command past `commandTimeout` (it has no code). */
-const COMMAND_TIMED_OUT = 'Command timed out';
 
 /** Reconnect delays: 100 ms doubling to a cap of 2 s, forever. */
 function reconnectDelay(attempt: number): number {
@@ -134,6 +147,9 @@ export class RedisStore implements Store {
   private readonly prefix: string;
   private readonly logger: Logger;
   private readonly address: string;
+  private readonly budgetMs: number;
+  /** Undos of hits given up on, until Redis has answered them (close() waits for them). */
+  private readonly owed = new Set<Promise<void>>();
   private state: 'starting' | 'up' | 'down' | 'closed' = 'starting';
   private everUp = false;
   private lastError: string | undefined;
@@ -145,19 +161,22 @@ export class RedisStore implements Store {
     this.prefix = opts.keyPrefix;
     this.logger = opts.logger;
     this.address = redisAddress(opts.url);
+    this.budgetMs = opts.commandTimeoutMs;
     this.redis = new Redis(opts.url, {
       // A request must never wait for a connection: without one, commands fail at once.
       enableOfflineQueue: false,
       // Commands in flight when the connection drops fail instead of being retried later.
       maxRetriesPerRequest: 0,
       autoResendUnfulfilledCommands: false,
-      commandTimeout: opts.commandTimeoutMs,
+      // No commandTimeout: ioredis would time a command from a timer that a busy event loop runs
+      // late, before reading the answer waiting in the socket. call() times it (command-budget.ts).
       // A connection (TCP, TLS, AUTH) may take longer than one command; requests never wait for it.
       connectTimeout: Math.max(1000, opts.commandTimeoutMs),
       retryStrategy: reconnectDelay,
     }) as ScriptedRedis;
     this.redis.defineCommand('wxgwHit', { numberOfKeys: 1, lua: HIT_LUA });
     this.redis.defineCommand('wxgwRelease', { numberOfKeys: 1, lua: RELEASE_LUA });
+    this.redis.defineCommand('wxgwUndo', { numberOfKeys: 1, lua: UNDO_LUA });
     this.redis.on('error', (err: Error) => this.onError(err));
     this.redis.on('ready', () => this.onReady());
     this.redis.on('close', () => this.onClose());
@@ -181,16 +200,19 @@ export class RedisStore implements Store {
     });
   }
 
-  async hit(rules: readonly RateRule[]): Promise<RateResult[]> {
+  async hit(rules: readonly RateRule[], opts?: HitOptions): Promise<RateResult[]> {
     // All scripts are issued in this tick: they travel together and answer in one round trip.
-    const replies = await this.call(() =>
-      Promise.all(
-        rules.map(({ key, budget }) => {
-          if (budget.limit === 0) return undefined;
-          return this.redis.wxgwHit(this.key(key), budget.limit, budget.layout.buckets, budget.layout.bucketMs);
-        }),
-      ),
-    );
+    const sent = rules.map(({ key, budget }) => {
+      if (budget.limit === 0) return undefined;
+      return this.redis.wxgwHit(this.key(key), budget.limit, budget.layout.buckets, budget.layout.bucketMs);
+    });
+    let replies: (HitReply | undefined)[];
+    try {
+      replies = await this.call(() => Promise.all(sent));
+    } catch (err) {
+      if (opts?.admitsUnanswered !== true) this.takeBack(rules, sent);
+      throw err;
+    }
     return rules.map(({ budget }, i) => {
       const reply = replies[i];
       if (reply === undefined) return refusedByZeroLimit(budget);
@@ -219,11 +241,18 @@ export class RedisStore implements Store {
     return reply ?? undefined;
   }
 
+  /** Resolves once every undo owed so far has been answered by Redis (or failed with the connection). */
+  async settled(): Promise<void> {
+    while (this.owed.size > 0) await Promise.all(this.owed);
+  }
+
   async close(): Promise<void> {
     this.state = 'closed';
     if (this.redis.status === 'ready') {
       try {
-        await this.redis.quit();
+        // Undos still owed go out before QUIT; a Redis that hangs gets one budget for them, and one for QUIT.
+        await withinBudget(this.settled(), this.budgetMs).catch(() => undefined);
+        await withinBudget(this.redis.quit(), this.budgetMs);
         return;
       } catch {
         // Falls through to the hard disconnect.
@@ -239,19 +268,44 @@ export class RedisStore implements Store {
 
   private async call<T>(run: () => Promise<T>): Promise<T> {
     try {
-      const reply = await run();
+      const reply = await withinBudget(run(), this.budgetMs);
       if (this.timingOut) {
         this.timingOut = false;
         this.logger.info({ redis: this.address }, 'redis store answering in time again');
       }
       return reply;
     } catch (err) {
-      if (!this.timingOut && errorMessage(err) === COMMAND_TIMED_OUT) {
+      if (!this.timingOut && err instanceof CommandTimeoutError) {
         this.timingOut = true;
         this.logger.warn({ redis: this.address }, 'redis store commands time out; requests needing it fail until one answers in time');
       }
       throw new StoreUnavailableError(`redis store at ${this.address}: ${errorMessage(err)}`, { cause: err });
     }
+  }
+
+  /**
+   * A request the store could not answer is not charged. Each of its scripts that counted an
+   * admission after all (its answer came late, or another rule's command failed) gets that one
+   * count taken back, in the bucket it went to. Redis runs a connection's commands in order, so
+   * the undo runs after the hit it undoes; a hit whose answer is lost with the connection stays
+   * counted, which only refuses more, for one window at most.
+   */
+  private takeBack(rules: readonly RateRule[], sent: readonly (Promise<HitReply> | undefined)[]): void {
+    sent.forEach((reply, i) => {
+      if (reply === undefined) return;
+      const { key, budget } = rules[i]!;
+      const undone = reply
+        .then(([allowed, , , , bucket]) => {
+          if (allowed !== 1) return undefined;
+          return this.redis.wxgwUndo(this.key(key), `${budget.layout.buckets}:${budget.layout.bucketMs}`, String(bucket));
+        })
+        .then(
+          () => undefined,
+          () => undefined,
+        );
+      this.owed.add(undone);
+      void undone.then(() => this.owed.delete(undone));
+    });
   }
 
   private onError(err: Error): void {

@@ -25,6 +25,16 @@ export interface RateResult {
   readonly resetMs: number;
 }
 
+export interface HitOptions {
+  /**
+   * The request goes through even when the store cannot answer (`on_unavailable: allow`). Then a
+   * count the store makes after it gave up stays: it counts a request that really was admitted,
+   * so the limit still holds for the ones that follow. Without it, a request the store could not
+   * answer is refused, and any such count is taken back.
+   */
+  readonly admitsUnanswered?: boolean;
+}
+
 export interface Store {
   readonly kind: 'memory' | 'redis';
   /** Whether the store can answer now (memory: always; Redis: connected), for the up gauge. */
@@ -32,9 +42,11 @@ export interface Store {
   /**
    * Decides every rule for one request. The request is admitted only when every rule admits it;
    * the guarantee per key: no span of `windowMs` ever admits more than `limit` requests.
-   * Rejects with StoreUnavailableError when the store cannot decide in time.
+   * Rejects with StoreUnavailableError when the store cannot decide within command_timeout of
+   * sending the command (a busy event loop's lag not counted); such a request is not charged,
+   * unless `opts.admitsUnanswered`.
    */
-  hit(rules: readonly RateRule[]): Promise<RateResult[]>;
+  hit(rules: readonly RateRule[], opts?: HitOptions): Promise<RateResult[]>;
   /**
    * true the first time `key` is claimed within `ttlMs`; false while an earlier claim lives.
    * `holder` (default `1`) is what the claim holds, so that only its claimer can release it.

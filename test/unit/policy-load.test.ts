@@ -84,7 +84,7 @@ test('a valid full policy becomes the typed config', async () => {
       },
     ],
     defaults: { allow: { any: true }, deny: [], rate_limits: [] },
-    store: { kind: 'memory', key_prefix: 'wxgw:', command_timeout: 50, on_unavailable: 'deny', pos: pos(1, 1, '') },
+    store: { kind: 'memory', key_prefix: 'wxgw:', command_timeout: 200, on_unavailable: 'deny', pos: pos(1, 1, '') },
     mask_profiles: new Map(),
   });
   assert.ok(config.upstreams.get('legacy')!.url instanceof URL);

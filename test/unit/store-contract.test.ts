@@ -211,6 +211,15 @@ function storeContract(name: string, setup: () => Promise<Fixture>, teardown: ()
       assert.equal(zero[0]!.remaining, 0);
     });
 
+    test('a store that answers decides and counts alike whether or not the request would go through without it', async () => {
+      const store = await open();
+      const r = rule(key('unanswered'), 3, LONG);
+      const verdicts: boolean[] = [];
+      for (let i = 0; i < 4; i++) verdicts.push((await store.hit([r], { admitsUnanswered: i % 2 === 0 }))[0]!.allowed);
+      assert.deepEqual(verdicts, [true, true, true, false]);
+      assert.equal((await hitOne(store, r)).allowed, false);
+    });
+
     test('a key whose window changes (policy reload) keeps what it counted, for the new window', async () => {
       const store = await open();
       const k = key('reload');
