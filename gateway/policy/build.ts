@@ -35,6 +35,7 @@ export const DEFAULTS = {
   handshake_timeout: '10s',
   headers_timeout: '10s',
   request_timeout: '30s',
+  send_timeout: '60s',
   shutdown_timeout: '25s',
   // Kubernetes takes a few seconds to take a terminating pod out of its endpoints and for every
   // kube-proxy to follow; 5 s covers that on a healthy cluster without slowing rollouts much.
@@ -136,7 +137,7 @@ interface RawPolicy {
     public_port?: number;
     trusted_proxies?: string[];
     strip_response_headers?: string[];
-    limits?: { body?: string; handshake_timeout?: string; headers_timeout?: string; request_timeout?: string };
+    limits?: { body?: string; handshake_timeout?: string; headers_timeout?: string; request_timeout?: string; send_timeout?: string };
     shutdown_timeout?: string;
     drain_delay?: string;
     paths?: { semicolons?: 'reject' | 'strip' | 'keep' };
@@ -447,6 +448,7 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
         handshake_timeout: sure(parseDuration(limits.handshake_timeout ?? DEFAULTS.handshake_timeout)),
         headers_timeout: sure(parseDuration(limits.headers_timeout ?? DEFAULTS.headers_timeout)),
         request_timeout: sure(parseDuration(limits.request_timeout ?? DEFAULTS.request_timeout)),
+        send_timeout: sure(parseDuration(limits.send_timeout ?? DEFAULTS.send_timeout)),
       },
       shutdown_timeout: sure(parseDuration(server.shutdown_timeout ?? DEFAULTS.shutdown_timeout)),
       drain_delay: sure(parseDuration(server.drain_delay ?? DEFAULTS.drain_delay)),

@@ -142,6 +142,7 @@ class Checker {
     const given = isRecord(limits) ? limits : {};
     checkSize(this.report, given.body, [...at, 'body']);
     this.duration(given.handshake_timeout ?? DEFAULTS.handshake_timeout, [...at, 'handshake_timeout'], true);
+    this.duration(given.send_timeout ?? DEFAULTS.send_timeout, [...at, 'send_timeout'], true);
     const headers = this.duration(given.headers_timeout ?? DEFAULTS.headers_timeout, [...at, 'headers_timeout'], true);
     const request = this.duration(given.request_timeout ?? DEFAULTS.request_timeout, [...at, 'request_timeout'], true);
     if (headers !== undefined && request !== undefined && headers > request) {

@@ -9,6 +9,7 @@ import { Pool, type Dispatcher } from 'undici';
 import { GatewayError, type Reason } from '../errors.js';
 import type { UpstreamTarget } from '../snapshot.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type ForwardContext } from './forwarding-headers.js';
+import { awaitDrain } from './write-stall.js';
 
 export interface ForwardRequest {
   method: string;
@@ -189,7 +190,7 @@ class AnswerWriter extends ClientBoundHandler {
     // A slow client costs at most WRITE_AHEAD plus one chunk of memory.
     if (!this.res.write(chunk) && this.res.writableLength > WRITE_AHEAD && !controller.paused) {
       controller.pause();
-      this.res.once('drain', () => controller.resume());
+      awaitDrain(this.res, this.context.sendTimeout, () => controller.resume());
     }
   }
 

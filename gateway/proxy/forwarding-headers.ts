@@ -37,6 +37,8 @@ export interface ForwardContext {
   readonly added: Readonly<Record<string, string>> | undefined;
   /** Response headers the gateway adds to the upstream's answer (rate-limit state). */
   readonly answerAdded: Readonly<Record<string, string>> | undefined;
+  /** Milliseconds a client that stopped reading has before its connection is cut (write-stall.ts). */
+  readonly sendTimeout: number;
 }
 
 /** `application/json` or any `type/x+json`, case-insensitive, without a charset: gains utf-8. */

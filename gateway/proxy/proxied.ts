@@ -17,6 +17,7 @@ import { decodableAcceptEncoding } from '../masking/http.js';
 import { errorAnswer, type OwnAnswer } from './own-answer.js';
 import { clientGone, forwardErrorReason, type ForwardResponse, type UpstreamPools } from './forwarder.js';
 import type { RequestState } from './request-state.js';
+import { awaitDrain } from './write-stall.js';
 
 /** Counts request body bytes as they stream and stops the stream past the policy's limit. */
 class BodyLimit extends Transform {
@@ -97,7 +98,17 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
       } else if (clientGone(bodyErr)) res.destroy();
       else failedMidBody(res, wx, target, bodyErr);
     });
-    body.pipe(res);
+    // pipe() by hand: the same backpressure, with a client that stops reading cut after send_timeout.
+    const sendTimeout = wx.snapshot.policy.server.limits.send_timeout;
+    body.on('data', (chunk: Buffer) => {
+      if (res.write(chunk)) return;
+      body.pause();
+      awaitDrain(res, sendTimeout, () => body.resume());
+    });
+    body.once('end', () => res.end());
+    res.once('close', () => {
+      if (!res.writableFinished) body.destroy();
+    });
   };
 
   /** The upstream failed after its answer started: the connection is cut, and the access line says why. */
@@ -133,6 +144,7 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
       // A masked route asks the upstream only for encodings the masker can undo.
       added: plan.kind === 'mask' ? { ...added, 'accept-encoding': decodableAcceptEncoding(req.headers['accept-encoding']) } : added,
       answerAdded: how.answerAdded,
+      sendTimeout: wx.snapshot.policy.server.limits.send_timeout,
     };
     const request = { method: req.method!, path: dest, headers: req.headers, body, timeout: target.timeout, context };
     wx.upstreamStart = performance.now();

@@ -298,6 +298,8 @@ export interface ServerConfig {
     headers_timeout: number;
     /** Milliseconds a client has to send the whole request, headers and body. */
     request_timeout: number;
+    /** Milliseconds a client that stopped reading has to take more of a waiting answer. */
+    send_timeout: number;
   };
   /** Milliseconds in-flight requests get to finish after SIGTERM before their connections are cut. */
   shutdown_timeout: number;

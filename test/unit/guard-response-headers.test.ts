@@ -12,7 +12,7 @@ const withCors: ResponsePlan = {
 };
 
 function ctx(response: ResponsePlan, allowedOrigin?: string): ForwardContext {
-  return { id: 'req-1', address: { client: '1.2.3.4', peer: '1.2.3.4', peerTrusted: false }, hasBody: false, response, allowedOrigin, reserved: compileRequestHeaders({ underscores: 'drop', owned: [], trusted: [], read: [] }), added: undefined, answerAdded: undefined };
+  return { id: 'req-1', address: { client: '1.2.3.4', peer: '1.2.3.4', peerTrusted: false }, hasBody: false, response, allowedOrigin, reserved: compileRequestHeaders({ underscores: 'drop', owned: [], trusted: [], read: [] }), added: undefined, answerAdded: undefined, sendTimeout: 60_000 };
 }
 
 test('HSTS is written as configured', () => {

@@ -21,6 +21,7 @@ function forwarded(incoming: IncomingHttpHeaders, opts: { policy?: Partial<Reque
     reserved: plan(opts.policy),
     added: opts.added,
     answerAdded: undefined,
+    sendTimeout: 60_000,
   };
   return upstreamRequestHeaders(incoming, ctx);
 }

@@ -262,6 +262,7 @@ const DEFAULT_PATHS: Record<string, string[]> = {
   http_mode: ['server.http.mode'],
   body: ['server.limits.body'],
   handshake_timeout: ['server.limits.handshake_timeout'],
+  send_timeout: ['server.limits.send_timeout'],
   semicolons: ['server.paths.semicolons'],
   header_underscores: ['server.headers.underscores'],
   ipv6_prefix: ['defaults.rate_limit.ipv6_prefix', 'defaults.rate_limit[].ipv6_prefix'],

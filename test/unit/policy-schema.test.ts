@@ -74,7 +74,7 @@ test('an unknown key with no close match lists the keys allowed there', async ()
       line: 8,
       col: 66,
       path: 'server.limits.connections',
-      message: ['unknown key `connections`; allowed here: body, handshake_timeout, headers_timeout, request_timeout'],
+      message: ['unknown key `connections`; allowed here: body, handshake_timeout, headers_timeout, request_timeout, send_timeout'],
     },
   ]);
 });
