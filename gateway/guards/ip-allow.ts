@@ -12,7 +12,8 @@ export interface IpAllow {
   allows(address: string): boolean;
 }
 
-const EVERYONE: IpAllow = Object.freeze({ allows: () => true });
+/** `allow: any` without `deny`: every request, without looking (the guard chain skips the step). */
+export const EVERYONE: IpAllow = Object.freeze({ allows: () => true });
 
 // Checks are synchronous, so one buffer serves every compiled guard.
 const words = new Uint32Array(4);

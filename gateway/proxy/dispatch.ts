@@ -12,10 +12,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { GatewayError } from '../errors.js';
-import type { Answered, GuardInput, Passed, Refused, Verdict } from '../guards/chain.js';
+import type { Answered, GuardInput, Refused, Verdict } from '../guards/chain.js';
 import type { Logger } from '../observability/logger.js';
 import type { Decisions } from '../observability/decisions.js';
-import type { Snapshot } from '../snapshot.js';
+import type { RouteTarget, Snapshot } from '../snapshot.js';
 import { screenHeaderNames } from '../guards/header-plan.js';
 import { answerLogin } from './login-endpoint.js';
 import type { ProxiedPath } from './proxied.js';
@@ -40,16 +40,32 @@ export interface DispatchOptions {
   servable(req: IncomingMessage, wx: RequestState): boolean;
 }
 
-/** The body as the chain sees it: read whole at most once, bounded by the policy and the guard. */
-function guardInput(req: IncomingMessage, wx: RequestState, preflight: boolean, stream: () => Readable | undefined): GuardInput {
+/** The request body as it streams, bounded by the policy: made once, whether a guard or the upstream reads it first. */
+function bodyStream(req: IncomingMessage, wx: RequestState): Readable | undefined {
+  wx.body ??= requestBody(req, wx.snapshot.policy.server.limits.body);
+  if (wx.body === 'too_large') throw new GatewayError('body_too_large');
+  return wx.body;
+}
+
+/** What a chain with stateful guards sees: the body is read whole at most once, bounded by the policy and the guard. */
+function guardInput(req: IncomingMessage, wx: RequestState, preflight: boolean): GuardInput {
   return {
     method: req.method!,
     url: req.url ?? '/',
     headers: req.headers,
     client: wx.address.client,
     preflight,
-    readBody: (limit) => readBody(stream(), limit),
+    readBody: (limit) => readBody(bodyStream(req, wx), limit),
   };
+}
+
+/** A stateless chain reads no body: the same input without a closure per request. */
+function statelessInput(req: IncomingMessage, wx: RequestState, preflight: boolean): GuardInput {
+  return { method: req.method!, url: req.url ?? '/', headers: req.headers, client: wx.address.client, preflight, readBody: NO_BODY };
+}
+
+function NO_BODY(): Promise<Buffer> {
+  return Promise.reject(new Error('a stateless guard chain read the request body'));
 }
 
 export function createDispatch(opts: DispatchOptions): (fastify: (req: IncomingMessage, res: ServerResponse) => void) => (req: IncomingMessage, res: ServerResponse) => void {
@@ -75,6 +91,40 @@ export function createDispatch(opts: DispatchOptions): (fastify: (req: IncomingM
       own(req, res, wx, { kind: 'refuse', reason: 'internal_error' });
     };
 
+    const settled = (req: IncomingMessage, res: ServerResponse, wx: RequestState, target: RouteTarget, dest: string, verdict: Verdict): void => {
+      wx.cors = verdict.cors;
+      wx.allowedOrigin = verdict.allowedOrigin;
+      if (verdict.kind !== 'continue') {
+        if (verdict.kind === 'refuse' && verdict.detail !== undefined) {
+          logger.warn({ request_id: wx.id, route: target.name, reason: verdict.reason, detail: verdict.detail }, 'request refused');
+        }
+        own(req, res, wx, verdict);
+        return;
+      }
+      if (verdict.storeBypassed) {
+        // The access line says so too: an admission the policy's limits did not decide.
+        wx.reason = 'store_unavailable_allowed';
+        decisions.count('store_unavailable_allowed');
+      }
+      let streamed: Readable | undefined;
+      try {
+        streamed = bodyStream(req, wx);
+      } catch (err) {
+        // The body is never read: the connection closes after the answer instead of draining it.
+        if (err instanceof GatewayError) own(req, res, wx, { kind: 'refuse', reason: err.reason, headers: { connection: 'close' } });
+        else failed(req, res, wx, err);
+        return;
+      }
+      if (target.kind === 'login') {
+        answerLogin(wx.snapshot.login!, wx.id, streamed, verdict).then(
+          (answer) => own(req, res, wx, answer),
+          (err: unknown) => failed(req, res, wx, err),
+        );
+        return;
+      }
+      proxied(req, res, wx, target, dest, verdict, streamed);
+    };
+
     return (req, res) => {
       const wx = requestState(req, source.current);
       if (!opts.servable(req, wx)) {
@@ -96,57 +146,16 @@ export function createDispatch(opts: DispatchOptions): (fastify: (req: IncomingM
         }
         decisions.count('header_dropped');
       }
-      let body: Readable | undefined | 'too_large' | null = null;
-      const stream = (): Readable | undefined => {
-        body ??= requestBody(req, wx.snapshot.policy.server.limits.body);
-        if (body === 'too_large') throw new GatewayError('body_too_large');
-        return body;
-      };
-
-      const settled = (verdict: Verdict): void => {
-        wx.cors = verdict.cors;
-        wx.allowedOrigin = verdict.allowedOrigin;
-        if (verdict.kind !== 'continue') {
-          if (verdict.kind === 'refuse' && verdict.detail !== undefined) {
-            logger.warn({ request_id: wx.id, route: target.name, reason: verdict.reason, detail: verdict.detail }, 'request refused');
-          }
-          own(req, res, wx, verdict);
-          return;
-        }
-        if (verdict.storeBypassed) {
-          // The access line says so too: an admission the policy's limits did not decide.
-          wx.reason = 'store_unavailable_allowed';
-          decisions.count('store_unavailable_allowed');
-        }
-        let streamed: Readable | undefined;
-        try {
-          streamed = stream();
-        } catch (err) {
-          // The body is never read: the connection closes after the answer instead of draining it.
-          if (err instanceof GatewayError) own(req, res, wx, { kind: 'refuse', reason: err.reason, headers: { connection: 'close' } });
-          else failed(req, res, wx, err);
-          return;
-        }
-        if (target.kind === 'login') {
-          answerLogin(wx.snapshot.login!, wx.id, streamed, verdict).then(
-            (answer) => own(req, res, wx, answer),
-            (err: unknown) => failed(req, res, wx, err),
-          );
-          return;
-        }
-        proxied(req, res, wx, target, dest, verdict as Passed, streamed);
-      };
-
       let verdict: Verdict | Promise<Verdict>;
       try {
-        verdict = target.chain.run(guardInput(req, wx, routing.preflight, stream));
+        verdict = target.chain.run(target.chain.stateful ? guardInput(req, wx, routing.preflight) : statelessInput(req, wx, routing.preflight));
       } catch (err) {
         failed(req, res, wx, err);
         return;
       }
       // Routes whose guards are all stateless are decided without a promise in between.
-      if (verdict instanceof Promise) verdict.then(settled, (err: unknown) => failed(req, res, wx, err));
-      else settled(verdict);
+      if (verdict instanceof Promise) verdict.then((v) => settled(req, res, wx, target, dest, v), (err: unknown) => failed(req, res, wx, err));
+      else settled(req, res, wx, target, dest, verdict);
     };
   };
 }

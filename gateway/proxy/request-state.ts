@@ -3,6 +3,7 @@
 // address, the request id, the gateway's own verdict, and what the access log will say.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { CompiledCors } from '../guards/cors.js';
 import { resolveClientAddress, type ClientAddress } from '../net/client-address.js';
 import type { Decision } from '../observability/decisions.js';
@@ -17,6 +18,8 @@ export interface RequestState {
   readonly start: number;
   /** What the gateway answers itself, once decided (dispatch.ts); undefined while it may be forwarded. */
   verdict: OwnVerdict | undefined;
+  /** The request body as it streams (dispatch.ts): null until asked for, 'too_large' when Content-Length says so. */
+  body: Readable | undefined | 'too_large' | null;
   route: string | undefined;
   path: string | undefined;
   /** The query string as received, without `?`; undefined without one. */
@@ -49,6 +52,7 @@ export function requestState(raw: IncomingMessage, snapshot: Snapshot): RequestS
     address,
     start: performance.now(),
     verdict: undefined,
+    body: null,
     route: undefined,
     path: undefined,
     query: undefined,
