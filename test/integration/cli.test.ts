@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { policyContext } from '../helpers/gateway.js';
 import { httpsRequest } from '../helpers/https-client.js';
 import { startUpstream } from '../helpers/upstream.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const bin = join(root, 'bin/wxgw.js');
@@ -172,11 +173,10 @@ defaults: { allow: any }
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr.on('data', (c: Buffer) => (out += c.toString()));
   try {
-    const deadline = Date.now() + 15_000;
-    while (!out.includes('wxgw listening')) {
-      if (Date.now() > deadline || child.exitCode !== null) assert.fail(`gateway did not start:\n${out}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const started = await waitUntil(() => (out.includes('wxgw listening') ? 'listening' : child.exitCode !== null ? 'exited' : undefined), 'the gateway to start', {
+      describe: () => out,
+    });
+    assert.equal(started, 'listening', `gateway exited:\n${out}`);
     const res = await httpsRequest(ctx.httpsPort, readFileSync(ctx.chain.root), { path: '/api/ping' });
     assert.equal(res.status, 200);
     const health = await fetch(`http://127.0.0.1:${ctx.adminPort}/healthz`);

@@ -12,19 +12,11 @@ import { policyContext } from '../helpers/gateway.js';
 import { httpsRequest } from '../helpers/https-client.js';
 import { startUpstream } from '../helpers/upstream.js';
 import { startCli } from '../helpers/process.js';
+import { waitUntil } from '../helpers/wait.js';
 
-const FLOOD = Number(process.env.FLOOD ?? 2000);
+const FLOOD = 2000;
 
 const fds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
-
-/** Polls until `ok()` holds; fails with `what` and the last value after the deadline. */
-async function until(what: string, ok: () => boolean, detail: () => string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > deadline) assert.fail(`${what}: ${detail()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 test('2,000 connections stuck in the TLS handshake are closed after handshake_timeout; the descriptors come back and normal clients are served', async (t) => {
   const ctx = await policyContext();
@@ -86,10 +78,16 @@ defaults: { allow: any }
     for (let i = 0; i < 5; i++) assert.equal((await httpsRequest(ctx.httpsPort, ca, { path: `/api/during-${i}` })).status, 200);
 
     // The flood's clients never close; the gateway must.
-    await until('every stuck connection is closed by the gateway', () => closed === FLOOD, () => `${closed} of ${FLOOD} closed, ${fds(pid)} descriptors; gateway output:\n${gw.output().slice(-3000)}`);
+    await waitUntil(() => closed === FLOOD || undefined, 'every stuck connection closed by the gateway', {
+      timeoutMs: 30_000,
+      describe: () => `${closed} of ${FLOOD} closed, ${fds(pid)} descriptors; gateway output:\n${gw.output().slice(-3000)}`,
+    });
     clearInterval(sampler);
     assert.ok(peak > baseline, `the flood held descriptors in the gateway (peak ${peak}, baseline ${baseline})`);
-    await until('the descriptors return to the baseline', () => fds(pid) <= baseline + 2, () => `${fds(pid)} descriptors, baseline ${baseline}`);
+    await waitUntil(() => fds(pid) <= baseline + 2 || undefined, 'the descriptors back at the baseline', {
+      timeoutMs: 30_000,
+      describe: () => `${fds(pid)} descriptors, baseline ${baseline}`,
+    });
     assert.equal((await httpsRequest(ctx.httpsPort, ca, { path: '/api/after' })).status, 200);
     t.diagnostic(`descriptors: baseline ${baseline}, peak ${peak}, after ${fds(pid)}`);
   } finally {
