@@ -8,7 +8,15 @@ import { compileTrustedProxies, type TrustedProxies } from './net/client-address
 import { compileIpAllow } from './guards/ip-allow.js';
 import { compileGuardChain, type GuardChain } from './guards/chain.js';
 import { compileCors } from './guards/cors.js';
-import { compileRequestHeaders, securityHeaders, type RequestHeaderPlan, type ResponsePlan } from './guards/header-plan.js';
+import {
+  compileHeaderRules,
+  compileRequestHeaders,
+  securityHeaders,
+  stripWith,
+  type HeaderRules,
+  type RequestHeaderPlan,
+  type ResponsePlan,
+} from './guards/header-plan.js';
 import { compileRateLimits } from './guards/rate-limit.js';
 import type { CallbackGuard, Seal } from './guards/callback-types.js';
 import { VERIFIED_HEADER, compileWechatCallback } from './guards/wechat-callback.js';
@@ -56,6 +64,8 @@ export interface RouteTarget {
   readonly timeout: number;
   /** How answers are rewritten; its `cors` is the route's compiled CORS guard. */
   readonly response: ResponsePlan;
+  /** The route's `request_headers`; undefined without any. */
+  readonly requestRules?: HeaderRules;
   /** `login`: the identity login endpoint, answered by the gateway after the route's guards. */
   readonly kind: 'proxy' | 'login';
   /** The route's guards in order (allowlist, CORS, signed callback, identity, rate limits). */
@@ -150,8 +160,11 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
     // The validator refuses undefined upstreams; reaching this is a bug, not bad input.
     if (!upstream) throw new Error(`route ${r.name}: upstream ${r.upstream} missing after validation`);
     const timeout = r.timeout ?? policy.upstreams.get(r.upstream)!.timeout;
+    const responseRules = compileHeaderRules(r.response_headers, 'response');
+    const requestRules = compileHeaderRules(r.request_headers, 'request');
     const response: ResponsePlan = Object.freeze({
-      strip,
+      strip: stripWith(strip, responseRules),
+      ...(responseRules && { rules: responseRules }),
       fixed,
       jsonCharset: r.json_charset,
       cors: r.cors && compileCors(r.cors),
@@ -174,6 +187,7 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
       upstream,
       timeout,
       response,
+      ...(requestRules && { requestRules }),
       kind,
       chain,
       answer: r.mask_by && mask ? chooseAnswer(r.mask_by, masks, mask, failOpen) : Object.freeze<AnswerPlan>(mask ? { kind: 'mask', mask, failOpen } : { kind: 'stream' }),

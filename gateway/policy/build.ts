@@ -5,6 +5,7 @@ import { X509Certificate, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isAddressText } from './access.js';
 import { parseCidr, parseClientCidr, parseHost, parseListen, parseOrigin, parseUpstreamUrl } from './addresses.js';
+import { mergedHeaderRules, type RawHeaderRules, type Side } from './header-rules.js';
 import { maskFields, type RawMaskChoice } from './mask-choice.js';
 import { parseMaskTarget } from './mask-targets.js';
 import { resolveFrom } from './files.js';
@@ -106,6 +107,8 @@ interface RawAccess {
   rate_limit?: 'off' | RawRateRule | RawRateRule[];
   mask?: string | RawMaskChoice;
   identity_required?: boolean;
+  request_headers?: RawHeaderRules;
+  response_headers?: RawHeaderRules;
 }
 
 interface RawCallback {
@@ -364,6 +367,11 @@ function callbackConfig(c: RawCallback, pos: SourcePos) {
   };
 }
 
+function headerRules(side: Side, defaults: RawHeaderRules | undefined, route: RawHeaderRules | undefined) {
+  const merged = mergedHeaderRules(side, defaults, route);
+  return merged && { [side]: merged };
+}
+
 export interface BuildContext {
   /** Absolute path of the policy file. */
   file: string;
@@ -429,6 +437,8 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
       on_mask_error: r.on_mask_error ?? DEFAULTS.on_mask_error,
       ...(r.wechat_callback && { wechat_callback: callbackConfig(r.wechat_callback, pos(['routes', i, 'wechat_callback'], 'key')) }),
       ...(r.wechatpay_notify && { wechatpay_notify: callbackConfig(r.wechatpay_notify, pos(['routes', i, 'wechatpay_notify'], 'key')) }),
+      ...headerRules('request_headers', defaults.request_headers, r.request_headers),
+      ...headerRules('response_headers', defaults.response_headers, r.response_headers),
       pos: pos(['routes', i]),
     };
   });

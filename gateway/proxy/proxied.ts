@@ -139,6 +139,7 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
       address: wx.address,
       hasBody: body !== undefined,
       response: target.response,
+      requestRules: target.requestRules,
       allowedOrigin: wx.allowedOrigin,
       reserved: wx.snapshot.reservedHeaders,
       // A masked route asks the upstream only for encodings the masker can undo.

@@ -113,7 +113,18 @@ export interface RouteConfig {
   on_mask_error: 'fail' | 'pass';
   wechat_callback?: WechatCallbackConfig;
   wechatpay_notify?: WechatPayNotifyConfig;
+  /** `request_headers` (towards the upstream), the route's merged over defaults' per header name; absent: none. */
+  request_headers?: HeaderRulesConfig;
+  /** `response_headers` (towards the client), merged the same way; absent: none. */
+  response_headers?: HeaderRulesConfig;
   pos: SourcePos;
+}
+
+/** Header rules of one side, lower-case names, values as written; never a gateway-owned header. */
+export interface HeaderRulesConfig {
+  set: { name: string; value: string }[];
+  add: { name: string; value: string }[];
+  remove: string[];
 }
 
 /** `store`: where rate-limit counters, callback nonces, one-time login codes and sessions live. */
