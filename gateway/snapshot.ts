@@ -240,7 +240,13 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
     login,
     reservedHeaders: compileRequestHeaders({
       underscores: policy.server.headers.underscores,
-      owned: [identity?.upstream_header ?? DEFAULTS.upstream_header, identity?.unionid_header ?? DEFAULTS.unionid_header, VERIFIED_HEADER, ...PAY_HEADERS],
+      // The default names stay reserved when the policy renames them: a backend written for the
+      // default still reads X-WX-OpenID, and a client must not be able to set it.
+      owned: [
+        ...new Set([identity?.upstream_header ?? DEFAULTS.upstream_header, DEFAULTS.upstream_header, identity?.unionid_header ?? DEFAULTS.unionid_header, DEFAULTS.unionid_header]),
+        VERIFIED_HEADER,
+        ...PAY_HEADERS,
+      ],
       trusted: policy.server.trusted_headers,
       read: identity && 'header' in identity.token ? [identity.token.header] : [],
     }),
