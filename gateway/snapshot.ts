@@ -5,11 +5,10 @@ import type { LoadedCertificate } from './tls/load.js';
 import { handshakeTls, type HandshakeTls } from './tls/server-options.js';
 import { RouteTable, type CompiledRoute } from './net/route-table.js';
 import { compileTrustedProxies, type TrustedProxies } from './net/client-address.js';
-import { compileIpAllow } from './guards/ip-allow.js';
 import { compileGuardChain, type GuardChain } from './guards/chain.js';
 import { compileCors } from './guards/cors.js';
 import { compileRequestHeaders, securityHeaders, type RequestHeaderPlan, type ResponsePlan } from './guards/header-plan.js';
-import { compileRateLimits } from './guards/rate-limit.js';
+import { compileRouteRules } from './guards/report-mode.js';
 import type { CallbackGuard, Seal } from './guards/callback-types.js';
 import { VERIFIED_HEADER, compileWechatCallback } from './guards/wechat-callback.js';
 import { PAY_HEADERS, compileWechatPayNotify } from './guards/wechatpay-notify.js';
@@ -23,6 +22,7 @@ import { createLogin, type LoginUpstreamFailure, type LoginUpstreamRequest, type
 import type { Store } from './store/store.js';
 import type { Logger } from './observability/logger.js';
 import { DEFAULTS } from './policy/build.js';
+import { loginReport } from './policy/report-mode.js';
 
 export interface UpstreamTarget {
   readonly name: string;
@@ -36,6 +36,8 @@ export interface UpstreamTarget {
 export type AnswerPlan =
   | { kind: 'stream' }
   | { kind: 'mask'; mask: CompiledMask; failOpen: boolean }
+  /** The profile in report mode: the answer passes unmasked, and what would have been masked is reported. */
+  | { kind: 'mask_report'; mask: CompiledMask }
   | { kind: 'seal'; seal: Seal };
 
 export interface RouteTarget {
@@ -138,23 +140,26 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
     // The validator refuses undefined upstreams; reaching this is a bug, not bad input.
     if (!upstream) throw new Error(`route ${r.name}: upstream ${r.upstream} missing after validation`);
     const timeout = r.timeout ?? policy.upstreams.get(r.upstream)!.timeout;
+    const rules = compileRouteRules(r, r.cors && compileCors(r.cors));
     const response: ResponsePlan = Object.freeze({
       strip,
       fixed,
       jsonCharset: r.json_charset,
-      cors: r.cors && compileCors(r.cors),
+      cors: rules.cors,
+      ...(rules.backendCors && { backendCors: true }),
     });
     const mask = r.mask === undefined ? undefined : masks.get(r.mask);
     const chain = compileGuardChain({
-      ipAllow: compileIpAllow(r.allow, r.deny),
+      ipAllow: rules.ipAllow,
       cors: response.cors,
       callback: callbacks.get(r.name),
       // The login endpoint is how a caller gets a token; it never asks for one.
       identity: kind === 'login' ? undefined : verifier,
       identityRequired: r.identity_required,
-      rateLimit: compileRateLimits(r.name, r.rate_limits),
+      rateLimit: rules.rateLimit,
       store: deps.store,
       storeFailOpen: policy.store.on_unavailable === 'allow',
+      ...(rules.report && { report: rules.report }),
     });
     return Object.freeze({
       name: r.name,
@@ -163,7 +168,9 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
       response,
       kind,
       chain,
-      answer: Object.freeze<AnswerPlan>(mask ? { kind: 'mask', mask, failOpen: r.on_mask_error === 'pass' } : { kind: 'stream' }),
+      answer: Object.freeze<AnswerPlan>(
+        !mask ? { kind: 'stream' } : r.report?.includes('mask') ? { kind: 'mask_report', mask } : { kind: 'mask', mask, failOpen: r.on_mask_error === 'pass' },
+      ),
     });
   };
   const routes: CompiledRoute<RouteTarget>[] = [];
@@ -232,6 +239,7 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
 function loginRoute(policy: PolicyConfig): RouteConfig {
   const login = policy.identity!.login!;
   const d = policy.defaults;
+  const report = loginReport(d);
   return {
     name: 'identity-login',
     match: { path: login.path, methods: ['POST'] },
@@ -244,6 +252,7 @@ function loginRoute(policy: PolicyConfig): RouteConfig {
     rate_limits: login.rate_limits,
     identity_required: false,
     on_mask_error: 'fail',
+    ...(report.length > 0 && { report }),
     pos: login.pos,
   };
 }

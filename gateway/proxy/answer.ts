@@ -5,12 +5,13 @@ import { MaskError, maskHead, maskResponse, maskWhole, type MaskOutcome } from '
 import type { Readable } from 'node:stream';
 import type { AnswerPlan } from '../snapshot.js';
 import type { CompiledMask } from '../masking/compile.js';
+import { dryRunMask, type MaskFindings } from '../masking/dry-run.js';
 import type { ForwardResponse } from './forwarder.js';
 import { readBody } from './read-body.js';
 
 export type AnswerOutcome =
   /** Send this answer; `passedUnmasked` says why it goes out unmasked (on_mask_error: pass). */
-  | { kind: 'ready'; res: ForwardResponse; passedUnmasked?: string }
+  | { kind: 'ready'; res: ForwardResponse; passedUnmasked?: string; maskReport?: MaskFindings }
   | { kind: 'failed'; reason: 'mask_failed' | 'upstream_unavailable'; why: string };
 
 /** A callback reply is a few hundred bytes; anything near this is not one. */
@@ -41,8 +42,17 @@ export function settle(plan: HeldPlan, res: ForwardResponse, method: string): An
     if (Buffer.isBuffer(res.body)) return seal(plan, res, res.body);
     return readBody(res.body, SEAL_LIMIT).then((body) => seal(plan, res, body));
   }
+  if (plan.kind === 'mask_report') return reported(plan.mask, res, method);
   const now = Buffer.isBuffer(res.body) ? maskWhole(plan.mask, { ...res, body: res.body }) : undefined;
   return now ? fromMask(plan, res, now) : maskResponse(plan.mask, res).then((outcome) => fromMask(plan, res, outcome));
+}
+
+/** Report mode: the answer as the upstream sent it, with what masking would have done to it. */
+function reported(mask: CompiledMask, res: ForwardResponse, method: string): Promise<AnswerOutcome> {
+  return dryRunMask(mask, res, method).then(
+    (maskReport): AnswerOutcome => ({ kind: 'ready', res, maskReport }),
+    (): AnswerOutcome => ({ kind: 'ready', res, maskReport: { keys: [], detectors: [], headers: [], unexamined: 'the dry run failed' } }),
+  );
 }
 
 function seal(plan: Extract<AnswerPlan, { kind: 'seal' }>, res: ForwardResponse, body: Buffer): AnswerOutcome {

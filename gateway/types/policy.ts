@@ -108,8 +108,16 @@ export interface RouteConfig {
   on_mask_error: 'fail' | 'pass';
   wechat_callback?: WechatCallbackConfig;
   wechatpay_notify?: WechatPayNotifyConfig;
+  /** Rule kinds in report mode (route's `report`, else defaults'); absent when every rule is enforced. */
+  report?: ReportRule[];
   pos: SourcePos;
 }
+
+/**
+ * A rule kind `report` can name: decided and counted, never enforced (docs/policy.md, report
+ * mode). `callback` stands for the route's wechat_callback or wechatpay_notify.
+ */
+export type ReportRule = 'allow' | 'deny' | 'cors' | 'callback' | 'identity_required' | 'rate_limit' | 'mask';
 
 /** `store`: where rate-limit counters, callback nonces, one-time login codes and sessions live. */
 export interface StoreConfig {
@@ -215,6 +223,8 @@ export interface RateLimitConfig {
   scope: 'route' | 'global';
   /** IPv6 clients are counted by this prefix of their address (default 64: one budget per /64). */
   ipv6_prefix: number;
+  /** Present when the limit is in report mode (its own `mode: report`, or the route's `report: [rate_limit]`). */
+  mode?: 'report';
   pos: SourcePos;
 }
 
@@ -335,6 +345,7 @@ export interface PolicyConfig {
     cors?: CorsConfig;
     rate_limits: RateLimitConfig[];
     mask?: string;
+    report?: ReportRule[];
   };
   store: StoreConfig;
   wechat?: WechatConfig;
