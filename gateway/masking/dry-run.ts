@@ -3,11 +3,13 @@
 // which headers it would have removed or rewritten, or why it would have failed. Never a value:
 // what it returns is names from the policy and header names, safe for a log line.
 //
-// Only answers read whole are examined (up to the profile's stream_above, decoded when gzip,
-// deflate or br); a larger or streamed answer passes unexamined, and the findings say so. The
+// Only answers that fit in the profile's stream_above are examined (decoded when gzip, deflate or
+// br); a streamed answer is read that far and passed on as it came, and a larger one passes
+// unexamined, which the findings say. The
 // body is parsed with JSON.parse, keeping each number's source text, and walked the way
 // maskValue() walks a value; a duplicate key is looked at once (the last one), where masking
 // would mask each.
+import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import type { MaskDetector } from '../types/policy.js';
@@ -17,7 +19,10 @@ import { maskHeaders, type Headers } from './header-rules.js';
 import { bodyKind } from './http.js';
 
 export interface MaskFindings {
-  /** Rule names (as the policy spells them once canonical) whose values would have been masked; `*` for a member reached by a `*` path. */
+  /**
+   * Member names, as the answer spells them, whose values a key or path rule would have masked;
+   * `*` for one reached only through a `*` in a path (any name could be there).
+   */
   readonly keys: string[];
   readonly detectors: MaskDetector[];
   /** Response headers the profile would have removed or rewritten (`set-cookie` for a cookie line). */
@@ -91,7 +96,7 @@ function walk(mask: CompiledMask, value: unknown, nodes: PathNode[], f: Found): 
     for (const [k, v] of Object.entries(value)) {
       const canon = mask.canon(k);
       const { action, next } = resolveEntry(mask, nodes, canon);
-      if (action !== undefined) f.keys.add(names.has(canon) ? canon : '*');
+      if (action !== undefined) f.keys.add(names.has(canon) ? k : '*');
       else walk(mask, v, next, f);
     }
   }
@@ -130,14 +135,48 @@ function bodyFindings(mask: CompiledMask, plain: Buffer, kind: 'json' | 'text'):
 }
 
 /**
- * What the profile would have done to an answer. `body` is a Buffer when the answer was read
- * whole; a stream is not read (the caller passes it on) and is reported unexamined.
+ * A streamed body read up to `cap` bytes: the whole of it when it ended by then, and in any case
+ * a stream with every byte still to come, to pass on instead of the one given.
  */
-export async function dryRunMask(
+async function collect(body: Readable, cap: number): Promise<{ whole: Buffer | undefined; body: Readable }> {
+  const it = body[Symbol.asyncIterator]() as AsyncIterator<Buffer | string>;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  while (size <= cap) {
+    const r = await it.next();
+    if (r.done) {
+      const whole = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      return { whole, body: Readable.from([whole], { objectMode: false }) };
+    }
+    const chunk = typeof r.value === 'string' ? Buffer.from(r.value) : r.value;
+    chunks.push(chunk);
+    size += chunk.length;
+  }
+  const rest = Readable.from(
+    (async function* () {
+      yield* chunks;
+      for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+    })(),
+    { objectMode: false },
+  );
+  return { whole: undefined, body: rest };
+}
+
+/**
+ * What the profile would have done to an answer, and the body to send on: the one given when it
+ * was a Buffer, else a stream of the same bytes (a stream is read up to stream_above to look at it).
+ */
+export async function dryRunAnswer<B extends Buffer | Readable>(
   mask: CompiledMask,
-  res: { statusCode: number; headers: Headers; body: unknown },
+  res: { statusCode: number; headers: Headers; body: B },
   method: string,
-): Promise<MaskFindings> {
+): Promise<{ findings: MaskFindings; body: Buffer | Readable }> {
+  if (Buffer.isBuffer(res.body) || method === 'HEAD') return { findings: await dryRunMask(mask, res, method), body: res.body };
+  const { whole, body } = await collect(res.body as Readable, mask.streamAbove);
+  return { findings: await dryRunMask(mask, { ...res, body: whole }, method), body };
+}
+
+async function dryRunMask(mask: CompiledMask, res: { statusCode: number; headers: Headers; body: unknown }, method: string): Promise<MaskFindings> {
   const headers = headerFindings(mask, res.headers);
   const none = (extra?: { failed?: string; unexamined?: string }): MaskFindings => ({ keys: [], detectors: [], headers, ...extra });
   const { statusCode } = res;

@@ -8,6 +8,8 @@ import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 
 const LOG_EVERY_MS = 60_000;
+/** Mask findings name the answer's own spellings of rule names: a backend varying them cannot grow the map past this. */
+const KEYS_HELD = 1000;
 
 /** What masking in report mode found (masking/dry-run.ts), as far as the log is concerned. */
 export interface MaskReport {
@@ -74,6 +76,7 @@ export class ShadowLog {
       return undefined;
     }
     const suppressed = entry?.suppressed ?? 0;
+    if (!entry && this.seen.size >= KEYS_HELD) this.seen.clear();
     this.seen.set(key, { at: t, suppressed: 0 });
     return suppressed;
   }

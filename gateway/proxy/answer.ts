@@ -5,7 +5,7 @@ import { MaskError, maskHead, maskResponse, maskWhole, type MaskOutcome } from '
 import type { Readable } from 'node:stream';
 import type { AnswerPlan } from '../snapshot.js';
 import type { CompiledMask } from '../masking/compile.js';
-import { dryRunMask, type MaskFindings } from '../masking/dry-run.js';
+import { dryRunAnswer, type MaskFindings } from '../masking/dry-run.js';
 import type { ForwardResponse } from './forwarder.js';
 import { readBody } from './read-body.js';
 
@@ -49,10 +49,7 @@ export function settle(plan: HeldPlan, res: ForwardResponse, method: string): An
 
 /** Report mode: the answer as the upstream sent it, with what masking would have done to it. */
 function reported(mask: CompiledMask, res: ForwardResponse, method: string): Promise<AnswerOutcome> {
-  return dryRunMask(mask, res, method).then(
-    (maskReport): AnswerOutcome => ({ kind: 'ready', res, maskReport }),
-    (): AnswerOutcome => ({ kind: 'ready', res, maskReport: { keys: [], detectors: [], headers: [], unexamined: 'the dry run failed' } }),
-  );
+  return dryRunAnswer(mask, res, method).then(({ findings, body }): AnswerOutcome => ({ kind: 'ready', res: { ...res, body }, maskReport: findings }));
 }
 
 function seal(plan: Extract<AnswerPlan, { kind: 'seal' }>, res: ForwardResponse, body: Buffer): AnswerOutcome {
