@@ -7,8 +7,11 @@ import { isRecord, type KeyPath } from './key-path.js';
 import type { Reporter } from './report.js';
 import type { PolicyConfig, ReportRule, RouteConfig, SourcePos } from '../types/policy.js';
 
-/** What the login endpoint takes from defaults (allow, deny, cors), it takes in report mode too. */
-const LOGIN_KINDS: readonly ReportRule[] = ['allow', 'deny', 'cors'];
+/**
+ * The login endpoint takes allow, deny and cors from defaults, and allow and deny in report mode
+ * too. Not cors: with no backend behind it to answer a preflight, it keeps enforcing CORS.
+ */
+const LOGIN_KINDS: readonly ReportRule[] = ['allow', 'deny'];
 
 export function loginReport(defaults: PolicyConfig['defaults']): ReportRule[] {
   return (defaults.report ?? []).filter((k) => LOGIN_KINDS.includes(k));
