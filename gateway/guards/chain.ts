@@ -149,7 +149,8 @@ interface Progress {
 }
 
 type Stop = Refused | Answered;
-type Step = (p: Progress) => Stop | undefined | Promise<Stop | undefined>;
+/** undefined: on to the next step; a verdict ends the chain (Passed only from CORS in report mode: a preflight). */
+type Step = (p: Progress) => Verdict | undefined | Promise<Verdict | undefined>;
 
 function refused(p: Progress, reason: Reason, extra?: { message?: string; headers?: Record<string, string>; detail?: string }): Refused {
   return { kind: 'refuse', reason, ...extra, ...(p.cors && { cors: p.cors, allowedOrigin: p.allowedOrigin }) };
@@ -176,13 +177,15 @@ function ipStep(ipAllow: IpAllow, report: ReportGuards | undefined): Step {
 /**
  * CORS in report mode: the gateway neither answers preflights nor writes CORS headers (the
  * backend's own pass, as before wxgw took CORS over). Counted: each preflight it would have
- * refused, and each request from an Origin it would not have let the page read.
+ * refused, and each request from an Origin it would not have let the page read. A preflight goes
+ * to the backend from here, as it would have been answered here: it carries no credentials and
+ * no body, so the steps after CORS (a token required, a limit) never see it in either mode.
  */
 function corsReportStep(cors: CompiledCors | null): Step {
   return (p) => {
     const origin = p.input.headers.origin;
     if ((p.input.preflight || origin !== undefined) && (cors === null || cors.allowOrigin(origin) === undefined)) shadow(p, 'cors:cors_origin_not_allowed');
-    return undefined;
+    return p.input.preflight ? passed(p) : undefined;
   };
 }
 

@@ -106,7 +106,7 @@ test('allow and deny in report: each is noted by name, and an enforced one still
   assert.equal(inside.shadow, undefined);
 });
 
-test('cors in report: the preflight is no answer of the gateway\'s, and carries no CORS of its own', () => {
+test('cors in report: the preflight is no answer of the gateway\'s, and carries no CORS of its own', async () => {
   const cors = { origins: ['https://app.example.com'], credentials: false, methods: ['GET'], headers: [], expose_headers: [], max_age: 600 };
   const { chain, rules } = chainFor(route({ cors, report: ['cors'] }));
   assert.equal(rules.cors, undefined);
@@ -118,6 +118,14 @@ test('cors in report: the preflight is no answer of the gateway\'s, and carries 
   const good = chain.run(input({ method: 'OPTIONS', preflight: true, headers: { origin: 'https://app.example.com' } })) as Verdict;
   assert.equal(good.kind, 'continue', 'forwarded to the backend, not answered 204 by the gateway');
   assert.equal(good.shadow, undefined);
+
+  // Forwarded as it would have been answered: before the steps that follow CORS.
+  const limited = chainFor(route({ cors, report: ['cors'], rate_limits: [limit(1)] }));
+  for (let i = 0; i < 3; i++) {
+    const v = await limited.chain.run(input({ method: 'OPTIONS', preflight: true, headers: { origin: 'https://app.example.com' } }));
+    assert.equal(v.kind, 'continue');
+  }
+  assert.equal(limited.store.hits.length, 0, 'no preflight counted against the limit');
 
   const none = chainFor(route({ report: ['cors'] }));
   const v = none.chain.run(input({ method: 'OPTIONS', preflight: true, headers: { origin: 'https://app.example.com' } })) as Verdict;
