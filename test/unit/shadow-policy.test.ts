@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { reportModeRules } from '../../gateway/policy/report-mode.js';
-import { accept, edit, reject } from '../fixtures/policy/harness.js';
+import { ENV, accept, edit, reject } from '../fixtures/policy/harness.js';
 
 // BASE: routes api (line 21, its last line 24) and pay (25-27), line 28 `defaults: { allow: any }`.
 
@@ -65,4 +65,19 @@ test('a kind the route has no rule for is a warning that says so; an unknown kin
   assert.ok(repeated.some((d) => d.path.startsWith('routes[1].report') && d.severity === 'error'), JSON.stringify(repeated));
   const badMode = await reject(edit({ 27: '    upstream: billing\n    rate_limit: { key: ip, limit: 1, window: 1s, mode: shadow }' }));
   assert.ok(badMode.some((d) => d.path === 'routes[1].rate_limit.mode'), JSON.stringify(badMode));
+});
+
+test('the login endpoint takes allow and deny in report mode from defaults, never cors, and keeps an enforced address limit', async () => {
+  const env = { ...ENV, WX_APP_SECRET: 'app-secret-value', SESSION_KEY: 'k'.repeat(40) };
+  const { config } = await accept(
+    edit({
+      17: ['wechat: { appid: wx5823bf96d3bd56c7, app_secret: "${WX_APP_SECRET}" }', 'identity:', '  login: { path: /wx/login }', '  session: { signing_key: "${SESSION_KEY}" }', 'upstreams:'].join('\n'),
+      28: 'defaults: { allow: any, deny: [192.0.2.0/24], cors: { origins: ["https://app.example.com"] }, report: [deny, cors, rate_limit], rate_limit: { key: ip, limit: 5, window: 1m } }',
+    }),
+    env,
+  );
+  const login = reportModeRules(config).find((e) => e.route === 'identity-login');
+  assert.deepEqual(login?.rules, ['deny', 'rate_limit defaults.rate_limit']);
+  const limits = config.identity!.login!.rate_limits;
+  assert.deepEqual(limits.map((l) => [l.limit, l.mode]), [[5, 'report'], [60, undefined]], 'the gateway\'s own login limit is added, enforced');
 });
