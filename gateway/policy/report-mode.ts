@@ -75,6 +75,12 @@ function entry(route: string, pos: SourcePos, kinds: readonly ReportRule[], limi
   return rules.length > 0 ? { route, pos, rules } : undefined;
 }
 
+/** For a log line: `route: rule, rule` per route with a rule in report mode; undefined when there is none. */
+export function reportModeSummary(config: PolicyConfig): string[] | undefined {
+  const entries = reportModeRules(config);
+  return entries.length > 0 ? entries.map((e) => `${e.route}: ${e.rules.join(', ')}`) : undefined;
+}
+
 /** Every route (the login endpoint included) with a rule in report mode. */
 export function reportModeRules(config: PolicyConfig): ReportModeEntry[] {
   const out: ReportModeEntry[] = [];

@@ -251,6 +251,14 @@ ${pair('cb', 'wechat_callback: {}', 'report: [callback]')}${pair('mask', 'mask: 
     assert.ok(!logs.includes(SECRET_PHONE), 'the phone number is in no log line');
   });
 
+  test('the start line lists the routes with rules in report mode', () => {
+    const start = t.logs.find((l) => l.msg === 'wxgw listening');
+    const listed = start?.report_mode as string[] | undefined;
+    assert.ok(listed?.includes('allow-report: allow'), JSON.stringify(start));
+    assert.ok(listed?.includes('rlmode-report: rate_limit'));
+    assert.ok(!listed?.some((l) => l.startsWith('plain') || l.includes('-enforce')));
+  });
+
   test('a route with nothing in report mode has no shadow field and no shadow metric', async () => {
     const res = await send('/plain/x');
     assert.equal(res.status, 200);
