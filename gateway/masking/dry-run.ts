@@ -114,8 +114,10 @@ function headerFindings(mask: CompiledMask, headers: Headers): string[] {
   const out: string[] = [];
   for (const name in headers) {
     const before = headers[name];
+    if (before === undefined) continue;
     const now = after[name];
-    if (now === undefined || (Array.isArray(before) ? !Array.isArray(now) || now.length !== before.length : now !== before)) out.push(name);
+    const same = Array.isArray(before) ? Array.isArray(now) && now.length === before.length && before.every((v, i) => v === now[i]) : now === before;
+    if (!same) out.push(name);
   }
   return out;
 }

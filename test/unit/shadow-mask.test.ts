@@ -17,7 +17,7 @@ const mask = compileMaskProfile({
   detect: ['cn_mobile', 'cn_idcard', 'bank_card', 'email'],
   content_types: [],
   stream_above: 4096,
-  headers: { drop: ['x-debug-user'], drop_cookies: [] },
+  headers: { drop: ['x-debug-user'], drop_cookies: ['sid'] },
   pos: { file: 'p.yaml', line: 1, col: 1, path: 'mask_profiles.pii' },
 });
 
@@ -56,10 +56,12 @@ function assertNoValues(findings: unknown): void {
 }
 
 test('a JSON answer: the member names and detectors that would have fired, and never a value', async () => {
-  const { findings, body } = await dryRunAnswer(mask, { statusCode: 200, headers: { ...json, 'x-debug-user': 'o-123' }, body: Buffer.from(BODY) }, 'GET');
+  const headers = { ...json, 'x-debug-user': 'o-123', 'set-cookie': ['sid=s3ss10n; Path=/', 'lang=zh'] };
+  const { findings, body } = await dryRunAnswer(mask, { statusCode: 200, headers, body: Buffer.from(BODY) }, 'GET');
   assert.deepEqual(findings.keys, ['Session-Key', 'idcard', 'session_key', 'unionid']);
   assert.deepEqual(findings.detectors.sort(), ['bank_card', 'cn_mobile', 'email']);
-  assert.deepEqual(findings.headers, ['x-debug-user']);
+  assert.deepEqual(findings.headers, ['x-debug-user', 'set-cookie']);
+  assert.ok(!JSON.stringify(findings).includes('s3ss10n'));
   assert.equal(findings.failed, undefined);
   assert.equal(body.toString(), BODY, 'passed on as it came');
   assertNoValues(findings);
