@@ -2,8 +2,9 @@
 // (every request, by the caller), wxgw_shadow_decisions_total{route,rule,reason}, and an info log
 // line. The log line is rate-limited: at most one per route and decision (or per route and set of
 // mask findings) a minute, carrying how many were not logged since the last; the first is always
-// logged, so a rule that starts firing shows at once. Keys are names from the policy (routes,
-// rules, reasons, mask rule names, detectors), so the limiter's map stays bounded.
+// logged, so a rule that starts firing shows at once. Keys are routes, rules and reasons from the
+// policy, and mask findings (the answer's spellings of rule names, detectors), the limiter's map
+// held to KEYS_HELD entries whatever a backend sends.
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 
