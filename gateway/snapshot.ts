@@ -5,7 +5,6 @@ import type { LoadedCertificate } from './tls/load.js';
 import { handshakeTls, type HandshakeTls } from './tls/server-options.js';
 import { RouteTable, type CompiledRoute } from './net/route-table.js';
 import { compileTrustedProxies, type TrustedProxies } from './net/client-address.js';
-import { compileIpAllow } from './guards/ip-allow.js';
 import { compileGuardChain, type GuardChain } from './guards/chain.js';
 import { compileCors } from './guards/cors.js';
 import {
@@ -17,7 +16,7 @@ import {
   type RequestHeaderPlan,
   type ResponsePlan,
 } from './guards/header-plan.js';
-import { compileRateLimits } from './guards/rate-limit.js';
+import { compileRouteRules } from './guards/report-mode.js';
 import type { CallbackGuard, Seal } from './guards/callback-types.js';
 import { VERIFIED_HEADER, compileWechatCallback } from './guards/wechat-callback.js';
 import { PAY_HEADERS, compileWechatPayNotify } from './guards/wechatpay-notify.js';
@@ -33,6 +32,7 @@ import { createLogin, type LoginUpstreamFailure, type LoginUpstreamRequest, type
 import type { Store } from './store/store.js';
 import type { Logger } from './observability/logger.js';
 import { DEFAULTS } from './policy/build.js';
+import { loginReport } from './policy/report-mode.js';
 
 export interface UpstreamTarget {
   readonly name: string;
@@ -46,6 +46,8 @@ export interface UpstreamTarget {
 export type AnswerPlan =
   | { kind: 'stream' }
   | { kind: 'mask'; mask: CompiledMask; failOpen: boolean }
+  /** The profile in report mode: the answer passes unmasked, and what would have been masked is reported. */
+  | { kind: 'mask_report'; mask: CompiledMask }
   | { kind: 'seal'; seal: Seal };
 
 /** A route's answers: one plan for all, or the plan its caller's verified identity picks (`mask: { by }`). */
@@ -162,25 +164,28 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
     const timeout = r.timeout ?? policy.upstreams.get(r.upstream)!.timeout;
     const responseRules = compileHeaderRules(r.response_headers, 'response');
     const requestRules = compileHeaderRules(r.request_headers, 'request');
+    const rules = compileRouteRules(r, r.cors && compileCors(r.cors));
     const response: ResponsePlan = Object.freeze({
       strip: stripWith(strip, responseRules),
       ...(responseRules && { rules: responseRules }),
       fixed,
       jsonCharset: r.json_charset,
-      cors: r.cors && compileCors(r.cors),
+      cors: rules.cors,
+      ...(rules.backendCors && { backendCors: true }),
     });
     const mask = r.mask === undefined ? undefined : masks.get(r.mask);
     const failOpen = r.on_mask_error === 'pass';
     const chain = compileGuardChain({
-      ipAllow: compileIpAllow(r.allow, r.deny),
+      ipAllow: rules.ipAllow,
       cors: response.cors,
       callback: callbacks.get(r.name),
       // The login endpoint is how a caller gets a token; it never asks for one.
       identity: kind === 'login' ? undefined : verifier,
       identityRequired: r.identity_required,
-      rateLimit: compileRateLimits(r.name, r.rate_limits),
+      rateLimit: rules.rateLimit,
       store: deps.store,
       storeFailOpen: policy.store.on_unavailable === 'allow',
+      ...(rules.report && { report: rules.report }),
     });
     return Object.freeze({
       name: r.name,
@@ -190,7 +195,14 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
       ...(requestRules && { requestRules }),
       kind,
       chain,
-      answer: r.mask_by && mask ? chooseAnswer(r.mask_by, masks, mask, failOpen) : Object.freeze<AnswerPlan>(mask ? { kind: 'mask', mask, failOpen } : { kind: 'stream' }),
+      // In report mode a choice's dry run uses its strictest profile, what an unknown caller gets.
+      answer: !mask
+        ? Object.freeze<AnswerPlan>({ kind: 'stream' })
+        : r.report?.includes('mask')
+          ? Object.freeze<AnswerPlan>({ kind: 'mask_report', mask })
+          : r.mask_by
+            ? chooseAnswer(r.mask_by, masks, mask, failOpen)
+            : Object.freeze<AnswerPlan>({ kind: 'mask', mask, failOpen }),
     });
   };
   const routes: CompiledRoute<RouteTarget>[] = [];
@@ -280,6 +292,7 @@ function chooseAnswer(cfg: MaskChoiceConfig, masks: ReadonlyMap<string, Compiled
 function loginRoute(policy: PolicyConfig): RouteConfig {
   const login = policy.identity!.login!;
   const d = policy.defaults;
+  const report = loginReport(d);
   return {
     name: 'identity-login',
     match: { path: login.path, methods: ['POST'] },
@@ -292,6 +305,7 @@ function loginRoute(policy: PolicyConfig): RouteConfig {
     rate_limits: login.rate_limits,
     identity_required: false,
     on_mask_error: 'fail',
+    ...(report.length > 0 && { report }),
     pos: login.pos,
   };
 }

@@ -88,6 +88,8 @@ export interface ResponsePlan {
   /** Add `; charset=utf-8` to a JSON Content-Type without a charset. */
   readonly jsonCharset: boolean;
   readonly cors: CompiledCors | undefined;
+  /** CORS in report mode: the upstream's own Access-Control-* headers pass, as without the gateway. */
+  readonly backendCors?: boolean;
 }
 
 /** `max-age=N; includeSubDomains; preload`, as configured. */

@@ -29,8 +29,10 @@ export function compileRateLimits(route: string, configs: readonly RateLimitConf
     byOpenid: c.key === 'openid',
     fallbackIp: c.fallback_key === 'ip',
     ipv6Prefix: c.ipv6_prefix,
-    // A route name cannot contain ':' (policy names are [a-z0-9_-]), so scopes never collide.
-    prefix: `rl:${c.scope === 'global' ? '*' : route}:${c.key}:${c.window}:`,
+    // A route name cannot contain ':' (policy names are [a-z0-9_-]), so scopes never collide. A
+    // limit in report mode is often tried beside an enforced one of the same key and window: its
+    // own counter keeps each from counting the other's requests.
+    prefix: `rl:${c.scope === 'global' ? '*' : route}:${c.key}:${c.window}:${c.mode === 'report' ? `report-${c.limit}:` : ''}`,
   }));
   const fallbacks = compiled.filter((r) => r.byOpenid && r.fallbackIp);
   return {

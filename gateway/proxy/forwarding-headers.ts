@@ -116,7 +116,7 @@ export function clientResponseHeaders(
     if (RESPONSE_DROPPED.has(name) || plan.strip.has(name) || listed?.has(name)) continue;
     // CORS is the policy's word alone, on every route: a legacy backend's own `*` must never reach
     // a browser, and a route without `cors` allows no cross-origin reads at all.
-    if (name.startsWith('access-control-')) continue;
+    if (name.startsWith('access-control-') && !plan.backendCors) continue;
     out[name] = incoming[name];
   }
   if (plan.jsonCharset) {

@@ -170,6 +170,7 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
           sendError(res, wx, outcome.reason);
           return;
         }
+        if (outcome.maskReport) wx.maskReport = outcome.maskReport;
         if (outcome.passedUnmasked) {
           logger.warn({ request_id: wx.id, route: target.name, why: outcome.passedUnmasked }, 'upstream answer passed unmasked (on_mask_error: pass)');
           wx.reason = 'mask_failed_passed';

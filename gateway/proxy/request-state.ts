@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import type { CompiledCors } from '../guards/cors.js';
 import { resolveClientAddress, type ClientAddress } from '../net/client-address.js';
 import type { Decision } from '../observability/decisions.js';
+import type { MaskFindings } from '../masking/dry-run.js';
 import type { Snapshot } from '../snapshot.js';
 import type { OwnVerdict } from './dispatch.js';
 
@@ -32,6 +33,10 @@ export interface RequestState {
   /** The route's CORS guard and the Origin it allows, so the gateway's own errors carry them too. */
   cors: CompiledCors | undefined;
   allowedOrigin: string | undefined;
+  /** What rules in report mode would have refused (guards/chain.ts), as `rule:reason`. */
+  shadow: readonly string[] | undefined;
+  /** What the route's mask profile in report mode would have done to the answer. */
+  maskReport: MaskFindings | undefined;
 }
 
 const kState = Symbol('wxgw.request');
@@ -64,6 +69,8 @@ export function requestState(raw: IncomingMessage, snapshot: Snapshot): RequestS
     mask: undefined,
     cors: undefined,
     allowedOrigin: undefined,
+    shadow: undefined,
+    maskReport: undefined,
   };
   (raw as RawWithState)[kState] = state;
   return state;

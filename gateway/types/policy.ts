@@ -117,6 +117,8 @@ export interface RouteConfig {
   request_headers?: HeaderRulesConfig;
   /** `response_headers` (towards the client), merged the same way; absent: none. */
   response_headers?: HeaderRulesConfig;
+  /** Rule kinds in report mode (route's `report`, else defaults'); absent when every rule is enforced. */
+  report?: ReportRule[];
   pos: SourcePos;
 }
 
@@ -126,6 +128,12 @@ export interface HeaderRulesConfig {
   add: { name: string; value: string }[];
   remove: string[];
 }
+
+/**
+ * A rule kind `report` can name: decided and counted, never enforced (docs/policy.md, report
+ * mode). `callback` stands for the route's wechat_callback or wechatpay_notify.
+ */
+export type ReportRule = 'allow' | 'deny' | 'cors' | 'callback' | 'identity_required' | 'rate_limit' | 'mask';
 
 /** `store`: where rate-limit counters, callback nonces, one-time login codes and sessions live. */
 export interface StoreConfig {
@@ -231,6 +239,8 @@ export interface RateLimitConfig {
   scope: 'route' | 'global';
   /** IPv6 clients are counted by this prefix of their address (default 64: one budget per /64). */
   ipv6_prefix: number;
+  /** Present when the limit is in report mode (its own `mode: report`, or the route's `report: [rate_limit]`). */
+  mode?: 'report';
   pos: SourcePos;
 }
 
@@ -367,6 +377,7 @@ export interface PolicyConfig {
     rate_limits: RateLimitConfig[];
     mask?: string;
     mask_by?: MaskChoiceConfig;
+    report?: ReportRule[];
   };
   store: StoreConfig;
   wechat?: WechatConfig;
