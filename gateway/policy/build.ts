@@ -25,6 +25,7 @@ import type {
   RouteConfig,
   SourcePos,
   UpstreamConfig,
+  WebSocketConfig,
 } from '../types/policy.js';
 import type { Locator } from './yaml-source.js';
 
@@ -69,6 +70,10 @@ export const DEFAULTS = {
   semicolons: 'reject',
   header_underscores: 'drop',
   ipv6_prefix: 64,
+  websocket_idle_timeout: '60s',
+  websocket_max_duration: '1h',
+  websocket_max_connections: 1000,
+  websocket_max_message: '1mb',
 } as const;
 
 /**
@@ -105,7 +110,10 @@ interface RawAccess {
   rate_limit?: 'off' | RawRateRule | RawRateRule[];
   mask?: string;
   identity_required?: boolean;
+  websocket?: RawWebSocket;
 }
+
+type RawWebSocket = boolean | { idle_timeout?: string; max_duration?: string; max_connections?: number; max_message?: string };
 
 interface RawCallback {
   decrypt?: boolean;
@@ -185,6 +193,17 @@ interface RawPolicy {
     wechat_callback?: RawCallback;
     wechatpay_notify?: RawCallback;
   })[];
+}
+
+/** `websocket: true` takes every default; a mapping replaces the ones it names. */
+function websocketConfig(raw: Exclude<RawWebSocket, false>): WebSocketConfig {
+  const w = raw === true ? {} : raw;
+  return {
+    idle_timeout: sure(parseDuration(w.idle_timeout ?? DEFAULTS.websocket_idle_timeout)),
+    max_duration: sure(parseDuration(w.max_duration ?? DEFAULTS.websocket_max_duration)),
+    max_connections: w.max_connections ?? DEFAULTS.websocket_max_connections,
+    max_message: sure(parseSize(w.max_message ?? DEFAULTS.websocket_max_message)),
+  };
 }
 
 function sure<T>(parsed: Parsed<T>): T {
@@ -407,6 +426,7 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
     const cors = r.cors ?? defaults.cors;
     const limitsAt: KeyPath = r.rate_limit !== undefined ? ['routes', i, 'rate_limit'] : ['defaults', 'rate_limit'];
     const mask = r.mask ?? defaults.mask;
+    const websocket = r.websocket ?? defaults.websocket;
     return {
       name: r.name,
       match: {
@@ -427,6 +447,7 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
       on_mask_error: r.on_mask_error ?? DEFAULTS.on_mask_error,
       ...(r.wechat_callback && { wechat_callback: callbackConfig(r.wechat_callback, pos(['routes', i, 'wechat_callback'], 'key')) }),
       ...(r.wechatpay_notify && { wechatpay_notify: callbackConfig(r.wechatpay_notify, pos(['routes', i, 'wechatpay_notify'], 'key')) }),
+      ...(websocket !== undefined && websocket !== false && { websocket: websocketConfig(websocket) }),
       pos: pos(['routes', i]),
     };
   });

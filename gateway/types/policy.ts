@@ -108,7 +108,21 @@ export interface RouteConfig {
   on_mask_error: 'fail' | 'pass';
   wechat_callback?: WechatCallbackConfig;
   wechatpay_notify?: WechatPayNotifyConfig;
+  /** WebSocket upgrades this route forwards (route's `websocket`, else defaults'); absent: refused. */
+  websocket?: WebSocketConfig;
   pos: SourcePos;
+}
+
+/** `websocket`: how long and how many WebSocket sessions a route keeps open. */
+export interface WebSocketConfig {
+  /** Milliseconds without a message or ping in either direction before the session is closed. */
+  idle_timeout: number;
+  /** Milliseconds a session may last in all. */
+  max_duration: number;
+  /** Sessions open at once on this route, per gateway process. */
+  max_connections: number;
+  /** Bytes of the largest message accepted from either side. */
+  max_message: number;
 }
 
 /** `store`: where rate-limit counters, callback nonces, one-time login codes and sessions live. */
