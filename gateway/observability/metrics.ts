@@ -66,6 +66,10 @@ export class Metrics {
   private readonly upstreamErrors: Counter<'route' | 'reason'>;
   readonly decisions: Counter<'reason'>;
   readonly reloads: Counter<'result'>;
+  /** WebSocket sessions open now, by route (proxy/websocket.ts). */
+  readonly websocketsOpen: Gauge<'route'>;
+  /** WebSocket message bytes, by route and direction: `in` from the client, `out` to it. */
+  readonly websocketBytes: Counter<'route' | 'direction'>;
 
   constructor(
     certificates: () => readonly LoadedCertificate[],
@@ -113,6 +117,18 @@ export class Metrics {
       registers,
     });
     for (const result of ['success', 'invalid', 'restart_required']) this.reloads.inc({ result }, 0);
+    this.websocketsOpen = new Gauge({
+      name: 'wxgw_websockets_open',
+      help: 'WebSocket sessions open through the gateway, by route.',
+      labelNames: ['route'],
+      registers,
+    });
+    this.websocketBytes = new Counter({
+      name: 'wxgw_websocket_bytes_total',
+      help: 'WebSocket message payload bytes relayed, by route and direction (in: from the client, out: to the client).',
+      labelNames: ['route', 'direction'],
+      registers,
+    });
     new Gauge({
       name: 'wxgw_certificate_expiry_seconds',
       help: 'Seconds until the leaf of each configured certificate expires (negative once expired).',
