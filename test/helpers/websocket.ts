@@ -106,10 +106,16 @@ export function connect(port: number, ca: Buffer, path: string, opts: ConnectOpt
   });
 }
 
-/** Resolves with the code and reason of the close `ws` sees. */
-export function closed(ws: WebSocket): Promise<{ code: number; reason: string }> {
+/** Resolves with the code and reason of the close `ws` sees; the deadline only turns a hang into a failure. */
+export function closed(ws: WebSocket, timeoutMs = 15_000): Promise<{ code: number; reason: string }> {
   if (ws.readyState === WebSocket.CLOSED) return Promise.reject(new Error('already closed'));
-  return new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  return new Promise((resolve, reject) => {
+    const deadline = setTimeout(() => reject(new Error(`the WebSocket was not closed within ${timeoutMs} ms`)), timeoutMs);
+    ws.once('close', (code, reason) => {
+      clearTimeout(deadline);
+      resolve({ code, reason: reason.toString() });
+    });
+  });
 }
 
 /** Sends one message and resolves with the next one received. */
