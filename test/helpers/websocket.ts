@@ -34,7 +34,12 @@ export async function startWsUpstream(): Promise<WsUpstream> {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end('{"plain":true}');
   });
-  const wss = new WebSocketServer({ server, handleProtocols: (protocols) => [...protocols][0] ?? false });
+  // A path with `/refused` is answered 403 instead of 101: a backend turning a handshake down.
+  const wss = new WebSocketServer({
+    server,
+    handleProtocols: (protocols) => [...protocols][0] ?? false,
+    verifyClient: (info, done) => done(!(info.req.url ?? '').includes('/refused'), 403),
+  });
   wss.on('connection', (socket, req) => {
     const url = req.url ?? '';
     upstream.upgrades.push({ url, headers: req.headers });
@@ -71,14 +76,16 @@ export interface ConnectOptions {
   headers?: Record<string, string>;
   protocols?: string[];
   origin?: string;
+  /** ws:// to a plain listener (`server.https: off`) instead of wss://. */
+  plain?: boolean;
 }
 
-/** Opens wss://localhost:port/path through the gateway, trusting only the test's root. */
+/** Opens wss://localhost:port/path through the gateway, trusting only the test's root (or ws:// with `plain`). */
 export function connect(port: number, ca: Buffer, path: string, opts: ConnectOptions = {}): Promise<Handshake> {
   return new Promise((resolve, reject) => {
     // `ws` hands TLS options such as servername on to tls.connect; its types leave them out.
     const tls = { ca, servername: 'localhost' } as WebSocket.ClientOptions;
-    const ws = new WebSocket(`wss://127.0.0.1:${port}${path}`, opts.protocols ?? [], {
+    const ws = new WebSocket(`${opts.plain ? 'ws' : 'wss'}://127.0.0.1:${port}${path}`, opts.protocols ?? [], {
       ...tls,
       headers: { host: 'localhost', ...opts.headers },
       ...(opts.origin !== undefined && { origin: opts.origin }),

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { startTestGateway, type PolicyContext, type TestGateway } from '../helpers/gateway.js';
 import { httpsRequest } from '../helpers/https-client.js';
+import { freePort } from '../helpers/ports.js';
 import { waitUntil } from '../helpers/wait.js';
 import { closed, connect, echo, startWsUpstream, type Handshake, type WsUpstream } from '../helpers/websocket.js';
 
@@ -36,7 +37,7 @@ function refused(h: Handshake, status: number, reason: string): void {
   assert.match(String(r.headers['content-type']), /^application\/json/);
 }
 
-const policy = (upstream: string) => (ctx: PolicyContext) => `version: 1
+const policy = (upstream: string, closedPort: number) => (ctx: PolicyContext) => `version: 1
 server:
   https: { listen: "127.0.0.1:${ctx.httpsPort}" }
 ${ctx.tlsSection}
@@ -46,6 +47,7 @@ defaults:
   allow: any
 upstreams:
   legacy: { url: "${upstream}", timeout: 5s }
+  closed: { url: "http://127.0.0.1:${closedPort}" }
 routes:
   - name: plain
     match: { path_prefix: /plain/ }
@@ -78,6 +80,10 @@ routes:
     match: { path_prefix: /idle/ }
     upstream: legacy
     websocket: { idle_timeout: 300ms }
+  - name: nowhere
+    match: { path_prefix: /nowhere/ }
+    upstream: closed
+    websocket: true
   - name: few
     match: { path_prefix: /few/ }
     upstream: legacy
@@ -87,6 +93,8 @@ routes:
 describe('websocket', () => {
   let upstream: WsUpstream;
   let t: TestGateway;
+  /** A port nothing listens on. */
+  let closedPort: number;
 
   const open = (path: string, opts?: Parameters<typeof connect>[3]) => connect(t.port, t.ca, path, opts);
   const upgradesTo = (prefix: string) => upstream.upgrades.filter((u) => u.url.startsWith(prefix));
@@ -94,7 +102,8 @@ describe('websocket', () => {
 
   before(async () => {
     upstream = await startWsUpstream();
-    t = await startTestGateway(policy(upstream.url), { env: { JWT_SECRET } });
+    closedPort = await freePort();
+    t = await startTestGateway(policy(upstream.url, closedPort), { env: { JWT_SECRET } });
   });
   after(async () => {
     await t.close();
@@ -150,6 +159,14 @@ describe('websocket', () => {
     const seen = upstream.requests.find((r) => r.url === '/plain/h2c')!;
     assert.equal(seen.headers.upgrade, undefined);
     assert.equal(seen.headers['http2-settings'], undefined);
+  });
+
+  test('an upstream that turns the handshake down or cannot be reached gives 502, never a 101', async () => {
+    refused(await open('/echo/refused'), 502, 'upstream_unavailable');
+    refused(await open('/nowhere/x'), 502, 'upstream_unavailable');
+    const line = await t.waitForLog((l) => l.msg === 'request' && l.route === 'nowhere', 'the access line of the unreachable upstream');
+    assert.equal(line.status, 502);
+    assert.equal(line.reason, 'upstream_unavailable');
   });
 
   test('a forbidden address is refused at the handshake', async () => {
@@ -238,7 +255,7 @@ describe('websocket', () => {
 
   test('a reload does not cut an open session', async () => {
     const h = opened(await open('/echo/reload'));
-    writeFileSync(join(t.ctx.dir, 'gateway.yaml'), policy(upstream.url)(t.ctx).replace('name: plain', 'name: plain2'));
+    writeFileSync(join(t.ctx.dir, 'gateway.yaml'), policy(upstream.url, closedPort)(t.ctx).replace('name: plain', 'name: plain2'));
     const result = await t.gw.reload();
     assert.equal(result.ok, true, JSON.stringify(result));
     assert.equal((await echo(h.ws, 'still here')).data.toString(), 'still here');
@@ -279,6 +296,39 @@ routes:
       const line = await t.waitForLog((l) => l.msg === 'websocket session', 'the session line');
       assert.equal(line.why, 'shutdown');
       assert.equal(line.closed_by, 'gateway');
+    } finally {
+      await t.close();
+      await upstream.close();
+    }
+  });
+});
+
+describe('websocket behind a TLS-terminating load balancer (server.https: off)', () => {
+  test('an upgrade the trusted balancer received over https is proxied; any other is refused with https_required', async () => {
+    const upstream = await startWsUpstream();
+    const t = await startTestGateway(
+      (ctx) => `version: 1
+server:
+  https: off
+  http: { listen: "127.0.0.1:${ctx.httpPort}", mode: redirect }
+  public_host: api.example.com
+  trusted_proxies: [127.0.0.1]
+upstreams:
+  legacy: { url: "${upstream.url}" }
+routes:
+  - { name: echo, match: { path_prefix: / }, upstream: legacy, websocket: true }
+defaults: { allow: any }
+`,
+    );
+    try {
+      refused(await connect(t.port, t.ca, '/claimed', { plain: true }), 400, 'https_required');
+      const h = opened(await connect(t.port, t.ca, '/forwarded', { plain: true, headers: { 'x-forwarded-proto': 'https', 'x-forwarded-for': '203.0.113.7' } }));
+      assert.equal((await echo(h.ws, 'via balancer')).data.toString(), 'via balancer');
+      const seen = upstream.upgrades.find((u) => u.url === '/forwarded')!.headers;
+      assert.equal(seen['x-forwarded-for'], '203.0.113.7, 127.0.0.1');
+      assert.equal(upstream.upgrades.filter((u) => u.url === '/claimed').length, 0);
+      h.ws.close();
+      await closed(h.ws);
     } finally {
       await t.close();
       await upstream.close();
