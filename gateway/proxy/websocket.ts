@@ -41,6 +41,8 @@ export const TOKEN_PROTOCOL_PREFIX = 'bearer.';
 const HIGH_WATER = 1024 * 1024;
 
 const KEY = /^[+/0-9A-Za-z]{22}==$/;
+/** An HTTP token (RFC 9110 §5.6.2): what a subprotocol name must be. */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /** The client's handshake headers the gateway's own upstream handshake replaces. */
 const HANDSHAKE_HEADERS = ['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol'];
@@ -66,6 +68,7 @@ function offeredProtocols(header: string | undefined): Offered {
   for (const entry of header.split(',')) {
     const p = entry.trim();
     if (p === '') continue;
+    if (!TOKEN.test(p)) return { ok: false, why: `the subprotocol ${JSON.stringify(p)} is not a token` };
     if (!p.startsWith(TOKEN_PROTOCOL_PREFIX)) {
       if (protocols.includes(p)) return { ok: false, why: `the subprotocol ${JSON.stringify(p)} is offered twice` };
       protocols.push(p);
@@ -127,8 +130,6 @@ export interface WebSockets {
   attach<S extends Server>(server: S): S;
   /** Closes every open session with 1001 and refuses new ones (shutdown, once the drain delay is over). */
   closeAll(): void;
-  /** Sessions open now, all routes. */
-  readonly open: number;
 }
 
 interface Session {
@@ -156,6 +157,8 @@ export function createWebSockets(opts: WebSocketsOptions): WebSockets {
       maxPayload: maxMessage,
       handleProtocols: (_protocols, req) => chosen.get(req) || false,
     });
+    // Its own refusals are left to the gateway, which answers with its JSON error (connect()).
+    wss.on('wsClientError', () => undefined);
     wss.on('headers', (headers: string[], req: IncomingMessage) => {
       headers.push(`x-request-id: ${requestState(req, source.current).id}`);
     });
@@ -260,7 +263,7 @@ export function createWebSockets(opts: WebSocketsOptions): WebSockets {
     client.on('close', (code: number, reason: Buffer) => {
       closedBy ??= 'client';
       clientCode = code;
-      if (upstream.readyState === WebSocket.OPEN || upstream.readyState === WebSocket.CONNECTING) {
+      if (upstream.readyState === WebSocket.OPEN) {
         if (sendable(code)) upstream.close(code, reason);
         else if (code === 1005) upstream.close();
         else upstream.close(1001);
@@ -282,7 +285,15 @@ export function createWebSockets(opts: WebSocketsOptions): WebSockets {
     chosen.delete(req);
   };
 
+  /** The client hung up before its 101: nothing is left to answer. */
+  const abandoned = (wx: RequestState, target: RouteTarget): void => {
+    release(target.name);
+    accessLog(wx, 'GET', 101, false);
+  };
+
   const connect = (req: IncomingMessage, socket: Duplex, head: Buffer, wx: RequestState, target: RouteTarget, dest: string, limits: WebSocketConfig, protocols: string[], passed: Passed): void => {
+    // The guards may have taken a while (a token check, the store): the client may be gone.
+    if (socket.destroyed) return abandoned(wx, target);
     if (passed.storeBypassed) {
       wx.reason = 'store_unavailable_allowed';
       decisions.count('store_unavailable_allowed');
@@ -311,19 +322,26 @@ export function createWebSockets(opts: WebSocketsOptions): WebSockets {
       refuse(socket, wx, reason, message);
     };
     wx.upstreamStart = performance.now();
-    const upstream = new WebSocket(upstreamUrl(target, dest), protocols, {
-      headers: headers as Record<string, string>,
-      perMessageDeflate: false,
-      handshakeTimeout: target.timeout,
-      maxPayload: limits.max_message,
-      followRedirects: false,
-    });
+    let upstream: WebSocket;
+    try {
+      upstream = new WebSocket(upstreamUrl(target, dest), protocols, {
+        headers: headers as Record<string, string>,
+        perMessageDeflate: false,
+        handshakeTimeout: target.timeout,
+        maxPayload: limits.max_message,
+        followRedirects: false,
+      });
+    } catch (err) {
+      // The subprotocols were checked before; only a gateway bug gets here.
+      release(target.name);
+      logger.error({ request_id: wx.id, err, route: target.name }, 'websocket upstream handshake could not be started');
+      return refuse(socket, wx, 'internal_error');
+    }
     const clientGone = (): void => {
       if (settled) return;
       settled = true;
-      release(target.name);
       upstream.terminate();
-      accessLog(wx, 'GET', 101, false);
+      abandoned(wx, target);
     };
     socket.once('close', clientGone);
     upstream.once('unexpected-response', (_request, response: IncomingMessage) => {
@@ -345,14 +363,19 @@ export function createWebSockets(opts: WebSocketsOptions): WebSockets {
       socket.off('close', clientGone);
       wx.upstreamMs = performance.now() - wx.upstreamStart;
       if (upstream.protocol !== '') chosen.set(req, upstream.protocol);
+      let upgraded = false;
       serverFor(limits.max_message).handleUpgrade(req, socket, head, (client) => {
+        upgraded = true;
         accessLog(wx, 'GET', 101, true);
         opened(req, wx, target, limits, client, upstream);
       });
-      // handleUpgrade gives up without a call when the client went away meanwhile.
-      if (socket.destroyed) {
-        release(target.name);
+      // Without a client check handleUpgrade decides at once; it gives up without a call when the
+      // client went away meanwhile, or (it checks what the gateway already did) finds the handshake wrong.
+      if (!upgraded) {
         upstream.terminate();
+        if (!socket.writable) return abandoned(wx, target);
+        release(target.name);
+        refuse(socket, wx, 'bad_request', 'the WebSocket handshake is malformed');
       }
     });
   };
@@ -364,6 +387,7 @@ export function createWebSockets(opts: WebSocketsOptions): WebSockets {
     if (!opts.servable(req, wx)) return refuse(socket, wx, 'https_required');
     if (closing) return refuse(socket, wx, 'shutting_down');
     if (req.method !== 'GET') return refuse(socket, wx, 'bad_request', 'a WebSocket handshake is a GET request');
+    if (req.headers.upgrade?.trim().toLowerCase() !== 'websocket') return refuse(socket, wx, 'bad_request', 'Upgrade must name websocket alone');
     const routing = route(req, wx);
     if (routing.kind === 'refuse') return refuse(socket, wx, routing.reason, routing.message, routing.headers);
     const { target, dest } = routing;
@@ -426,9 +450,6 @@ export function createWebSockets(opts: WebSocketsOptions): WebSockets {
     closeAll() {
       closing = true;
       for (const s of sessions) s.close(1001, 'gateway shutting down', 'shutdown');
-    },
-    get open() {
-      return sessions.size;
     },
   };
 }

@@ -5,6 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { startTestGateway, type PolicyContext, type TestGateway } from '../helpers/gateway.js';
@@ -22,6 +23,20 @@ function tokenFor(openid: string): Promise<string> {
     .setIssuedAt()
     .setExpirationTime('1h')
     .sign(new TextEncoder().encode(JWT_SECRET));
+}
+
+/** One handshake written by hand over TLS, for what a WebSocket library would never send. */
+function rawUpgrade(port: number, ca: Buffer, method: string, path: string, headers: Record<string, string>): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', ca }, () => {
+      const lines = [`${method} ${path} HTTP/1.1`, 'host: localhost', 'connection: Upgrade', ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+      socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+    });
+    let text = '';
+    socket.on('data', (c: Buffer) => (text += c.toString()));
+    socket.on('end', () => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), text }));
+    socket.on('error', reject);
+  });
 }
 
 function opened(h: Handshake): Extract<Handshake, { kind: 'open' }> {
@@ -167,6 +182,25 @@ describe('websocket', () => {
     const line = await t.waitForLog((l) => l.msg === 'request' && l.route === 'nowhere', 'the access line of the unreachable upstream');
     assert.equal(line.status, 502);
     assert.equal(line.reason, 'upstream_unavailable');
+  });
+
+  test('a malformed handshake is refused with 400 bad_request before the upstream hears of it', async () => {
+    const key = 'dGhlIHNhbXBsZSBub25jZQ==';
+    const cases: [string, Record<string, string>][] = [
+      ['GET', { upgrade: 'websocket, h2c', 'sec-websocket-key': key, 'sec-websocket-version': '13' }],
+      ['GET', { upgrade: 'websocket', 'sec-websocket-key': 'short', 'sec-websocket-version': '13' }],
+      ['GET', { upgrade: 'websocket', 'sec-websocket-key': key, 'sec-websocket-version': '8' }],
+      ['GET', { upgrade: 'websocket', 'sec-websocket-key': key, 'sec-websocket-version': '13', 'sec-websocket-protocol': 'chat, a"b' }],
+      ['GET', { upgrade: 'websocket', 'sec-websocket-key': key, 'sec-websocket-version': '13', 'sec-websocket-protocol': 'chat, chat' }],
+      ['POST', { upgrade: 'websocket', 'sec-websocket-key': key, 'sec-websocket-version': '13' }],
+    ];
+    for (const [method, headers] of cases) {
+      const res = await rawUpgrade(t.port, t.ca, method, '/echo/malformed', headers);
+      assert.equal(res.status, 400, `${method} ${JSON.stringify(headers)}: ${res.text}`);
+      assert.match(res.text, /"reason":"bad_request"/);
+    }
+    assert.equal(upgradesTo('/echo/malformed').length, 0);
+    assert.equal(upstream.requests.filter((r) => r.url === '/echo/malformed').length, 0);
   });
 
   test('a forbidden address is refused at the handshake', async () => {
