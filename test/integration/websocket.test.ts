@@ -95,6 +95,10 @@ routes:
     match: { path_prefix: /idle/ }
     upstream: legacy
     websocket: { idle_timeout: 300ms }
+  - name: short
+    match: { path_prefix: /short/ }
+    upstream: legacy
+    websocket: { max_duration: 400ms, idle_timeout: 1m }
   - name: nowhere
     match: { path_prefix: /nowhere/ }
     upstream: closed
@@ -266,6 +270,18 @@ describe('websocket', () => {
     assert.equal(line.closed_by, 'gateway');
     assert.equal(line.why, 'idle_timeout');
     await waitUntil(() => (upstream.closes.some((c) => c.url === '/idle/quiet') ? true : undefined), 'the backend side closed', { wake: upstream.wake });
+  });
+
+  test('a session is closed at max_duration however busy it is', async () => {
+    const h = opened(await open('/short/busy'));
+    // A heartbeat well inside idle_timeout: only max_duration can end the session.
+    const beat = setInterval(() => h.ws.send('beat'), 50);
+    const { code, reason } = await closed(h.ws).finally(() => clearInterval(beat));
+    assert.equal(code, 1000);
+    assert.equal(reason, 'session too long');
+    const line = await sessionLog(String(h.headers['x-request-id']));
+    assert.equal(line.why, 'max_duration');
+    assert.ok(Number(line.bytes_in) >= 4);
   });
 
   test('max_connections: one session past the limit is refused until one closes; max_message closes with 1009', async () => {
