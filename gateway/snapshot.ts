@@ -1,6 +1,6 @@
 // One immutable picture of the policy in force: what request handling reads, built beside the
 // old one and swapped by reference.
-import { PolicyError, type PolicyConfig, type RouteConfig, type SourcePos, type UpstreamConfig, type WebSocketConfig } from './types/policy.js';
+import { PolicyError, type MaskChoiceConfig, type PolicyConfig, type RouteConfig, type SourcePos, type UpstreamConfig, type WebSocketConfig } from './types/policy.js';
 import type { LoadedCertificate } from './tls/load.js';
 import { handshakeTls, type HandshakeTls } from './tls/server-options.js';
 import { RouteTable, type CompiledRoute } from './net/route-table.js';
@@ -8,7 +8,15 @@ import { compileTrustedProxies, type TrustedProxies } from './net/client-address
 import { compileIpAllow } from './guards/ip-allow.js';
 import { compileGuardChain, type GuardChain } from './guards/chain.js';
 import { compileCors } from './guards/cors.js';
-import { compileRequestHeaders, securityHeaders, type RequestHeaderPlan, type ResponsePlan } from './guards/header-plan.js';
+import {
+  compileHeaderRules,
+  compileRequestHeaders,
+  securityHeaders,
+  stripWith,
+  type HeaderRules,
+  type RequestHeaderPlan,
+  type ResponsePlan,
+} from './guards/header-plan.js';
 import { compileRateLimits } from './guards/rate-limit.js';
 import type { CallbackGuard, Seal } from './guards/callback-types.js';
 import { VERIFIED_HEADER, compileWechatCallback } from './guards/wechat-callback.js';
@@ -17,6 +25,8 @@ import { compileMaskProfile } from './masking/compile.js';
 import type { CompiledMask } from './masking/compile.js';
 import { maskValue } from './masking/json-mask.js';
 import { compileLogRedactor, type LogRedactor } from './masking/redact.js';
+import { compileMaskSelector, type MaskSelector } from './masking/select.js';
+import { selectedClaims } from './policy/mask-choice.js';
 import { compileIdentity, type IdentityVerifier } from './identity/verify.js';
 import { SessionSigner } from './identity/session-token.js';
 import { createLogin, type LoginUpstreamFailure, type LoginUpstreamRequest, type LoginUpstreamResponse } from './identity/login.js';
@@ -38,6 +48,15 @@ export type AnswerPlan =
   | { kind: 'mask'; mask: CompiledMask; failOpen: boolean }
   | { kind: 'seal'; seal: Seal };
 
+/** A route's answers: one plan for all, or the plan its caller's verified identity picks (`mask: { by }`). */
+export type RouteAnswer = AnswerPlan | { kind: 'choose'; choose: MaskSelector<ChosenAnswer> };
+
+/** A choice's plan, and the profile it applies (`off` for none), for the access log. */
+export interface ChosenAnswer {
+  readonly plan: AnswerPlan;
+  readonly profile: string;
+}
+
 export interface RouteTarget {
   readonly name: string;
   readonly upstream: UpstreamTarget;
@@ -45,12 +64,14 @@ export interface RouteTarget {
   readonly timeout: number;
   /** How answers are rewritten; its `cors` is the route's compiled CORS guard. */
   readonly response: ResponsePlan;
+  /** The route's `request_headers`; undefined without any. */
+  readonly requestRules?: HeaderRules;
   /** `login`: the identity login endpoint, answered by the gateway after the route's guards. */
   readonly kind: 'proxy' | 'login';
   /** The route's guards in order (allowlist, CORS, signed callback, identity, rate limits). */
   readonly chain: GuardChain;
   /** What the upstream's answer goes through: streamed as it is, or masked by the route's profile. */
-  readonly answer: AnswerPlan;
+  readonly answer: RouteAnswer;
   /** The route's WebSocket limits; undefined: upgrades are refused (proxy/websocket.ts). */
   readonly websocket: WebSocketConfig | undefined;
 }
@@ -128,7 +149,8 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
 
   const identity = policy.identity;
   const signer = identity?.session ? await built(identity.pos, () => SessionSigner.create(identity.session!)) : undefined;
-  const verifier = identity ? await built(identity.pos, () => compileIdentity(identity, { signer })) : undefined;
+  const claims = selectedClaims([policy.defaults.mask_by, ...policy.routes.map((r) => r.mask_by)]);
+  const verifier = identity ? await built(identity.pos, () => compileIdentity(identity, { signer, claims })) : undefined;
   const callbacks = new Map<string, CallbackGuard>();
   for (const r of policy.routes) {
     if (r.wechat_callback) callbacks.set(r.name, await built(r.wechat_callback.pos, () => compileWechatCallback(r.wechat_callback!, policy.wechat!, deps.store)));
@@ -140,13 +162,17 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
     // The validator refuses undefined upstreams; reaching this is a bug, not bad input.
     if (!upstream) throw new Error(`route ${r.name}: upstream ${r.upstream} missing after validation`);
     const timeout = r.timeout ?? policy.upstreams.get(r.upstream)!.timeout;
+    const responseRules = compileHeaderRules(r.response_headers, 'response');
+    const requestRules = compileHeaderRules(r.request_headers, 'request');
     const response: ResponsePlan = Object.freeze({
-      strip,
+      strip: stripWith(strip, responseRules),
+      ...(responseRules && { rules: responseRules }),
       fixed,
       jsonCharset: r.json_charset,
       cors: r.cors && compileCors(r.cors),
     });
     const mask = r.mask === undefined ? undefined : masks.get(r.mask);
+    const failOpen = r.on_mask_error === 'pass';
     const chain = compileGuardChain({
       ipAllow: compileIpAllow(r.allow, r.deny),
       cors: response.cors,
@@ -163,9 +189,10 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
       upstream,
       timeout,
       response,
+      ...(requestRules && { requestRules }),
       kind,
       chain,
-      answer: Object.freeze<AnswerPlan>(mask ? { kind: 'mask', mask, failOpen: r.on_mask_error === 'pass' } : { kind: 'stream' }),
+      answer: r.mask_by && mask ? chooseAnswer(r.mask_by, masks, mask, failOpen) : Object.freeze<AnswerPlan>(mask ? { kind: 'mask', mask, failOpen } : { kind: 'stream' }),
       websocket: r.websocket && Object.freeze({ ...r.websocket }),
     });
   };
@@ -225,6 +252,21 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
       login?.close();
     },
   });
+}
+
+/** Every choice's plan built once, shared by the requests it applies to. */
+function chooseAnswer(cfg: MaskChoiceConfig, masks: ReadonlyMap<string, CompiledMask>, strictest: CompiledMask, failOpen: boolean): RouteAnswer {
+  const plans = new Map<string, ChosenAnswer>();
+  const plan = (profile: string): ChosenAnswer => {
+    let chosen = plans.get(profile);
+    if (!chosen) {
+      const mask = profile === 'off' ? undefined : masks.get(profile)!;
+      chosen = Object.freeze({ plan: Object.freeze<AnswerPlan>(mask ? { kind: 'mask', mask, failOpen } : { kind: 'stream' }), profile });
+      plans.set(profile, chosen);
+    }
+    return chosen;
+  };
+  return Object.freeze({ kind: 'choose', choose: compileMaskSelector(cfg, plan, plan(strictest.name)) });
 }
 
 /**

@@ -11,7 +11,7 @@
 // Chains whose steps are all stateless decide without a promise.
 import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError, type Reason } from '../errors.js';
-import type { IdentityVerifier } from '../identity/verify.js';
+import type { IdentityVerifier, VerifiedClaims } from '../identity/verify.js';
 import type { RateRule, Store } from '../store/store.js';
 import type { CallbackGuard, Seal } from './callback-types.js';
 import type { CompiledCors } from './cors.js';
@@ -44,6 +44,8 @@ export interface Passed {
   /** Seals the upstream's reply into a signed, encrypted callback reply. */
   readonly seal: Seal | undefined;
   readonly openid: string | undefined;
+  /** The verified token's claims the policy selects by (a mask chosen by role); never from a client header. */
+  readonly claims: VerifiedClaims | undefined;
   /** The route's CORS guard and the Origin it allows, for every answer including the gateway's own. */
   readonly cors: CompiledCors | undefined;
   readonly allowedOrigin: string | undefined;
@@ -105,6 +107,7 @@ interface Progress {
   body: Buffer | undefined;
   seal: Seal | undefined;
   openid: string | undefined;
+  claims: VerifiedClaims | undefined;
   cors: CompiledCors | undefined;
   allowedOrigin: string | undefined;
   storeBypassed: boolean;
@@ -195,6 +198,7 @@ function identityStep(g: RouteGuards, identity: IdentityVerifier): Step {
   const settled = (p: Progress, outcome: Awaited<ReturnType<IdentityVerifier['verify']>>): Stop | undefined => {
     if (outcome.kind === 'verified') {
       p.openid = outcome.openid;
+      p.claims = outcome.claims;
       p.added[identity.upstreamHeader] = outcome.openid;
       return undefined;
     }
@@ -231,6 +235,7 @@ function passed(p: Progress): Passed {
     body: p.body,
     seal: p.seal,
     openid: p.openid,
+    claims: p.claims,
     cors: p.cors,
     allowedOrigin: p.allowedOrigin,
     storeBypassed: p.storeBypassed,
@@ -279,6 +284,7 @@ const PASSED: Passed = Object.freeze({
   body: undefined,
   seal: undefined,
   openid: undefined,
+  claims: undefined,
   cors: undefined,
   allowedOrigin: undefined,
   storeBypassed: false,
@@ -306,6 +312,7 @@ export function compileGuardChain(g: RouteGuards): GuardChain {
         body: undefined,
         seal: undefined,
         openid: undefined,
+        claims: undefined,
         cors: undefined,
         allowedOrigin: undefined,
         storeBypassed: false,

@@ -96,6 +96,9 @@ function ipv6Groups(address: string): number[] | undefined {
  * as the draft asks when more than one limit applies. Seconds are rounded up, so a client that
  * waits as told is never refused for having come back a fraction early.
  */
+/** Every header rateLimitHeaders() may state: the gateway's alone on an answer. */
+export const RATE_LIMIT_HEADERS: readonly string[] = ['ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'retry-after'];
+
 export function rateLimitHeaders(results: readonly RateResult[]): Record<string, string> {
   let tightest = results[0]!;
   for (const r of results) {

@@ -5,6 +5,8 @@ import { X509Certificate, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isAddressText } from './access.js';
 import { parseCidr, parseClientCidr, parseHost, parseListen, parseOrigin, parseUpstreamUrl } from './addresses.js';
+import { mergedHeaderRules, type RawHeaderRules, type Side } from './header-rules.js';
+import { maskFields, type RawMaskChoice } from './mask-choice.js';
 import { parseMaskTarget } from './mask-targets.js';
 import { resolveFrom } from './files.js';
 import { formatPath, type KeyPath } from './key-path.js';
@@ -108,8 +110,10 @@ interface RawAccess {
   deny?: string[];
   cors?: RawCors;
   rate_limit?: 'off' | RawRateRule | RawRateRule[];
-  mask?: string;
+  mask?: string | RawMaskChoice;
   identity_required?: boolean;
+  request_headers?: RawHeaderRules;
+  response_headers?: RawHeaderRules;
   websocket?: RawWebSocket;
 }
 
@@ -180,6 +184,7 @@ interface RawPolicy {
     unionid_header?: string;
   };
   ip_lists?: Record<string, string[]>;
+  openid_lists?: Record<string, string[]>;
   mask_profiles?: Record<string, RawMaskProfile>;
   defaults?: RawAccess;
   upstreams: Record<string, { url: string; timeout?: string }>;
@@ -381,6 +386,11 @@ function callbackConfig(c: RawCallback, pos: SourcePos) {
   };
 }
 
+function headerRules(side: Side, defaults: RawHeaderRules | undefined, route: RawHeaderRules | undefined) {
+  const merged = mergedHeaderRules(side, defaults, route);
+  return merged && { [side]: merged };
+}
+
 export interface BuildContext {
   /** Absolute path of the policy file. */
   file: string;
@@ -425,7 +435,7 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
     const deny = r.deny ?? defaults.deny ?? [];
     const cors = r.cors ?? defaults.cors;
     const limitsAt: KeyPath = r.rate_limit !== undefined ? ['routes', i, 'rate_limit'] : ['defaults', 'rate_limit'];
-    const mask = r.mask ?? defaults.mask;
+    const maskAt: KeyPath = r.mask !== undefined ? ['routes', i, 'mask'] : ['defaults', 'mask'];
     const websocket = r.websocket ?? defaults.websocket;
     return {
       name: r.name,
@@ -443,10 +453,12 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
       json_charset: r.json_charset ?? DEFAULTS.json_charset,
       rate_limits: rateLimits(r.rate_limit ?? defaults.rate_limit, limitsAt, pos),
       identity_required: r.identity_required ?? defaults.identity_required ?? false,
-      ...(mask !== undefined && mask !== 'off' && { mask }),
+      ...maskFields(r.mask ?? defaults.mask, raw.openid_lists, () => pos(maskAt, 'key')),
       on_mask_error: r.on_mask_error ?? DEFAULTS.on_mask_error,
       ...(r.wechat_callback && { wechat_callback: callbackConfig(r.wechat_callback, pos(['routes', i, 'wechat_callback'], 'key')) }),
       ...(r.wechatpay_notify && { wechatpay_notify: callbackConfig(r.wechatpay_notify, pos(['routes', i, 'wechatpay_notify'], 'key')) }),
+      ...headerRules('request_headers', defaults.request_headers, r.request_headers),
+      ...headerRules('response_headers', defaults.response_headers, r.response_headers),
       ...(websocket !== undefined && websocket !== false && { websocket: websocketConfig(websocket) }),
       pos: pos(['routes', i]),
     };
@@ -503,7 +515,7 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
       deny: addressList(defaults.deny ?? [], lists),
       ...(defaults.cors && { cors: corsConfig(defaults.cors) }),
       rate_limits: rateLimits(defaults.rate_limit, ['defaults', 'rate_limit'], pos),
-      ...(defaults.mask !== undefined && defaults.mask !== 'off' && { mask: defaults.mask }),
+      ...maskFields(defaults.mask, raw.openid_lists, () => pos(['defaults', 'mask'], 'key')),
     },
     store: storeConfig(raw.store, pos(raw.store ? ['store'] : [], 'key')),
     ...(raw.wechat && { wechat: wechatConfig(raw.wechat, pos(['wechat'], 'key')) }),

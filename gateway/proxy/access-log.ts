@@ -38,6 +38,8 @@ export function createAccessLog(logger: Logger, decisions: Decisions, metrics: M
         query: wx.query === undefined ? undefined : redactor.query(wx.query),
         status,
         reason: wx.reason,
+        // The profile's name only: which view of the data this caller was given.
+        mask: wx.mask,
         client_ip: wx.address.client,
         upstream_ms: wx.upstreamMs === undefined ? undefined : round(wx.upstreamMs),
         total_ms: round(totalMs),

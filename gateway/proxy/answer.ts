@@ -3,7 +3,9 @@
 import { maskHeaders } from '../masking/header-rules.js';
 import { MaskError, maskHead, maskResponse, maskWhole, type MaskOutcome } from '../masking/http.js';
 import type { Readable } from 'node:stream';
-import type { AnswerPlan } from '../snapshot.js';
+import type { AnswerPlan, RouteAnswer } from '../snapshot.js';
+import type { Passed } from '../guards/chain.js';
+import type { RequestState } from './request-state.js';
 import type { CompiledMask } from '../masking/compile.js';
 import type { ForwardResponse } from './forwarder.js';
 import { readBody } from './read-body.js';
@@ -21,6 +23,20 @@ function tagMaskErrors(body: Readable): void {
   body.prependListener('error', (err: Error) => {
     if (err instanceof MaskError) (err as MaskError & { reason?: string }).reason = 'mask_failed';
   });
+}
+
+/**
+ * The plan for this request's answer: the route's own, or the one its caller's verified identity
+ * picks. Notes the mask profile applied for the access log.
+ */
+export function planFor(answer: RouteAnswer, passed: Passed, wx: RequestState): AnswerPlan {
+  if (answer.kind === 'choose') {
+    const chosen = answer.choose(passed.openid, passed.claims);
+    wx.mask = chosen.profile;
+    return chosen.plan;
+  }
+  if (answer.kind === 'mask') wx.mask = answer.mask.name;
+  return answer;
 }
 
 /** How many bytes of an answer under this plan are worth collecting whole before deciding. */

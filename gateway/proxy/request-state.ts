@@ -27,6 +27,8 @@ export interface RequestState {
   reason: Decision | undefined;
   upstreamStart: number;
   upstreamMs: number | undefined;
+  /** The mask profile the answer went through (`off`: a choice by identity picked none); undefined: not masked. */
+  mask: string | undefined;
   /** The route's CORS guard and the Origin it allows, so the gateway's own errors carry them too. */
   cors: CompiledCors | undefined;
   allowedOrigin: string | undefined;
@@ -59,6 +61,7 @@ export function requestState(raw: IncomingMessage, snapshot: Snapshot): RequestS
     reason: undefined,
     upstreamStart: 0,
     upstreamMs: undefined,
+    mask: undefined,
     cors: undefined,
     allowedOrigin: undefined,
   };

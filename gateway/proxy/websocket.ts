@@ -303,6 +303,7 @@ export function createWebSockets(opts: WebSocketsOptions): WebSockets {
       address: wx.address,
       hasBody: false,
       response: target.response,
+      requestRules: target.requestRules,
       allowedOrigin: wx.allowedOrigin,
       reserved: wx.snapshot.reservedHeaders,
       added: Object.keys(passed.added).length > 0 ? passed.added : undefined,

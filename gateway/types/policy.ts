@@ -102,15 +102,31 @@ export interface RouteConfig {
   rate_limits: RateLimitConfig[];
   /** Refuse requests without a verified openid (401). */
   identity_required: boolean;
-  /** Name of the mask profile for this route's JSON answers (route's, else defaults'); absent: none. */
+  /**
+   * Name of the mask profile for this route's JSON answers (route's, else defaults'); absent: none.
+   * With `mask_by`, its `default`: the strictest, for every caller the choice does not pick.
+   */
   mask?: string;
+  /** The looser profiles verified callers may get (`mask: { by, profiles, default }`); absent: `mask` for all. */
+  mask_by?: MaskChoiceConfig;
   /** What a response that cannot be masked gets: 502 `mask_failed` (default) or passed unmasked. */
   on_mask_error: 'fail' | 'pass';
   wechat_callback?: WechatCallbackConfig;
   wechatpay_notify?: WechatPayNotifyConfig;
+  /** `request_headers` (towards the upstream), the route's merged over defaults' per header name; absent: none. */
+  request_headers?: HeaderRulesConfig;
+  /** `response_headers` (towards the client), merged the same way; absent: none. */
+  response_headers?: HeaderRulesConfig;
   /** WebSocket upgrades this route forwards (route's `websocket`, else defaults'); absent: refused. */
   websocket?: WebSocketConfig;
   pos: SourcePos;
+}
+
+/** Header rules of one side, lower-case names, values as written; never a gateway-owned header. */
+export interface HeaderRulesConfig {
+  set: { name: string; value: string }[];
+  add: { name: string; value: string }[];
+  remove: string[];
 }
 
 /** `websocket`: how long and how many WebSocket sessions a route keeps open. */
@@ -264,6 +280,21 @@ export interface MaskProfileConfig {
   pos: SourcePos;
 }
 
+/**
+ * `mask: { by, profiles, default }`: which profile a verified caller gets. `default` is the
+ * RouteConfig's `mask`; an unverified caller, or one no entry picks, always gets that.
+ */
+export interface MaskChoiceConfig {
+  /** A claim of the verified token (matched exactly), or the verified openid's `openid_lists` entry. */
+  by: { kind: 'claim'; claim: string } | { kind: 'openid_list' };
+  /**
+   * In the order written. `value`: the claim value, or the openid list's name with its `openids`.
+   * `profile`: a mask_profiles name, or `off` (unmasked).
+   */
+  choices: { value: string; openids?: string[]; profile: string }[];
+  pos: SourcePos;
+}
+
 export interface MaskHeadersConfig {
   /** Lower-case header names removed from the answer. */
   drop: string[];
@@ -349,6 +380,7 @@ export interface PolicyConfig {
     cors?: CorsConfig;
     rate_limits: RateLimitConfig[];
     mask?: string;
+    mask_by?: MaskChoiceConfig;
   };
   store: StoreConfig;
   wechat?: WechatConfig;

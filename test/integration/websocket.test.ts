@@ -71,6 +71,7 @@ routes:
     match: { path_prefix: /echo/ }
     upstream: legacy
     websocket: true
+    request_headers: { set: { X-Api-Version: "2" }, remove: [X-Debug] }
   - name: private
     match: { path_prefix: /private/ }
     upstream: legacy
@@ -152,7 +153,7 @@ describe('websocket', () => {
   });
 
   test('the backend gets a proper upgrade with the gateway forwarding headers and never a client-supplied openid', async () => {
-    const h = opened(await open('/echo/headers', { headers: { 'x-wx-openid': 'o-forged', 'x-forwarded-for': '6.6.6.6', 'x-wx-openid_': 'x' } }));
+    const h = opened(await open('/echo/headers', { headers: { 'x-wx-openid': 'o-forged', 'x-forwarded-for': '6.6.6.6', 'x-wx-openid_': 'x', 'x-debug': '1' } }));
     const seen = upgradesTo('/echo/headers')[0]!.headers;
     assert.equal(seen.upgrade, 'websocket');
     assert.match(String(seen.connection), /upgrade/i);
@@ -162,6 +163,9 @@ describe('websocket', () => {
     assert.equal(seen['x-forwarded-host'], 'localhost');
     assert.equal(seen['x-request-id'], h.headers['x-request-id']);
     assert.equal(seen['sec-websocket-version'], '13');
+    // The route's request_headers apply to the handshake as to any request.
+    assert.equal(seen['x-api-version'], '2');
+    assert.equal(seen['x-debug'], undefined);
     h.ws.close();
     await closed(h.ws);
   });
