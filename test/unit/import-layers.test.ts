@@ -30,6 +30,7 @@ const LAYERS: Record<string, number> = {
   runtime: 8,
   main: 9,
   demo: 10,
+  scan: 10,
   cli: 11,
 };
 
