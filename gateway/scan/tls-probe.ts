@@ -5,7 +5,7 @@
 //   probeTls(prober, report, { roots, now })
 
 import { X509Certificate } from 'node:crypto';
-import { checkServerIdentity, rootCertificates, type DetailedPeerCertificate, type SecureVersion } from 'node:tls';
+import { checkServerIdentity, createSecureContext, rootCertificates, type DetailedPeerCertificate, type SecureVersion } from 'node:tls';
 import { checkChain } from '../tls/chain.js';
 import { dn, oneLine } from '../tls/format.js';
 import type { TrustStore } from '../tls/roots.js';
@@ -31,6 +31,16 @@ const WEAK_CIPHERS = ['AES128-SHA', 'AES256-SHA', 'ECDHE-RSA-AES128-SHA', 'DES-C
 
 /** OpenSSL's security level 0: lets this client offer what servers must refuse. */
 const ANYTHING = ':@SECLEVEL=0';
+
+/** Whether this process's OpenSSL can offer the suite at all (asked locally: nothing is sent). */
+function offerable(cipher: string): boolean {
+  try {
+    createSecureContext({ maxVersion: 'TLSv1.2', ciphers: cipher + ANYTHING });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export function trustStore(opts: TlsProbeOptions): TrustStore {
   const system = rootCertificates.map((pem) => new X509Certificate(pem));
@@ -92,10 +102,13 @@ export async function probeTls(prober: Prober, report: ReportBuilder, opts: TlsP
   const accepted: string[] = [];
   const untestable: string[] = [];
   for (const cipher of WEAK_CIPHERS) {
+    if (!offerable(cipher)) {
+      untestable.push(cipher);
+      continue;
+    }
     if (!prober.fits(1)) break;
     const r = await prober.handshake({ ca: [], maxVersion: 'TLSv1.2', ciphers: cipher + ANYTHING }, (s) => s.getCipher().name);
     if (!failed(r)) accepted.push(cipher);
-    else if (/no cipher match/i.test(r.error)) untestable.push(cipher);
   }
   const evidence = [
     `tried: ${WEAK_CIPHERS.join(', ')}`,
