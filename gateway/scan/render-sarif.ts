@@ -2,16 +2,19 @@
 // result per finding that is not a pass. Policy findings carry the file and line; probe
 // findings name the URL as a logical location (there is no file to point at).
 
-import { relative, sep } from 'node:path';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { type Finding, type Level, type ScanReport } from './report.js';
 import { RULES } from './rules.js';
 import { VERSION } from './summary.js';
 
 const SARIF_LEVEL: Record<Exclude<Level, 'pass'>, 'error' | 'warning' | 'note'> = { error: 'error', warning: 'warning', note: 'note' };
 
+/** Relative to the working directory (the repository, in CI) when inside it, else a file: URI. */
 function uri(file: string): string {
-  const rel = relative(process.cwd(), file);
-  return (rel.startsWith('..') ? file : rel).split(sep).join('/');
+  const rel = relative(process.cwd(), resolve(file));
+  if (rel.startsWith('..') || isAbsolute(rel)) return pathToFileURL(resolve(file)).href;
+  return rel.split(sep).join('/');
 }
 
 export function renderSarif(report: ScanReport): string {
