@@ -41,7 +41,7 @@ async function run(prober: Prober, target: Target, opts: EndpointOptions, report
   if (target.scheme === 'https') {
     await probeTls(prober, report, { privateRoots: opts.privateRoots, caFile: opts.caFile, now: opts.now });
   } else {
-    report.add({ rule: 'WX1-CHAIN', level: 'note', message: 'no TLS, so no certificate chain to check', evidence: [] });
+    report.add({ rule: 'WX1-CHAIN', level: 'error', message: 'no TLS, so no certificate at all: WeChat clients refuse to connect', evidence: [], url: prober.url('/') });
     report.add({ rule: 'WX2-NO-TLS', level: 'error', message: `${prober.url('/')} speaks plain HTTP: no TLS at all`, evidence: [], url: prober.url('/') });
   }
 
