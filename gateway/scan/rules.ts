@@ -2,11 +2,11 @@
 // abused, plus parser differentials and the policy file's own errors, as rules with stable ids
 // (SARIF, JSON and docs/scan.md use the same ids) and the wxgw policy key that fixes each.
 
-/** 0: the policy file itself; 1-5: the five failure patterns; 6: parser differentials. */
+/** 0: the policy file and the scan itself; 1-5: the five failure patterns; 6: parser differentials. */
 export type Pattern = 0 | 1 | 2 | 3 | 4 | 5 | 6;
 
 export const PATTERNS: Record<Pattern, string> = {
-  0: 'Policy file',
+  0: 'The policy file and the scan itself',
   1: 'Certificate chain and TLS',
   2: 'Plain HTTP and HSTS',
   3: 'CORS with credentials',
@@ -33,6 +33,13 @@ const RULE_LIST: Rule[] = [
     name: 'PolicyInvalid',
     summary: 'The policy file is rejected: wxgw would not start with it.',
     fix: 'Correct each error at the line it names; `wxgw validate --config FILE` reports the same.',
+  },
+  {
+    id: 'WX0-SCAN-INCOMPLETE',
+    pattern: 0,
+    name: 'ScanIncomplete',
+    summary: 'The scan stopped at its request cap: the probes after it did not run, so a pass cannot be claimed.',
+    fix: 'Raise --max-requests (at most 300), or give fewer --path options or a smaller --burst.',
   },
   {
     id: 'WX1-CHAIN',

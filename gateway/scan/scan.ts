@@ -32,7 +32,7 @@ export async function scanEndpoint(target: Target, opts: EndpointOptions, report
     await run(prober, target, opts, report);
   } catch (err) {
     if (!(err instanceof CapReached)) throw err;
-    report.add({ rule: 'WX5-NO-RATE-LIMIT', level: 'note', message: `the scan stopped at its cap of ${opts.cap} requests; later probes did not run`, evidence: [] });
+    report.add({ rule: 'WX0-SCAN-INCOMPLETE', level: 'warning', message: `the scan stopped at its cap of ${opts.cap} requests; later probes did not run`, evidence: [] });
   }
   return { http: prober.http, tls: prober.tls, cap: opts.cap, capped: prober.capped };
 }

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { startTestGateway } from '../helpers/gateway.js';
 import { startUpstream } from '../helpers/upstream.js';
 import { randomEncodingAesKey } from '../helpers/wechat-callback.js';
@@ -146,6 +147,7 @@ routes:
       '--callback', '/wx/callback',
       '--ca', gateway.ctx.chain.root,
       '--http-port', String(gateway.ctx.httpPort),
+      '--policy', join(gateway.ctx.dir, 'gateway.yaml'),
       ...FAST,
       '--format', 'json',
     ]);
@@ -154,6 +156,8 @@ routes:
     assert.deepEqual(failingRules(report), [], r.stdout);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(report.result, 'pass');
+    // The policy behind it lints clean too, each check at its line.
+    assert.ok(report.findings.some((f) => f.rule === 'WX5-NO-RATE-LIMIT' && f.level === 'pass' && f.location !== null), r.stdout);
     // Checked, not skipped: each pattern has a pass of its own.
     for (const rule of ['WX1-CHAIN', 'WX1-TLS-VERSION', 'WX2-PLAIN-HTTP', 'WX2-OPEN-REDIRECT', 'WX2-HSTS', 'WX3-CORS-CREDENTIALS', 'WX4-SENSITIVE-DATA', 'WX5-CALLBACK-UNVERIFIED', 'WX5-NO-RATE-LIMIT', 'WX6-PARSER-DIFFERENTIAL']) {
       assert.ok(report.findings.some((f) => f.rule === rule && f.level === 'pass'), `${rule} passed:\n${r.stdout}`);
@@ -197,6 +201,7 @@ test('it sends exactly what it reports, never more than its cap, and nothing to 
     const capped = await runScan([...args, '--max-requests', '12']);
     const small = JSON.parse(capped.stdout) as JsonReport;
     assert.ok(small.requests?.capped, capped.stdout);
+    assert.ok(small.findings.some((f) => f.rule === 'WX0-SCAN-INCOMPLETE' && f.level === 'warning'), 'an incomplete scan cannot pass');
     assert.equal(small.requests.http + small.requests.tls, 12);
     assert.equal(target.counts.https + target.counts.http, small.requests.http);
     assert.ok(target.counts.connections <= 12, `${target.counts.connections} connections under a cap of 12`);
