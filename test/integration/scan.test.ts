@@ -4,10 +4,12 @@
 // says it sent, never more than its cap, and nothing to any other host or port.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { startTestGateway } from '../helpers/gateway.js';
+import { repoRoot } from '../helpers/process.js';
 import { startUpstream } from '../helpers/upstream.js';
 import { randomEncodingAesKey } from '../helpers/wechat-callback.js';
 import { externalReferences, sarifErrors, scanJsonErrors } from '../helpers/scan-schemas.js';
@@ -210,6 +212,14 @@ test('it sends exactly what it reports, never more than its cap, and nothing to 
     await target.close();
     await new Promise((r) => other.close(r));
   }
+});
+
+test('scan is in the CLI\'s help, and has its own', async () => {
+  const own = await runScan(['--help']);
+  assert.equal(own.status, 0);
+  assert.match(own.stdout, /^usage: wxgw scan \[https:\/\/host\[:port\]\]/);
+  const all = spawnSync(process.execPath, [join(repoRoot, 'bin/wxgw.js'), '--help'], { encoding: 'utf8' });
+  assert.match(all.stdout, /^ {2}scan +URL \| --policy FILE/m);
 });
 
 test('usage errors and unreachable targets exit 2 with one line on stderr', async () => {
