@@ -13,6 +13,9 @@ import { join } from 'node:path';
 import { makeChain } from './chain.js';
 import { repoRoot } from './process.js';
 
+/** Where the leaf says its (unserved) intermediate can be fetched; the scanner names it. */
+export const CA_ISSUERS_URI = 'http://pki.example.test/intermediate.crt';
+
 export const LEAKED = {
   session_key: 'tiihtNczf5v6AKRyjwEUhQ==',
   unionid: 'uDeF0987654321demo0000000001',
@@ -68,7 +71,7 @@ function listen(server: Server): Promise<number> {
  * (default: the same legacy answers, no redirect).
  */
 export async function startLegacyTarget(opts: { plain?: (req: IncomingMessage, res: ServerResponse) => void; https?: (req: IncomingMessage, res: ServerResponse) => void } = {}): Promise<LegacyTarget> {
-  const chain = await makeChain({ problem: 'leaf-only', cn: 'localhost', dns: ['localhost'], ips: ['127.0.0.1'] });
+  const chain = await makeChain({ problem: 'leaf-only', cn: 'localhost', dns: ['localhost'], ips: ['127.0.0.1'], caIssuers: CA_ISSUERS_URI });
   const counts = { https: 0, http: 0, connections: 0 };
   const tlsServer = createHttps(
     { cert: await readFile(chain.cert), key: await readFile(chain.key), minVersion: 'TLSv1', ciphers: 'DEFAULT:@SECLEVEL=0' },

@@ -44,7 +44,7 @@ test('a non-compliant backend: every pattern is reported with its evidence, exit
     // 1: the chain as served, and the intermediate that is missing, by name.
     assert.match(evidenceOf(report, 'WX1-CHAIN'), /chain incomplete/);
     assert.match(evidenceOf(report, 'WX1-CHAIN'), /served #1: "CN=localhost", issued by "CN=Test Intermediate CA"/);
-    assert.match(evidenceOf(report, 'WX1-CHAIN'), /missing: the intermediate "CN=Test Intermediate CA"/);
+    assert.match(evidenceOf(report, 'WX1-CHAIN'), /missing: the intermediate "CN=Test Intermediate CA" \(the issuer of "CN=localhost"\); the certificate says it can be fetched from http:\/\/pki\.example\.test\/intermediate\.crt/);
     assert.match(evidenceOf(report, 'WX1-TLS-VERSION'), /TLSv1: accepted/);
     // 2: plain HTTP answers instead of redirecting; no HSTS.
     assert.match(evidenceOf(report, 'WX2-PLAIN-HTTP'), new RegExp(`GET http://127\\.0\\.0\\.1:${target.httpPort}/api/user -> 200`));
