@@ -77,6 +77,12 @@ export function parseJson(a: Answer): unknown {
 const SHOWN_HITS = 12;
 
 export function judgePayload(report: ReportBuilder, url: string, answer: Answer): Hit[] {
+  if (answer.status >= 400) {
+    // A refusal's body says nothing about the data behind it, which the scanner (sending no
+    // credentials) cannot reach: no pass either way.
+    report.add({ rule: 'WX4-SENSITIVE-DATA', level: 'note', message: `GET ${url} answered ${answer.status}: the data behind it was not examined (the scan sends no credentials)`, evidence: [], url });
+    return [];
+  }
   const json = parseJson(answer);
   if (json === undefined) {
     report.add({ rule: 'WX4-SENSITIVE-DATA', level: 'note', message: `GET ${url} answered ${answer.status} without a JSON body: nothing to examine`, evidence: [], url });

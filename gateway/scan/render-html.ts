@@ -3,6 +3,7 @@
 // string from the target or the policy is escaped.
 
 import { ruleOf, type Finding, type Level, type ScanReport } from './report.js';
+import { PATTERN_WHY } from './rules.js';
 import { byPattern, counts, passed, requestLine, VERSION, type Verdict } from './summary.js';
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
@@ -27,7 +28,7 @@ export function renderHtml(report: ScanReport): string {
   const sections = byPattern(report);
   const scanned = [report.target && `the endpoint ${report.target}`, report.policy && `the policy ${report.policy}`].filter(Boolean).join(' and ');
   const rows = sections
-    .map((s) => `<tr><td>${s.pattern}</td><td>${e(s.title)}</td><td class="verdict ${s.verdict.replace(' ', '-')}">${VERDICT_TEXT[s.verdict]}</td><td>${s.findings.filter((f) => f.level === 'error' || f.level === 'warning').length}</td></tr>`)
+    .map((s) => `<tr><td>${s.pattern}</td><td>${e(s.title)}<br><small>${e(PATTERN_WHY[s.pattern])}</small></td><td class="verdict ${s.verdict.replace(' ', '-')}">${VERDICT_TEXT[s.verdict]}</td><td>${s.findings.filter((f) => f.level === 'error' || f.level === 'warning').length}</td></tr>`)
     .join('\n');
   const details = sections
     .filter((s) => s.findings.length > 0)

@@ -15,6 +15,17 @@ export const PATTERNS: Record<Pattern, string> = {
   6: 'Parser differentials',
 };
 
+/** Why each pattern matters, in words for whoever decides (the HTML summary). */
+export const PATTERN_WHY: Record<Pattern, string> = {
+  0: 'A policy wxgw rejects never runs; a scan cut short proves nothing.',
+  1: 'Phones, WeChat included, refuse a server whose certificate chain is incomplete: the mini-program cannot connect at all.',
+  2: 'Without HTTPS everywhere and HSTS, traffic can be read or changed on the way, and WeChat refuses plain-HTTP domains.',
+  3: 'With CORS open to any origin and cookies allowed, any website a user visits can read that user\'s data from the API.',
+  4: 'session_key and unionid let others impersonate users and link them across apps; unmasked phone and ID numbers are a reportable leak.',
+  5: 'Forged callbacks let anyone fake WeChat messages or payments; without a limit per user, one client can scrape or flood the API.',
+  6: 'A header or path the gateway reads one way and the backend another lets requests slip past the rules.',
+};
+
 export interface Rule {
   id: string;
   pattern: Pattern;
