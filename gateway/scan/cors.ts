@@ -29,6 +29,7 @@ export async function probeCors(prober: Prober, report: ReportBuilder, path: str
     },
   ];
   let bad = 0;
+  let credentialed = 0;
   for (const p of probes) {
     const a = await prober.send({ method: p.method, path, headers: p.headers });
     if (failed(a)) continue;
@@ -40,9 +41,11 @@ export async function probeCors(prober: Prober, report: ReportBuilder, path: str
     ];
     if (allow === p.origin && credentials) {
       bad++;
+      credentialed++;
       report.add({ rule: 'WX3-CORS-CREDENTIALS', level: 'error', message: `the origin ${p.origin} is allowed with credentials (${p.what})`, evidence, url });
     } else if (allow === '*' && credentials) {
       bad++;
+      credentialed++;
       report.add({ rule: 'WX3-CORS-CREDENTIALS', level: 'error', message: `Access-Control-Allow-Origin: * with credentials (${p.what})`, evidence, url });
     } else if (allow === p.origin) {
       bad++;
@@ -54,5 +57,7 @@ export async function probeCors(prober: Prober, report: ReportBuilder, path: str
   }
   if (bad === 0) {
     report.add({ rule: 'WX3-CORS-CREDENTIALS', level: 'pass', message: `neither ${origins.join(' nor ')} is allowed on ${path}`, evidence: [], url });
+  } else if (credentialed === 0) {
+    report.add({ rule: 'WX3-CORS-CREDENTIALS', level: 'pass', message: `no origin is allowed with credentials on ${path}`, evidence: [], url });
   }
 }

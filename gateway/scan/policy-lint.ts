@@ -28,6 +28,8 @@ interface Ctx {
   file: string;
   locator: Locator;
   report: ReportBuilder;
+  /** Mask profiles already faulted: several routes share one, and one finding says it. */
+  faultedProfiles: Set<string>;
 }
 
 function at(ctx: Ctx, path: KeyPath, anchor: 'key' | 'value' = 'key'): Location {
@@ -61,7 +63,7 @@ export async function lintPolicy(file: string, report: ReportBuilder, env?: Reco
     }
     return false;
   }
-  const ctx: Ctx = { file, locator: readYaml(await readFile(file, 'utf8'), file).locator, report };
+  const ctx: Ctx = { file, locator: readYaml(await readFile(file, 'utf8'), file).locator, report, faultedProfiles: new Set() };
   lintTls(ctx, config);
   lintServer(ctx, config);
   const before = report.findings.length;
@@ -144,7 +146,8 @@ function lintRoute(ctx: Ctx, config: PolicyConfig, route: RouteConfig, i: number
   } else if (route.mask) {
     const profile = config.mask_profiles.get(route.mask);
     const missing = profile ? dropsSecrets(profile) : [];
-    if (profile && missing.length > 0) {
+    if (profile && missing.length > 0 && !ctx.faultedProfiles.has(profile.name)) {
+      ctx.faultedProfiles.add(profile.name);
       add(ctx, 'WX4-UNMASKED-ROUTE', 'warning', ['mask_profiles', profile.name], `mask profile ${profile.name} (used by ${name}) does not drop ${missing.join(', ')}`);
     }
   }

@@ -100,6 +100,53 @@ test('a bad policy: each weakness reported at its line, exit 1', async () => {
   assert.equal(hsts.locations[0]!.physicalLocation!.region.startLine, lineOf(text, 'tls:'));
 });
 
+test('a lax callback window and a mask profile that keeps unionid: warnings at their lines', async () => {
+  const ctx = await policyContext();
+  const text = `version: 1
+server:
+  https: { listen: "127.0.0.1:${ctx.httpsPort}" }
+${ctx.tlsSection}
+  hsts: { max_age: 365d, include_subdomains: true }
+wechat:
+  appid: wx1234567890abcdef
+  token: tok3nForLintTests
+mask_profiles:
+  thin:
+    drop: [session_key]
+upstreams:
+  legacy: { url: "http://127.0.0.1:9" }
+defaults:
+  allow: any
+  rate_limit: { key: ip, limit: 100, window: 60s }
+  mask: thin
+routes:
+  - name: api
+    match: { path_prefix: /api/ }
+    upstream: legacy
+  - name: push
+    match: { path: /wx/callback }
+    upstream: legacy
+    wechat_callback: { max_skew: 600s }
+    mask: off
+`;
+  const file = join(ctx.dir, 'lax.yaml');
+  writeFileSync(file, text);
+  const r = await runScan(['--policy', file, '--format', 'json']);
+  const report = JSON.parse(r.stdout) as JsonReport;
+  const failing = report.findings.filter((f) => f.level === 'error' || f.level === 'warning');
+  assert.deepEqual(
+    failing.map((f) => [f.rule, f.level, f.location?.line]),
+    [
+      ['WX4-UNMASKED-ROUTE', 'warning', lineOf(text, '  thin:')],
+      ['WX5-CALLBACK-UNVERIFIED', 'warning', lineOf(text, 'max_skew: 600s')],
+    ],
+    r.stdout,
+  );
+  assert.match(failing[0]!.message, /does not drop unionid/);
+  assert.match(failing[1]!.message, /600 s old/);
+  assert.equal(r.status, 1);
+});
+
 test('a policy wxgw would reject: the errors validate gives, with their lines, exit 1', async () => {
   const { file, text } = await badPolicy();
   const broken = text.replace('    upstream: legacy\n    cors:', '    upstraem: legacy\n    cors:');
