@@ -12,7 +12,7 @@ import { failed, type Prober } from './prober.js';
 import type { ReportBuilder } from './report.js';
 
 /** Forty zeros: the shape of a SHA-1 hex signature, and never a real one. */
-export const BAD_SIGNATURE = '0'.repeat(40);
+const BAD_SIGNATURE = '0'.repeat(40);
 
 /** An hour before now: older than any replay window (wxgw's default is 300 s). */
 const STALE_S = 3600;

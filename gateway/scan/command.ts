@@ -8,16 +8,16 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { shownPath } from '../shown-path.js';
 import { lintPolicy } from './policy-lint.js';
-import { HARD_CAP, type Target } from './prober.js';
+import { HARD_CAP, Unreachable, type Target } from './prober.js';
 import { ReportBuilder, type ScanReport } from './report.js';
 import { renderHtml } from './render-html.js';
 import { renderJson } from './render-json.js';
 import { renderSarif } from './render-sarif.js';
 import { renderText } from './render-text.js';
-import { scanEndpoint, Unreachable } from './scan.js';
+import { scanEndpoint } from './scan.js';
 import { passed } from './summary.js';
 
-export const SCAN_USAGE = `usage: wxgw scan [https://host[:port]] [--path /api/user ...] [--callback /wx/callback] [--policy FILE]
+const SCAN_USAGE = `usage: wxgw scan [https://host[:port]] [--path /api/user ...] [--callback /wx/callback] [--policy FILE]
                  [--ca FILE] [--http-port 80] [--burst 30] [--rate 10] [--max-requests ${HARD_CAP}]
                  [--format text|json|sarif|html]`;
 

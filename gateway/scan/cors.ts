@@ -12,7 +12,7 @@ function header(a: Answer, name: string): string | undefined {
   return Array.isArray(v) ? v.join(', ') : v;
 }
 
-export function lookalikeOrigin(host: string): string {
+function lookalikeOrigin(host: string): string {
   return `https://evil-${host.replace(/[[\]:]/g, '-')}`;
 }
 

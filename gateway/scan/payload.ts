@@ -59,7 +59,7 @@ export function findSensitive(value: unknown, path = '$', key?: string): Hit[] {
   return [];
 }
 
-export function isJson(a: Answer): boolean {
+function isJson(a: Answer): boolean {
   const type = a.headers['content-type'] ?? '';
   return /\bjson\b/i.test(type) || /^\s*[[{]/.test(a.body.subarray(0, 64).toString('latin1'));
 }

@@ -11,11 +11,9 @@ import { probeCors } from './cors.js';
 import { probeDifferentials } from './differential.js';
 import { judgeHsts, probePlainHttp } from './http-probes.js';
 import { judgePayload } from './payload.js';
-import { CapReached, failed, Prober, Unreachable, type ProberOptions, type Target } from './prober.js';
+import { CapReached, failed, Prober, type ProberOptions, type Target } from './prober.js';
 import type { ReportBuilder, RequestCounts } from './report.js';
 import { probeTls } from './tls-probe.js';
-
-export { Unreachable };
 
 export interface EndpointOptions extends ProberOptions {
   paths: string[];

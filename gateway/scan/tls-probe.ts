@@ -42,7 +42,7 @@ function offerable(cipher: string): boolean {
   }
 }
 
-export function trustStore(opts: TlsProbeOptions): TrustStore {
+function trustStore(opts: TlsProbeOptions): TrustStore {
   const system = rootCertificates.map((pem) => new X509Certificate(pem));
   const description = opts.caFile ? `the system roots and ${opts.caFile}` : "the system roots (Node's bundled Mozilla CA list)";
   return { description, certs: [...opts.privateRoots, ...system], usable: true };
