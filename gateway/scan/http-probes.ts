@@ -61,6 +61,12 @@ export async function probePlainHttp(prober: Prober, report: ReportBuilder, path
   }
 }
 
+/** localhost, or an address in 127.0.0.0/8 or ::1: the scanner's own machine. */
+function loopbackHost(host: string): boolean {
+  const name = host.toLowerCase().replace(/\.$/, '');
+  return name === 'localhost' || name.endsWith('.localhost') || name === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(name);
+}
+
 export function judgeHsts(report: ReportBuilder, url: string, answer: Answer): void {
   const value = header(answer, 'strict-transport-security');
   if (value === undefined) {
@@ -71,7 +77,11 @@ export function judgeHsts(report: ReportBuilder, url: string, answer: Answer): v
   const maxAge = /max-age\s*=\s*"?(\d+)/i.exec(value);
   const seconds = maxAge ? Number(maxAge[1]) : 0;
   const subdomains = /(^|;)\s*includesubdomains\s*(;|$)/i.test(value);
-  if (seconds < HSTS_MIN) {
+  if (seconds < HSTS_MIN && loopbackHost(new URL(url).hostname)) {
+    // A browser keeps HSTS for localhost as for any name: a long one on a developer's machine
+    // breaks every other plain-HTTP service there, so a short one is right for a local trial.
+    report.add({ rule: 'WX2-HSTS', level: 'note', message: `HSTS max-age is ${seconds} s: right for a trial on this machine; a public host wants six months (${HSTS_MIN} s) or more`, evidence, url });
+  } else if (seconds < HSTS_MIN) {
     report.add({ rule: 'WX2-HSTS', level: 'warning', message: `HSTS max-age is ${seconds} s, less than six months (${HSTS_MIN} s); a year is usual`, evidence, url });
   } else if (!subdomains) {
     report.add({ rule: 'WX2-HSTS', level: 'note', message: 'HSTS without includeSubDomains: subdomains can still be reached over plain HTTP', evidence, url });

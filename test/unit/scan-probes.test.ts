@@ -66,6 +66,22 @@ test('HSTS: absent, short, without subdomains, and right', () => {
   }
 });
 
+test('HSTS: a short one on this machine is a note, on any other host a warning', () => {
+  const cases: [string, string][] = [
+    ['https://localhost:8443/', 'note'],
+    ['https://127.0.0.1/', 'note'],
+    ['https://[::1]/', 'note'],
+    ['https://localhost.example.com/', 'warning'],
+    ['https://127.0.0.1.example.com/', 'warning'],
+    ['https://10.0.0.1/', 'warning'],
+  ];
+  for (const [url, level] of cases) {
+    const r = new ReportBuilder();
+    judgeHsts(r, url, { status: 200, headers: { 'strict-transport-security': 'max-age=86400' }, body: Buffer.alloc(0) });
+    assert.deepEqual(levels(r.findings, 'WX2-HSTS'), [level], url);
+  }
+});
+
 test('CORS: `*` with credentials is an error, `*` alone a note, exact origins nothing', async () => {
   const star = await probe(
     (_req, res) => {
