@@ -71,6 +71,49 @@ export async function h2Request(port: number, ca: string | Buffer, opts: Request
   }
 }
 
+/** An answer as bytes, with `error` set when the stream broke before the body ended. */
+export interface RawAnswer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  error?: Error;
+}
+
+/** One GET-like request over its own HTTP/2 connection, answered as the exact bytes received (nothing decoded). */
+export async function h2Raw(port: number, ca: string | Buffer, path: string, opts: { method?: string; headers?: OutgoingHttpHeaders } = {}): Promise<RawAnswer> {
+  const session = await h2Connect(port, ca);
+  session.on('error', () => {});
+  try {
+    return await new Promise<RawAnswer>((resolve, reject) => {
+      const headers: OutgoingHttpHeaders = { ':method': opts.method ?? 'GET', ':path': path, ':authority': 'localhost' };
+      for (const [name, value] of Object.entries(opts.headers ?? {})) if (!NOT_SENT.has(name.toLowerCase()) && value !== undefined) headers[name.toLowerCase()] = value;
+      const stream = session.request(headers);
+      stream.setTimeout(20_000, () => stream.destroy(new Error('client timeout')));
+      let status = 0;
+      let answered: IncomingHttpHeaders = {};
+      const chunks: Buffer[] = [];
+      let done = false;
+      const finish = (error?: Error): void => {
+        if (done) return;
+        done = true;
+        if (status === 0) reject(error ?? new Error('no answer'));
+        else resolve({ status, headers: answered, body: Buffer.concat(chunks), ...(error && { error }) });
+      };
+      stream.once('response', (h) => {
+        status = Number(h[':status']);
+        const { ':status': _s, ...rest } = h;
+        answered = rest as IncomingHttpHeaders;
+      });
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.once('end', () => finish(stream.rstCode ? new Error(`RST_STREAM ${stream.rstCode}`) : undefined));
+      stream.once('error', (err) => finish(err));
+      stream.once('close', () => finish(stream.rstCode ? new Error(`RST_STREAM ${stream.rstCode}`) : undefined));
+    });
+  } finally {
+    session.close();
+  }
+}
+
 /**
  * `request(url, { method, headers, body })` over HTTP/2 for a full URL; the URL's host is the
  * `:authority` unless `headers.host` says otherwise.
