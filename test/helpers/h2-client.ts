@@ -12,9 +12,9 @@ import { httpsRequest, type ClientResponse, type RequestOptions } from './https-
 const NOT_SENT = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host']);
 
 /** Opens an HTTP/2 connection to the gateway; the caller closes it. */
-export function h2Connect(port: number, ca: string | Buffer, servername = 'localhost'): Promise<ClientHttp2Session> {
+export function h2Connect(port: number, ca: string | Buffer, servername = 'localhost', localAddress?: string): Promise<ClientHttp2Session> {
   return new Promise((resolve, reject) => {
-    const session = connect(`https://127.0.0.1:${port}`, { ca, servername });
+    const session = connect(`https://127.0.0.1:${port}`, { ca, servername, ...(localAddress !== undefined && { localAddress }) });
     session.once('connect', () => {
       session.off('error', reject);
       resolve(session);
@@ -63,7 +63,7 @@ export function h2Exchange(session: ClientHttp2Session, opts: RequestOptions = {
 
 /** The HTTP/2 twin of httpsRequest: one connection, one request. */
 export async function h2Request(port: number, ca: string | Buffer, opts: RequestOptions = {}): Promise<ClientResponse> {
-  const session = await h2Connect(port, ca, opts.servername);
+  const session = await h2Connect(port, ca, opts.servername, opts.localAddress);
   try {
     return await h2Exchange(session, opts);
   } finally {
