@@ -50,11 +50,15 @@ export function h2Exchange(session: ClientHttp2Session, opts: RequestOptions = {
     const chunks: Buffer[] = [];
     stream.on('data', (c: Buffer) => chunks.push(c));
     stream.once('end', () => {
+      // A stream cut before its answer ends too; the 'close' below says so.
+      if (status === 0) return;
       const text = Buffer.concat(chunks).toString('utf8');
       resolve({ status, headers: answered, text, json: () => JSON.parse(text) });
     });
     stream.once('close', () => {
       if (status === 0) reject(new Error(`stream closed before an answer (RST_STREAM code ${stream.rstCode})`));
+      // Headers came, the body was cut: not an answer either.
+      else if (!stream.readableEnded) reject(new Error(`stream cut mid-answer (RST_STREAM code ${stream.rstCode})`));
     });
     stream.once('error', reject);
     if (opts.body !== undefined) stream.end(opts.body);

@@ -266,6 +266,40 @@ ${routes(upstream.url, held.upstream.url)}`,
   });
 });
 
+describe('HTTP/2 past shutdown_timeout', () => {
+  test('a stream still in flight at shutdown_timeout is cut and the gateway stops', { timeout: 30_000 }, async () => {
+    const upstream = await startUpstream();
+    const held = await heldUpstream();
+    const t = await startTestGateway(
+      (ctx) => `version: 1
+server:
+  https: { listen: "127.0.0.1:${ctx.httpsPort}" }
+  drain_delay: 1ms
+  shutdown_timeout: 200ms
+${ctx.tlsSection}
+${routes(upstream.url, held.upstream.url)}`,
+    );
+    let session: ClientHttp2Session | undefined;
+    try {
+      session = await h2Connect(t.port, t.ca);
+      session.on('error', () => {});
+      const inFlight = h2Exchange(session, { path: '/held/forever' }).then(
+        () => 'answered',
+        () => 'cut',
+      );
+      await waitUntil(() => (held.waiting() === 1 ? true : undefined), 'the request to reach the upstream');
+      await t.gw.shutdown();
+      assert.equal(await inFlight, 'cut');
+      await t.waitForLog((l) => typeof l.msg === 'string' && l.msg.includes('still in flight at shutdown_timeout'), 'the shutdown_timeout warning');
+    } finally {
+      session?.destroy();
+      held.release();
+      await t.close();
+      await Promise.all([upstream.close(), held.upstream.close()]);
+    }
+  });
+});
+
 describe('server.http2: false', () => {
   let upstream: TestUpstream;
   let t: TestGateway;
