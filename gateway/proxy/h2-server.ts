@@ -59,16 +59,18 @@ export interface H2ServerOptions {
 }
 
 const kSessions = Symbol('wxgw.h2.sessions');
-type Tracked = Http2SecureServer & { [kSessions]?: Set<ServerHttp2Session> };
-
-/** A stream the client reset before it was answered; one the gateway cut itself is already destroyed. */
-function onAborted(this: ServerHttp2Stream & { [kBudget]?: ResetBudget }): void {
-  if (this.destroyed) return;
-  const session = this.session as (ServerHttp2Session & { [kBudget]?: ResetBudget; [kCalm]?: () => void }) | undefined;
-  if (session?.[kBudget]?.spend()) session[kCalm]!();
-}
 const kBudget = Symbol('wxgw.h2.budget');
 const kCalm = Symbol('wxgw.h2.calm');
+type Tracked = Http2SecureServer & { [kSessions]?: Set<ServerHttp2Session> };
+/** A connection with its reset budget, and what closes it once spent. */
+type Guarded = ServerHttp2Session & { [kBudget]?: ResetBudget; [kCalm]?: () => void };
+
+/** A stream the client reset before it was answered; one the gateway cut itself is already destroyed. */
+function onAborted(this: ServerHttp2Stream): void {
+  if (this.destroyed) return;
+  const session = this.session as Guarded | undefined;
+  if (session?.[kBudget]?.spend()) session[kCalm]!();
+}
 
 function onStream(stream: ServerHttp2Stream): void {
   stream.once('aborted', onAborted);
@@ -94,7 +96,7 @@ export function createH2Server(opts: H2ServerOptions, handler: (req: IncomingMes
   const server = createSecureServer(options, handler as never) as Tracked;
   const sessions = new Set<ServerHttp2Session>();
   server[kSessions] = sessions;
-  server.on('session', (session: ServerHttp2Session & { [kBudget]?: ResetBudget; [kCalm]?: () => void }) => {
+  server.on('session', (session: Guarded) => {
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
     session[kBudget] = new ResetBudget(opts.resets());
