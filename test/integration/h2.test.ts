@@ -164,6 +164,26 @@ ${routes(upstream.url, held.upstream.url)}`,
     }
   });
 
+  test("a header list over Node's header size limit has its stream reset before the gateway sees it", async () => {
+    const session = await h2Connect(t.port, t.ca);
+    try {
+      await waitUntil(() => (session.remoteSettings.maxHeaderListSize === 16 * 1024 ? true : undefined), 'the SETTINGS frame');
+      const before = upstream.received.length;
+      const code = await new Promise<number>((resolve) => {
+        const s = session.request({ ':path': '/api/big', 'x-big': 'a'.repeat(20 * 1024) });
+        s.on('error', () => {});
+        s.on('response', () => resolve(-1));
+        s.on('close', () => resolve(s.rstCode ?? 0));
+        s.end();
+      });
+      assert.equal(code, constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      assert.equal(upstream.received.length, before);
+      assert.equal((await h2Exchange(session, { path: '/api/small' })).status, 200, 'the connection serves on');
+    } finally {
+      session.close();
+    }
+  });
+
   test('connection-specific headers from the upstream are not forwarded in h2 answers', async () => {
     const res = await h2Request(t.port, t.ca, { path: '/hops' });
     assert.equal(res.status, 200, res.text);
