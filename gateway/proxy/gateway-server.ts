@@ -85,10 +85,10 @@ export function createGatewayServer(opts: GatewayServerOptions) {
     keepAliveTimeout: 72_000,
   };
   // HTTP/2 beside HTTP/1.1 on the HTTPS listener (h2-server.ts), unless `server.http2: false`.
-  const h2 = (handle: (req: IncomingMessage, res: ServerResponse) => void) =>
+  const h2 = (tlsOptions: HttpsServerOptions, handle: (req: IncomingMessage, res: ServerResponse) => void) =>
     createH2Server(
       {
-        tls: tls!,
+        tls: tlsOptions,
         http1: serverOptions,
         maxStreams: limits.http2_streams,
         resets: () => source.current.policy.server.limits.http2_resets,
@@ -111,7 +111,7 @@ export function createGatewayServer(opts: GatewayServerOptions) {
       !tls
         ? createHttpServer(serverOptions, dispatch(handle))
         : source.current.policy.server.http2
-          ? h2(dispatch(handle))
+          ? h2(tls, dispatch(handle))
           : createHttpsServer({ ...tls, ...serverOptions }, dispatch(handle)),
     loggerInstance: logger,
     // Fastify would bind a child logger to every request; our lines carry request_id

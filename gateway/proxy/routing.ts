@@ -4,8 +4,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { Reason } from '../errors.js';
 import { readHost } from '../net/host.js';
-import { authorityClash } from './h2-messages.js';
 import { normalisePath } from '../net/path.js';
+import { authorityClash } from './h2-messages.js';
 import type { RouteTarget } from '../snapshot.js';
 import type { RequestState } from './request-state.js';
 

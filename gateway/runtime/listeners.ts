@@ -204,8 +204,9 @@ export interface DrainTimes {
 
 /**
  * Requests in flight when draining begins say `Connection: close` too, unless their head is
- * already out (closeWhileDraining marks those that arrive later); HTTP/2 connections get GOAWAY. `_httpMessage` is Node's own
- * field for the response being written on a socket; nothing public reaches it from the socket.
+ * already out (closeWhileDraining marks those that arrive later), and HTTP/2 connections get
+ * GOAWAY. `_httpMessage` is Node's own field for the response being written on a socket; nothing
+ * public reaches it from the socket.
  */
 function closeInFlight(open: readonly Listener[]): void {
   for (const l of open) {
