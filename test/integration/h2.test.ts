@@ -92,6 +92,13 @@ describe('HTTP/2 on the HTTPS listener', () => {
         res.end('{}');
         return;
       }
+      const bodiless = /^\/api\/status\/(204|304)$/.exec(req.url ?? '');
+      if (bodiless) {
+        // Answers that never have a body, with the framing headers an HTTP/1.1 server adds.
+        res.writeHead(Number(bodiless[1]), { etag: '"v1"', 'content-length': '0', 'x-end-to-end': 'kept' });
+        res.end();
+        return;
+      }
       const text = JSON.stringify({ url: req.url, headers: req.headers, body: body.toString() });
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(text);
@@ -189,6 +196,18 @@ ${routes(upstream.url, held.upstream.url)}`,
     assert.equal(res.status, 200, res.text);
     for (const name of ['connection', 'keep-alive', 'upgrade', 'http2-settings', 'te', 'transfer-encoding']) assert.equal(res.headers[name], undefined, name);
     assert.equal(res.headers['x-end-to-end'], 'kept');
+  });
+
+  test('bodiless answers (204, 304, HEAD) reach an h2 client whole', async () => {
+    for (const status of [204, 304]) {
+      const res = await h2Request(t.port, t.ca, { path: `/api/status/${status}` });
+      assert.equal(res.status, status);
+      assert.equal(res.text, '');
+      assert.equal(res.headers['x-end-to-end'], 'kept');
+    }
+    const head = await h2Request(t.port, t.ca, { path: '/api/head', method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.text, '');
   });
 
   test('a body without Content-Length that never ends gets 408 request_timeout, as over HTTP/1.1', async () => {
