@@ -40,6 +40,9 @@ export const DEFAULTS = {
   headers_timeout: '10s',
   request_timeout: '30s',
   send_timeout: '60s',
+  http2: true,
+  http2_streams: 100,
+  http2_resets: 100,
   shutdown_timeout: '25s',
   // Kubernetes takes a few seconds to take a terminating pod out of its endpoints and for every
   // kube-proxy to follow; 5 s covers that on a healthy cluster without slowing rollouts much.
@@ -153,7 +156,8 @@ interface RawPolicy {
     public_port?: number;
     trusted_proxies?: string[];
     strip_response_headers?: string[];
-    limits?: { body?: string; handshake_timeout?: string; headers_timeout?: string; request_timeout?: string; send_timeout?: string };
+    limits?: { body?: string; handshake_timeout?: string; headers_timeout?: string; request_timeout?: string; send_timeout?: string; http2_streams?: number; http2_resets?: number };
+    http2?: boolean;
     shutdown_timeout?: string;
     drain_delay?: string;
     paths?: { semicolons?: 'reject' | 'strip' | 'keep' };
@@ -493,7 +497,10 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
         headers_timeout: sure(parseDuration(limits.headers_timeout ?? DEFAULTS.headers_timeout)),
         request_timeout: sure(parseDuration(limits.request_timeout ?? DEFAULTS.request_timeout)),
         send_timeout: sure(parseDuration(limits.send_timeout ?? DEFAULTS.send_timeout)),
+        http2_streams: limits.http2_streams ?? DEFAULTS.http2_streams,
+        http2_resets: limits.http2_resets ?? DEFAULTS.http2_resets,
       },
+      http2: server.http2 ?? DEFAULTS.http2,
       shutdown_timeout: sure(parseDuration(server.shutdown_timeout ?? DEFAULTS.shutdown_timeout)),
       drain_delay: sure(parseDuration(server.drain_delay ?? DEFAULTS.drain_delay)),
       paths: { semicolons: server.paths?.semicolons ?? DEFAULTS.semicolons },

@@ -354,7 +354,13 @@ export interface ServerConfig {
     request_timeout: number;
     /** Milliseconds a client that stopped reading has to take more of a waiting answer. */
     send_timeout: number;
+    /** Concurrent streams one HTTP/2 connection may have open (SETTINGS_MAX_CONCURRENT_STREAMS). */
+    http2_streams: number;
+    /** Streams a client may reset on one HTTP/2 connection within 10 s before it is closed (rapid reset). */
+    http2_resets: number;
   };
+  /** Whether the HTTPS listener offers h2 by ALPN beside http/1.1 (default true). */
+  http2: boolean;
   /** Milliseconds in-flight requests get to finish after SIGTERM before their connections are cut. */
   shutdown_timeout: number;
   /** Milliseconds between SIGTERM (/readyz 503) and the listeners refusing new connections. */
