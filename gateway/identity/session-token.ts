@@ -2,8 +2,13 @@
 // names the server-side session (the one holding session_key). Stateless on purpose: verifying
 // one never touches the store, so a revoked session stays usable until `exp` (revocation is not
 // offered; keep `identity.session.ttl` short).
-import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
+//
+// After the signing key changed, new tokens are signed with the new key and tokens signed with
+// the previous one still verify until they expire: the previous key's window is one ttl from the
+// change, which no token signed before it outlives (rotation/in-force.ts).
+import { SignJWT, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { IdentityConfig } from '../types/policy.js';
+import { systemClock, type RotationClock, type SecretVersions } from '../rotation/versions.js';
 import { IdentityError } from './identity-error.js';
 
 type SessionConfig = NonNullable<IdentityConfig['session']>;
@@ -13,27 +18,32 @@ export class SessionSigner {
   /** Seconds a token lives; also what the login answer reports as `expires_in`. */
   readonly ttlSeconds: number;
   private readonly key: CryptoKey;
+  private readonly previous: { key: CryptoKey; until: number; name: string } | undefined;
   private readonly now: () => number;
+  private readonly clock: RotationClock;
 
-  private constructor(session: SessionConfig, key: CryptoKey, now: () => number) {
+  private constructor(session: SessionConfig, key: CryptoKey, previous: SessionSigner['previous'], now: () => number, clock: RotationClock) {
     this.issuer = session.issuer;
     // JWT times are whole seconds; rounding down never makes a token outlive its policy.
     this.ttlSeconds = Math.max(1, Math.floor(session.ttl / 1000));
     this.key = key;
+    this.previous = previous;
     this.now = now;
+    this.clock = clock;
   }
 
-  /** `now` (epoch milliseconds) exists for tests that need a token to be expired. */
-  static async create(session: SessionConfig, opts: { now?: () => number } = {}): Promise<SessionSigner> {
-    // A non-extractable CryptoKey: the key bytes cannot leak through the key object later.
-    const key = await crypto.subtle.importKey(
-      'raw',
-      new TextEncoder().encode(session.signing_key),
-      { name: 'HMAC', hash: 'SHA-256' },
-      false,
-      ['sign', 'verify'],
-    );
-    return new SessionSigner(session, key, opts.now ?? Date.now);
+  /**
+   * `now` (epoch milliseconds) exists for tests that need a token to be expired; `versions`
+   * carries the previous signing key during a rotation, its window read from `clock`.
+   */
+  static async create(
+    session: SessionConfig,
+    opts: { now?: () => number; versions?: SecretVersions; clock?: RotationClock } = {},
+  ): Promise<SessionSigner> {
+    const key = await hmacKey(session.signing_key);
+    const prev = opts.versions?.previous;
+    const previous = prev && { key: await hmacKey(prev.value), until: prev.until, name: opts.versions!.key };
+    return new SessionSigner(session, key, previous, opts.now ?? Date.now, opts.clock ?? systemClock);
   }
 
   async sign(claims: { openid: string; sid: string }): Promise<{ token: string; expiresIn: number }> {
@@ -50,17 +60,19 @@ export class SessionSigner {
 
   /** Rejects with IdentityError (token_expired only when the signature and issuer were right). */
   async verify(token: string): Promise<{ openid: string; sid: string }> {
-    let payload;
+    let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, this.key, {
-        algorithms: ['HS256'],
-        issuer: this.issuer,
-        requiredClaims: ['sub', 'sid', 'exp'],
-        currentDate: new Date(this.now()),
-      }));
+      payload = await this.verifiedWith(this.key, token);
     } catch (err) {
-      if (err instanceof joseErrors.JWTExpired) throw new IdentityError('token_expired', undefined, { cause: err });
-      throw new IdentityError('token_invalid', undefined, { cause: err });
+      const previous = this.previous;
+      // Only a token the current key did not sign gets a second try, and only within the window.
+      if (!(err instanceof joseErrors.JWSSignatureVerificationFailed) || !previous || this.clock.now() >= previous.until) throw refusal(err);
+      try {
+        payload = await this.verifiedWith(previous.key, token);
+      } catch (again) {
+        throw refusal(again);
+      }
+      this.clock.usedPrevious(previous.name);
     }
     const { sub, sid } = payload;
     if (typeof sub !== 'string' || sub === '' || typeof sid !== 'string' || sid === '') {
@@ -68,4 +80,25 @@ export class SessionSigner {
     }
     return { openid: sub, sid };
   }
+
+  private async verifiedWith(key: CryptoKey, token: string): Promise<JWTPayload> {
+    const { payload } = await jwtVerify(token, key, {
+      algorithms: ['HS256'],
+      issuer: this.issuer,
+      requiredClaims: ['sub', 'sid', 'exp'],
+      currentDate: new Date(this.now()),
+    });
+    return payload;
+  }
+}
+
+/** A non-extractable CryptoKey: the key bytes cannot leak through the key object later. */
+function hmacKey(secret: string): Promise<CryptoKey> {
+  return crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
+}
+
+/** token_expired only when the signature and issuer were right. */
+function refusal(err: unknown): IdentityError {
+  if (err instanceof joseErrors.JWTExpired) return new IdentityError('token_expired', undefined, { cause: err });
+  return new IdentityError('token_invalid', undefined, { cause: err });
 }

@@ -54,6 +54,10 @@ export const DEFAULTS = {
   on_unavailable: 'deny',
   api_base: 'https://api.weixin.qq.com',
   api_timeout: '5s',
+  // A push signed just before a Token change arrives within max_skew; an hour leaves room for retries.
+  wechat_rotation_window: '1h',
+  // WeChat Pay retries a notification for about a day, encrypted as it was first sent.
+  wechatpay_rotation_window: '1d',
   session_ttl: '2h',
   session_issuer: 'wxgw',
   openid_claim: 'openid',
@@ -152,8 +156,8 @@ interface RawPolicy {
     hsts?: { max_age: string; include_subdomains?: boolean; preload?: boolean };
   };
   store?: { kind?: 'memory' | 'redis'; redis_url?: string; key_prefix?: string; command_timeout?: string; on_unavailable?: 'deny' | 'allow' };
-  wechat?: { appid: string; app_secret?: string; token?: string; encoding_aes_key?: string; api_base?: string; api_timeout?: string };
-  wechatpay?: { apiv3_key?: string; platform_certificates?: string[]; public_keys?: { id: string; file: string }[] };
+  wechat?: { appid: string; app_secret?: string; token?: string; encoding_aes_key?: string; api_base?: string; api_timeout?: string; rotation_window?: string };
+  wechatpay?: { apiv3_key?: string; platform_certificates?: string[]; public_keys?: { id: string; file: string }[]; rotation_window?: string };
   identity?: {
     login?: { path: string; upstream?: { upstream: string; path: string; mask?: string }; rate_limit?: RawAccess['rate_limit'] };
     session?: { signing_key: string; ttl?: string; issuer?: string };
@@ -279,6 +283,7 @@ function wechatConfig(w: NonNullable<RawPolicy['wechat']>, pos: SourcePos): Wech
     ...(w.encoding_aes_key !== undefined && { encoding_aes_key: w.encoding_aes_key }),
     api_base: sure(parseUpstreamUrl(w.api_base ?? DEFAULTS.api_base)),
     api_timeout: sure(parseDuration(w.api_timeout ?? DEFAULTS.api_timeout)),
+    rotation_window: sure(parseDuration(w.rotation_window ?? DEFAULTS.wechat_rotation_window)),
     pos,
   };
 }
@@ -297,7 +302,7 @@ function wechatPayConfig(p: NonNullable<RawPolicy['wechatpay']>, baseDir: string
       return { serial: k.id, public_key_pem: pem, file: path };
     }),
   ];
-  return { ...(p.apiv3_key !== undefined && { apiv3_key: p.apiv3_key }), keys, pos };
+  return { ...(p.apiv3_key !== undefined && { apiv3_key: p.apiv3_key }), keys, rotation_window: sure(parseDuration(p.rotation_window ?? DEFAULTS.wechatpay_rotation_window)), pos };
 }
 
 /** A login has no openid yet: only `ip` rules and `fallback_key: ip` count it. */

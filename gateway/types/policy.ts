@@ -137,6 +137,8 @@ export interface WechatConfig {
   api_base: URL;
   /** Milliseconds a WeChat API call may take (default 5000). */
   api_timeout: number;
+  /** Milliseconds a replaced token or encoding_aes_key still verifies after a reload changed it (default 1h). */
+  rotation_window?: number;
   pos: SourcePos;
 }
 
@@ -146,6 +148,8 @@ export interface WechatPayConfig {
   apiv3_key?: string;
   /** Verification keys by the serial WeChat Pay sends in `Wechatpay-Serial`. */
   keys: WechatPayKey[];
+  /** Milliseconds a replaced apiv3_key still decrypts after a reload changed it (default 1d). */
+  rotation_window?: number;
   pos: SourcePos;
 }
 
@@ -341,6 +345,18 @@ export interface PolicyConfig {
   wechatpay?: WechatPayConfig;
   identity?: IdentityConfig;
   mask_profiles: Map<string, MaskProfileConfig>;
+  /** Strings read from files with ${file:...}, by dotted key path; absent when there are none. */
+  file_references?: Map<string, FileReference>;
+}
+
+/** A string of the policy read (partly) from files: what a reload watches, and keeps when they cannot be read. */
+export interface FileReference {
+  /** Absolute paths, in the order the string names them. */
+  files: string[];
+  /** The resolved string. A secret: never logged. */
+  value: string;
+  /** Set when the files could not be read at the last load: `value` is the one read before, and this says why. */
+  unreadable?: string;
 }
 
 export type Severity = 'error' | 'warning';
