@@ -66,11 +66,15 @@ export class Metrics {
   private readonly upstreamErrors: Counter<'route' | 'reason'>;
   readonly decisions: Counter<'reason'>;
   readonly reloads: Counter<'result'>;
+  /** Uses of a rotated secret's previous value, by key path: once it stays still, the old value can go. */
+  readonly secretPreviousUsed: Counter<'secret'>;
 
   constructor(
     certificates: () => readonly LoadedCertificate[],
     store: () => { kind: string; connected: boolean },
     droppedLogLines: () => number = () => 0,
+    /** Key paths of ${file:...} values whose file could not be read at the last reload (the old value is kept). */
+    unreadableFiles: () => readonly string[] = () => [],
   ) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
@@ -113,6 +117,22 @@ export class Metrics {
       registers,
     });
     for (const result of ['success', 'invalid', 'restart_required']) this.reloads.inc({ result }, 0);
+    this.secretPreviousUsed = new Counter({
+      name: 'wxgw_secret_previous_used_total',
+      help: 'Requests verified or decrypted with the previous value of a rotated secret (inside its window), by key path.',
+      labelNames: ['secret'],
+      registers,
+    });
+    new Gauge({
+      name: 'wxgw_secret_file_unreadable',
+      help: '1 for each ${file:...} value whose file could not be read at the last reload: the value read before stays in force. By key path.',
+      labelNames: ['key'],
+      registers,
+      collect() {
+        this.reset();
+        for (const key of unreadableFiles()) this.labels(key).set(1);
+      },
+    });
     new Gauge({
       name: 'wxgw_certificate_expiry_seconds',
       help: 'Seconds until the leaf of each configured certificate expires (negative once expired).',
