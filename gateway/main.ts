@@ -103,7 +103,7 @@ export async function startGateway(opts: {
   config: string;
   env?: Record<string, string | undefined>;
   logger?: Logger;
-  /** The clock secrets' rotation windows are measured with (epoch milliseconds); Date.now by default. */
+  /** The clock secrets' rotation windows and identity tokens' lives are measured with (epoch milliseconds); Date.now by default. */
   now?: () => number;
 }): Promise<GatewayHandle> {
   const loaded = await loadChecked(opts.config, opts.env);

@@ -94,7 +94,7 @@ export interface SnapshotDeps {
   /** The upstream pools (proxy/forwarder.ts), for the one call the gateway makes itself: the login's. */
   readonly pools: UpstreamCaller;
   readonly logger: Logger;
-  /** The clock secrets' rotation windows are measured with, and the count of previous values used. */
+  /** The clock secrets' rotation windows and identity tokens are measured with, and the count of previous values used. */
   readonly rotation?: RotationClock;
 }
 
@@ -135,9 +135,9 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
 
   const identity = policy.identity;
   const signer = identity?.session
-    ? await built(identity.pos, () => SessionSigner.create(identity.session!, { versions: secrets.get('identity.session.signing_key'), clock }))
+    ? await built(identity.pos, () => SessionSigner.create(identity.session!, { now: clock.now, versions: secrets.get('identity.session.signing_key'), clock }))
     : undefined;
-  const verifier = identity ? await built(identity.pos, () => compileIdentity(identity, { signer })) : undefined;
+  const verifier = identity ? await built(identity.pos, () => compileIdentity(identity, { signer, now: clock.now })) : undefined;
   const callbacks = new Map<string, CallbackGuard>();
   const onCallback = { token: secrets.get('wechat.token'), encodingAesKey: secrets.get('wechat.encoding_aes_key'), clock };
   const onNotify = { apiv3Key: secrets.get('wechatpay.apiv3_key'), clock };

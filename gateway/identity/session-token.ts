@@ -58,8 +58,13 @@ export class SessionSigner {
     return { token, expiresIn: this.ttlSeconds };
   }
 
-  /** Rejects with IdentityError (token_expired only when the signature and issuer were right). */
-  async verify(token: string): Promise<{ openid: string; sid: string }> {
+  /**
+   * Rejects with IdentityError (token_expired only when the signature and issuer were right).
+   * `notAfter` (epoch ms) is set for a token the previous key verified: the end of that key's
+   * window, past which the token must not be believed whatever its `exp` says.
+   */
+  async verify(token: string): Promise<{ openid: string; sid: string; notAfter?: number }> {
+    let notAfter: number | undefined;
     let payload: JWTPayload;
     try {
       payload = await this.verifiedWith(this.key, token);
@@ -73,12 +78,13 @@ export class SessionSigner {
         throw refusal(again);
       }
       this.clock.usedPrevious(previous.name);
+      notAfter = previous.until;
     }
     const { sub, sid } = payload;
     if (typeof sub !== 'string' || sub === '' || typeof sid !== 'string' || sid === '') {
       throw new IdentityError('token_invalid');
     }
-    return { openid: sub, sid };
+    return notAfter === undefined ? { openid: sub, sid } : { openid: sub, sid, notAfter };
   }
 
   private async verifiedWith(key: CryptoKey, token: string): Promise<JWTPayload> {

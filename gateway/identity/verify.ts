@@ -102,7 +102,8 @@ const VERIFIED_TOKENS = 10_000;
 
 interface Candidate {
   issuer: string | undefined;
-  verify(token: string): Promise<{ openid: string }>;
+  /** `notAfter`: an end earlier than `exp` (a token a rotated-out key verified, see session-token.ts). */
+  verify(token: string): Promise<{ openid: string; notAfter?: number }>;
 }
 
 /** `now` (epoch milliseconds) exists for tests that need a token to expire without waiting. */
@@ -144,9 +145,9 @@ export async function compileIdentity(cfg: IdentityConfig, deps: { signer?: Sess
     let reason: TokenRefusal = 'token_invalid';
     for (const candidate of eligible(claims.iss)) {
       try {
-        const { openid } = await candidate.verify(found.token);
+        const { openid, notAfter } = await candidate.verify(found.token);
         // Cached until `exp` itself, without the clock tolerance: an entry can only end early.
-        if (typeof claims.exp === 'number') verified.add(found.token, openid, claims.exp * 1000);
+        if (typeof claims.exp === 'number') verified.add(found.token, openid, Math.min(claims.exp * 1000, notAfter ?? Infinity));
         return { kind: 'verified', openid };
       } catch (err) {
         if (!(err instanceof IdentityError)) throw err;

@@ -14,6 +14,7 @@ import { compileWechatPayNotify } from '../../gateway/guards/wechatpay-notify.js
 import type { CallbackOutcome, CallbackRequest } from '../../gateway/guards/callback-types.js';
 import { SessionSigner } from '../../gateway/identity/session-token.js';
 import { IdentityError } from '../../gateway/identity/identity-error.js';
+import { compileIdentity } from '../../gateway/identity/verify.js';
 import { MemoryStore } from '../../gateway/store/memory-store.js';
 import { rotate, type RotationClock, type SecretVersions } from '../../gateway/rotation/versions.js';
 import { changedSecrets, secretsInForce } from '../../gateway/rotation/in-force.js';
@@ -21,7 +22,7 @@ import { interpolate } from '../../gateway/policy/interpolate.js';
 import { Reporter } from '../../gateway/policy/report.js';
 import { readYaml } from '../../gateway/policy/yaml-source.js';
 import { wechatSignature } from '../../gateway/wechat/signature.js';
-import type { FileReference, PolicyConfig, WechatConfig } from '../../gateway/types/policy.js';
+import type { FileReference, IdentityConfig, PolicyConfig, WechatConfig } from '../../gateway/types/policy.js';
 import { encryptPayResource, payNotification, payNotificationBody, randomEncodingAesKey } from '../helpers/wechat-callback.js';
 import { generateKeyPairSync } from 'node:crypto';
 
@@ -221,7 +222,8 @@ test('session tokens: after a key change new tokens use the new key, old ones ve
   clock.at = HOUR; // the key changes an hour into the old token's life
   const versions = rotate('identity.session.signing_key', rotate('identity.session.signing_key', undefined, oldKey, ttl, 0), newKey, ttl, clock.at);
   const after = await SessionSigner.create(session(newKey), { now: clock.now, versions, clock });
-  assert.deepEqual(await after.verify(live), { openid: 'o-live', sid: 's1' });
+  // Believed no longer than the old key's window, one ttl from the change.
+  assert.deepEqual(await after.verify(live), { openid: 'o-live', sid: 's1', notAfter: 3 * HOUR });
   assert.equal(clock.uses.get('identity.session.signing_key'), 1);
   const fresh = (await after.sign({ openid: 'o-new', sid: 's2' })).token;
   // Signed with the new key: a signer that only has the old one refuses it.
@@ -248,6 +250,24 @@ test('session tokens: past the window the previous key verifies nothing, whateve
   await after.verify(live);
   clock.at = HOUR;
   await assert.rejects(after.verify(live), (err: unknown) => err instanceof IdentityError && err.reason === 'token_invalid');
+});
+
+test('identity: a token the previous key verified is not believed past that key\'s window, from the cache either', async () => {
+  const [oldKey, newKey] = ['old-session-signing-key-0123456789abcdef', 'new-session-signing-key-0123456789abcdef'];
+  const clock = testClock(0);
+  // The ttl was cut from 10h to 1h with the key change: old tokens' exp lies past the window.
+  const before = await SessionSigner.create({ signing_key: oldKey, ttl: 10 * HOUR, issuer: 'wxgw' }, { now: clock.now });
+  const live = (await before.sign({ openid: 'o-live', sid: 's' })).token;
+  const session = { signing_key: newKey, ttl: HOUR, issuer: 'wxgw' };
+  const versions = rotate('identity.session.signing_key', rotate('identity.session.signing_key', undefined, oldKey, HOUR, 0), newKey, HOUR, 0);
+  const signer = await SessionSigner.create(session, { now: clock.now, versions, clock });
+  const cfg = { session, token: { header: 'authorization' }, upstream_header: 'x-wx-openid', unionid_header: 'x-wx-unionid' } as unknown as IdentityConfig;
+  const identity = await compileIdentity(cfg, { signer, now: clock.now });
+  const headers = { authorization: `Bearer ${live}` };
+  assert.deepEqual(await identity.verify(headers), { kind: 'verified', openid: 'o-live' });
+  assert.deepEqual(await identity.verify(headers), { kind: 'verified', openid: 'o-live' });
+  clock.at = HOUR;
+  assert.deepEqual(await identity.verify(headers), { kind: 'refused', reason: 'token_invalid' });
 });
 
 // --- ${file:...} that cannot be read ----------------------------------------------------------
