@@ -69,31 +69,35 @@ export function compileWechatCallback(
   if (cfg.decrypt && !cryptos) throw new Error('wechat_callback with decrypt: true needs wechat.encoding_aes_key');
   const noncePrefix = `nonce:wx:${wechat.appid}:`;
 
-  /** The token whose signature over `parts` is `given`: the current one, else the previous one in its window. */
+  /** The token whose signature over `parts` is `given`: the current one, else a previous one in its window. */
   function signedWith(parts: string[], given: string): string | undefined {
     if (safeEqualHex(wechatSignature([tokens.current, ...parts]), given)) return tokens.current;
-    const previous = tokens.previous();
-    if (previous === undefined || !safeEqualHex(wechatSignature([previous, ...parts]), given)) return undefined;
-    tokens.usedPrevious();
-    return previous;
+    for (const previous of tokens.previous()) {
+      if (!safeEqualHex(wechatSignature([previous, ...parts]), given)) continue;
+      tokens.usedPrevious();
+      return previous;
+    }
+    return undefined;
   }
 
-  /** Decrypts with the current key, else with the previous one in its window; throws the current key's error. */
+  /** Decrypts with the current key, else with a previous one in its window; throws the current key's error. */
   function decrypt(encrypt: string): { message: string; crypto: WechatMsgCrypto } {
     const current = cryptos!.current;
     try {
       return { message: current.decrypt(encrypt), crypto: current };
     } catch (err) {
-      const previous = cryptos!.previous();
-      if (previous === undefined || !(err instanceof CallbackError)) throw err;
-      let message: string;
-      try {
-        message = previous.decrypt(encrypt);
-      } catch {
-        throw err;
+      if (!(err instanceof CallbackError)) throw err;
+      for (const previous of cryptos!.previous()) {
+        let message: string;
+        try {
+          message = previous.decrypt(encrypt);
+        } catch {
+          continue;
+        }
+        cryptos!.usedPrevious();
+        return { message, crypto: previous };
       }
-      cryptos!.usedPrevious();
-      return { message, crypto: previous };
+      throw err;
     }
   }
 

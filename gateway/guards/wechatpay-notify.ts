@@ -49,21 +49,24 @@ export function compileWechatPayNotify(
     apiv3Keys = versioned(versions, (k) => Buffer.from(k, 'utf8'), secrets.clock);
   }
 
-  /** Decrypts with the current key, else with the previous one in its window; throws the current key's error. */
+  /** Decrypts with the current key, else with a previous one in its window; throws the current key's error. */
   function decrypt(resource: Record<string, unknown>): Buffer {
     try {
       return decryptPayResource(apiv3Keys!.current, resource);
     } catch (err) {
-      const previous = apiv3Keys!.previous();
-      if (previous === undefined || !(err instanceof CallbackError) || previous.length !== 32) throw err;
-      let plain: Buffer;
-      try {
-        plain = decryptPayResource(previous, resource);
-      } catch {
-        throw err;
+      if (!(err instanceof CallbackError)) throw err;
+      for (const previous of apiv3Keys!.previous()) {
+        if (previous.length !== 32) continue;
+        let plain: Buffer;
+        try {
+          plain = decryptPayResource(previous, resource);
+        } catch {
+          continue;
+        }
+        apiv3Keys!.usedPrevious();
+        return plain;
       }
-      apiv3Keys!.usedPrevious();
-      return plain;
+      throw err;
     }
   }
 

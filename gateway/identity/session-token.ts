@@ -8,7 +8,7 @@
 // change, which no token signed before it outlives (rotation/in-force.ts).
 import { SignJWT, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { IdentityConfig } from '../types/policy.js';
-import { systemClock, type RotationClock, type SecretVersions } from '../rotation/versions.js';
+import { previousValues, systemClock, type RotationClock, type SecretVersions } from '../rotation/versions.js';
 import { IdentityError } from './identity-error.js';
 
 type SessionConfig = NonNullable<IdentityConfig['session']>;
@@ -18,16 +18,19 @@ export class SessionSigner {
   /** Seconds a token lives; also what the login answer reports as `expires_in`. */
   readonly ttlSeconds: number;
   private readonly key: CryptoKey;
-  private readonly previous: { key: CryptoKey; until: number; name: string } | undefined;
+  private readonly previous: { key: CryptoKey; until: number }[];
+  /** The key path previous uses are counted under. */
+  private readonly name: string;
   private readonly now: () => number;
   private readonly clock: RotationClock;
 
-  private constructor(session: SessionConfig, key: CryptoKey, previous: SessionSigner['previous'], now: () => number, clock: RotationClock) {
+  private constructor(session: SessionConfig, key: CryptoKey, previous: SessionSigner['previous'], name: string, now: () => number, clock: RotationClock) {
     this.issuer = session.issuer;
     // JWT times are whole seconds; rounding down never makes a token outlive its policy.
     this.ttlSeconds = Math.max(1, Math.floor(session.ttl / 1000));
     this.key = key;
     this.previous = previous;
+    this.name = name;
     this.now = now;
     this.clock = clock;
   }
@@ -41,9 +44,9 @@ export class SessionSigner {
     opts: { now?: () => number; versions?: SecretVersions; clock?: RotationClock } = {},
   ): Promise<SessionSigner> {
     const key = await hmacKey(session.signing_key);
-    const prev = opts.versions?.previous;
-    const previous = prev && { key: await hmacKey(prev.value), until: prev.until, name: opts.versions!.key };
-    return new SessionSigner(session, key, previous, opts.now ?? Date.now, opts.clock ?? systemClock);
+    const previous = [];
+    for (const p of opts.versions ? previousValues(opts.versions) : []) previous.push({ key: await hmacKey(p.value), until: p.until });
+    return new SessionSigner(session, key, previous, opts.versions?.key ?? 'identity.session.signing_key', opts.now ?? Date.now, opts.clock ?? systemClock);
   }
 
   async sign(claims: { openid: string; sid: string }): Promise<{ token: string; expiresIn: number }> {
@@ -69,22 +72,34 @@ export class SessionSigner {
     try {
       payload = await this.verifiedWith(this.key, token);
     } catch (err) {
-      const previous = this.previous;
-      // Only a token the current key did not sign gets a second try, and only within the window.
-      if (!(err instanceof joseErrors.JWSSignatureVerificationFailed) || !previous || this.clock.now() >= previous.until) throw refusal(err);
-      try {
-        payload = await this.verifiedWith(previous.key, token);
-      } catch (again) {
-        throw refusal(again);
-      }
-      this.clock.usedPrevious(previous.name);
-      notAfter = previous.until;
+      // Only a token the current key did not sign gets another try, and only within a window.
+      if (!(err instanceof joseErrors.JWSSignatureVerificationFailed)) throw refusal(err);
+      const now = this.clock.now();
+      const found = await this.verifiedByPrevious(token, now);
+      if (!found) throw refusal(err);
+      if ('refused' in found) throw refusal(found.refused);
+      payload = found.payload;
+      this.clock.usedPrevious(this.name);
+      notAfter = found.until;
     }
     const { sub, sid } = payload;
     if (typeof sub !== 'string' || sub === '' || typeof sid !== 'string' || sid === '') {
       throw new IdentityError('token_invalid');
     }
     return notAfter === undefined ? { openid: sub, sid } : { openid: sub, sid, notAfter };
+  }
+
+  /** The payload under the first previous key in its window that signed `token`, or why it is refused (expired). */
+  private async verifiedByPrevious(token: string, now: number): Promise<{ payload: JWTPayload; until: number } | { refused: unknown } | undefined> {
+    for (const p of this.previous) {
+      if (now >= p.until) continue;
+      try {
+        return { payload: await this.verifiedWith(p.key, token), until: p.until };
+      } catch (err) {
+        if (!(err instanceof joseErrors.JWSSignatureVerificationFailed)) return { refused: err };
+      }
+    }
+    return undefined;
   }
 
   private async verifiedWith(key: CryptoKey, token: string): Promise<JWTPayload> {

@@ -156,11 +156,11 @@ interface RawPolicy {
     hsts?: { max_age: string; include_subdomains?: boolean; preload?: boolean };
   };
   store?: { kind?: 'memory' | 'redis'; redis_url?: string; key_prefix?: string; command_timeout?: string; on_unavailable?: 'deny' | 'allow' };
-  wechat?: { appid: string; app_secret?: string; token?: string; encoding_aes_key?: string; api_base?: string; api_timeout?: string; rotation_window?: string };
-  wechatpay?: { apiv3_key?: string; platform_certificates?: string[]; public_keys?: { id: string; file: string }[]; rotation_window?: string };
+  wechat?: { appid: string; app_secret?: string; token?: string; encoding_aes_key?: string; api_base?: string; api_timeout?: string; rotation_window?: string; previous?: { token?: string; encoding_aes_key?: string; until: string } };
+  wechatpay?: { apiv3_key?: string; platform_certificates?: string[]; public_keys?: { id: string; file: string }[]; rotation_window?: string; previous?: { apiv3_key?: string; until: string } };
   identity?: {
     login?: { path: string; upstream?: { upstream: string; path: string; mask?: string }; rate_limit?: RawAccess['rate_limit'] };
-    session?: { signing_key: string; ttl?: string; issuer?: string };
+    session?: { signing_key: string; ttl?: string; issuer?: string; previous?: { signing_key?: string; until: string } };
     jwt?: {
       secret?: string;
       public_key?: string;
@@ -284,6 +284,7 @@ function wechatConfig(w: NonNullable<RawPolicy['wechat']>, pos: SourcePos): Wech
     api_base: sure(parseUpstreamUrl(w.api_base ?? DEFAULTS.api_base)),
     api_timeout: sure(parseDuration(w.api_timeout ?? DEFAULTS.api_timeout)),
     rotation_window: sure(parseDuration(w.rotation_window ?? DEFAULTS.wechat_rotation_window)),
+    ...(w.previous && { previous: { ...w.previous, until: Date.parse(w.previous.until) } }),
     pos,
   };
 }
@@ -302,7 +303,13 @@ function wechatPayConfig(p: NonNullable<RawPolicy['wechatpay']>, baseDir: string
       return { serial: k.id, public_key_pem: pem, file: path };
     }),
   ];
-  return { ...(p.apiv3_key !== undefined && { apiv3_key: p.apiv3_key }), keys, rotation_window: sure(parseDuration(p.rotation_window ?? DEFAULTS.wechatpay_rotation_window)), pos };
+  return {
+    ...(p.apiv3_key !== undefined && { apiv3_key: p.apiv3_key }),
+    keys,
+    rotation_window: sure(parseDuration(p.rotation_window ?? DEFAULTS.wechatpay_rotation_window)),
+    ...(p.previous && { previous: { ...p.previous, until: Date.parse(p.previous.until) } }),
+    pos,
+  };
 }
 
 /** A login has no openid yet: only `ip` rules and `fallback_key: ip` count it. */
@@ -339,6 +346,7 @@ function identityConfig(i: NonNullable<RawPolicy['identity']>, baseDir: string, 
         signing_key: i.session.signing_key,
         ttl: sure(parseDuration(i.session.ttl ?? DEFAULTS.session_ttl)),
         issuer: i.session.issuer ?? DEFAULTS.session_issuer,
+        ...(i.session.previous && { previous: { ...i.session.previous, until: Date.parse(i.session.previous.until) } }),
       },
     }),
     ...(jwt && {

@@ -9,24 +9,28 @@ import { rotate, sameSecret, type SecretVersions } from './versions.js';
 
 export type SecretsInForce = ReadonlyMap<string, SecretVersions>;
 
-/** What each rotating secret of `policy` is, with the window its previous value gets. */
-function declared(policy: PolicyConfig): [key: string, value: string | undefined, windowMs: number][] {
+type Declared = [key: string, value: string | undefined, windowMs: number, previous: string | undefined, until: number | undefined];
+
+/** What each rotating secret of `policy` is, the window a replaced value gets, and the previous value the policy names. */
+function declared(policy: PolicyConfig): Declared[] {
   const w = policy.wechat;
   const p = policy.wechatpay;
   const session = policy.identity?.session;
   return [
-    ['wechat.app_secret', w?.app_secret, 0],
-    ['wechat.token', w?.token, w?.rotation_window ?? 0],
-    ['wechat.encoding_aes_key', w?.encoding_aes_key, w?.rotation_window ?? 0],
-    ['wechatpay.apiv3_key', p?.apiv3_key, p?.rotation_window ?? 0],
-    ['identity.session.signing_key', session?.signing_key, session?.ttl ?? 0],
+    ['wechat.app_secret', w?.app_secret, 0, undefined, undefined],
+    ['wechat.token', w?.token, w?.rotation_window ?? 0, w?.previous?.token, w?.previous?.until],
+    ['wechat.encoding_aes_key', w?.encoding_aes_key, w?.rotation_window ?? 0, w?.previous?.encoding_aes_key, w?.previous?.until],
+    ['wechatpay.apiv3_key', p?.apiv3_key, p?.rotation_window ?? 0, p?.previous?.apiv3_key, p?.previous?.until],
+    ['identity.session.signing_key', session?.signing_key, session?.ttl ?? 0, session?.previous?.signing_key, session?.previous?.until],
   ];
 }
 
 export function secretsInForce(policy: PolicyConfig, before: SecretsInForce | undefined, now: number): SecretsInForce {
   const out = new Map<string, SecretVersions>();
-  for (const [key, value, windowMs] of declared(policy)) {
-    if (value !== undefined) out.set(key, rotate(key, before?.get(key), value, windowMs, now));
+  for (const [key, value, windowMs, previous, until] of declared(policy)) {
+    if (value === undefined) continue;
+    const { declared: _, ...carried } = rotate(key, before?.get(key), value, windowMs, now);
+    out.set(key, previous !== undefined && until !== undefined ? { ...carried, declared: { value: previous, until } } : carried);
   }
   return out;
 }
@@ -36,7 +40,7 @@ export function changedSecrets(before: SecretsInForce, after: SecretsInForce): {
   const out: { key: string; previousUntil: number | undefined }[] = [];
   for (const [key, v] of after) {
     const old = before.get(key);
-    if (old && old !== v && !sameSecret(old.current, v.current)) out.push({ key, previousUntil: v.previous?.until });
+    if (old && !sameSecret(old.current, v.current)) out.push({ key, previousUntil: v.previous?.until });
   }
   return out;
 }

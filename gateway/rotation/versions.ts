@@ -18,7 +18,10 @@ export interface SecretVersions {
   /** Dotted key path, e.g. `wechat.token`: what logs and metrics name, never the value. */
   readonly key: string;
   readonly current: string;
+  /** The value a reload replaced, for the secret's rotation window; carried from snapshot to snapshot. */
   readonly previous: PreviousValue | undefined;
+  /** The value the policy itself names as previous (`previous:` with its `until`); survives restarts. */
+  readonly declared?: PreviousValue;
 }
 
 /** The clock windows are measured with, and the count of each use of a previous value. */
@@ -49,19 +52,31 @@ export function rotate(key: string, before: SecretVersions | undefined, value: s
 /** A secret compiled for use (a cipher, a key object), current and previous. */
 export interface Versioned<T> {
   readonly current: T;
-  /** The previous one while its window lasts, else undefined. */
-  previous(): T | undefined;
-  /** Counts one use of the previous value. */
+  /** The previous ones whose window lasts now, most recently replaced first. */
+  previous(): T[];
+  /** Counts one use of a previous value. */
   usedPrevious(): void;
+}
+
+/** The previous values to try, each once, the one a reload replaced first. */
+export function previousValues(versions: SecretVersions): PreviousValue[] {
+  const out: PreviousValue[] = [];
+  for (const p of [versions.previous, versions.declared]) {
+    if (p && !sameSecret(p.value, versions.current) && !out.some((o) => sameSecret(o.value, p.value))) out.push(p);
+  }
+  return out;
 }
 
 export function versioned<T>(versions: SecretVersions, make: (value: string) => T, clock: RotationClock): Versioned<T> {
   const current = make(versions.current);
-  const prev = versions.previous;
-  const previous = prev && { value: make(prev.value), until: prev.until };
+  const previous = previousValues(versions).map((p) => ({ value: make(p.value), until: p.until }));
   return {
     current,
-    previous: () => (previous && clock.now() < previous.until ? previous.value : undefined),
+    previous: () => {
+      if (previous.length === 0) return [];
+      const now = clock.now();
+      return previous.filter((p) => now < p.until).map((p) => p.value);
+    },
     usedPrevious: () => clock.usedPrevious(versions.key),
   };
 }

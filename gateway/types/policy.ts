@@ -139,6 +139,8 @@ export interface WechatConfig {
   api_timeout: number;
   /** Milliseconds a replaced token or encoding_aes_key still verifies after a reload changed it (default 1h). */
   rotation_window?: number;
+  /** Values replaced at WeChat's console, still accepted until `until` (epoch ms). */
+  previous?: { token?: string; encoding_aes_key?: string; until: number };
   pos: SourcePos;
 }
 
@@ -150,6 +152,8 @@ export interface WechatPayConfig {
   keys: WechatPayKey[];
   /** Milliseconds a replaced apiv3_key still decrypts after a reload changed it (default 1d). */
   rotation_window?: number;
+  /** An APIv3 key replaced at the merchant platform, still decrypting until `until` (epoch ms). */
+  previous?: { apiv3_key?: string; until: number };
   pos: SourcePos;
 }
 
@@ -185,6 +189,8 @@ export interface IdentityConfig {
     /** Milliseconds a session token is valid. */
     ttl: number;
     issuer: string;
+    /** A replaced signing key whose tokens still verify until `until` (epoch ms). */
+    previous?: { signing_key?: string; until: number };
   };
   /** Tokens the legacy backend already issues. */
   jwt?: {

@@ -378,3 +378,33 @@ defaults: { allow: any }
     rmSync(secretDir, { recursive: true, force: true });
   }
 });
+
+test('a previous Token the policy declares is accepted from the start (a restart mid-rotation) until its time', async () => {
+  const upstream = await startUpstream((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end('success');
+  });
+  const secretDir = mkdtempSync(join(tmpdir(), 'wxgw-secret-'));
+  const aes = randomEncodingAesKey();
+  const [oldToken, newToken] = ['consoleOldToken1', 'consoleNewToken2'];
+  writeFileSync(join(secretDir, 'token'), newToken);
+  writeFileSync(join(secretDir, 'token.previous'), oldToken);
+  writeFileSync(join(secretDir, 'encoding_aes_key'), aes);
+  const until = new Date(Date.now() + 2 * HOUR).toISOString();
+  const t = await startWatched((ctx) =>
+    callbackPolicy(secretDir, upstream)(ctx).replace('  rotation_window: 1h\n', `  rotation_window: 1h\n  previous: { token: "\${file:${secretDir}/token.previous}", until: ${until} }\n`),
+  );
+  try {
+    assert.equal((await push(t, oldToken, aes)).status, 200);
+    assert.equal((await push(t, newToken, aes)).status, 200);
+    t.clock.at += 2 * HOUR + 1000;
+    assert.equal(reason(await push(t, oldToken, aes)), 'signature_invalid');
+    assert.equal((await push(t, newToken, aes)).status, 200);
+    assert.equal(sample((await admin(t, '/metrics')).text, 'wxgw_secret_previous_used_total{secret="wechat.token"}'), 1);
+    assertNoSecrets(t, [oldToken, newToken, aes]);
+  } finally {
+    await t.close();
+    await upstream.close();
+    rmSync(secretDir, { recursive: true, force: true });
+  }
+});

@@ -19,6 +19,8 @@ import { MemoryStore } from '../../gateway/store/memory-store.js';
 import { rotate, type RotationClock, type SecretVersions } from '../../gateway/rotation/versions.js';
 import { changedSecrets, secretsInForce } from '../../gateway/rotation/in-force.js';
 import { interpolate } from '../../gateway/policy/interpolate.js';
+import { parsePolicyText } from '../../gateway/policy/load.js';
+import { PolicyError } from '../../gateway/types/policy.js';
 import { Reporter } from '../../gateway/policy/report.js';
 import { readYaml } from '../../gateway/policy/yaml-source.js';
 import { wechatSignature } from '../../gateway/wechat/signature.js';
@@ -120,7 +122,7 @@ test('secretsInForce: each secret gets its own window, the AppSecret none; chang
   assert.deepEqual(next.get('wechat.token')!.previous, { value: 't1', until: 1000 + HOUR });
   assert.deepEqual(next.get('identity.session.signing_key')!.previous, { value: 'k1'.repeat(16), until: 1000 + 2 * HOUR });
   assert.equal(next.get('wechat.app_secret')!.previous, undefined);
-  assert.equal(next.get('wechatpay.apiv3_key'), first.get('wechatpay.apiv3_key'));
+  assert.deepEqual(next.get('wechatpay.apiv3_key'), first.get('wechatpay.apiv3_key'));
   const changes = changedSecrets(first, next);
   assert.deepEqual(changes.map((c) => c.key).sort(), ['identity.session.signing_key', 'wechat.app_secret', 'wechat.token']);
   assert.doesNotMatch(JSON.stringify(changes), /t1|t2|s1|s2|k1|k2/);
@@ -180,6 +182,68 @@ test('message push: a value that never was in force is refused inside the window
   refused(await g.check(plain('otherToken')), 'signature_invalid');
   undecryptable(await g.check(wecomPush('newToken', randomEncodingAesKey(), '<xml/>')));
   assert.equal(clock.uses.size, 0);
+});
+
+test('message push: a previous value the policy declares is accepted until its time, beside one a reload replaced', async () => {
+  const clock = testClock(0);
+  const key = randomEncodingAesKey();
+  const [declaredToken, replacedToken, currentToken] = ['declaredToken1', 'replacedToken2', 'currentToken3'];
+  const policy = (token: string) =>
+    ({ wechat: { appid: APPID, token, encoding_aes_key: key, rotation_window: HOUR, previous: { token: declaredToken, until: 3 * HOUR } } }) as unknown as PolicyConfig;
+  // Started with the declared previous value (as after a restart), then a reload changes the Token.
+  const first = secretsInForce(policy(replacedToken), undefined, 0);
+  assert.deepEqual(first.get('wechat.token')!.declared, { value: declaredToken, until: 3 * HOUR });
+  const next = secretsInForce(policy(currentToken), first, 0);
+  const g = callbackGuard(next.get('wechat.token')!, next.get('wechat.encoding_aes_key')!, clock);
+  for (const token of [currentToken, replacedToken, declaredToken]) forwarded(await g.check(wecomPush(token, key, '<xml/>')));
+  assert.equal(clock.uses.get('wechat.token'), 2);
+  clock.at = HOUR; // the reload's window is over, the declared one is not
+  refused(await g.check(wecomPush(replacedToken, key, '<xml/>')), 'signature_invalid');
+  forwarded(await g.check(wecomPush(declaredToken, key, '<xml/>')));
+  clock.at = 3 * HOUR;
+  refused(await g.check(wecomPush(declaredToken, key, '<xml/>')), 'signature_invalid');
+  forwarded(await g.check(wecomPush(currentToken, key, '<xml/>')));
+  // Removing `previous` from the policy ends it at the next reload, whatever its time said.
+  const removed = secretsInForce({ wechat: { appid: APPID, token: currentToken, encoding_aes_key: key, rotation_window: HOUR } } as unknown as PolicyConfig, next, HOUR);
+  assert.equal(removed.get('wechat.token')!.declared, undefined);
+});
+
+test('wxgw validate: a previous value whose time has passed is a warning, one of the wrong form an error, a literal one a warning', async () => {
+  const policy = (previous: string) => `version: 1
+server:
+  https: off
+  http: { listen: "127.0.0.1:8080" }
+  trusted_proxies: [10.0.0.0/8]
+wechat:
+  appid: ${APPID}
+  token: \${WX_TOKEN}
+  previous: ${previous}
+upstreams:
+  app: { url: "http://127.0.0.1:3000" }
+routes:
+  - { name: all, match: { path_prefix: / }, upstream: app, allow: any }
+`;
+  const env = { WX_TOKEN: 'currentToken3', WX_TOKEN_OLD: 'previousToken2' };
+  const passed = await parsePolicyText(policy('{ token: "${WX_TOKEN_OLD}", until: 2020-01-01T00:00:00Z }'), 'gateway.yaml', { env });
+  assert.deepEqual(
+    passed.warnings.map((w) => `${w.path}: ${w.message}`),
+    ['wechat.previous.until: 2020-01-01T00:00:00Z has passed: the previous values are no longer accepted; remove `previous` (and the secrets it reads)'],
+  );
+  assert.equal(passed.config.wechat!.previous!.until, Date.UTC(2020, 0, 1));
+  const future = await parsePolicyText(policy('{ token: "${WX_TOKEN_OLD}", until: 2099-01-01T08:00:00+08:00 }'), 'gateway.yaml', { env });
+  assert.deepEqual(future.warnings, []);
+  assert.deepEqual(future.config.wechat!.previous, { token: 'previousToken2', until: Date.UTC(2099, 0, 1) });
+
+  const literal = await parsePolicyText(policy('{ token: previousToken2, until: 2099-01-01T00:00:00Z }'), 'gateway.yaml', { env });
+  assert.deepEqual(literal.warnings.map((w) => w.path), ['wechat.previous.token']);
+  await assert.rejects(parsePolicyText(policy('{ token: "no-dashes-allowed", until: 2099-01-01T00:00:00Z }'), 'gateway.yaml', { env }), (err: unknown) => {
+    assert.ok(err instanceof PolicyError);
+    assert.deepEqual(err.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.path}: ${d.message}`), ['wechat.previous.token: is not a message-push Token: WeChat accepts 3 to 32 letters and digits']);
+    assert.ok(!err.message.includes('no-dashes-allowed'));
+    return true;
+  });
+  await assert.rejects(parsePolicyText(policy('{ token: "${WX_TOKEN_OLD}", until: 2026-13-01T00:00:00Z }'), 'gateway.yaml', { env }), /wechat\.previous\.until/);
+  await assert.rejects(parsePolicyText(policy('{ token: "${WX_TOKEN_OLD}", until: next week }'), 'gateway.yaml', { env }), /wechat\.previous\.until/);
 });
 
 // --- WeChat Pay: the APIv3 key --------------------------------------------------------------
