@@ -137,7 +137,7 @@ export interface WechatConfig {
   api_base: URL;
   /** Milliseconds a WeChat API call may take (default 5000). */
   api_timeout: number;
-  /** Milliseconds a replaced token or encoding_aes_key still verifies after a reload changed it (default 1h). */
+  /** Milliseconds a replaced token or encoding_aes_key still verifies after a reload changed it (the loader sets it, default 1h; none when absent). */
   rotation_window?: number;
   /** Values replaced at WeChat's console, still accepted until `until` (epoch ms). */
   previous?: { token?: string; encoding_aes_key?: string; until: number };
@@ -150,7 +150,7 @@ export interface WechatPayConfig {
   apiv3_key?: string;
   /** Verification keys by the serial WeChat Pay sends in `Wechatpay-Serial`. */
   keys: WechatPayKey[];
-  /** Milliseconds a replaced apiv3_key still decrypts after a reload changed it (default 1d). */
+  /** Milliseconds a replaced apiv3_key still decrypts after a reload changed it (the loader sets it, default 1d; none when absent). */
   rotation_window?: number;
   /** An APIv3 key replaced at the merchant platform, still decrypting until `until` (epoch ms). */
   previous?: { apiv3_key?: string; until: number };
