@@ -5,6 +5,7 @@
 // gateway's own code; the rotation windows are measured with a clock the test moves.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +20,7 @@ import { policyContext, type PolicyContext } from '../helpers/gateway.js';
 import { httpsRequest, type ClientResponse } from '../helpers/https-client.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { startFakeWechat } from '../helpers/fake-wechat.js';
+import { repoRoot, startCli } from '../helpers/process.js';
 import { eventually, waitUntil } from '../helpers/wait.js';
 import { encryptPayResource, payNotification, payNotificationBody, randomEncodingAesKey } from '../helpers/wechat-callback.js';
 
@@ -409,4 +411,56 @@ test('a previous Token the policy declares is accepted from the start (a restart
     await upstream.close();
     rmSync(secretDir, { recursive: true, force: true });
   }
+});
+
+test('the real CLI: a Secret volume update is logged by key, a file gone dangling keeps its value and shows in /readyz; validate warns of a passed previous', async () => {
+  const upstream = await startUpstream((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end('success');
+  });
+  const ctx = await policyContext();
+  const secretDir = mkdtempSync(join(tmpdir(), 'wxgw-secret-'));
+  const old = { token: 'cliOldToken2026', encoding_aes_key: randomEncodingAesKey() };
+  const next = { token: 'cliNewToken2026', encoding_aes_key: old.encoding_aes_key };
+  secretVolume(secretDir, 'v1', old);
+  const file = join(ctx.dir, 'gateway.yaml');
+  writeFileSync(file, callbackPolicy(secretDir, upstream)(ctx));
+  const gw = await startCli(file);
+  const t = { gw: { https: { port: ctx.httpsPort }, admin: { port: ctx.adminPort } }, ca: readFileSync(ctx.chain.root) } as unknown as Watched;
+  try {
+    assert.equal((await push(t, old.token, old.encoding_aes_key)).status, 200);
+    let mark = gw.output().length;
+    secretVolume(secretDir, 'v2', next);
+    await gw.waitFor(/secret wechat\.token changed; the previous value is still accepted until/, 15_000, mark);
+    assert.doesNotMatch(gw.output().slice(mark), /wechat\.encoding_aes_key changed/, 'an unchanged secret is not reported');
+    assert.equal((await push(t, old.token, old.encoding_aes_key)).status, 200);
+    assert.equal((await push(t, next.token, next.encoding_aes_key)).status, 200);
+
+    // The next update lacks the token: its symlink dangles. The value read before stays.
+    mark = gw.output().length;
+    secretVolume(secretDir, 'v3', { encoding_aes_key: next.encoding_aes_key });
+    await gw.waitFor(/wechat\.token.*the value read before stays in force/, 15_000, mark);
+    await gw.waitFor(/"msg":"policy reloaded"/, 15_000, mark);
+    assert.equal((await push(t, next.token, next.encoding_aes_key)).status, 200);
+    const ready = await admin(t, '/readyz');
+    assert.equal(ready.status, 200);
+    assert.match(ready.text, /secret file unreadable: wechat\.token keeps the value read before/);
+    assert.equal(sample((await admin(t, '/metrics')).text, 'wxgw_secret_file_unreadable{key="wechat.token"}'), 1);
+    for (const value of [old.token, next.token, old.encoding_aes_key]) assert.ok(!gw.output().includes(value), 'the log holds a secret value');
+  } finally {
+    gw.kill();
+    await gw.exited();
+    await upstream.close();
+  }
+
+  // validate: a declared previous value whose time has passed is a warning (exit 0), never its value.
+  writeFileSync(join(secretDir, 'token.previous'), `${old.token}\n`);
+  const withPrevious = readFileSync(file, 'utf8').replace('  rotation_window: 1h\n', `  rotation_window: 1h\n  previous: { token: "\${file:${secretDir}/token.previous}", until: 2020-01-01T00:00:00Z }\n`);
+  secretVolume(secretDir, 'v4', next);
+  writeFileSync(file, withPrevious);
+  const r = spawnSync(process.execPath, [join(repoRoot, 'bin/wxgw.js'), 'validate', '--config', file], { encoding: 'utf8', cwd: repoRoot, timeout: 30_000 });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout + r.stderr, /wechat\.previous\.until  warning: 2020-01-01T00:00:00Z has passed: the previous values are no longer accepted; remove `previous`/);
+  assert.ok(!(r.stdout + r.stderr).includes(old.token));
+  rmSync(secretDir, { recursive: true, force: true });
 });
