@@ -1,6 +1,7 @@
 // wxgw start | validate | certs | demo
 import { parseArgs } from 'node:util';
 import { loadPolicy } from './policy/load.js';
+import { reportModeRules } from './policy/report-mode.js';
 import { PolicyError, formatDiagnostic, type Diagnostic } from './types/policy.js';
 import { loadCertificates } from './tls/load.js';
 import { describeCertificates } from './tls/describe.js';
@@ -35,6 +36,14 @@ function printDiagnostics(diagnostics: Diagnostic[]): void {
   for (const d of diagnostics) process.stderr.write(formatDiagnostic({ ...d, file: shownPath(d.file) }) + '\n');
 }
 
+/** Rules in report mode are the easiest to forget once a rollout is done: listed on every validate. */
+function printReportMode(config: Parameters<typeof reportModeRules>[0]): void {
+  const entries = reportModeRules(config);
+  if (entries.length === 0) return;
+  process.stdout.write(`report mode: ${entries.length} route(s) have rules that are counted, not enforced:\n`);
+  for (const e of entries) process.stdout.write(`  ${shownPath(e.pos.file)}:${e.pos.line}  ${e.route}: ${e.rules.join(', ')}\n`);
+}
+
 async function validate(file: string): Promise<number> {
   try {
     const { config, warnings } = await loadPolicy(file);
@@ -50,6 +59,7 @@ async function validate(file: string): Promise<number> {
       `${file}: policy OK: ${config.routes.length} route(s), ${config.upstreams.size} upstream(s), ` +
         `${certificates.length} certificate chain(s) verified\n`,
     );
+    printReportMode(config);
     return 0;
   } catch (err) {
     if (!(err instanceof PolicyError)) throw err;

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { loadPolicy } from './policy/load.js';
 import { loadPolicyOffThread } from './policy/load-off-thread.js';
+import { reportModeSummary } from './policy/report-mode.js';
 import { PolicyError, type Diagnostic, type PolicyConfig } from './types/policy.js';
 import { loadCertificates, type LoadedCertificate } from './tls/load.js';
 import { buildSnapshot, type Snapshot, type SnapshotDeps } from './snapshot.js';
@@ -163,7 +164,7 @@ export async function startGateway(opts: {
     });
     reloader = running;
     logger.info(
-      { https: https ? `${https.address}:${https.port}` : 'off (TLS terminated by a trusted proxy)', http: http && `${http.address}:${http.port}`, admin: admin && `${admin.address}:${admin.port}`, routes: first.policy.routes.length },
+      { https: https ? `${https.address}:${https.port}` : 'off (TLS terminated by a trusted proxy)', http: http && `${http.address}:${http.port}`, admin: admin && `${admin.address}:${admin.port}`, routes: first.policy.routes.length, report_mode: reportModeSummary(first.policy) },
       'wxgw listening',
     );
     return {

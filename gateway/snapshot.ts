@@ -1,15 +1,22 @@
 // One immutable picture of the policy in force: what request handling reads, built beside the
 // old one and swapped by reference.
-import { PolicyError, type PolicyConfig, type RouteConfig, type SourcePos, type UpstreamConfig } from './types/policy.js';
+import { PolicyError, type MaskChoiceConfig, type PolicyConfig, type RouteConfig, type SourcePos, type UpstreamConfig } from './types/policy.js';
 import type { LoadedCertificate } from './tls/load.js';
 import { handshakeTls, type HandshakeTls } from './tls/server-options.js';
 import { RouteTable, type CompiledRoute } from './net/route-table.js';
 import { compileTrustedProxies, type TrustedProxies } from './net/client-address.js';
-import { compileIpAllow } from './guards/ip-allow.js';
 import { compileGuardChain, type GuardChain } from './guards/chain.js';
 import { compileCors } from './guards/cors.js';
-import { compileRequestHeaders, securityHeaders, type RequestHeaderPlan, type ResponsePlan } from './guards/header-plan.js';
-import { compileRateLimits } from './guards/rate-limit.js';
+import {
+  compileHeaderRules,
+  compileRequestHeaders,
+  securityHeaders,
+  stripWith,
+  type HeaderRules,
+  type RequestHeaderPlan,
+  type ResponsePlan,
+} from './guards/header-plan.js';
+import { compileRouteRules } from './guards/report-mode.js';
 import type { CallbackGuard, Seal } from './guards/callback-types.js';
 import { VERIFIED_HEADER, compileWechatCallback } from './guards/wechat-callback.js';
 import { PAY_HEADERS, compileWechatPayNotify } from './guards/wechatpay-notify.js';
@@ -17,12 +24,15 @@ import { compileMaskProfile } from './masking/compile.js';
 import type { CompiledMask } from './masking/compile.js';
 import { maskValue } from './masking/json-mask.js';
 import { compileLogRedactor, type LogRedactor } from './masking/redact.js';
+import { compileMaskSelector, type MaskSelector } from './masking/select.js';
+import { selectedClaims } from './policy/mask-choice.js';
 import { compileIdentity, type IdentityVerifier } from './identity/verify.js';
 import { SessionSigner } from './identity/session-token.js';
 import { createLogin, type LoginUpstreamFailure, type LoginUpstreamRequest, type LoginUpstreamResponse } from './identity/login.js';
 import type { Store } from './store/store.js';
 import type { Logger } from './observability/logger.js';
 import { DEFAULTS } from './policy/build.js';
+import { loginReport } from './policy/report-mode.js';
 import { secretsInForce, type SecretsInForce } from './rotation/in-force.js';
 import { systemClock, type RotationClock } from './rotation/versions.js';
 
@@ -38,7 +48,18 @@ export interface UpstreamTarget {
 export type AnswerPlan =
   | { kind: 'stream' }
   | { kind: 'mask'; mask: CompiledMask; failOpen: boolean }
+  /** The profile in report mode: the answer passes unmasked, and what would have been masked is reported. */
+  | { kind: 'mask_report'; mask: CompiledMask }
   | { kind: 'seal'; seal: Seal };
+
+/** A route's answers: one plan for all, or the plan its caller's verified identity picks (`mask: { by }`). */
+export type RouteAnswer = AnswerPlan | { kind: 'choose'; choose: MaskSelector<ChosenAnswer> };
+
+/** A choice's plan, and the profile it applies (`off` for none), for the access log. */
+export interface ChosenAnswer {
+  readonly plan: AnswerPlan;
+  readonly profile: string;
+}
 
 export interface RouteTarget {
   readonly name: string;
@@ -47,12 +68,14 @@ export interface RouteTarget {
   readonly timeout: number;
   /** How answers are rewritten; its `cors` is the route's compiled CORS guard. */
   readonly response: ResponsePlan;
+  /** The route's `request_headers`; undefined without any. */
+  readonly requestRules?: HeaderRules;
   /** `login`: the identity login endpoint, answered by the gateway after the route's guards. */
   readonly kind: 'proxy' | 'login';
   /** The route's guards in order (allowlist, CORS, signed callback, identity, rate limits). */
   readonly chain: GuardChain;
   /** What the upstream's answer goes through: streamed as it is, or masked by the route's profile. */
-  readonly answer: AnswerPlan;
+  readonly answer: RouteAnswer;
 }
 
 /** What a snapshot's login endpoint does with a request body. */
@@ -137,7 +160,8 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
   const signer = identity?.session
     ? await built(identity.pos, () => SessionSigner.create(identity.session!, { now: clock.now, versions: secrets.get('identity.session.signing_key'), clock }))
     : undefined;
-  const verifier = identity ? await built(identity.pos, () => compileIdentity(identity, { signer, now: clock.now })) : undefined;
+  const claims = selectedClaims([policy.defaults.mask_by, ...policy.routes.map((r) => r.mask_by)]);
+  const verifier = identity ? await built(identity.pos, () => compileIdentity(identity, { signer, claims, now: clock.now })) : undefined;
   const callbacks = new Map<string, CallbackGuard>();
   const onCallback = { token: secrets.get('wechat.token'), encodingAesKey: secrets.get('wechat.encoding_aes_key'), clock };
   const onNotify = { apiv3Key: secrets.get('wechatpay.apiv3_key'), clock };
@@ -151,32 +175,47 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
     // The validator refuses undefined upstreams; reaching this is a bug, not bad input.
     if (!upstream) throw new Error(`route ${r.name}: upstream ${r.upstream} missing after validation`);
     const timeout = r.timeout ?? policy.upstreams.get(r.upstream)!.timeout;
+    const responseRules = compileHeaderRules(r.response_headers, 'response');
+    const requestRules = compileHeaderRules(r.request_headers, 'request');
+    const rules = compileRouteRules(r, r.cors && compileCors(r.cors));
     const response: ResponsePlan = Object.freeze({
-      strip,
+      strip: stripWith(strip, responseRules),
+      ...(responseRules && { rules: responseRules }),
       fixed,
       jsonCharset: r.json_charset,
-      cors: r.cors && compileCors(r.cors),
+      cors: rules.cors,
+      ...(rules.backendCors && { backendCors: true }),
     });
     const mask = r.mask === undefined ? undefined : masks.get(r.mask);
+    const failOpen = r.on_mask_error === 'pass';
     const chain = compileGuardChain({
-      ipAllow: compileIpAllow(r.allow, r.deny),
+      ipAllow: rules.ipAllow,
       cors: response.cors,
       callback: callbacks.get(r.name),
       // The login endpoint is how a caller gets a token; it never asks for one.
       identity: kind === 'login' ? undefined : verifier,
       identityRequired: r.identity_required,
-      rateLimit: compileRateLimits(r.name, r.rate_limits),
+      rateLimit: rules.rateLimit,
       store: deps.store,
       storeFailOpen: policy.store.on_unavailable === 'allow',
+      ...(rules.report && { report: rules.report }),
     });
     return Object.freeze({
       name: r.name,
       upstream,
       timeout,
       response,
+      ...(requestRules && { requestRules }),
       kind,
       chain,
-      answer: Object.freeze<AnswerPlan>(mask ? { kind: 'mask', mask, failOpen: r.on_mask_error === 'pass' } : { kind: 'stream' }),
+      // In report mode a choice's dry run uses its strictest profile, what an unknown caller gets.
+      answer: !mask
+        ? Object.freeze<AnswerPlan>({ kind: 'stream' })
+        : r.report?.includes('mask')
+          ? Object.freeze<AnswerPlan>({ kind: 'mask_report', mask })
+          : r.mask_by
+            ? chooseAnswer(r.mask_by, masks, mask, failOpen)
+            : Object.freeze<AnswerPlan>({ kind: 'mask', mask, failOpen }),
     });
   };
   const routes: CompiledRoute<RouteTarget>[] = [];
@@ -226,7 +265,13 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
     login,
     reservedHeaders: compileRequestHeaders({
       underscores: policy.server.headers.underscores,
-      owned: [identity?.upstream_header ?? DEFAULTS.upstream_header, identity?.unionid_header ?? DEFAULTS.unionid_header, VERIFIED_HEADER, ...PAY_HEADERS],
+      // The default names stay reserved when the policy renames them: a backend written for the
+      // default still reads X-WX-OpenID, and a client must not be able to set it.
+      owned: [
+        ...new Set([identity?.upstream_header ?? DEFAULTS.upstream_header, DEFAULTS.upstream_header, identity?.unionid_header ?? DEFAULTS.unionid_header, DEFAULTS.unionid_header]),
+        VERIFIED_HEADER,
+        ...PAY_HEADERS,
+      ],
       trusted: policy.server.trusted_headers,
       read: identity && 'header' in identity.token ? [identity.token.header] : [],
     }),
@@ -238,6 +283,21 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
   });
 }
 
+/** Every choice's plan built once, shared by the requests it applies to. */
+function chooseAnswer(cfg: MaskChoiceConfig, masks: ReadonlyMap<string, CompiledMask>, strictest: CompiledMask, failOpen: boolean): RouteAnswer {
+  const plans = new Map<string, ChosenAnswer>();
+  const plan = (profile: string): ChosenAnswer => {
+    let chosen = plans.get(profile);
+    if (!chosen) {
+      const mask = profile === 'off' ? undefined : masks.get(profile)!;
+      chosen = Object.freeze({ plan: Object.freeze<AnswerPlan>(mask ? { kind: 'mask', mask, failOpen } : { kind: 'stream' }), profile });
+      plans.set(profile, chosen);
+    }
+    return chosen;
+  };
+  return Object.freeze({ kind: 'choose', choose: compileMaskSelector(cfg, plan, plan(strictest.name)) });
+}
+
 /**
  * The login endpoint as a route: POST on its exact path, held to the defaults' allow, deny and
  * cors like any route that does not override them, and to the limits the policy gives logins
@@ -246,6 +306,7 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
 function loginRoute(policy: PolicyConfig): RouteConfig {
   const login = policy.identity!.login!;
   const d = policy.defaults;
+  const report = loginReport(d);
   return {
     name: 'identity-login',
     match: { path: login.path, methods: ['POST'] },
@@ -258,6 +319,7 @@ function loginRoute(policy: PolicyConfig): RouteConfig {
     rate_limits: login.rate_limits,
     identity_required: false,
     on_mask_error: 'fail',
+    ...(report.length > 0 && { report }),
     pos: login.pos,
   };
 }

@@ -9,9 +9,13 @@
 // address and a way to read the body, and gets back a verdict: go on (with these headers, this
 // body and this openid), refuse (reason, headers), or answer (a preflight, a callback's echo).
 // Chains whose steps are all stateless decide without a promise.
+//
+// A rule in report mode (docs/policy.md) runs in its place in the order and decides as it would,
+// but what it would have refused only goes on the verdict's `shadow` list: the request goes on as
+// if the rule were absent. Chains without such a rule are built from exactly the steps they had.
 import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError, type Reason } from '../errors.js';
-import type { IdentityVerifier } from '../identity/verify.js';
+import type { IdentityVerifier, VerifiedClaims } from '../identity/verify.js';
 import type { RateRule, Store } from '../store/store.js';
 import type { CallbackGuard, Seal } from './callback-types.js';
 import type { CompiledCors } from './cors.js';
@@ -44,11 +48,15 @@ export interface Passed {
   /** Seals the upstream's reply into a signed, encrypted callback reply. */
   readonly seal: Seal | undefined;
   readonly openid: string | undefined;
+  /** The verified token's claims the policy selects by (a mask chosen by role); never from a client header. */
+  readonly claims: VerifiedClaims | undefined;
   /** The route's CORS guard and the Origin it allows, for every answer including the gateway's own. */
   readonly cors: CompiledCors | undefined;
   readonly allowedOrigin: string | undefined;
   /** Admitted without a rate-limit decision because the store was down (`on_unavailable: allow`). */
   readonly storeBypassed: boolean;
+  /** What rules in report mode would have refused, as `rule:reason`; absent when none would. */
+  readonly shadow?: readonly string[];
 }
 
 export interface Refused {
@@ -61,6 +69,7 @@ export interface Refused {
   /** The CORS answer the refusal carries (undefined before CORS was decided). */
   readonly cors?: CompiledCors;
   readonly allowedOrigin?: string;
+  readonly shadow?: readonly string[];
 }
 
 /** The gateway answers itself and nothing goes upstream. */
@@ -73,6 +82,7 @@ export interface Answered {
   readonly body?: string;
   readonly cors?: CompiledCors;
   readonly allowedOrigin?: string;
+  readonly shadow?: readonly string[];
 }
 
 export type Verdict = Passed | Refused | Answered;
@@ -89,6 +99,28 @@ export interface RouteGuards {
   readonly store: Store;
   /** `store.on_unavailable: allow`. */
   readonly storeFailOpen: boolean;
+  /** Rules decided and counted but not enforced; absent when the route enforces every rule. */
+  readonly report?: ReportGuards;
+}
+
+/**
+ * A route's rules in report mode. The enforced parts stay in RouteGuards without them: `ipAllow`
+ * without a reported allow or deny, `cors` undefined when CORS is reported, `rateLimit` with the
+ * enforced limits only.
+ */
+export interface ReportGuards {
+  /** The route's allow alone (no deny), when allow is reported. */
+  readonly allow?: IpAllow;
+  /** The route's deny alone (allow any), when deny is reported. */
+  readonly deny?: IpAllow;
+  /** CORS reported: the route's CORS (null without a cors section, which refuses every preflight). */
+  readonly cors?: CompiledCors | null;
+  /** The route's callback guard is reported: it checks, but never verifies, decrypts or answers. */
+  readonly callback?: boolean;
+  /** identity_required is reported: an unverified request goes on without an identity. */
+  readonly identityRequired?: boolean;
+  /** The limits in report mode: counted in the store, never refusing. */
+  readonly rateLimit?: RateLimitGuard;
 }
 
 export interface GuardChain {
@@ -105,6 +137,7 @@ interface Progress {
   body: Buffer | undefined;
   seal: Seal | undefined;
   openid: string | undefined;
+  claims: VerifiedClaims | undefined;
   cors: CompiledCors | undefined;
   allowedOrigin: string | undefined;
   storeBypassed: boolean;
@@ -112,17 +145,84 @@ interface Progress {
   charged: readonly RateRule[];
   /** Gives a verified callback's nonce back when a later step stops the request. */
   release: (() => void) | undefined;
+  /** Report-mode limits already counted (the address budget of a token not verified before). */
+  reportCharged: readonly RateRule[];
+  /** What report-mode rules would have refused: `rule:reason`. */
+  shadow: string[] | undefined;
 }
 
 type Stop = Refused | Answered;
-type Step = (p: Progress) => Stop | undefined | Promise<Stop | undefined>;
+/** undefined: on to the next step; a verdict ends the chain (Passed only from CORS in report mode: a preflight). */
+type Step = (p: Progress) => Verdict | undefined | Promise<Verdict | undefined>;
 
 function refused(p: Progress, reason: Reason, extra?: { message?: string; headers?: Record<string, string>; detail?: string }): Refused {
   return { kind: 'refuse', reason, ...extra, ...(p.cors && { cors: p.cors, allowedOrigin: p.allowedOrigin }) };
 }
 
-function ipStep(ipAllow: IpAllow): Step {
-  return (p) => (ipAllow.allows(p.input.client) ? undefined : refused(p, 'ip_not_allowed'));
+/** Notes what a rule in report mode would have refused. */
+function shadow(p: Progress, decision: string): void {
+  (p.shadow ??= []).push(decision);
+}
+
+function ipStep(ipAllow: IpAllow, report: ReportGuards | undefined): Step {
+  const allow = report?.allow;
+  const deny = report?.deny;
+  if (!allow && !deny) return (p) => (ipAllow.allows(p.input.client) ? undefined : refused(p, 'ip_not_allowed'));
+  return (p) => {
+    const client = p.input.client;
+    if (!ipAllow.allows(client)) return refused(p, 'ip_not_allowed');
+    if (allow && !allow.allows(client)) shadow(p, 'allow:ip_not_allowed');
+    if (deny && !deny.allows(client)) shadow(p, 'deny:ip_not_allowed');
+    return undefined;
+  };
+}
+
+/**
+ * CORS in report mode: the gateway neither answers preflights nor writes CORS headers (the
+ * backend's own pass, as before wxgw took CORS over). Counted: each preflight it would have
+ * refused, and each request from an Origin it would not have let the page read. A preflight goes
+ * to the backend from here, as it would have been answered here: it carries no credentials and
+ * no body, so the steps after CORS (a token required, a limit) never see it in either mode.
+ */
+function corsReportStep(cors: CompiledCors | null): Step {
+  return (p) => {
+    const origin = p.input.headers.origin;
+    if ((p.input.preflight || origin !== undefined) && (cors === null || cors.allowOrigin(origin) === undefined)) shadow(p, 'cors:cors_origin_not_allowed');
+    return p.input.preflight ? passed(p) : undefined;
+  };
+}
+
+/**
+ * A callback in report mode is checked as it would be (its nonce claimed, so a replay shows), but
+ * the upstream gets the client's bytes as they came: never the verified-callback headers, never a
+ * decrypted body, never a sealed reply; URL verification is the backend's to answer.
+ */
+function callbackReportStep(callback: CallbackGuard): Step {
+  return async (p) => {
+    // Bounded by server.limits.body: a body over the callback's own limit must still reach the backend whole.
+    const raw = await p.input.readBody(Number.POSITIVE_INFINITY);
+    if (raw.length > 0) {
+      p.body = raw;
+      p.added['content-length'] = String(raw.length);
+    }
+    if (raw.length > callback.maxBody) {
+      shadow(p, 'callback:body_too_large');
+      return undefined;
+    }
+    const url = p.input.url;
+    const q = url.indexOf('?');
+    let outcome;
+    try {
+      outcome = await callback.check({ method: p.input.method, query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), headers: p.input.headers, body: raw });
+    } catch (err) {
+      if (!(err instanceof GatewayError)) throw err;
+      shadow(p, `callback:${err.reason}`);
+      return undefined;
+    }
+    if (outcome.kind === 'refuse') shadow(p, `callback:${outcome.reason}`);
+    else if (outcome.kind === 'forward') p.release = outcome.release;
+    return undefined;
+  };
 }
 
 /** Preflights are the gateway's to answer and never reach the upstream. */
@@ -187,6 +287,23 @@ async function charge(g: RouteGuards, p: Progress, rules: readonly RateRule[]): 
 }
 
 /**
+ * Limits in report mode count every request in the store exactly as enforced ones do, so their
+ * decisions are real, but refuse none and add no RateLimit-* headers; a store that cannot answer
+ * is noted, never a refusal, whatever `on_unavailable` says.
+ */
+async function chargeReport(g: RouteGuards, p: Progress, rules: readonly RateRule[]): Promise<undefined> {
+  if (rules.length === 0) return undefined;
+  try {
+    const results = await g.store.hit(rules, ADMITS_UNANSWERED);
+    if (!results.every((r) => r.allowed)) shadow(p, 'rate_limit:rate_limited');
+  } catch (err) {
+    if (!(err instanceof GatewayError)) throw err;
+    shadow(p, `rate_limit:${err.reason}`);
+  }
+  return undefined;
+}
+
+/**
  * A token not verified before costs a signature check, which a flood of made-up tokens would make
  * the gateway pay for free: each one is first counted where an anonymous request from that address
  * would be, and refused there once that budget is spent.
@@ -195,12 +312,20 @@ function identityStep(g: RouteGuards, identity: IdentityVerifier): Step {
   const settled = (p: Progress, outcome: Awaited<ReturnType<IdentityVerifier['verify']>>): Stop | undefined => {
     if (outcome.kind === 'verified') {
       p.openid = outcome.openid;
+      p.claims = outcome.claims;
       p.added[identity.upstreamHeader] = outcome.openid;
       return undefined;
     }
     if (!g.identityRequired) return undefined;
-    return refused(p, outcome.kind === 'refused' ? outcome.reason : 'identity_required');
+    const reason = outcome.kind === 'refused' ? outcome.reason : 'identity_required';
+    // Report mode: on without an identity, exactly as an unverified request on a route that does not require one.
+    if (g.report?.identityRequired) {
+      shadow(p, `identity_required:${reason}`);
+      return undefined;
+    }
+    return refused(p, reason);
   };
+  const reportLimits = g.report?.rateLimit;
   return (p) => {
     const outcome = identity.identify(p.input.headers);
     if (outcome.kind !== 'pending') return settled(p, outcome);
@@ -210,17 +335,26 @@ function identityStep(g: RouteGuards, identity: IdentityVerifier): Step {
         const stop = await charge(g, p, p.charged);
         if (stop) return stop;
       }
+      if (reportLimits) {
+        p.reportCharged = reportLimits.fallbackRules(p.input.client);
+        await chargeReport(g, p, p.reportCharged);
+      }
       return settled(p, await outcome.check());
     })();
   };
 }
 
+/** The rules not counted yet: a token that did not verify was already counted against the address's anonymous budget. */
+function uncharged(all: RateRule[], charged: readonly RateRule[]): RateRule[] {
+  return charged.length === 0 ? all : all.filter((r) => !charged.some((c) => c.key === r.key));
+}
+
 function rateLimitStep(g: RouteGuards, rateLimit: RateLimitGuard): Step {
-  return (p) => {
-    // A token that did not verify was already counted against the address's anonymous budget.
-    const all = rateLimit.rules(p.openid, p.input.client);
-    return charge(g, p, p.charged.length === 0 ? all : all.filter((r) => !p.charged.some((c) => c.key === r.key)));
-  };
+  return (p) => charge(g, p, uncharged(rateLimit.rules(p.openid, p.input.client), p.charged));
+}
+
+function rateLimitReportStep(g: RouteGuards, rateLimit: RateLimitGuard): Step {
+  return (p) => chargeReport(g, p, uncharged(rateLimit.rules(p.openid, p.input.client), p.reportCharged));
 }
 
 function passed(p: Progress): Passed {
@@ -231,6 +365,7 @@ function passed(p: Progress): Passed {
     body: p.body,
     seal: p.seal,
     openid: p.openid,
+    claims: p.claims,
     cors: p.cors,
     allowedOrigin: p.allowedOrigin,
     storeBypassed: p.storeBypassed,
@@ -266,10 +401,12 @@ function runFrom(steps: readonly Step[], from: number, p: Progress): Verdict | P
 /** A callback stopped after its check passed (a rate limit, the store) is retried by WeChat: its nonce goes back. */
 function given(p: Progress, verdict: Verdict): Verdict {
   if (verdict.kind !== 'continue') p.release?.();
-  return verdict;
+  return p.shadow ? { ...verdict, shadow: p.shadow } : verdict;
 }
 
 const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
+const NO_RULES: readonly RateRule[] = Object.freeze([]);
 
 /** What a route without guards lets every request through with; shared, as nothing in it varies. */
 const PASSED: Passed = Object.freeze({
@@ -279,6 +416,7 @@ const PASSED: Passed = Object.freeze({
   body: undefined,
   seal: undefined,
   openid: undefined,
+  claims: undefined,
   cors: undefined,
   allowedOrigin: undefined,
   storeBypassed: false,
@@ -288,13 +426,15 @@ const NO_CORS_PREFLIGHT: Refused = Object.freeze({ kind: 'refuse', reason: 'cors
 
 export function compileGuardChain(g: RouteGuards): GuardChain {
   // The commonest route (any address, no CORS, nothing stateful) is decided without allocating.
-  if (g.ipAllow === EVERYONE && !g.cors && !g.callback && !g.identity && !g.rateLimit) {
+  if (g.ipAllow === EVERYONE && !g.cors && !g.callback && !g.identity && !g.rateLimit && !g.report) {
     return Object.freeze({ stateful: false, run: (input: GuardInput): Verdict => (input.preflight ? NO_CORS_PREFLIGHT : PASSED) });
   }
-  const steps: Step[] = [ipStep(g.ipAllow), corsStep(g.cors)];
-  if (g.callback) steps.push(callbackStep(g.callback));
+  const report = g.report;
+  const steps: Step[] = [ipStep(g.ipAllow, report), report?.cors !== undefined ? corsReportStep(report.cors) : corsStep(g.cors)];
+  if (g.callback) steps.push(report?.callback ? callbackReportStep(g.callback) : callbackStep(g.callback));
   if (g.identity) steps.push(identityStep(g, g.identity));
   if (g.rateLimit) steps.push(rateLimitStep(g, g.rateLimit));
+  if (report?.rateLimit) steps.push(rateLimitReportStep(g, report.rateLimit));
   Object.freeze(steps);
   return Object.freeze({
     stateful: steps.length > 2,
@@ -306,11 +446,14 @@ export function compileGuardChain(g: RouteGuards): GuardChain {
         body: undefined,
         seal: undefined,
         openid: undefined,
+        claims: undefined,
         cors: undefined,
         allowedOrigin: undefined,
         storeBypassed: false,
         charged: [],
         release: undefined,
+        reportCharged: NO_RULES,
+        shadow: undefined,
       };
       const verdict = runFrom(steps, 0, p);
       return verdict instanceof Promise ? verdict.then((v) => given(p, v)) : given(p, verdict);

@@ -29,8 +29,10 @@ export function compileRateLimits(route: string, configs: readonly RateLimitConf
     byOpenid: c.key === 'openid',
     fallbackIp: c.fallback_key === 'ip',
     ipv6Prefix: c.ipv6_prefix,
-    // A route name cannot contain ':' (policy names are [a-z0-9_-]), so scopes never collide.
-    prefix: `rl:${c.scope === 'global' ? '*' : route}:${c.key}:${c.window}:`,
+    // A route name cannot contain ':' (policy names are [a-z0-9_-]), so scopes never collide. A
+    // limit in report mode is often tried beside an enforced one of the same key and window: its
+    // own counter keeps each from counting the other's requests.
+    prefix: `rl:${c.scope === 'global' ? '*' : route}:${c.key}:${c.window}:${c.mode === 'report' ? `report-${c.limit}:` : ''}`,
   }));
   const fallbacks = compiled.filter((r) => r.byOpenid && r.fallbackIp);
   return {
@@ -96,6 +98,9 @@ function ipv6Groups(address: string): number[] | undefined {
  * as the draft asks when more than one limit applies. Seconds are rounded up, so a client that
  * waits as told is never refused for having come back a fraction early.
  */
+/** Every header rateLimitHeaders() may state: the gateway's alone on an answer. */
+export const RATE_LIMIT_HEADERS: readonly string[] = ['ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'retry-after'];
+
 export function rateLimitHeaders(results: readonly RateResult[]): Record<string, string> {
   let tightest = results[0]!;
   for (const r of results) {

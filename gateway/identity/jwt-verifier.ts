@@ -108,6 +108,11 @@ export class JwtVerifier {
 
   /** Rejects with IdentityError; token_expired only when nothing but `exp` failed. */
   async verify(token: string): Promise<{ openid: string }> {
+    return { openid: (await this.verifyWithClaims(token)).openid };
+  }
+
+  /** verify(), with the payload whose signature was checked. */
+  async verifyWithClaims(token: string): Promise<{ openid: string; payload: JWTPayload }> {
     let payload: JWTPayload;
     try {
       const options = {
@@ -131,7 +136,7 @@ export class JwtVerifier {
     }
     const openid = this.openidOf(payload);
     if (openid === undefined) throw new IdentityError('token_invalid');
-    return { openid };
+    return { openid, payload };
   }
 
   private openidOf(payload: JWTPayload): string | undefined {

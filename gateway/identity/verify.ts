@@ -8,7 +8,17 @@ import { IdentityError, type TokenRefusal } from './identity-error.js';
 import { JwtVerifier } from './jwt-verifier.js';
 import { SessionSigner } from './session-token.js';
 
-export type IdentityOutcome = { kind: 'none' } | { kind: 'verified'; openid: string } | { kind: 'refused'; reason: TokenRefusal };
+/**
+ * `claims`: the verified token's values of the claims the policy selects by (compileIdentity's
+ * `claims`), present only when it names some; a claim the token lacks is absent from it.
+ */
+export type IdentityOutcome =
+  | { kind: 'none' }
+  | { kind: 'verified'; openid: string; claims?: VerifiedClaims }
+  | { kind: 'refused'; reason: TokenRefusal };
+
+/** Claims of a token whose signature verified, frozen: nothing a client sent beside the token. */
+export type VerifiedClaims = Readonly<Record<string, unknown>>;
 
 export interface IdentityVerifier {
   /** Lower-case header that carries the verified openid to the upstream. */
@@ -79,40 +89,74 @@ function extractToken(headers: IncomingHttpHeaders, source: IdentityConfig['toke
  * Bounded: past the limit the oldest entry goes.
  */
 class VerifiedTokens {
-  private readonly entries = new Map<string, { openid: string; expiresAt: number }>();
+  private readonly entries = new Map<string, { outcome: Verified; expiresAt: number }>();
 
   constructor(private readonly limit: number) {}
 
-  get(token: string, now: number): string | undefined {
+  get(token: string, now: number): Verified | undefined {
     const entry = this.entries.get(token);
     if (entry === undefined) return undefined;
-    if (now < entry.expiresAt) return entry.openid;
+    if (now < entry.expiresAt) return entry.outcome;
     this.entries.delete(token);
     return undefined;
   }
 
-  add(token: string, openid: string, expiresAt: number): void {
+  add(token: string, outcome: Verified, expiresAt: number): void {
     if (this.entries.size >= this.limit) this.entries.delete(this.entries.keys().next().value!);
-    this.entries.set(token, { openid, expiresAt });
+    this.entries.set(token, { outcome, expiresAt });
   }
 }
+
+type Verified = Extract<IdentityOutcome, { kind: 'verified' }>;
 
 /** About 3 MB of tokens: far more distinct users than one instance sees within a token's life. */
 const VERIFIED_TOKENS = 10_000;
 
 interface Candidate {
   issuer: string | undefined;
-  /** `notAfter`: an end earlier than `exp` (a token a rotated-out key verified, see session-token.ts). */
-  verify(token: string): Promise<{ openid: string; notAfter?: number }>;
+  /**
+   * `payload`: the verified claims, for tokens that may carry the ones the policy selects by.
+   * `notAfter`: an end earlier than `exp` (a token a rotated-out key verified, see session-token.ts).
+   */
+  verify(token: string): Promise<{ openid: string; payload?: Readonly<Record<string, unknown>>; notAfter?: number }>;
 }
 
-/** `now` (epoch milliseconds) exists for tests that need a token to expire without waiting. */
-export async function compileIdentity(cfg: IdentityConfig, deps: { signer?: SessionSigner; now?: () => number }): Promise<IdentityVerifier> {
+/**
+ * `now` (epoch milliseconds) exists for tests that need a token to expire without waiting.
+ * `claims`: the claims the policy selects by (a route's `mask: { by: claim.role }`); verified
+ * outcomes carry those and no others.
+ */
+export async function compileIdentity(
+  cfg: IdentityConfig,
+  deps: { signer?: SessionSigner; now?: () => number; claims?: readonly string[] },
+): Promise<IdentityVerifier> {
   const now = deps.now ?? Date.now;
   const candidates: Candidate[] = [];
   const signer = deps.signer ?? (cfg.session ? await SessionSigner.create(cfg.session, { now }) : undefined);
-  if (signer) candidates.push({ issuer: signer.issuer, verify: (t) => signer.verify(t) });
-  if (cfg.jwt) candidates.push(await JwtVerifier.create(cfg.jwt, { now }));
+  // wxgw's own session tokens carry no claim of the backend's (no role): selecting by a claim
+  // finds none in them, and they get the strictest choice.
+  if (signer) {
+    candidates.push({
+      issuer: signer.issuer,
+      verify: async (t) => {
+        const { openid, notAfter } = await signer.verify(t);
+        return notAfter === undefined ? { openid } : { openid, notAfter };
+      },
+    });
+  }
+  if (cfg.jwt) {
+    const jwt = await JwtVerifier.create(cfg.jwt, { now });
+    candidates.push({ issuer: jwt.issuer, verify: (t) => jwt.verifyWithClaims(t) });
+  }
+  const named = deps.claims ?? [];
+
+  const outcomeOf = (openid: string, payload: Readonly<Record<string, unknown>> | undefined): Verified => {
+    if (named.length === 0) return { kind: 'verified', openid };
+    // No prototype: a claim named `__proto__` or `constructor` is a value like any other.
+    const claims: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+    for (const name of named) if (payload && Object.hasOwn(payload, name)) claims[name] = payload[name];
+    return { kind: 'verified', openid, claims: Object.freeze(claims) };
+  };
 
   // The unverified `iss` only rules out keys whose issuer check would fail anyway; nothing is
   // believed before a signature check.
@@ -127,7 +171,7 @@ export async function compileIdentity(cfg: IdentityConfig, deps: { signer?: Sess
     if (found.kind === 'none') return found;
     if (found.kind === 'token') {
       const known = verified.get(found.token, now());
-      if (known !== undefined) return { kind: 'verified', openid: known };
+      if (known !== undefined) return known;
     }
     return { kind: 'pending', check: () => check(found) };
   }
@@ -145,10 +189,11 @@ export async function compileIdentity(cfg: IdentityConfig, deps: { signer?: Sess
     let reason: TokenRefusal = 'token_invalid';
     for (const candidate of eligible(claims.iss)) {
       try {
-        const { openid, notAfter } = await candidate.verify(found.token);
+        const { openid, payload, notAfter } = await candidate.verify(found.token);
+        const outcome = outcomeOf(openid, payload);
         // Cached until `exp` itself, without the clock tolerance: an entry can only end early.
-        if (typeof claims.exp === 'number') verified.add(found.token, openid, Math.min(claims.exp * 1000, notAfter ?? Infinity));
-        return { kind: 'verified', openid };
+        if (typeof claims.exp === 'number') verified.add(found.token, outcome, Math.min(claims.exp * 1000, notAfter ?? Infinity));
+        return outcome;
       } catch (err) {
         if (!(err instanceof IdentityError)) throw err;
         if (err.reason === 'token_expired') reason = 'token_expired';

@@ -66,6 +66,8 @@ export class Metrics {
   private readonly upstreamErrors: Counter<'route' | 'reason'>;
   readonly decisions: Counter<'reason'>;
   readonly reloads: Counter<'result'>;
+  private readonly shadowDecisions: Counter<'route' | 'rule' | 'reason'>;
+  private readonly shadowChildren = new Map<string, Child>();
   /** Uses of a rotated secret's previous value, by key path: once it stays still, the old value can go. */
   readonly secretPreviousUsed: Counter<'secret'>;
 
@@ -117,6 +119,12 @@ export class Metrics {
       registers,
     });
     for (const result of ['success', 'invalid', 'restart_required']) this.reloads.inc({ result }, 0);
+    this.shadowDecisions = new Counter({
+      name: 'wxgw_shadow_decisions_total',
+      help: 'Requests a rule in report mode would have refused (or answers it would have masked) and let through, by route, rule and reason.',
+      labelNames: ['route', 'rule', 'reason'],
+      registers,
+    });
     this.secretPreviousUsed = new Counter({
       name: 'wxgw_secret_previous_used_total',
       help: 'Requests verified or decrypted with the previous value of a rotated secret (inside its window), by key path.',
@@ -176,6 +184,17 @@ export class Metrics {
     })
       .labels(VERSION, process.version)
       .set(1);
+  }
+
+  /** Labels are the policy's: a route name, a rule kind, a reason from errors.ts (or `masked`). */
+  shadowDecision(route: string, rule: string, reason: string): void {
+    const key = `${route}\0${rule}\0${reason}`;
+    let child = this.shadowChildren.get(key);
+    if (!child) {
+      child = this.shadowDecisions.labels(route, rule, reason);
+      this.shadowChildren.set(key, child);
+    }
+    child.inc();
   }
 
   route(name: string | undefined): RouteMetrics {

@@ -5,6 +5,8 @@ import { X509Certificate, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isAddressText } from './access.js';
 import { parseCidr, parseClientCidr, parseHost, parseListen, parseOrigin, parseUpstreamUrl } from './addresses.js';
+import { mergedHeaderRules, type RawHeaderRules, type Side } from './header-rules.js';
+import { maskFields, type RawMaskChoice } from './mask-choice.js';
 import { parseMaskTarget } from './mask-targets.js';
 import { resolveFrom } from './files.js';
 import { formatPath, type KeyPath } from './key-path.js';
@@ -17,6 +19,7 @@ import type {
   MaskProfileConfig,
   MaskTarget,
   RateLimitConfig,
+  ReportRule,
   StoreConfig,
   WechatConfig,
   WechatPayConfig,
@@ -73,6 +76,7 @@ export const DEFAULTS = {
   semicolons: 'reject',
   header_underscores: 'drop',
   ipv6_prefix: 64,
+  rate_limit_mode: 'enforce',
 } as const;
 
 /**
@@ -100,6 +104,7 @@ interface RawRateRule {
   fallback_key?: 'ip';
   scope?: 'route' | 'global';
   ipv6_prefix?: number;
+  mode?: 'enforce' | 'report';
 }
 
 interface RawAccess {
@@ -107,8 +112,11 @@ interface RawAccess {
   deny?: string[];
   cors?: RawCors;
   rate_limit?: 'off' | RawRateRule | RawRateRule[];
-  mask?: string;
+  mask?: string | RawMaskChoice;
   identity_required?: boolean;
+  request_headers?: RawHeaderRules;
+  response_headers?: RawHeaderRules;
+  report?: ReportRule[];
 }
 
 interface RawCallback {
@@ -176,6 +184,7 @@ interface RawPolicy {
     unionid_header?: string;
   };
   ip_lists?: Record<string, string[]>;
+  openid_lists?: Record<string, string[]>;
   mask_profiles?: Record<string, RawMaskProfile>;
   defaults?: RawAccess;
   upstreams: Record<string, { url: string; timeout?: string }>;
@@ -224,7 +233,8 @@ function corsConfig(cors: RawCors): CorsConfig {
 
 type Pos = (at: KeyPath, anchor?: 'key' | 'value') => SourcePos;
 
-function rateLimits(value: RawAccess['rate_limit'], at: KeyPath, pos: Pos): RateLimitConfig[] {
+/** `reportAll`: the route's `report` names rate_limit, which puts every one of its limits in report mode. */
+function rateLimits(value: RawAccess['rate_limit'], at: KeyPath, pos: Pos, reportAll = false): RateLimitConfig[] {
   if (value === undefined || value === 'off') return [];
   const rules = Array.isArray(value) ? value.map((r, i) => ({ r, at: [...at, i] })) : [{ r: value, at }];
   return rules.map(({ r, at: rat }) => ({
@@ -234,6 +244,7 @@ function rateLimits(value: RawAccess['rate_limit'], at: KeyPath, pos: Pos): Rate
     ...(r.fallback_key !== undefined && { fallback_key: r.fallback_key }),
     scope: r.scope ?? 'route',
     ipv6_prefix: r.ipv6_prefix ?? DEFAULTS.ipv6_prefix,
+    ...((reportAll || (r.mode ?? DEFAULTS.rate_limit_mode) === 'report') && { mode: 'report' as const }),
     pos: pos(rat),
   }));
 }
@@ -312,16 +323,19 @@ function wechatPayConfig(p: NonNullable<RawPolicy['wechatpay']>, baseDir: string
   };
 }
 
-/** A login has no openid yet: only `ip` rules and `fallback_key: ip` count it. */
-function loginLimits(own: RawAccess['rate_limit'], defaults: RawAccess['rate_limit'], pos: Pos): RateLimitConfig[] {
-  const rules = rateLimits(own ?? defaults, own !== undefined ? ['identity', 'login', 'rate_limit'] : ['defaults', 'rate_limit'], pos);
-  if (rules.some((r) => r.key === 'ip' || r.fallback_key === 'ip')) return rules;
+/**
+ * A login has no openid yet: only `ip` rules and `fallback_key: ip` count it. Rules in report
+ * mode refuse no login, so without an enforced one the gateway's default is added.
+ */
+function loginLimits(own: RawAccess['rate_limit'], defaults: RawAccess['rate_limit'], pos: Pos, defaultsReport: boolean): RateLimitConfig[] {
+  const rules = rateLimits(own ?? defaults, own !== undefined ? ['identity', 'login', 'rate_limit'] : ['defaults', 'rate_limit'], pos, own === undefined && defaultsReport);
+  if (rules.some((r) => r.mode !== 'report' && (r.key === 'ip' || r.fallback_key === 'ip'))) return rules;
   const d = LOGIN_RATE_LIMIT;
   const at = pos(['identity', 'login'], 'key');
   return [...rules, { key: d.key, limit: d.limit, window: sure(parseDuration(d.window)), scope: 'route', ipv6_prefix: DEFAULTS.ipv6_prefix, pos: at }];
 }
 
-function identityConfig(i: NonNullable<RawPolicy['identity']>, baseDir: string, pos: Pos, defaultLimits: RawAccess['rate_limit']): IdentityConfig {
+function identityConfig(i: NonNullable<RawPolicy['identity']>, baseDir: string, pos: Pos, defaults: RawAccess): IdentityConfig {
   const jwt = i.jwt;
   const jwtKey = (): NonNullable<IdentityConfig['jwt']>['key'] => {
     if (jwt!.secret !== undefined) return { kind: 'secret', secret: jwt!.secret };
@@ -337,7 +351,7 @@ function identityConfig(i: NonNullable<RawPolicy['identity']>, baseDir: string, 
       login: {
         path: i.login.path,
         ...(i.login.upstream && { upstream: { ...i.login.upstream } }),
-        rate_limits: loginLimits(i.login.rate_limit, defaultLimits, pos),
+        rate_limits: loginLimits(i.login.rate_limit, defaults.rate_limit, pos, defaults.report?.includes('rate_limit') === true),
         pos: pos(['identity', 'login'], 'key'),
       },
     }),
@@ -373,6 +387,11 @@ function callbackConfig(c: RawCallback, pos: SourcePos) {
     max_body: sure(parseSize(c.max_body ?? DEFAULTS.callback_max_body)),
     pos,
   };
+}
+
+function headerRules(side: Side, defaults: RawHeaderRules | undefined, route: RawHeaderRules | undefined) {
+  const merged = mergedHeaderRules(side, defaults, route);
+  return merged && { [side]: merged };
 }
 
 export interface BuildContext {
@@ -419,7 +438,8 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
     const deny = r.deny ?? defaults.deny ?? [];
     const cors = r.cors ?? defaults.cors;
     const limitsAt: KeyPath = r.rate_limit !== undefined ? ['routes', i, 'rate_limit'] : ['defaults', 'rate_limit'];
-    const mask = r.mask ?? defaults.mask;
+    const maskAt: KeyPath = r.mask !== undefined ? ['routes', i, 'mask'] : ['defaults', 'mask'];
+    const report = r.report ?? defaults.report ?? [];
     return {
       name: r.name,
       match: {
@@ -434,12 +454,15 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
       deny: addressList(deny, lists),
       ...(cors && { cors: corsConfig(cors) }),
       json_charset: r.json_charset ?? DEFAULTS.json_charset,
-      rate_limits: rateLimits(r.rate_limit ?? defaults.rate_limit, limitsAt, pos),
+      rate_limits: rateLimits(r.rate_limit ?? defaults.rate_limit, limitsAt, pos, report.includes('rate_limit')),
       identity_required: r.identity_required ?? defaults.identity_required ?? false,
-      ...(mask !== undefined && mask !== 'off' && { mask }),
+      ...maskFields(r.mask ?? defaults.mask, raw.openid_lists, () => pos(maskAt, 'key')),
       on_mask_error: r.on_mask_error ?? DEFAULTS.on_mask_error,
       ...(r.wechat_callback && { wechat_callback: callbackConfig(r.wechat_callback, pos(['routes', i, 'wechat_callback'], 'key')) }),
       ...(r.wechatpay_notify && { wechatpay_notify: callbackConfig(r.wechatpay_notify, pos(['routes', i, 'wechatpay_notify'], 'key')) }),
+      ...headerRules('request_headers', defaults.request_headers, r.request_headers),
+      ...headerRules('response_headers', defaults.response_headers, r.response_headers),
+      ...(report.length > 0 && { report: [...report] }),
       pos: pos(['routes', i]),
     };
   });
@@ -494,13 +517,14 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
       ...(defaults.allow && { allow: allowList(defaults.allow, lists) }),
       deny: addressList(defaults.deny ?? [], lists),
       ...(defaults.cors && { cors: corsConfig(defaults.cors) }),
-      rate_limits: rateLimits(defaults.rate_limit, ['defaults', 'rate_limit'], pos),
-      ...(defaults.mask !== undefined && defaults.mask !== 'off' && { mask: defaults.mask }),
+      rate_limits: rateLimits(defaults.rate_limit, ['defaults', 'rate_limit'], pos, defaults.report?.includes('rate_limit')),
+      ...maskFields(defaults.mask, raw.openid_lists, () => pos(['defaults', 'mask'], 'key')),
+      ...(defaults.report && defaults.report.length > 0 && { report: [...defaults.report] }),
     },
     store: storeConfig(raw.store, pos(raw.store ? ['store'] : [], 'key')),
     ...(raw.wechat && { wechat: wechatConfig(raw.wechat, pos(['wechat'], 'key')) }),
     ...(raw.wechatpay && { wechatpay: wechatPayConfig(raw.wechatpay, ctx.baseDir, pos(['wechatpay'], 'key')) }),
-    ...(raw.identity && { identity: identityConfig(raw.identity, ctx.baseDir, pos, raw.defaults?.rate_limit) }),
+    ...(raw.identity && { identity: identityConfig(raw.identity, ctx.baseDir, pos, defaults) }),
     mask_profiles: new Map(
       Object.entries(raw.mask_profiles ?? {}).map(([name, p]) => [name, maskProfile(name, p, pos(['mask_profiles', name], 'key'))]),
     ),

@@ -7,6 +7,7 @@ import { X509Certificate, createPublicKey } from 'node:crypto';
 import { parseRedisUrl, parseUpstreamUrl } from './addresses.js';
 import { resolveFrom, readText } from './files.js';
 import { isRecord, type KeyPath } from './key-path.js';
+import { checkMaskChoice } from './mask-choice.js';
 import { parseMaskTarget } from './mask-targets.js';
 import { FRAMING_HEADERS } from '../masking/header-rules.js';
 import { neverMatches } from './match-path.js';
@@ -290,6 +291,10 @@ class FeatureChecker {
     for (const { at, entry } of places) {
       this.rateLimits(entry.rate_limit, [...at, 'rate_limit'], identity !== undefined);
       this.profileName(entry.mask, [...at, 'mask'], profiles);
+      if (isRecord(entry.mask)) {
+        const openidLists = this.section('openid_lists') ?? {};
+        checkMaskChoice(this.report, entry.mask, [...at, 'mask'], { profiles, openidLists, identity });
+      }
       if (entry.identity_required === true && !identity) {
         this.report.error([...at, 'identity_required'], 'needs an `identity` section: without one no request can carry a verified identity, so every request would be refused');
       }

@@ -9,6 +9,8 @@ import { isLoopback, listenersClash, parseCidr, parseListen, parseUpstreamUrl, r
 import { CLIENT_CLAIMS, GATEWAY_FORWARDING, foldHeaderName } from '../net/header-names.js';
 import { checkAccess } from './access.js';
 import { checkFeatures } from './features.js';
+import { checkHeaderRules } from './header-rules.js';
+import { checkReportMode } from './report-mode.js';
 import { resolveFrom, unreadable } from './files.js';
 import { isRecord, type KeyPath } from './key-path.js';
 import { show, type Reporter } from './report.js';
@@ -242,5 +244,7 @@ export async function checkSemantics(data: unknown, baseDir: string, report: Rep
   checker.upstreams(data.upstreams);
   checker.routes(data.routes, isRecord(data.upstreams) ? Object.keys(data.upstreams) : undefined, { server: data.server, defaults: data.defaults });
   checkAccess(data, report);
+  checkHeaderRules(data, report, [DEFAULTS.upstream_header, DEFAULTS.unionid_header]);
+  checkReportMode(data, report);
   await Promise.all([checker.readableFiles(), checkFeatures(data, baseDir, report)]);
 }

@@ -4,6 +4,7 @@ import { REASONS } from '../errors.js';
 import { accessLogger, type Logger } from '../observability/logger.js';
 import { isAdmission, type Decisions } from '../observability/decisions.js';
 import type { Metrics } from '../observability/metrics.js';
+import { ShadowLog } from '../observability/shadow-log.js';
 import type { RequestState } from './request-state.js';
 
 export type AccessLog = (wx: RequestState, method: string, status: number, finished: boolean) => void;
@@ -12,6 +13,7 @@ const round = (ms: number): number => Math.round(ms * 100) / 100;
 
 export function createAccessLog(logger: Logger, decisions: Decisions, metrics: Metrics): AccessLog {
   const access = accessLogger(logger);
+  const shadowLog = new ShadowLog(logger, metrics);
   return (wx, method, statusCode, finished) => {
     let status = statusCode;
     // A response that never finished, and that the gateway did not cut itself (an upstream or a
@@ -28,6 +30,8 @@ export function createAccessLog(logger: Logger, decisions: Decisions, metrics: M
     routeMetrics.request(method, status);
     routeMetrics.duration.observe(totalMs / 1000);
     if (wx.upstreamMs !== undefined) routeMetrics.upstreamDuration.observe(wx.upstreamMs / 1000);
+    // Only routes with a rule in report mode have any.
+    const shadow = wx.shadow === undefined && wx.maskReport === undefined ? undefined : shadowLog.record(wx);
     access.info(
       {
         request_id: wx.id,
@@ -38,6 +42,9 @@ export function createAccessLog(logger: Logger, decisions: Decisions, metrics: M
         query: wx.query === undefined ? undefined : redactor.query(wx.query),
         status,
         reason: wx.reason,
+        // The profile's name only: which view of the data this caller was given.
+        mask: wx.mask,
+        shadow,
         client_ip: wx.address.client,
         upstream_ms: wx.upstreamMs === undefined ? undefined : round(wx.upstreamMs),
         total_ms: round(totalMs),

@@ -3,14 +3,17 @@
 import { maskHeaders } from '../masking/header-rules.js';
 import { MaskError, maskHead, maskResponse, maskWhole, type MaskOutcome } from '../masking/http.js';
 import type { Readable } from 'node:stream';
-import type { AnswerPlan } from '../snapshot.js';
+import type { AnswerPlan, RouteAnswer } from '../snapshot.js';
+import type { Passed } from '../guards/chain.js';
+import type { RequestState } from './request-state.js';
 import type { CompiledMask } from '../masking/compile.js';
+import { dryRunAnswer, type MaskFindings } from '../masking/dry-run.js';
 import type { ForwardResponse } from './forwarder.js';
 import { readBody } from './read-body.js';
 
 export type AnswerOutcome =
   /** Send this answer; `passedUnmasked` says why it goes out unmasked (on_mask_error: pass). */
-  | { kind: 'ready'; res: ForwardResponse; passedUnmasked?: string }
+  | { kind: 'ready'; res: ForwardResponse; passedUnmasked?: string; maskReport?: MaskFindings }
   | { kind: 'failed'; reason: 'mask_failed' | 'upstream_unavailable'; why: string };
 
 /** A callback reply is a few hundred bytes; anything near this is not one. */
@@ -21,6 +24,20 @@ function tagMaskErrors(body: Readable): void {
   body.prependListener('error', (err: Error) => {
     if (err instanceof MaskError) (err as MaskError & { reason?: string }).reason = 'mask_failed';
   });
+}
+
+/**
+ * The plan for this request's answer: the route's own, or the one its caller's verified identity
+ * picks. Notes the mask profile applied for the access log.
+ */
+export function planFor(answer: RouteAnswer, passed: Passed, wx: RequestState): AnswerPlan {
+  if (answer.kind === 'choose') {
+    const chosen = answer.choose(passed.openid, passed.claims);
+    wx.mask = chosen.profile;
+    return chosen.plan;
+  }
+  if (answer.kind === 'mask') wx.mask = answer.mask.name;
+  return answer;
 }
 
 /** How many bytes of an answer under this plan are worth collecting whole before deciding. */
@@ -41,8 +58,14 @@ export function settle(plan: HeldPlan, res: ForwardResponse, method: string): An
     if (Buffer.isBuffer(res.body)) return seal(plan, res, res.body);
     return readBody(res.body, SEAL_LIMIT).then((body) => seal(plan, res, body));
   }
+  if (plan.kind === 'mask_report') return reported(plan.mask, res, method);
   const now = Buffer.isBuffer(res.body) ? maskWhole(plan.mask, { ...res, body: res.body }) : undefined;
   return now ? fromMask(plan, res, now) : maskResponse(plan.mask, res).then((outcome) => fromMask(plan, res, outcome));
+}
+
+/** Report mode: the answer as the upstream sent it, with what masking would have done to it. */
+function reported(mask: CompiledMask, res: ForwardResponse, method: string): Promise<AnswerOutcome> {
+  return dryRunAnswer(mask, res, method).then(({ findings, body }): AnswerOutcome => ({ kind: 'ready', res: { ...res, body }, maskReport: findings }));
 }
 
 function seal(plan: Extract<AnswerPlan, { kind: 'seal' }>, res: ForwardResponse, body: Buffer): AnswerOutcome {

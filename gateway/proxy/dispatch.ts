@@ -94,6 +94,7 @@ export function createDispatch(opts: DispatchOptions): (fastify: (req: IncomingM
     const settled = (req: IncomingMessage, res: ServerResponse, wx: RequestState, target: RouteTarget, dest: string, verdict: Verdict): void => {
       wx.cors = verdict.cors;
       wx.allowedOrigin = verdict.allowedOrigin;
+      if (verdict.shadow) wx.shadow = verdict.shadow;
       if (verdict.kind !== 'continue') {
         if (verdict.kind === 'refuse' && verdict.detail !== undefined) {
           logger.warn({ request_id: wx.id, route: target.name, reason: verdict.reason, detail: verdict.detail }, 'request refused');

@@ -7,11 +7,7 @@ import { isIP } from 'node:net';
 import type { ClientAddress } from '../net/client-address.js';
 import { foldHeaderName, isPlainHeaderName } from '../net/header-names.js';
 import { hostOf } from '../net/host.js';
-import type { RequestHeaderPlan, ResponsePlan } from '../guards/header-plan.js';
-
-const RESPONSE_DROPPED = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'trailer', 'transfer-encoding', 'upgrade',
-]);
+import { RESPONSE_DROPPED, applyHeaderRules, type HeaderRules, type RequestHeaderPlan, type ResponsePlan } from '../guards/header-plan.js';
 
 /** A host name or IPv4 address of dot-separated labels. */
 const HOST_NAME = /^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*$/;
@@ -33,6 +29,8 @@ export interface ForwardContext {
   readonly allowedOrigin: string | undefined;
   /** How the client's headers are screened: what is dropped in which spelling, which claims are trusted. */
   readonly reserved: RequestHeaderPlan;
+  /** The route's `request_headers`; undefined for a route without any. */
+  readonly requestRules?: HeaderRules;
   /** Request headers the gateway states: verified identity, callback verification, body type. */
   readonly added: Readonly<Record<string, string>> | undefined;
   /** Response headers the gateway adds to the upstream's answer (rate-limit state). */
@@ -74,6 +72,7 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, ctx: Forwa
   const listed = connectionListed(incoming.connection);
   const trusted = ctx.address.peerTrusted;
   const plan = ctx.reserved;
+  const rules = ctx.requestRules;
   const out: Record<string, string | string[]> = {};
   for (const name in incoming) {
     const value = incoming[name];
@@ -85,8 +84,11 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, ctx: Forwa
     } else if (plan.underscores !== 'allow' || plan.shadowed.has(foldHeaderName(name))) continue;
     if (listed?.has(name)) continue;
     if (!ctx.hasBody && name === 'content-length') continue;
+    // Every spelling of a header the route's rules remove or set, as a CGI backend folds them.
+    if (rules !== undefined && rules.drop.has(isPlainHeaderName(name) ? name : foldHeaderName(name))) continue;
     out[name] = value;
   }
+  if (rules) applyHeaderRules(out, rules);
   if (ctx.added) Object.assign(out, ctx.added);
   const prior = trusted ? incoming['x-forwarded-for'] : undefined;
   const peer = ctx.address.peer;
@@ -114,13 +116,15 @@ export function clientResponseHeaders(
     if (RESPONSE_DROPPED.has(name) || plan.strip.has(name) || listed?.has(name)) continue;
     // CORS is the policy's word alone, on every route: a legacy backend's own `*` must never reach
     // a browser, and a route without `cors` allows no cross-origin reads at all.
-    if (name.startsWith('access-control-')) continue;
+    if (name.startsWith('access-control-') && !plan.backendCors) continue;
     out[name] = incoming[name];
   }
   if (plan.jsonCharset) {
     const type = out['content-type'];
     if (typeof type === 'string') out['content-type'] = withJsonCharset(type);
   }
+  // What the route's rules remove or set is in `strip` already; the gateway's own headers follow.
+  if (plan.rules) applyHeaderRules(out, plan.rules);
   for (const [name, value] of plan.fixed) out[name] = value;
   if (plan.cors) {
     out['vary'] = varyWithOrigin(out['vary']);

@@ -12,7 +12,7 @@ import type { Decisions } from '../observability/decisions.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { AnswerPlan, RouteTarget } from '../snapshot.js';
 import type { AccessLog } from './access-log.js';
-import { collectUpTo, settle, type AnswerOutcome } from './answer.js';
+import { collectUpTo, planFor, settle, type AnswerOutcome } from './answer.js';
 import { decodableAcceptEncoding } from '../masking/http.js';
 import { errorAnswer, type OwnAnswer } from './own-answer.js';
 import { clientGone, forwardErrorReason, type ForwardResponse, type UpstreamPools } from './forwarder.js';
@@ -132,13 +132,14 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
 
   const forward = (req: IncomingMessage, res: ServerResponse, wx: RequestState, target: RouteTarget, dest: string, how: Passed, streamed: Readable | undefined): void => {
     const body = how.body ?? streamed;
-    const plan: AnswerPlan = how.seal ? { kind: 'seal', seal: how.seal } : target.answer;
+    const plan: AnswerPlan = how.seal ? { kind: 'seal', seal: how.seal } : planFor(target.answer, how, wx);
     const added = Object.keys(how.added).length > 0 ? how.added : undefined;
     const context = {
       id: wx.id,
       address: wx.address,
       hasBody: body !== undefined,
       response: target.response,
+      requestRules: target.requestRules,
       allowedOrigin: wx.allowedOrigin,
       reserved: wx.snapshot.reservedHeaders,
       // A masked route asks the upstream only for encodings the masker can undo.
@@ -169,6 +170,7 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
           sendError(res, wx, outcome.reason);
           return;
         }
+        if (outcome.maskReport) wx.maskReport = outcome.maskReport;
         if (outcome.passedUnmasked) {
           logger.warn({ request_id: wx.id, route: target.name, why: outcome.passedUnmasked }, 'upstream answer passed unmasked (on_mask_error: pass)');
           wx.reason = 'mask_failed_passed';

@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import type { CompiledCors } from '../guards/cors.js';
 import { resolveClientAddress, type ClientAddress } from '../net/client-address.js';
 import type { Decision } from '../observability/decisions.js';
+import type { MaskFindings } from '../masking/dry-run.js';
 import type { Snapshot } from '../snapshot.js';
 import type { OwnVerdict } from './dispatch.js';
 
@@ -27,9 +28,15 @@ export interface RequestState {
   reason: Decision | undefined;
   upstreamStart: number;
   upstreamMs: number | undefined;
+  /** The mask profile the answer went through (`off`: a choice by identity picked none); undefined: not masked. */
+  mask: string | undefined;
   /** The route's CORS guard and the Origin it allows, so the gateway's own errors carry them too. */
   cors: CompiledCors | undefined;
   allowedOrigin: string | undefined;
+  /** What rules in report mode would have refused (guards/chain.ts), as `rule:reason`. */
+  shadow: readonly string[] | undefined;
+  /** What the route's mask profile in report mode would have done to the answer. */
+  maskReport: MaskFindings | undefined;
 }
 
 const kState = Symbol('wxgw.request');
@@ -59,8 +66,11 @@ export function requestState(raw: IncomingMessage, snapshot: Snapshot): RequestS
     reason: undefined,
     upstreamStart: 0,
     upstreamMs: undefined,
+    mask: undefined,
     cors: undefined,
     allowedOrigin: undefined,
+    shadow: undefined,
+    maskReport: undefined,
   };
   (raw as RawWithState)[kState] = state;
   return state;

@@ -15,6 +15,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { PolicyError, formatDiagnostic, type Diagnostic, type ListenAddress, type PolicyConfig } from '../types/policy.js';
 import type { Snapshot } from '../snapshot.js';
+import { reportModeSummary } from '../policy/report-mode.js';
 import { changedSecrets } from '../rotation/in-force.js';
 import { sameSecret } from '../rotation/versions.js';
 import { watchFiles, type FileWatch } from './file-watch.js';
@@ -146,7 +147,7 @@ export function startReloader<C extends Candidate>(deps: ReloaderDeps<C>): Reloa
     if (!result.ok) return result;
     const ms = Math.round((performance.now() - (changedAt ?? t0)) * 10) / 10;
     watcher?.update(policyFiles(source.current.policy));
-    logger.info({ ms, since: changedAt === undefined ? 'request' : 'file change', routes: source.current.policy.routes.length }, 'policy reloaded');
+    logger.info({ ms, since: changedAt === undefined ? 'request' : 'file change', routes: source.current.policy.routes.length, report_mode: reportModeSummary(source.current.policy) }, 'policy reloaded');
     return { ...result, ms };
   };
 

@@ -102,14 +102,38 @@ export interface RouteConfig {
   rate_limits: RateLimitConfig[];
   /** Refuse requests without a verified openid (401). */
   identity_required: boolean;
-  /** Name of the mask profile for this route's JSON answers (route's, else defaults'); absent: none. */
+  /**
+   * Name of the mask profile for this route's JSON answers (route's, else defaults'); absent: none.
+   * With `mask_by`, its `default`: the strictest, for every caller the choice does not pick.
+   */
   mask?: string;
+  /** The looser profiles verified callers may get (`mask: { by, profiles, default }`); absent: `mask` for all. */
+  mask_by?: MaskChoiceConfig;
   /** What a response that cannot be masked gets: 502 `mask_failed` (default) or passed unmasked. */
   on_mask_error: 'fail' | 'pass';
   wechat_callback?: WechatCallbackConfig;
   wechatpay_notify?: WechatPayNotifyConfig;
+  /** `request_headers` (towards the upstream), the route's merged over defaults' per header name; absent: none. */
+  request_headers?: HeaderRulesConfig;
+  /** `response_headers` (towards the client), merged the same way; absent: none. */
+  response_headers?: HeaderRulesConfig;
+  /** Rule kinds in report mode (route's `report`, else defaults'); absent when every rule is enforced. */
+  report?: ReportRule[];
   pos: SourcePos;
 }
+
+/** Header rules of one side, lower-case names, values as written; never a gateway-owned header. */
+export interface HeaderRulesConfig {
+  set: { name: string; value: string }[];
+  add: { name: string; value: string }[];
+  remove: string[];
+}
+
+/**
+ * A rule kind `report` can name: decided and counted, never enforced (docs/policy.md, report
+ * mode). `callback` stands for the route's wechat_callback or wechatpay_notify.
+ */
+export type ReportRule = 'allow' | 'deny' | 'cors' | 'callback' | 'identity_required' | 'rate_limit' | 'mask';
 
 /** `store`: where rate-limit counters, callback nonces, one-time login codes and sessions live. */
 export interface StoreConfig {
@@ -225,6 +249,8 @@ export interface RateLimitConfig {
   scope: 'route' | 'global';
   /** IPv6 clients are counted by this prefix of their address (default 64: one budget per /64). */
   ipv6_prefix: number;
+  /** Present when the limit is in report mode (its own `mode: report`, or the route's `report: [rate_limit]`). */
+  mode?: 'report';
   pos: SourcePos;
 }
 
@@ -257,6 +283,21 @@ export interface MaskProfileConfig {
   key_match?: 'fold' | 'exact';
   /** Response headers this profile removes, besides those named like a masked key. */
   headers?: MaskHeadersConfig;
+  pos: SourcePos;
+}
+
+/**
+ * `mask: { by, profiles, default }`: which profile a verified caller gets. `default` is the
+ * RouteConfig's `mask`; an unverified caller, or one no entry picks, always gets that.
+ */
+export interface MaskChoiceConfig {
+  /** A claim of the verified token (matched exactly), or the verified openid's `openid_lists` entry. */
+  by: { kind: 'claim'; claim: string } | { kind: 'openid_list' };
+  /**
+   * In the order written. `value`: the claim value, or the openid list's name with its `openids`.
+   * `profile`: a mask_profiles name, or `off` (unmasked).
+   */
+  choices: { value: string; openids?: string[]; profile: string }[];
   pos: SourcePos;
 }
 
@@ -345,6 +386,8 @@ export interface PolicyConfig {
     cors?: CorsConfig;
     rate_limits: RateLimitConfig[];
     mask?: string;
+    mask_by?: MaskChoiceConfig;
+    report?: ReportRule[];
   };
   store: StoreConfig;
   wechat?: WechatConfig;

@@ -266,6 +266,7 @@ const DEFAULT_PATHS: Record<string, string[]> = {
   semicolons: ['server.paths.semicolons'],
   header_underscores: ['server.headers.underscores'],
   ipv6_prefix: ['defaults.rate_limit.ipv6_prefix', 'defaults.rate_limit[].ipv6_prefix'],
+  rate_limit_mode: ['defaults.rate_limit.mode', 'defaults.rate_limit[].mode'],
   headers_timeout: ['server.limits.headers_timeout'],
   request_timeout: ['server.limits.request_timeout'],
   shutdown_timeout: ['server.shutdown_timeout'],
