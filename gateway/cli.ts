@@ -1,4 +1,4 @@
-// wxgw start | validate | certs | demo
+// wxgw start | validate | certs | scan | demo
 import { parseArgs } from 'node:util';
 import { loadPolicy } from './policy/load.js';
 import { reportModeRules } from './policy/report-mode.js';
@@ -9,6 +9,7 @@ import { shownPath } from './shown-path.js';
 import { compileCheck, startGateway } from './main.js';
 import { ListenError } from './runtime/listeners.js';
 import { runDemo } from './demo.js';
+import { runScan } from './scan/command.js';
 
 const USAGE = `usage: wxgw <command> [--config FILE]
 
@@ -17,6 +18,10 @@ commands:
   validate  --config FILE   check the policy and every file and secret it references;
                             exit 0 when all is well, 1 otherwise
   certs     --config FILE   show each configured certificate chain as it will be served
+  scan      URL | --policy FILE
+                            probe a live endpoint (or lint a policy) for the five patterns that
+                            get mini-program backends banned; exit 0 none found, 1 findings,
+                            2 could not scan (wxgw scan --help for the options)
   demo                      generate a local CA chain, start the sample backend and run the
                             gateway with config/gateway.example.yaml
 `;
@@ -136,6 +141,9 @@ async function main(argv: string[]): Promise<void> {
       return;
     case 'certs':
       process.exitCode = await certs(configArg(rest));
+      return;
+    case 'scan':
+      process.exitCode = await runScan(rest, { stdout: process.stdout, stderr: process.stderr, env: process.env });
       return;
     case 'demo':
       return runDemo();

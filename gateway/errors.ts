@@ -38,6 +38,10 @@ export const REASONS = {
   callback_malformed: { status: 400, message: 'the callback body or parameters are malformed' },
   serial_unknown: { status: 401, message: 'the notification is signed with a key this gateway does not know' },
   decrypt_failed: { status: 400, message: 'the callback could not be decrypted' },
+  websocket_not_allowed: { status: 400, message: 'this route does not take WebSocket upgrades' },
+  websocket_origin_not_allowed: { status: 403, message: 'the policy does not allow WebSocket connections from this Origin to this route' },
+  shutting_down: { status: 503, message: 'the gateway is shutting down; retry, and another instance will answer' },
+  websocket_limit: { status: 503, message: 'this route has as many WebSocket connections open as the policy allows; retry later' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type Reason = keyof typeof REASONS;

@@ -1,6 +1,6 @@
 // One immutable picture of the policy in force: what request handling reads, built beside the
 // old one and swapped by reference.
-import { PolicyError, type MaskChoiceConfig, type PolicyConfig, type RouteConfig, type SourcePos, type UpstreamConfig } from './types/policy.js';
+import { PolicyError, type MaskChoiceConfig, type PolicyConfig, type RouteConfig, type SourcePos, type UpstreamConfig, type WebSocketConfig } from './types/policy.js';
 import type { LoadedCertificate } from './tls/load.js';
 import { handshakeTls, type HandshakeTls } from './tls/server-options.js';
 import { RouteTable, type CompiledRoute } from './net/route-table.js';
@@ -76,6 +76,8 @@ export interface RouteTarget {
   readonly chain: GuardChain;
   /** What the upstream's answer goes through: streamed as it is, or masked by the route's profile. */
   readonly answer: RouteAnswer;
+  /** The route's WebSocket limits; undefined: upgrades are refused (proxy/websocket.ts). */
+  readonly websocket: WebSocketConfig | undefined;
 }
 
 /** What a snapshot's login endpoint does with a request body. */
@@ -216,6 +218,7 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
           : r.mask_by
             ? chooseAnswer(r.mask_by, masks, mask, failOpen)
             : Object.freeze<AnswerPlan>({ kind: 'mask', mask, failOpen }),
+      websocket: r.websocket && Object.freeze({ ...r.websocket }),
     });
   };
   const routes: CompiledRoute<RouteTarget>[] = [];

@@ -68,6 +68,10 @@ export class Metrics {
   readonly reloads: Counter<'result'>;
   private readonly shadowDecisions: Counter<'route' | 'rule' | 'reason'>;
   private readonly shadowChildren = new Map<string, Child>();
+  /** WebSocket sessions open now, by route (proxy/websocket.ts). */
+  readonly websocketsOpen: Gauge<'route'>;
+  /** WebSocket message bytes, by route and direction: `in` from the client, `out` to it. */
+  readonly websocketBytes: Counter<'route' | 'direction'>;
   /** Uses of a rotated secret's previous value, by key path: once it stays still, the old value can go. */
   readonly secretPreviousUsed: Counter<'secret'>;
 
@@ -123,6 +127,18 @@ export class Metrics {
       name: 'wxgw_shadow_decisions_total',
       help: 'Requests a rule in report mode would have refused (or answers it would have masked) and let through, by route, rule and reason.',
       labelNames: ['route', 'rule', 'reason'],
+      registers,
+    });
+    this.websocketsOpen = new Gauge({
+      name: 'wxgw_websockets_open',
+      help: 'WebSocket sessions open through the gateway, by route.',
+      labelNames: ['route'],
+      registers,
+    });
+    this.websocketBytes = new Counter({
+      name: 'wxgw_websocket_bytes_total',
+      help: 'WebSocket message payload bytes relayed, by route and direction (in: from the client, out: to the client).',
+      labelNames: ['route', 'direction'],
       registers,
     });
     this.secretPreviousUsed = new Counter({

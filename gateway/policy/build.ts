@@ -28,6 +28,7 @@ import type {
   RouteConfig,
   SourcePos,
   UpstreamConfig,
+  WebSocketConfig,
 } from '../types/policy.js';
 import type { Locator } from './yaml-source.js';
 
@@ -77,6 +78,10 @@ export const DEFAULTS = {
   header_underscores: 'drop',
   ipv6_prefix: 64,
   rate_limit_mode: 'enforce',
+  websocket_idle_timeout: '60s',
+  websocket_max_duration: '1h',
+  websocket_max_connections: 1000,
+  websocket_max_message: '1mb',
 } as const;
 
 /**
@@ -117,7 +122,10 @@ interface RawAccess {
   request_headers?: RawHeaderRules;
   response_headers?: RawHeaderRules;
   report?: ReportRule[];
+  websocket?: RawWebSocket;
 }
+
+type RawWebSocket = boolean | { idle_timeout?: string; max_duration?: string; max_connections?: number; max_message?: string };
 
 interface RawCallback {
   decrypt?: boolean;
@@ -198,6 +206,17 @@ interface RawPolicy {
     wechat_callback?: RawCallback;
     wechatpay_notify?: RawCallback;
   })[];
+}
+
+/** `websocket: true` takes every default; a mapping replaces the ones it names. */
+function websocketConfig(raw: Exclude<RawWebSocket, false>): WebSocketConfig {
+  const w = raw === true ? {} : raw;
+  return {
+    idle_timeout: sure(parseDuration(w.idle_timeout ?? DEFAULTS.websocket_idle_timeout)),
+    max_duration: sure(parseDuration(w.max_duration ?? DEFAULTS.websocket_max_duration)),
+    max_connections: w.max_connections ?? DEFAULTS.websocket_max_connections,
+    max_message: sure(parseSize(w.max_message ?? DEFAULTS.websocket_max_message)),
+  };
 }
 
 function sure<T>(parsed: Parsed<T>): T {
@@ -440,6 +459,7 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
     const limitsAt: KeyPath = r.rate_limit !== undefined ? ['routes', i, 'rate_limit'] : ['defaults', 'rate_limit'];
     const maskAt: KeyPath = r.mask !== undefined ? ['routes', i, 'mask'] : ['defaults', 'mask'];
     const report = r.report ?? defaults.report ?? [];
+    const websocket = r.websocket ?? defaults.websocket;
     return {
       name: r.name,
       match: {
@@ -463,6 +483,7 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
       ...headerRules('request_headers', defaults.request_headers, r.request_headers),
       ...headerRules('response_headers', defaults.response_headers, r.response_headers),
       ...(report.length > 0 && { report: [...report] }),
+      ...(websocket !== undefined && websocket !== false && { websocket: websocketConfig(websocket) }),
       pos: pos(['routes', i]),
     };
   });

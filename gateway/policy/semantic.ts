@@ -19,6 +19,7 @@ import { closest } from './suggest.js';
 import { DEFAULTS } from './build.js';
 import { parseSeconds } from './units.js';
 import { checkDuration, checkSize } from './value-checks.js';
+import { checkWebSockets } from './websocket-checks.js';
 import type { ListenAddress } from '../types/policy.js';
 
 const LISTENERS = ['https', 'http', 'admin'] as const;
@@ -221,6 +222,7 @@ class Checker {
     const paths = isRecord(context.server) && isRecord(context.server.paths) ? context.server.paths : {};
     const semicolons = paths.semicolons === 'strip' || paths.semicolons === 'keep' ? paths.semicolons : DEFAULTS.semicolons;
     checkRoutes(routes, upstreamNames, this.report, { semicolons, defaults: isRecord(context.defaults) ? context.defaults : {} });
+    checkWebSockets(routes, isRecord(context.defaults) ? context.defaults : {}, this.report);
     if (!Array.isArray(routes)) return;
     routes.forEach((route: unknown, i) => {
       if (isRecord(route)) this.duration(route.timeout, ['routes', i, 'timeout'], true);

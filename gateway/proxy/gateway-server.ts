@@ -19,6 +19,7 @@ import { createProxiedPath } from './proxied.js';
 import { plainAnswer } from './redirect-server.js';
 import { requestState, type RequestState } from './request-state.js';
 import { createDispatch, type SnapshotSource } from './dispatch.js';
+import { createWebSockets, wantsWebSocket } from './websocket.js';
 
 export type { SnapshotSource };
 
@@ -72,6 +73,7 @@ export function createGatewayServer(opts: GatewayServerOptions) {
     tls !== null || (wx.address.peerTrusted && forwardedHttps(raw.headers['x-forwarded-proto']));
 
   const dispatch = createDispatch({ source, logger, decisions, proxied, servable: viaTrustedHttps });
+  const websockets = createWebSockets({ source, logger, decisions, metrics, accessLog, servable: viaTrustedHttps });
 
   // Node checks these timeouts on a timer that defaults to 30 s, which would stretch a 1 s
   // limit thirtyfold; the server is built here to check at a quarter of the shortest limit.
@@ -82,11 +84,13 @@ export function createGatewayServer(opts: GatewayServerOptions) {
     connectionsCheckingInterval: Math.max(100, Math.min(1000, limits.headers_timeout / 4)),
     // Longer than the 60 s idle timeout of common load balancers, so they close first.
     keepAliveTimeout: 72_000,
+    // Upgrades to anything but WebSocket (h2c) are served as the plain requests they also are.
+    shouldUpgradeCallback: wantsWebSocket,
   };
   const app = Fastify({
     // Fastify types its server as http.Server either way; both factories fit its handler.
     serverFactory: (handle) =>
-      tls ? createHttpsServer({ ...tls, ...serverOptions }, dispatch(handle)) : createHttpServer(serverOptions, dispatch(handle)),
+      websockets.attach(tls ? createHttpsServer({ ...tls, ...serverOptions }, dispatch(handle)) : createHttpServer(serverOptions, dispatch(handle))),
     loggerInstance: logger,
     // Fastify would bind a child logger to every request; our lines carry request_id
     // themselves, and a pino child per request costs more than the access line.
@@ -172,6 +176,12 @@ export function createGatewayServer(opts: GatewayServerOptions) {
       logger.error({ request_id: request.id, err }, 'request failed inside the gateway');
       sendError(reply, 'internal_error');
     }
+  });
+
+  // Closing runs once the drain delay is over: open WebSockets are told 1001 (going away).
+  app.addHook('preClose', (done) => {
+    websockets.closeAll();
+    done();
   });
 
   app.addHook('onResponse', (request, reply, done) => {

@@ -45,6 +45,8 @@ export interface LeafOptions extends IssueOptions {
   ips?: string[];
   /** Extended key usages; defaults to `['serverAuth']`, an empty list leaves the extension out. */
   extendedKeyUsage?: Array<'serverAuth' | 'clientAuth'>;
+  /** An Authority Information Access "CA Issuers" URI: where clients may fetch the issuer. */
+  caIssuers?: string;
 }
 
 const HOUR = 3_600_000;
@@ -75,6 +77,7 @@ export function issueLeaf(issuer: Issued | null, opts: LeafOptions): Issued {
     ...(altNames.length > 0 ? [{ name: 'subjectAltName', altNames }] : []),
     { name: 'subjectKeyIdentifier' },
     ...(issuerCert ? [authorityKeyId(issuerCert)] : []),
+    ...(opts.caIssuers ? [authorityInfoAccess(opts.caIssuers)] : []),
   ];
   if (eku.length > 0) {
     extensions.push({ name: 'extKeyUsage', ...Object.fromEntries(eku.map((u) => [u, true])) });
@@ -109,6 +112,19 @@ function authorityKeyId(issuerCert: forge.pki.Certificate): object {
     name: 'authorityKeyIdentifier',
     keyIdentifier: issuerCert.generateSubjectKeyIdentifier().getBytes(),
   };
+}
+
+const CA_ISSUERS = '1.3.6.1.5.5.7.48.2';
+const AIA = '1.3.6.1.5.5.7.1.1';
+
+/** forge has no encoder for this extension: SEQUENCE { SEQUENCE { caIssuers, [6] uri } }. */
+function authorityInfoAccess(uri: string): object {
+  const { asn1 } = forge;
+  const description = asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
+    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OID, false, asn1.oidToDer(CA_ISSUERS).getBytes()),
+    asn1.create(asn1.Class.CONTEXT_SPECIFIC, 6, false, uri),
+  ]);
+  return { id: AIA, value: asn1.toDer(asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [description])).getBytes() };
 }
 
 /** Certifies the public half of `key` (PEM) and signs with `signingKey` (PEM). */

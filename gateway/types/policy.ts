@@ -119,6 +119,8 @@ export interface RouteConfig {
   response_headers?: HeaderRulesConfig;
   /** Rule kinds in report mode (route's `report`, else defaults'); absent when every rule is enforced. */
   report?: ReportRule[];
+  /** WebSocket upgrades this route forwards (route's `websocket`, else defaults'); absent: refused. */
+  websocket?: WebSocketConfig;
   pos: SourcePos;
 }
 
@@ -134,6 +136,17 @@ export interface HeaderRulesConfig {
  * mode). `callback` stands for the route's wechat_callback or wechatpay_notify.
  */
 export type ReportRule = 'allow' | 'deny' | 'cors' | 'callback' | 'identity_required' | 'rate_limit' | 'mask';
+/** `websocket`: how long and how many WebSocket sessions a route keeps open. */
+export interface WebSocketConfig {
+  /** Milliseconds without a message or ping in either direction before the session is closed. */
+  idle_timeout: number;
+  /** Milliseconds a session may last in all. */
+  max_duration: number;
+  /** Sessions open at once on this route, per gateway process. */
+  max_connections: number;
+  /** Bytes of the largest message accepted from either side. */
+  max_message: number;
+}
 
 /** `store`: where rate-limit counters, callback nonces, one-time login codes and sessions live. */
 export interface StoreConfig {

@@ -49,6 +49,8 @@ export interface MakeChainOptions {
   notAfter?: Date;
   /** Writes the key encrypted with this passphrase. */
   passphrase?: string;
+  /** The leaf's Authority Information Access "CA Issuers" URI. */
+  caIssuers?: string;
 }
 
 export interface TestChain {
@@ -100,6 +102,7 @@ export async function makeChain(opts: MakeChainOptions = {}): Promise<TestChain>
     dns: opts.dns ?? [cn],
     ips: opts.ips ?? [],
     notAfter: opts.notAfter,
+    caIssuers: opts.caIssuers,
     ...(problem === 'expired' && { notBefore: new Date(now - 100 * DAY), notAfter: new Date(now - 2 * DAY) }),
     ...(problem === 'not-yet-valid' && { notBefore: new Date(now + 3 * DAY) }),
     ...(problem === 'client-auth-only' && { extendedKeyUsage: ['clientAuth' as const] }),

@@ -31,6 +31,7 @@ const LAYERS: Record<string, number> = {
   runtime: 8,
   main: 9,
   demo: 10,
+  scan: 10,
   cli: 11,
 };
 
@@ -69,6 +70,20 @@ test('imports point down: nothing imports a module above it', () => {
     }
   }
   assert.deepEqual(upward, [], `imports that point up or sideways:\n${upward.join('\n')}`);
+});
+
+// The scanner probes from outside like any client, and lints through the policy loader: it must
+// not reach into the running gateway, whose layers sit below it.
+const SCAN_MAY_NOT_IMPORT = ['proxy', 'runtime', 'main', 'snapshot', 'guards', 'store', 'identity'];
+
+test('scan imports no part of the running gateway', () => {
+  const inside = sources(join(GATEWAY, 'scan')).flatMap((file) =>
+    [...readFileSync(file, 'utf8').matchAll(IMPORT)]
+      .map((m) => unit(resolve(dirname(file), m[1]!.replace(/\.js$/, '.ts'))))
+      .filter((to) => SCAN_MAY_NOT_IMPORT.includes(to))
+      .map((to) => `${relative(GATEWAY, file)} imports ${to}`),
+  );
+  assert.deepEqual(inside, []);
 });
 
 test('the check sees imports of every form it must', () => {

@@ -299,6 +299,10 @@ const DEFAULT_PATHS: Record<string, string[]> = {
   on_mask_error: ['routes[].on_mask_error'],
   callback_max_skew: ['routes[].wechat_callback.max_skew', 'routes[].wechatpay_notify.max_skew'],
   callback_max_body: ['routes[].wechat_callback.max_body', 'routes[].wechatpay_notify.max_body'],
+  websocket_idle_timeout: ['routes[].websocket.idle_timeout', 'defaults.websocket.idle_timeout'],
+  websocket_max_duration: ['routes[].websocket.max_duration', 'defaults.websocket.max_duration'],
+  websocket_max_connections: ['routes[].websocket.max_connections', 'defaults.websocket.max_connections'],
+  websocket_max_message: ['routes[].websocket.max_message', 'defaults.websocket.max_message'],
 };
 
 /**
