@@ -61,6 +61,10 @@ export const DEFAULTS = {
   on_unavailable: 'deny',
   api_base: 'https://api.weixin.qq.com',
   api_timeout: '5s',
+  // A push signed just before a Token change arrives within max_skew; an hour leaves room for retries.
+  wechat_rotation_window: '1h',
+  // WeChat Pay retries a notification for about a day, encrypted as it was first sent.
+  wechatpay_rotation_window: '1d',
   session_ttl: '2h',
   session_issuer: 'wxgw',
   openid_claim: 'openid',
@@ -172,11 +176,11 @@ interface RawPolicy {
     hsts?: { max_age: string; include_subdomains?: boolean; preload?: boolean };
   };
   store?: { kind?: 'memory' | 'redis'; redis_url?: string; key_prefix?: string; command_timeout?: string; on_unavailable?: 'deny' | 'allow' };
-  wechat?: { appid: string; app_secret?: string; token?: string; encoding_aes_key?: string; api_base?: string; api_timeout?: string };
-  wechatpay?: { apiv3_key?: string; platform_certificates?: string[]; public_keys?: { id: string; file: string }[] };
+  wechat?: { appid: string; app_secret?: string; token?: string; encoding_aes_key?: string; api_base?: string; api_timeout?: string; rotation_window?: string; previous?: { token?: string; encoding_aes_key?: string; until: string } };
+  wechatpay?: { apiv3_key?: string; platform_certificates?: string[]; public_keys?: { id: string; file: string }[]; rotation_window?: string; previous?: { apiv3_key?: string; until: string } };
   identity?: {
     login?: { path: string; upstream?: { upstream: string; path: string; mask?: string }; rate_limit?: RawAccess['rate_limit'] };
-    session?: { signing_key: string; ttl?: string; issuer?: string };
+    session?: { signing_key: string; ttl?: string; issuer?: string; previous?: { signing_key?: string; until: string } };
     jwt?: {
       secret?: string;
       public_key?: string;
@@ -313,6 +317,8 @@ function wechatConfig(w: NonNullable<RawPolicy['wechat']>, pos: SourcePos): Wech
     ...(w.encoding_aes_key !== undefined && { encoding_aes_key: w.encoding_aes_key }),
     api_base: sure(parseUpstreamUrl(w.api_base ?? DEFAULTS.api_base)),
     api_timeout: sure(parseDuration(w.api_timeout ?? DEFAULTS.api_timeout)),
+    rotation_window: sure(parseDuration(w.rotation_window ?? DEFAULTS.wechat_rotation_window)),
+    ...(w.previous && { previous: { ...w.previous, until: Date.parse(w.previous.until) } }),
     pos,
   };
 }
@@ -331,7 +337,13 @@ function wechatPayConfig(p: NonNullable<RawPolicy['wechatpay']>, baseDir: string
       return { serial: k.id, public_key_pem: pem, file: path };
     }),
   ];
-  return { ...(p.apiv3_key !== undefined && { apiv3_key: p.apiv3_key }), keys, pos };
+  return {
+    ...(p.apiv3_key !== undefined && { apiv3_key: p.apiv3_key }),
+    keys,
+    rotation_window: sure(parseDuration(p.rotation_window ?? DEFAULTS.wechatpay_rotation_window)),
+    ...(p.previous && { previous: { ...p.previous, until: Date.parse(p.previous.until) } }),
+    pos,
+  };
 }
 
 /**
@@ -371,6 +383,7 @@ function identityConfig(i: NonNullable<RawPolicy['identity']>, baseDir: string, 
         signing_key: i.session.signing_key,
         ttl: sure(parseDuration(i.session.ttl ?? DEFAULTS.session_ttl)),
         issuer: i.session.issuer ?? DEFAULTS.session_issuer,
+        ...(i.session.previous && { previous: { ...i.session.previous, until: Date.parse(i.session.previous.until) } }),
       },
     }),
     ...(jwt && {

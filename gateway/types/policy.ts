@@ -174,6 +174,10 @@ export interface WechatConfig {
   api_base: URL;
   /** Milliseconds a WeChat API call may take (default 5000). */
   api_timeout: number;
+  /** Milliseconds a replaced token or encoding_aes_key still verifies after a reload changed it (the loader sets it, default 1h; none when absent). */
+  rotation_window?: number;
+  /** Values replaced at WeChat's console, still accepted until `until` (epoch ms). */
+  previous?: { token?: string; encoding_aes_key?: string; until: number };
   pos: SourcePos;
 }
 
@@ -183,6 +187,10 @@ export interface WechatPayConfig {
   apiv3_key?: string;
   /** Verification keys by the serial WeChat Pay sends in `Wechatpay-Serial`. */
   keys: WechatPayKey[];
+  /** Milliseconds a replaced apiv3_key still decrypts after a reload changed it (the loader sets it, default 1d; none when absent). */
+  rotation_window?: number;
+  /** An APIv3 key replaced at the merchant platform, still decrypting until `until` (epoch ms). */
+  previous?: { apiv3_key?: string; until: number };
   pos: SourcePos;
 }
 
@@ -218,6 +226,8 @@ export interface IdentityConfig {
     /** Milliseconds a session token is valid. */
     ttl: number;
     issuer: string;
+    /** A replaced signing key whose tokens still verify until `until` (epoch ms). */
+    previous?: { signing_key?: string; until: number };
   };
   /** Tokens the legacy backend already issues. */
   jwt?: {
@@ -403,6 +413,18 @@ export interface PolicyConfig {
   wechatpay?: WechatPayConfig;
   identity?: IdentityConfig;
   mask_profiles: Map<string, MaskProfileConfig>;
+  /** Strings read from files with ${file:...}, by dotted key path; absent when there are none. */
+  file_references?: Map<string, FileReference>;
+}
+
+/** A string of the policy read (partly) from files: what a reload watches, and keeps when they cannot be read. */
+export interface FileReference {
+  /** Absolute paths, in the order the string names them. */
+  files: string[];
+  /** The resolved string. A secret: never logged. */
+  value: string;
+  /** Set when the files could not be read at the last load: `value` is the one read before, and this says why. */
+  unreadable?: string;
 }
 
 export type Severity = 'error' | 'warning';

@@ -288,6 +288,8 @@ const DEFAULT_PATHS: Record<string, string[]> = {
   on_unavailable: ['store.on_unavailable'],
   api_base: ['wechat.api_base'],
   api_timeout: ['wechat.api_timeout'],
+  wechat_rotation_window: ['wechat.rotation_window'],
+  wechatpay_rotation_window: ['wechatpay.rotation_window'],
   session_ttl: ['identity.session.ttl'],
   session_issuer: ['identity.session.issuer'],
   openid_claim: ['identity.jwt.openid_claim'],
