@@ -23,6 +23,7 @@ import { createLogin, type LoginUpstreamFailure, type LoginUpstreamRequest, type
 import type { Store } from './store/store.js';
 import type { Logger } from './observability/logger.js';
 import { DEFAULTS } from './policy/build.js';
+import { loadUpstreamTls, type UpstreamTls } from './tls/upstream-client.js';
 
 export interface UpstreamTarget {
   readonly name: string;
@@ -30,6 +31,15 @@ export interface UpstreamTarget {
   readonly origin: string;
   /** The upstream URL's path without its trailing slash; '' for the root. */
   readonly basePath: string;
+  /** Targets, balance, health, limits as the policy gives them. */
+  readonly config: UpstreamConfig;
+  /** What an https:// upstream's files held, read when this snapshot was built; undefined for http://. */
+  readonly tls: UpstreamTls | undefined;
+  /**
+   * Equal exactly when two snapshots' upstreams may share connections and health state: the
+   * same name, settings and TLS files' contents (proxy/upstream-group.ts).
+   */
+  readonly key: string;
 }
 
 /** What an upstream's answer goes through on its way to the client (proxy/answer.ts does it). */
@@ -82,6 +92,8 @@ export interface Snapshot {
 /** A buffered call to an upstream that resolves a transport failure to its reason. */
 export interface UpstreamCaller {
   call(upstream: UpstreamTarget, req: LoginUpstreamRequest, timeout: number): Promise<LoginUpstreamResponse | LoginUpstreamFailure>;
+  /** The upstreams of a snapshot about to be put in force: health checks start, those no longer named stop. */
+  use?(upstreams: Iterable<UpstreamTarget>): void;
 }
 
 /** What a snapshot is built with that outlives it: shared by every snapshot of one gateway. */
@@ -97,7 +109,10 @@ const ROUTES_PER_TURN = 200;
 
 function upstreamTarget(u: UpstreamConfig): UpstreamTarget {
   const basePath = u.url.pathname.replace(/\/+$/, '');
-  return Object.freeze({ name: u.name, origin: u.url.origin, basePath });
+  const tls = u.tls && loadUpstreamTls(u.tls);
+  const { pos: _pos, tls: _tls, ...settings } = u;
+  const key = JSON.stringify([settings, u.tls && { ...u.tls, pos: undefined }, tls?.fingerprint]);
+  return Object.freeze({ name: u.name, origin: u.url.origin, basePath, config: u, tls, key });
 }
 
 /**
@@ -200,7 +215,7 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
   for (const c of certificates) for (const n of c.names) if (!n.startsWith('*.')) redirectHosts.add(n);
   if (policy.server.public_host) redirectHosts.add(policy.server.public_host.toLowerCase());
 
-  return Object.freeze({
+  const snapshot: Snapshot = Object.freeze({
     policy,
     routes: new RouteTable(routes),
     trusted: compileTrustedProxies(policy.server.trusted_proxies),
@@ -222,6 +237,9 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
       login?.close();
     },
   });
+  // Last: nothing after it can fail, so health checks never start for a snapshot left unused.
+  deps.pools.use?.(upstreams.values());
+  return snapshot;
 }
 
 /**

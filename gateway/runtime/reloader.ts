@@ -44,7 +44,7 @@ export function listenerChange(old: PolicyConfig, next: PolicyConfig): string | 
   return undefined;
 }
 
-/** Every file a policy reads: the policy itself, certificates, keys, the CA bundle, verification keys. */
+/** Every file a policy reads: the policy itself, certificates, keys, the CA bundle, verification keys, upstream TLS files. */
 export function policyFiles(policy: PolicyConfig): string[] {
   const files = [policy.file];
   for (const c of policy.tls.certificates) files.push(c.cert, c.key);
@@ -52,6 +52,9 @@ export function policyFiles(policy: PolicyConfig): string[] {
   const jwtKey = policy.identity?.jwt?.key;
   if (jwtKey && jwtKey.kind !== 'secret') files.push(jwtKey.file);
   for (const k of policy.wechatpay?.keys ?? []) files.push(k.file);
+  for (const u of policy.upstreams.values()) {
+    for (const file of [u.tls?.ca, u.tls?.client_cert, u.tls?.client_key]) if (file) files.push(file);
+  }
   return files;
 }
 
