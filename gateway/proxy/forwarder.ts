@@ -10,7 +10,7 @@ import type { Dispatcher } from 'undici';
 import { GatewayError, type Reason } from '../errors.js';
 import type { UpstreamTarget } from '../snapshot.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type ForwardContext } from './forwarding-headers.js';
-import { isConnectFailure, UpstreamGroup, type GroupEvents, type Target } from './upstream-group.js';
+import { isConnectFailure, TLS_FAILURE, UpstreamGroup, type GroupEvents, type Target } from './upstream-group.js';
 import { awaitDrain } from './write-stall.js';
 
 export interface ForwardRequest {
@@ -48,9 +48,6 @@ export function forwardErrorReason(err: unknown): Reason {
   }
   return 'upstream_unavailable';
 }
-
-/** OpenSSL's and Node's codes for a certificate refused either way, and the gateway's pin check. */
-const TLS_FAILURE = /^ERR_SSL_|^ERR_TLS_|CERT|^UNABLE_TO_|^ERR_WXGW_UPSTREAM_PIN_MISMATCH$/;
 
 /** undici takes the request's TLS name with its options (lib/core/request.js); its types do not say so. */
 type WithServername<T> = T & { servername: string };
@@ -167,7 +164,7 @@ export class UpstreamPools {
           bodyTimeout: req.timeout,
           servername: target.servername,
         };
-        target.pool.dispatch(options, new SlotHandler(handler, ended));
+        target.pool.dispatch(options, new SlotHandler(handler, target, ended));
       },
       (err) => handler.fail(err),
     );
@@ -230,7 +227,7 @@ export class UpstreamPools {
                 resolve(answer);
               },
               (err: Error) => {
-                if (!ended(err)) reject(err);
+                if (!ended(err)) reject(target.explain(err));
               },
             ),
           reject,
@@ -275,6 +272,7 @@ class SlotHandler implements Dispatcher.DispatchHandler {
 
   constructor(
     private readonly inner: ClientBoundHandler,
+    private readonly target: Target,
     /** Returns true when the failure is retried, so the inner handler must not see it. */
     private readonly ended: (err: Error | null) => boolean,
   ) {}
@@ -300,7 +298,7 @@ class SlotHandler implements Dispatcher.DispatchHandler {
 
   onResponseError(controller: Dispatcher.DispatchController, err: Error): void {
     if (this.ended(this.started ? null : err)) return;
-    this.inner.onResponseError(controller, err);
+    this.inner.onResponseError(controller, this.target.explain(err));
   }
 }
 

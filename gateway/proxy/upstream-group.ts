@@ -28,6 +28,9 @@ export interface GroupEvents {
   dispatched?(upstream: string, target: string): void;
 }
 
+/** OpenSSL's and Node's codes for a certificate refused either way, and the gateway's pin check. */
+export const TLS_FAILURE = /^ERR_SSL_|^ERR_TLS_|CERT|^UNABLE_TO_|^ERR_WXGW_UPSTREAM_PIN_MISMATCH$/;
+
 /** Errors that came from opening a connection: nothing of the request reached the upstream. */
 const connectErrors = new WeakSet<object>();
 
@@ -59,6 +62,12 @@ export class Target {
   private passes = 0;
   private fails = 0;
   timer: NodeJS.Timeout | undefined;
+  /**
+   * TLS alerts the upstream sent after the handshake, by local port, kept until the socket has
+   * closed. A TLS 1.3 server refuses a missing client certificate only then, and undici reports
+   * the connection's end ("other side closed") instead of the alert that caused it.
+   */
+  private readonly alerts = new Map<number, Error>();
 
   constructor(
     readonly origin: string,
@@ -81,10 +90,31 @@ export class Target {
           if (args[0]) {
             connectErrors.add(args[0]);
             group.connectFailed(this, args[0]);
-          } else group.connected(this);
+          } else {
+            this.watchAlerts(args[1]);
+            group.connected(this);
+          }
           done(...args);
         }),
     });
+  }
+
+  private watchAlerts(socket: Socket | TLSSocket): void {
+    if (!('encrypted' in socket)) return;
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      const port = socket.localPort;
+      if (port === undefined || !err.code || !TLS_FAILURE.test(err.code)) return;
+      this.alerts.set(port, err);
+      // After undici's own close handling, which fails the request.
+      socket.once('close', () => setImmediate(() => this.alerts.delete(port)));
+    });
+  }
+
+  /** The TLS alert behind a connection undici saw end, when there was one; else `err` itself. */
+  explain(err: Error): Error {
+    const socket = (err as { code?: string; socket?: { localPort?: number } }).socket;
+    if ((err as { code?: string }).code !== 'UND_ERR_SOCKET' || socket?.localPort === undefined) return err;
+    return this.alerts.get(socket.localPort) ?? err;
   }
 
   up(now: number): boolean {
