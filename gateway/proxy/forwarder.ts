@@ -123,7 +123,7 @@ export class UpstreamPools {
       group.acquire(exclude, gone, (got) => {
         if (got instanceof Error) {
           // A retry with no other target up fails as the first attempt did.
-          failed(first && got.reason === 'upstream_down' ? first : got);
+          failed(gone() ? new ClientGone() : first && got.reason === 'upstream_down' ? first : got);
           return;
         }
         if (gone()) {

@@ -162,7 +162,8 @@ export class UpstreamGroup {
   /**
    * Gives `granted` a target with a free slot (release() it after), or upstream_down when none
    * is up, or upstream_busy after queue_timeout. `exclude`: the target a retry must avoid; with
-   * no other up, the retry gets upstream_down. `gone`: the client left, the slot is not wanted.
+   * no other up, the retry gets upstream_down. `gone`: the client left, the slot is not wanted
+   * (client_closed).
    */
   acquire(exclude: Target | undefined, gone: () => boolean, granted: (got: Target | GatewayError) => void): void {
     const got = this.pick(exclude);
@@ -193,6 +194,7 @@ export class UpstreamGroup {
       if (waiter.gone()) {
         this.queue.splice(i, 1);
         clearTimeout(waiter.timer);
+        waiter.granted(new GatewayError('client_closed'));
         continue;
       }
       const got = this.pick(waiter.exclude);
@@ -235,7 +237,8 @@ export class UpstreamGroup {
   }
 
   connectFailed(target: Target, err: Error): void {
-    if (this.closed) return;
+    // Attempts begun before the ejection say nothing new: they must not double its cool-down.
+    if (this.closed || this.now() < target.ejectedUntil) return;
     target.failures++;
     // A target back from an ejection gets one chance.
     if (target.failures < this.upstream.config.eject.failures && target.ejections === 0) return;

@@ -44,6 +44,7 @@ before(async () => {
     (ctx) => {
       // Relative to the policy file, as operators write them.
       writeFileSync(join(ctx.dir, 'backend-ca.pem'), readFileSync(server.root));
+      writeFileSync(join(ctx.dir, 'reloaded-ca.pem'), readFileSync(other.root));
       return `version: 1
 server:
   https: { listen: "127.0.0.1:${ctx.httpsPort}" }
@@ -54,12 +55,14 @@ upstreams:
   wrong-pin: { url: "${url}", ca: backend-ca.pem, servername: backend.internal, pin: ["${wrongPin}"], ${mtls} }
   no-cert: { url: "${url}", ca: backend-ca.pem, servername: backend.internal }
   wrong-name: { url: "${url}", ca: backend-ca.pem, ${mtls} }
+  reloaded: { url: "${url}", ca: reloaded-ca.pem, servername: backend.internal, ${mtls} }
 routes:
   - { name: good, match: { path_prefix: /good/ }, upstream: good }
   - { name: wrong-ca, match: { path_prefix: /wrong-ca/ }, upstream: wrong-ca }
   - { name: wrong-pin, match: { path_prefix: /wrong-pin/ }, upstream: wrong-pin }
   - { name: no-cert, match: { path_prefix: /no-cert/ }, upstream: no-cert }
   - { name: wrong-name, match: { path_prefix: /wrong-name/ }, upstream: wrong-name }
+  - { name: reloaded, match: { path_prefix: /reloaded/ }, upstream: reloaded }
 defaults: { allow: any }
 `;
     },
@@ -104,4 +107,17 @@ test('without servername the backend is checked for the address it is reached at
   await refused('wrong-name', /IP: 127\.0\.0\.1 is not in the cert's list/);
   // None of the refused attempts reached the backend's handler.
   assert.deepEqual(clients, ['wxgw-gateway']);
+});
+
+test('a reload reads the upstream TLS files again; one that went bad keeps the previous policy', async () => {
+  const ca = join(t.ctx.dir, 'reloaded-ca.pem');
+  await refused('reloaded', /issuer certificate|unable to verify/i);
+  writeFileSync(ca, readFileSync(server.root));
+  assert.equal((await t.gw.reload()).ok, true);
+  assert.equal((await httpsRequest(t.port, t.ca, { path: '/reloaded/x' })).status, 200);
+  writeFileSync(ca, readFileSync(client.key));
+  const result = await t.gw.reload();
+  assert.equal(result.ok, false);
+  assert.ok(!result.ok && result.diagnostics.some((d) => d.path === 'upstreams.reloaded.ca' && d.message === `${ca}: holds PRIVATE KEY, not a certificate: expected -----BEGIN CERTIFICATE-----`), JSON.stringify(result));
+  assert.equal((await httpsRequest(t.port, t.ca, { path: '/reloaded/x' })).status, 200);
 });
