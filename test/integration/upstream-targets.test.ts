@@ -64,6 +64,7 @@ upstreams:
   dead:
     targets: ["http://127.0.0.1:${deadPorts[0]}", "http://127.0.0.1:${deadPorts[1]}"]
     eject: { failures: 1, cooldown: 10m }
+  half: { targets: ["http://127.0.0.1:${deadPorts[0]}", "${b.ph.up.url}"] }
   ph: { url: "${b.ph.up.url}", preserve_host: true }
   plain: { url: "${b.ph.up.url}" }
 routes:
@@ -72,6 +73,7 @@ routes:
   - { name: fo, match: { path_prefix: /fo/ }, upstream: fo }
   - { name: hc, match: { path_prefix: /hc/ }, upstream: hc }
   - { name: dead, match: { path_prefix: /dead/ }, upstream: dead }
+  - { name: half, match: { path_prefix: /half/ }, upstream: half }
   - { name: ph, match: { path_prefix: /ph/ }, upstream: ph }
   - { name: plain, match: { path_prefix: /plain/ }, upstream: plain }
 defaults: { allow: any }
@@ -178,6 +180,18 @@ test('with every target down the answer is 502 for the failed connections, then 
   const next = await get('/dead/x');
   assert.equal(next.status, 503);
   assert.equal(next.json<{ error: { reason: string } }>().error.reason, 'upstream_down');
+});
+
+test('a POST whose connection was refused is sent once more, body and all, to the other target', async () => {
+  const before = b.ph.up.received.length;
+  // Round robin starts with the first target, the one that refuses.
+  const res = await httpsRequest(t.port, t.ca, { path: '/half/order', method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"sku":42}' });
+  assert.equal(res.status, 200, res.text);
+  const got = b.ph.up.received.slice(before);
+  assert.equal(got.length, 1);
+  assert.equal(got[0]!.method, 'POST');
+  assert.equal(got[0]!.body.toString(), '{"sku":42}');
+  assert.equal(await metric(`wxgw_upstream_requests_total{upstream="half",target="http://127.0.0.1:${deadPorts[0]}"}`), 1);
 });
 
 test('preserve_host sends the client\'s Host in its normal form; without it the target\'s', async () => {
