@@ -277,9 +277,8 @@ class SlotHandler implements Dispatcher.DispatchHandler {
     private readonly ended: (err: Error | null) => boolean,
   ) {}
 
-  onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
+  onRequestStart(controller: Dispatcher.DispatchController): void {
     this.inner.onRequestStart(controller);
-    void context;
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
