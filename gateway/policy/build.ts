@@ -222,7 +222,9 @@ function sure<T>(parsed: Parsed<T>): T {
 }
 
 /** One upstream; the checks made sure it has exactly one of url and targets, all alike. */
-function upstreamConfig(name: string, u: RawUpstream, baseDir: string, at: SourcePos): UpstreamConfig {
+/** `pos`: positions within this upstream's entry. */
+function upstreamConfig(name: string, u: RawUpstream, baseDir: string, pos: Pos): UpstreamConfig {
+  const at = pos([], 'key');
   const targets = (u.targets ?? [u.url!]).map((t) => sure(parseUpstreamUrl(t)));
   const eject = u.eject ?? {};
   const health = u.health;
@@ -258,6 +260,11 @@ function upstreamConfig(name: string, u: RawUpstream, baseDir: string, at: Sourc
         ...(u.client_cert !== undefined && { client_cert: resolveFrom(baseDir, u.client_cert) }),
         ...(u.client_key !== undefined && { client_key: resolveFrom(baseDir, u.client_key) }),
         ...(u.servername !== undefined && { servername: u.servername.toLowerCase() }),
+        files: {
+          ...(u.ca !== undefined && { ca: pos(['ca']) }),
+          ...(u.client_cert !== undefined && { client_cert: pos(['client_cert']) }),
+          ...(u.client_key !== undefined && { client_key: pos(['client_key']) }),
+        },
         pos: at,
       },
     }),
@@ -461,7 +468,7 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
   const limits = server.limits ?? {};
 
   const upstreams = new Map<string, UpstreamConfig>();
-  for (const [name, u] of Object.entries(raw.upstreams)) upstreams.set(name, upstreamConfig(name, u, ctx.baseDir, pos(['upstreams', name], 'key')));
+  for (const [name, u] of Object.entries(raw.upstreams)) upstreams.set(name, upstreamConfig(name, u, ctx.baseDir, (at, anchor) => pos(['upstreams', name, ...at], anchor)));
 
   const lists = raw.ip_lists ?? {};
   const defaults = raw.defaults ?? {};

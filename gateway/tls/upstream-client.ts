@@ -31,9 +31,9 @@ export function spkiPin(cert: X509Certificate): string {
 
 export function loadUpstreamTls(config: UpstreamTlsConfig, now = new Date()): UpstreamTls {
   const problems: Diagnostic[] = [];
-  const problem = (key: string, file: string, what: string): void => {
-    const { file: policyFile, line, col, path } = config.pos;
-    problems.push({ severity: 'error', file: policyFile, line, col, path: `${path}.${key}`, message: `${shownPath(file)}: ${what}` });
+  const problem = (key: keyof UpstreamTlsConfig['files'], file: string, what: string): void => {
+    const { file: policyFile, line, col, path } = config.files[key] ?? { ...config.pos, path: `${config.pos.path}.${key}` };
+    problems.push({ severity: 'error', file: policyFile, line, col, path, message: `${shownPath(file)}: ${what}` });
   };
   const options: ConnectionOptions = {};
   const hash = createHash('sha256');

@@ -102,6 +102,8 @@ export interface UpstreamTlsConfig {
   client_key?: string;
   /** SNI and the name the certificate must carry; absent: the target's host name. */
   servername?: string;
+  /** Where each file is named, for messages about what it holds. */
+  files: { ca?: SourcePos; client_cert?: SourcePos; client_key?: SourcePos };
   pos: SourcePos;
 }
 

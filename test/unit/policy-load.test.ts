@@ -71,7 +71,7 @@ test('a valid full policy becomes the typed config', async () => {
           url: new URL('https://billing.internal:9443/v1'),
           timeout: 30_000,
           ...upstreamDefaults('https://billing.internal:9443/v1'),
-          tls: { pin: [], pos: pos(19, 3, 'upstreams.billing') },
+          tls: { pin: [], files: {}, pos: pos(19, 3, 'upstreams.billing') },
           pos: pos(19, 3, 'upstreams.billing'),
         },
       ],

@@ -90,7 +90,7 @@ test('timers that contradict each other are errors at the key to change', async 
 // --- The files' contents, read when a snapshot is built ------------------------------------------
 
 const pos = { file: POLICY_FILE, line: 19, col: 3, path: 'upstreams.billing' };
-const tlsConfig = (over: Partial<UpstreamTlsConfig>): UpstreamTlsConfig => ({ pin: [], pos, ...over });
+const tlsConfig = (over: Partial<UpstreamTlsConfig>): UpstreamTlsConfig => ({ pin: [], files: {}, pos, ...over });
 
 function refusal(config: UpstreamTlsConfig): { path: string; message: string }[] {
   try {
