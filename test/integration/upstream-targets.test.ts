@@ -5,6 +5,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { httpsRequest, type ClientResponse } from '../helpers/https-client.js';
 import { freePort } from '../helpers/ports.js';
@@ -60,7 +62,8 @@ upstreams:
     eject: { failures: 2, cooldown: 10m }
   hc:
     targets: ["${b['hc-a'].up.url}", "${b['hc-b'].up.url}"]
-    health: { path: /health, interval: 50ms, timeout: 40ms, healthy: 2, unhealthy: 2 }
+    # A check times out only far beyond what a loaded test machine needs, so only \`sick\` fails one.
+    health: { path: /health, interval: 300ms, timeout: 290ms, healthy: 2, unhealthy: 2 }
   dead:
     targets: ["http://127.0.0.1:${deadPorts[0]}", "http://127.0.0.1:${deadPorts[1]}"]
     eject: { failures: 1, cooldown: 10m }
@@ -159,14 +162,20 @@ test('a target that dies under load is ejected; only the requests it held fail',
 
 test('an active health check takes a sick target out and brings it back once it passes', async () => {
   const sick = b['hc-b'];
+  /** The first line after `mark` that is this health event of the sick target. */
+  const event = (mark: number, msg: string, what: string) =>
+    waitUntil(() => t.logs.slice(mark).find((l) => l.msg === msg && l.target === sick.up.url), what, { timeoutMs: 30_000 });
+  let mark = t.logs.length;
   sick.sick = true;
-  await t.waitForLog((l) => l.msg === 'upstream target failed its health checks; other targets take its requests' && l.target === sick.up.url, 'the target taken out');
+  await event(mark, 'upstream target failed its health checks; other targets take its requests', 'the target taken out');
   const before = sick.served.length;
   for (let i = 0; i < 6; i++) assert.equal(await who('/hc/x'), 'hc-a');
   assert.equal(sick.served.length, before, 'no request reached the sick target');
   assert.equal(await metric(`wxgw_upstream_target_up{upstream="hc",target="${sick.up.url}"}`), 0);
+  assert.ok((await metric(`wxgw_upstream_ejections_total{upstream="hc",target="${sick.up.url}",cause="health_check"}`))! >= 1);
+  mark = t.logs.length;
   sick.sick = false;
-  await t.waitForLog((l) => l.msg === 'upstream target passed its health checks and takes requests again' && l.target === sick.up.url, 'the target back');
+  await event(mark, 'upstream target passed its health checks and takes requests again', 'the target back');
   const seen = new Set<string>();
   for (let i = 0; i < 4; i++) seen.add(await who('/hc/x'));
   assert.deepEqual([...seen].sort(), ['hc-a', 'hc-b']);
@@ -192,6 +201,20 @@ test('a POST whose connection was refused is sent once more, body and all, to th
   assert.equal(got[0]!.method, 'POST');
   assert.equal(got[0]!.body.toString(), '{"sku":42}');
   assert.equal(await metric(`wxgw_upstream_requests_total{upstream="half",target="http://127.0.0.1:${deadPorts[0]}"}`), 1);
+});
+
+test('a reload that leaves an upstream alone keeps its targets\' health; one that changes it starts afresh', async () => {
+  const file = join(t.ctx.dir, 'gateway.yaml');
+  const policy = readFileSync(file, 'utf8');
+  // Another route, the upstreams untouched: the dead targets stay ejected, no connection is tried.
+  writeFileSync(file, policy.replace('routes:\n', 'routes:\n  - { name: extra, match: { path: /extra }, upstream: rr }\n'));
+  assert.equal((await t.gw.reload()).ok, true);
+  assert.equal((await get('/dead/x')).json<{ error: { reason: string } }>().error.reason, 'upstream_down');
+  // A changed cool-down makes it another upstream: its targets start up, and are tried again.
+  writeFileSync(file, policy.replace('eject: { failures: 1, cooldown: 10m }', 'eject: { failures: 1, cooldown: 9m }'));
+  assert.equal((await t.gw.reload()).ok, true);
+  assert.equal((await get('/dead/x')).json<{ error: { reason: string } }>().error.reason, 'upstream_unavailable');
+  assert.equal((await get('/dead/x')).json<{ error: { reason: string } }>().error.reason, 'upstream_down');
 });
 
 test('preserve_host sends the client\'s Host in its normal form; without it the target\'s', async () => {
