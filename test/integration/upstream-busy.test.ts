@@ -95,7 +95,10 @@ function stall(t: TestGateway, path: string): Stalled {
 
 const reason = (body: string): string => (JSON.parse(body) as { error: { reason: string } }).error.reason;
 
-test('behind clients that hold every connection, requests get 503 upstream_busy instead of waiting', async () => {
+/** Only turns a hang (a request nothing bounds) into a failure; a healthy run needs a few seconds. */
+const HANG = { timeout: 120_000 };
+
+test('behind clients that hold every connection, requests get 503 upstream_busy instead of waiting', HANG, async () => {
   const b = await backend();
   // send_timeout far away: here only the queue bound frees the requests behind the stalled ones.
   const t = await gateway(b, { send_timeout: '10m', queue_timeout: '200ms' });
@@ -131,7 +134,7 @@ test('behind clients that hold every connection, requests get 503 upstream_busy 
   }
 });
 
-test('clients that never read are cut after send_timeout, and the requests queued behind them are served', async () => {
+test('clients that never read are cut after send_timeout, and the requests queued behind them are served', HANG, async () => {
   const b = await backend();
   // A queue bound far away: here the send_timeout cuts are what frees the connections.
   const t = await gateway(b, { send_timeout: '300ms', queue_timeout: '1m' });
