@@ -13,6 +13,7 @@ import { createStore } from './store/create.js';
 import { MemoryStore } from './store/memory-store.js';
 import { RedisStore } from './store/redis-store.js';
 import { UpstreamPools } from './proxy/forwarder.js';
+import { upstreamEvents } from './proxy/upstream-events.js';
 import { createLogger, redactingLogger, type Logger } from './observability/logger.js';
 import { compileLogRedactor } from './masking/redact.js';
 import { Decisions } from './observability/decisions.js';
@@ -148,6 +149,7 @@ export async function startGateway(opts: {
 
   const metrics = new Metrics(() => live.current.certificates, () => store, droppedLines(logger), () => unreadableFiles(live.current.policy).map((u) => u.key));
   const decisions = new Decisions(metrics.decisions);
+  pools.observe(upstreamEvents(metrics.registry, logger, () => pools.states()));
   try {
     const { server } = first.policy;
     const { https, http } = await bindTraffic(open, { source: live, drain: draining, logger, decisions, metrics, pools });

@@ -35,6 +35,7 @@ import { DEFAULTS } from './policy/build.js';
 import { loginReport } from './policy/report-mode.js';
 import { secretsInForce, type SecretsInForce } from './rotation/in-force.js';
 import { systemClock, type RotationClock } from './rotation/versions.js';
+import { loadUpstreamTls, type UpstreamTls } from './tls/upstream-client.js';
 
 export interface UpstreamTarget {
   readonly name: string;
@@ -42,6 +43,15 @@ export interface UpstreamTarget {
   readonly origin: string;
   /** The upstream URL's path without its trailing slash; '' for the root. */
   readonly basePath: string;
+  /** Targets, balance, health, limits as the policy gives them. */
+  readonly config: UpstreamConfig;
+  /** What an https:// upstream's files held, read when this snapshot was built; undefined for http://. */
+  readonly tls: UpstreamTls | undefined;
+  /**
+   * Equal exactly when two snapshots' upstreams may share connections and health state: the
+   * same name, settings and TLS files' contents (proxy/upstream-group.ts).
+   */
+  readonly key: string;
 }
 
 /** What an upstream's answer goes through on its way to the client (proxy/answer.ts does it). */
@@ -111,6 +121,8 @@ export interface Snapshot {
 /** A buffered call to an upstream that resolves a transport failure to its reason. */
 export interface UpstreamCaller {
   call(upstream: UpstreamTarget, req: LoginUpstreamRequest, timeout: number): Promise<LoginUpstreamResponse | LoginUpstreamFailure>;
+  /** The upstreams of a snapshot about to be put in force: health checks start, those no longer named stop. */
+  use?(upstreams: Iterable<UpstreamTarget>): void;
 }
 
 /** What a snapshot is built with that outlives it: shared by every snapshot of one gateway. */
@@ -128,7 +140,10 @@ const ROUTES_PER_TURN = 200;
 
 function upstreamTarget(u: UpstreamConfig): UpstreamTarget {
   const basePath = u.url.pathname.replace(/\/+$/, '');
-  return Object.freeze({ name: u.name, origin: u.url.origin, basePath });
+  const tls = u.tls && loadUpstreamTls(u.tls);
+  const { pos: _pos, tls: _tls, ...settings } = u;
+  const key = JSON.stringify([settings, u.tls && { ...u.tls, pos: undefined }, tls?.fingerprint]);
+  return Object.freeze({ name: u.name, origin: u.url.origin, basePath, config: u, tls, key });
 }
 
 /**
@@ -255,7 +270,7 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
   for (const c of certificates) for (const n of c.names) if (!n.startsWith('*.')) redirectHosts.add(n);
   if (policy.server.public_host) redirectHosts.add(policy.server.public_host.toLowerCase());
 
-  return Object.freeze({
+  const snapshot: Snapshot = Object.freeze({
     policy,
     routes: new RouteTable(routes),
     trusted: compileTrustedProxies(policy.server.trusted_proxies),
@@ -284,6 +299,9 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
       login?.close();
     },
   });
+  // Last: nothing after it can fail, so health checks never start for a snapshot left unused.
+  deps.pools.use?.(upstreams.values());
+  return snapshot;
 }
 
 /** Every choice's plan built once, shared by the requests it applies to. */

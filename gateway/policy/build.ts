@@ -51,6 +51,17 @@ export const DEFAULTS = {
   roots: 'system',
   expiry_warning: '21d',
   upstream_timeout: '30s',
+  upstream_balance: 'round_robin',
+  upstream_connect_timeout: '5s',
+  upstream_connections: 128,
+  upstream_queue_timeout: '5s',
+  eject_failures: 3,
+  eject_cooldown: '10s',
+  eject_max_cooldown: '5m',
+  health_interval: '10s',
+  health_timeout: '2s',
+  health_healthy: 2,
+  health_unhealthy: 3,
   strip_response_headers: ['server', 'x-powered-by'],
   cors_methods: ['GET', 'HEAD', 'POST'],
   cors_max_age: '10m',
@@ -199,7 +210,7 @@ interface RawPolicy {
   openid_lists?: Record<string, string[]>;
   mask_profiles?: Record<string, RawMaskProfile>;
   defaults?: RawAccess;
-  upstreams: Record<string, { url: string; timeout?: string }>;
+  upstreams: Record<string, RawUpstream>;
   routes: (RawAccess & {
     name: string;
     match: { path?: string; path_prefix?: string; methods?: string[]; host?: string };
@@ -223,9 +234,78 @@ function websocketConfig(raw: Exclude<RawWebSocket, false>): WebSocketConfig {
   };
 }
 
+interface RawUpstream {
+  url?: string;
+  targets?: string[];
+  balance?: 'round_robin' | 'least_busy';
+  timeout?: string;
+  connect_timeout?: string;
+  connections?: number;
+  queue_timeout?: string;
+  preserve_host?: boolean;
+  eject?: { failures?: number; cooldown?: string; max_cooldown?: string };
+  health?: { path: string; interval?: string; timeout?: string; healthy?: number; unhealthy?: number };
+  ca?: string;
+  pin?: string | string[];
+  client_cert?: string;
+  client_key?: string;
+  servername?: string;
+}
+
 function sure<T>(parsed: Parsed<T>): T {
   if (!parsed.ok) throw new Error(`wxgw: policy value passed validation but does not parse: ${parsed.why}`);
   return parsed.value;
+}
+
+/** One upstream; the checks made sure it has exactly one of url and targets, all alike. */
+/** `pos`: positions within this upstream's entry. */
+function upstreamConfig(name: string, u: RawUpstream, baseDir: string, pos: Pos): UpstreamConfig {
+  const at = pos([], 'key');
+  const targets = (u.targets ?? [u.url!]).map((t) => sure(parseUpstreamUrl(t)));
+  const eject = u.eject ?? {};
+  const health = u.health;
+  const https = targets[0]!.protocol === 'https:';
+  return {
+    name,
+    url: targets[0]!,
+    timeout: sure(parseDuration(u.timeout ?? DEFAULTS.upstream_timeout)),
+    targets,
+    balance: u.balance ?? DEFAULTS.upstream_balance,
+    preserve_host: u.preserve_host ?? false,
+    connections: u.connections ?? DEFAULTS.upstream_connections,
+    connect_timeout: sure(parseDuration(u.connect_timeout ?? DEFAULTS.upstream_connect_timeout)),
+    queue_timeout: sure(parseDuration(u.queue_timeout ?? DEFAULTS.upstream_queue_timeout)),
+    eject: {
+      failures: eject.failures ?? DEFAULTS.eject_failures,
+      cooldown: sure(parseDuration(eject.cooldown ?? DEFAULTS.eject_cooldown)),
+      max_cooldown: sure(parseDuration(eject.max_cooldown ?? DEFAULTS.eject_max_cooldown)),
+    },
+    ...(health && {
+      health: {
+        path: health.path,
+        interval: sure(parseDuration(health.interval ?? DEFAULTS.health_interval)),
+        timeout: sure(parseDuration(health.timeout ?? DEFAULTS.health_timeout)),
+        healthy: health.healthy ?? DEFAULTS.health_healthy,
+        unhealthy: health.unhealthy ?? DEFAULTS.health_unhealthy,
+      },
+    }),
+    ...(https && {
+      tls: {
+        ...(u.ca !== undefined && { ca: resolveFrom(baseDir, u.ca) }),
+        pin: u.pin === undefined ? [] : typeof u.pin === 'string' ? [u.pin] : [...u.pin],
+        ...(u.client_cert !== undefined && { client_cert: resolveFrom(baseDir, u.client_cert) }),
+        ...(u.client_key !== undefined && { client_key: resolveFrom(baseDir, u.client_key) }),
+        ...(u.servername !== undefined && { servername: u.servername.toLowerCase() }),
+        files: {
+          ...(u.ca !== undefined && { ca: pos(['ca']) }),
+          ...(u.client_cert !== undefined && { client_cert: pos(['client_cert']) }),
+          ...(u.client_key !== undefined && { client_key: pos(['client_key']) }),
+        },
+        pos: at,
+      },
+    }),
+    pos: at,
+  };
 }
 
 /** Lower-cased, first spelling kept, repeats dropped. */
@@ -443,14 +523,7 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
   const limits = server.limits ?? {};
 
   const upstreams = new Map<string, UpstreamConfig>();
-  for (const [name, u] of Object.entries(raw.upstreams)) {
-    upstreams.set(name, {
-      name,
-      url: sure(parseUpstreamUrl(u.url)),
-      timeout: sure(parseDuration(u.timeout ?? DEFAULTS.upstream_timeout)),
-      pos: pos(['upstreams', name], 'key'),
-    });
-  }
+  for (const [name, u] of Object.entries(raw.upstreams)) upstreams.set(name, upstreamConfig(name, u, ctx.baseDir, (at, anchor) => pos(['upstreams', name, ...at], anchor)));
 
   const lists = raw.ip_lists ?? {};
   const defaults = raw.defaults ?? {};

@@ -54,7 +54,7 @@ export function listenerChange(old: PolicyConfig, next: PolicyConfig): string | 
   return undefined;
 }
 
-/** Every file a policy reads: the policy itself, certificates, keys, the CA bundle, verification keys, ${file:...} secrets. */
+/** Every file a policy reads: the policy itself, certificates, keys, the CA bundle, verification keys, ${file:...} secrets, upstream TLS files. */
 export function policyFiles(policy: PolicyConfig): string[] {
   const files = [policy.file];
   for (const r of policy.file_references?.values() ?? []) files.push(...r.files);
@@ -63,6 +63,9 @@ export function policyFiles(policy: PolicyConfig): string[] {
   const jwtKey = policy.identity?.jwt?.key;
   if (jwtKey && jwtKey.kind !== 'secret') files.push(jwtKey.file);
   for (const k of policy.wechatpay?.keys ?? []) files.push(k.file);
+  for (const u of policy.upstreams.values()) {
+    for (const file of [u.tls?.ca, u.tls?.client_cert, u.tls?.client_key]) if (file) files.push(file);
+  }
   return files;
 }
 

@@ -51,6 +51,59 @@ export interface UpstreamConfig {
   url: URL;
   /** Milliseconds to wait for the upstream's response headers and between body chunks. */
   timeout: number;
+  /** Every target's origin plus the shared base path, `url` first; `url` alone gives one. */
+  targets: URL[];
+  /** How a request picks among the targets that are up. */
+  balance: 'round_robin' | 'least_busy';
+  /** Send the client's Host (normal form, no port) instead of the target's. */
+  preserve_host: boolean;
+  /** Connections per target at most; a request past them waits for one, up to queue_timeout. */
+  connections: number;
+  /** Milliseconds to open a connection (TCP and TLS). */
+  connect_timeout: number;
+  /** Milliseconds a request waits for a free connection before 503 `upstream_busy`. */
+  queue_timeout: number;
+  /** Passive health: a target is ejected after `failures` connection failures in a row. */
+  eject: UpstreamEjectConfig;
+  /** Active health checks; absent: none. */
+  health?: UpstreamHealthConfig;
+  /** How an https:// upstream is verified and what the gateway shows it; absent for http://. */
+  tls?: UpstreamTlsConfig;
+  pos: SourcePos;
+}
+
+export interface UpstreamEjectConfig {
+  /** Connection failures in a row that eject a target. */
+  failures: number;
+  /** Milliseconds of the first ejection; each ejection in a row doubles it, up to max_cooldown. */
+  cooldown: number;
+  max_cooldown: number;
+}
+
+export interface UpstreamHealthConfig {
+  /** Path (with query) of the check, below the upstream's base path. */
+  path: string;
+  /** Milliseconds between checks of each target. */
+  interval: number;
+  /** Milliseconds a check may take. */
+  timeout: number;
+  /** Checks in a row that bring a target back, and that take it out. */
+  healthy: number;
+  unhealthy: number;
+}
+
+export interface UpstreamTlsConfig {
+  /** Absolute path of a PEM CA bundle to verify the upstream against; absent: the system store. */
+  ca?: string;
+  /** SHA-256 of the upstream leaf's SubjectPublicKeyInfo, base64; empty: no pinning. */
+  pin: string[];
+  /** Absolute paths of the client certificate (leaf first) and its key, for mutual TLS. */
+  client_cert?: string;
+  client_key?: string;
+  /** SNI and the name the certificate must carry; absent: the target's host name. */
+  servername?: string;
+  /** Where each file is named, for messages about what it holds. */
+  files: { ca?: SourcePos; client_cert?: SourcePos; client_key?: SourcePos };
   pos: SourcePos;
 }
 

@@ -6,6 +6,19 @@ import { loadPolicy } from '../../gateway/policy/load.js';
 import { PolicyError } from '../../gateway/types/policy.js';
 import { BASE, ENV, PASSPHRASE, POLICY_FILE, ROOT, accept, edit, expectDiagnostics, reject } from '../fixtures/policy/harness.js';
 
+/** What an upstream written with only `url` (and maybe `timeout`) gets besides. */
+function upstreamDefaults(url: string) {
+  return {
+    targets: [new URL(url)],
+    balance: 'round_robin',
+    preserve_host: false,
+    connections: 128,
+    connect_timeout: 5_000,
+    queue_timeout: 5_000,
+    eject: { failures: 3, cooldown: 10_000, max_cooldown: 300_000 },
+  } as const;
+}
+
 test('a valid full policy becomes the typed config', async () => {
   writeFileSync(POLICY_FILE, BASE);
   const { config, warnings } = await loadPolicy(POLICY_FILE, { env: ENV });
@@ -51,10 +64,17 @@ test('a valid full policy becomes the typed config', async () => {
       pos: pos(9, 1, 'tls'),
     },
     upstreams: new Map([
-      ['legacy', { name: 'legacy', url: new URL('http://127.0.0.1:9000'), timeout: 10_000, pos: pos(18, 3, 'upstreams.legacy') }],
+      ['legacy', { name: 'legacy', url: new URL('http://127.0.0.1:9000'), timeout: 10_000, ...upstreamDefaults('http://127.0.0.1:9000'), pos: pos(18, 3, 'upstreams.legacy') }],
       [
         'billing',
-        { name: 'billing', url: new URL('https://billing.internal:9443/v1'), timeout: 30_000, pos: pos(19, 3, 'upstreams.billing') },
+        {
+          name: 'billing',
+          url: new URL('https://billing.internal:9443/v1'),
+          timeout: 30_000,
+          ...upstreamDefaults('https://billing.internal:9443/v1'),
+          tls: { pin: [], files: {}, pos: pos(19, 3, 'upstreams.billing') },
+          pos: pos(19, 3, 'upstreams.billing'),
+        },
       ],
     ]),
     routes: [

@@ -278,6 +278,17 @@ const DEFAULT_PATHS: Record<string, string[]> = {
   roots: ['tls.roots'],
   expiry_warning: ['tls.expiry_warning'],
   upstream_timeout: ['upstreams.*.timeout'],
+  upstream_balance: ['upstreams.*.balance'],
+  upstream_connect_timeout: ['upstreams.*.connect_timeout'],
+  upstream_connections: ['upstreams.*.connections'],
+  upstream_queue_timeout: ['upstreams.*.queue_timeout'],
+  eject_failures: ['upstreams.*.eject.failures'],
+  eject_cooldown: ['upstreams.*.eject.cooldown'],
+  eject_max_cooldown: ['upstreams.*.eject.max_cooldown'],
+  health_interval: ['upstreams.*.health.interval'],
+  health_timeout: ['upstreams.*.health.timeout'],
+  health_healthy: ['upstreams.*.health.healthy'],
+  health_unhealthy: ['upstreams.*.health.unhealthy'],
   strip_response_headers: ['server.strip_response_headers'],
   cors_methods: ['defaults.cors.methods'],
   cors_max_age: ['defaults.cors.max_age'],
@@ -318,6 +329,7 @@ const DEFAULTS_ELSEWHERE: string[] = [
   'server.trusted_proxies', // buildConfig: server.trusted_proxies ?? []
   'tls.hsts.include_subdomains', // buildConfig: tls.hsts.include_subdomains ?? false
   'tls.hsts.preload', // buildConfig: tls.hsts.preload ?? false
+  'upstreams.*.preserve_host', // upstreamConfig: u.preserve_host ?? false
   'defaults.cors.credentials', // corsConfig: cors.credentials ?? false
   'defaults.cors.headers', // corsConfig: cors.headers ?? []
   'defaults.cors.expose_headers', // corsConfig: cors.expose_headers ?? []
