@@ -223,7 +223,7 @@ export class Alerts {
     const down = now - s.downSince;
     if (down < rule.for) return;
     this.fire(s, '', () => ({
-      summary: `the state store has not answered for ${span(down)} (more than ${span(rule.for)}); requests that need it are refused or admitted as store.on_unavailable says`,
+      summary: `the state store has not answered for ${span(down)} (the rule allows ${span(rule.for)}); requests that need it are refused or admitted as store.on_unavailable says`,
       details: { rule_kind: rule.kind, down_seconds: seconds(down), for_seconds: seconds(rule.for) },
     }));
   }
