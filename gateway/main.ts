@@ -18,6 +18,7 @@ import { createLogger, redactingLogger, type Logger } from './observability/logg
 import { compileLogRedactor } from './masking/redact.js';
 import { Decisions } from './observability/decisions.js';
 import { Metrics } from './observability/metrics.js';
+import { Alerts } from './observability/alerts/engine.js';
 import { droppedLines } from './observability/log-destination.js';
 import { bindAdmin, bindTraffic, drain, type DrainState, type Listener } from './runtime/listeners.js';
 import { readiness, unreadableFiles } from './runtime/readiness.js';
@@ -142,7 +143,7 @@ export async function startGateway(opts: {
     reloader?.close();
     const { drain_delay, shutdown_timeout } = live.current.policy.server;
     stopping ??= drain(open, draining, { delayMs: withDelay ? drain_delay : 0, timeoutMs: shutdown_timeout }, logger).finally(() =>
-      Promise.all([live.current.dispose(), store.close(), pools.close()]),
+      Promise.all([live.current.dispose(), store.close(), pools.close(), alerts.close()]),
     );
     return stopping;
   };
@@ -150,6 +151,8 @@ export async function startGateway(opts: {
   const metrics = new Metrics(() => live.current.certificates, () => store, droppedLines(logger), () => unreadableFiles(live.current.policy).map((u) => u.key));
   const decisions = new Decisions(metrics.decisions);
   pools.observe(upstreamEvents(metrics.registry, logger, () => pools.states()));
+  const alerts = new Alerts({ signals: { storeUp: () => store.connected, certificates: () => live.current.certificates }, logger, counters: metrics.alerts }, first.policy.alerts);
+  decisions.listener = (d) => alerts.refused(d);
   try {
     const { server } = first.policy;
     const { https, http } = await bindTraffic(open, { source: live, drain: draining, logger, decisions, metrics, pools });
@@ -163,6 +166,10 @@ export async function startGateway(opts: {
       // What the policy in force read from files stands in for a secret file that cannot be read now.
       load: () => loadChecked(opts.config, opts.env, (file, o) => loadPolicyOffThread(file, { ...o, logger, ...previousFiles(live.current.policy) })),
       compile: (next) => compile(next, deps, live.current),
+      onResult: (result) => {
+        if (result.ok) alerts.configure(live.current.policy.alerts);
+        alerts.reloaded(result);
+      },
     });
     reloader = running;
     logger.info(

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { PACKAGE_ROOT } from '../package-root.js';
 import type { LoadedCertificate } from '../tls/load.js';
+import type { AlertCounters } from './alerts/delivery.js';
 
 const VERSION = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -74,6 +75,8 @@ export class Metrics {
   readonly websocketBytes: Counter<'route' | 'direction'>;
   /** Uses of a rotated secret's previous value, by key path: once it stays still, the old value can go. */
   readonly secretPreviousUsed: Counter<'secret'>;
+  /** Alert messages (observability/alerts/): fired by rule; sent, failed and dropped by rule and channel. */
+  readonly alerts: AlertCounters;
 
   constructor(
     certificates: () => readonly LoadedCertificate[],
@@ -192,6 +195,18 @@ export class Metrics {
         droppedSeen = now;
       },
     });
+    const alertCounter = (name: string, help: string): Counter<'rule' | 'channel'> =>
+      new Counter({ name: `wxgw_alerts_${name}_total`, help, labelNames: ['rule', 'channel'], registers });
+    const fired = new Counter({ name: 'wxgw_alerts_fired_total', help: 'Firing alert messages the alert rules produced (after their cool-down), by rule.', labelNames: ['rule'], registers });
+    const sent = alertCounter('sent', 'Alert messages a channel accepted, by rule and channel.');
+    const failed = alertCounter('failed', 'Alert messages given up on after every attempt failed (or a refusal not worth retrying), by rule and channel.');
+    const dropped = alertCounter('dropped', "Alert messages dropped unsent: the channel's queue was full (the oldest goes) or the channel was removed, by rule and channel.");
+    this.alerts = {
+      fired: (rule) => fired.labels(rule).inc(),
+      sent: (rule, channel) => sent.labels(rule, channel).inc(),
+      failed: (rule, channel) => failed.labels(rule, channel).inc(),
+      dropped: (rule, channel) => dropped.labels(rule, channel).inc(),
+    };
     new Gauge({
       name: 'wxgw_build_info',
       help: 'Always 1; the labels name the running build.',

@@ -4,6 +4,7 @@
 import { X509Certificate, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isAddressText } from './access.js';
+import { ALERT_DEFAULTS, alertsConfig, type RawAlerts } from './alerts.js';
 import { parseCidr, parseClientCidr, parseHost, parseListen, parseOrigin, parseUpstreamUrl } from './addresses.js';
 import { mergedHeaderRules, type RawHeaderRules, type Side } from './header-rules.js';
 import { maskFields, type RawMaskChoice } from './mask-choice.js';
@@ -96,6 +97,7 @@ export const DEFAULTS = {
   websocket_max_duration: '1h',
   websocket_max_connections: 1000,
   websocket_max_message: '1mb',
+  ...ALERT_DEFAULTS,
 } as const;
 
 /**
@@ -210,6 +212,7 @@ interface RawPolicy {
   openid_lists?: Record<string, string[]>;
   mask_profiles?: Record<string, RawMaskProfile>;
   defaults?: RawAccess;
+  alerts?: RawAlerts;
   upstreams: Record<string, RawUpstream>;
   routes: (RawAccess & {
     name: string;
@@ -629,5 +632,6 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
     mask_profiles: new Map(
       Object.entries(raw.mask_profiles ?? {}).map(([name, p]) => [name, maskProfile(name, p, pos(['mask_profiles', name], 'key'))]),
     ),
+    ...(raw.alerts && { alerts: alertsConfig(raw.alerts, ctx.baseDir, pos) }),
   };
 }

@@ -8,6 +8,7 @@
 import { isLoopback, listenersClash, parseCidr, parseListen } from './addresses.js';
 import { CLIENT_CLAIMS, GATEWAY_FORWARDING, foldHeaderName } from '../net/header-names.js';
 import { checkAccess } from './access.js';
+import { checkAlerts } from './alerts.js';
 import { checkFeatures } from './features.js';
 import { checkHeaderRules } from './header-rules.js';
 import { checkReportMode } from './report-mode.js';
@@ -248,5 +249,5 @@ export async function checkSemantics(data: unknown, baseDir: string, report: Rep
   checkAccess(data, report);
   checkHeaderRules(data, report, [DEFAULTS.upstream_header, DEFAULTS.unionid_header]);
   checkReportMode(data, report);
-  await Promise.all([checker.readableFiles(), checkFeatures(data, baseDir, report)]);
+  await Promise.all([checker.readableFiles(), checkFeatures(data, baseDir, report), checkAlerts(data, baseDir, report)]);
 }

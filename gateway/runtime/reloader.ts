@@ -88,6 +88,8 @@ export interface ReloaderDeps<C extends Candidate> {
   compile(candidate: C): Promise<Snapshot>;
   /** Quiet time after a file event before reloading (editors write in several steps). */
   readonly debounceMs?: number;
+  /** Told of every reload's result, whatever started it (alerts on failed reloads). */
+  onResult?(result: ReloadResult): void;
 }
 
 export interface Reloader {
@@ -150,6 +152,7 @@ export function startReloader<C extends Candidate>(deps: ReloaderDeps<C>): Reloa
     const t0 = performance.now();
     const result = await apply();
     metrics.reloads.labels(result.ok ? 'success' : result.why === 'invalid' ? 'invalid' : 'restart_required').inc();
+    deps.onResult?.(result);
     if (!result.ok) return result;
     const ms = Math.round((performance.now() - (changedAt ?? t0)) * 10) / 10;
     watcher?.update(policyFiles(source.current.policy));

@@ -215,6 +215,45 @@ export interface StoreConfig {
   pos: SourcePos;
 }
 
+/** One alert channel (`alerts.channels.NAME`): a webhook and the format it speaks. */
+export interface AlertChannelConfig {
+  name: string;
+  kind: 'webhook' | 'wecom' | 'dingtalk' | 'feishu';
+  /** A secret when it carries a robot's key; never logged, never in a payload. */
+  url: URL;
+  /** DingTalk/Feishu signing secret. */
+  secret?: string;
+  /** Absolute path of a PEM CA bundle that replaces Node's roots for this webhook. */
+  ca?: string;
+}
+
+/** One alert rule; the fields after `resolved` are the ones its kind reads. */
+export type AlertRuleConfig = {
+  name: string;
+  channels: string[];
+  /** Milliseconds the rule stays quiet after an alert while it keeps firing. */
+  cooldown: number;
+  resolved: boolean;
+  pos: SourcePos;
+} & (
+  | { kind: 'refusals'; reason: string; more_than: number; /** ms */ window: number }
+  | { kind: 'store_down'; /** ms */ for: number }
+  | { kind: 'certificate_expiring'; /** ms */ before_expiry: number }
+  | { kind: 'reload_failed' }
+);
+
+/** `alerts`: rules over the gateway's own signals and the webhooks they reach. */
+export interface AlertsConfig {
+  /** How payloads name this gateway (the host name by default). */
+  instance: string;
+  /** Milliseconds between checks of state rules. */
+  check_interval: number;
+  delivery: { attempts: number; /** ms */ backoff: number; /** ms */ max_backoff: number; /** ms */ timeout: number; queue: number };
+  channels: Map<string, AlertChannelConfig>;
+  rules: AlertRuleConfig[];
+  pos: SourcePos;
+}
+
 /** `wechat`: the account wxgw speaks for. Secrets already resolved from ${...}. */
 export interface WechatConfig {
   appid: string;
@@ -468,6 +507,7 @@ export interface PolicyConfig {
   mask_profiles: Map<string, MaskProfileConfig>;
   /** Strings read from files with ${file:...}, by dotted key path; absent when there are none. */
   file_references?: Map<string, FileReference>;
+  alerts?: AlertsConfig;
 }
 
 /** A string of the policy read (partly) from files: what a reload watches, and keeps when they cannot be read. */

@@ -103,6 +103,8 @@ test('secret fields are declared in the schema', () => {
     ['identity', 'session', 'previous', 'signing_key'],
     ['identity', 'jwt', 'secret'],
     ['mask_profiles', '*', 'hash_key'],
+    ['alerts', 'channels', '*', 'url'],
+    ['alerts', 'channels', '*', 'secret'],
   ]);
 });
 
