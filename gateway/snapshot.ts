@@ -261,6 +261,8 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
         ...new Set([identity?.upstream_header ?? DEFAULTS.upstream_header, DEFAULTS.upstream_header, identity?.unionid_header ?? DEFAULTS.unionid_header, DEFAULTS.unionid_header]),
         VERIFIED_HEADER,
         ...PAY_HEADERS,
+        // The request id header is the gateway's to state (`server.request_id`), in every spelling.
+        policy.server.request_id.header,
       ],
       trusted: policy.server.trusted_headers,
       read: identity && 'header' in identity.token ? [identity.token.header] : [],
