@@ -24,12 +24,29 @@ export function userAgent(value: string | undefined): string | undefined {
   return bounded.replace(CONTROL, escapeControl);
 }
 
-/** The TLS version and the SNI name the client asked for; both undefined on plain HTTP. */
-export function tlsOf(socket: Socket | null | undefined): { version: string | undefined; sni: string | undefined } {
+export interface TlsSession {
+  readonly version: string | undefined;
+  readonly sni: string | undefined;
+}
+
+const PLAIN: TlsSession = { version: undefined, sni: undefined };
+const sessions = new WeakMap<object, TlsSession>();
+
+/**
+ * The TLS version and the SNI name the client asked for; both undefined on plain HTTP. Read once
+ * per connection, when its first request arrives: by the time a line is written the socket may be
+ * closed and its TLS state gone.
+ */
+export function tlsOf(socket: Socket | null | undefined): TlsSession {
   const tls = socket as Partial<TLSSocket> | null | undefined;
-  if (typeof tls?.getProtocol !== 'function') return { version: undefined, sni: undefined };
-  const servername = tls.servername;
-  return { version: tls.getProtocol() ?? undefined, sni: typeof servername === 'string' ? servername : undefined };
+  if (!tls || typeof tls.getProtocol !== 'function') return PLAIN;
+  let session = sessions.get(tls);
+  if (!session) {
+    const servername = tls.servername;
+    session = { version: tls.getProtocol() ?? undefined, sni: typeof servername === 'string' ? servername : undefined };
+    sessions.set(tls, session);
+  }
+  return session;
 }
 
 /**

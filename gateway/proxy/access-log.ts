@@ -62,7 +62,7 @@ export function createAccessLog(logger: Logger, decisions: Decisions, metrics: M
     if (wx.upstreamMs !== undefined) routeMetrics.upstreamDuration.observe(wx.upstreamMs / 1000);
     // Only routes with a rule in report mode have any.
     const shadow = wx.shadow === undefined && wx.maskReport === undefined ? undefined : shadowLog.record(wx);
-    const tls = tlsOf(wx.message.socket);
+    const tls = wx.tls;
     access.info(
       {
         request_id: wx.id,

@@ -10,13 +10,16 @@ import type { Decision } from '../observability/decisions.js';
 import type { MaskFindings } from '../masking/dry-run.js';
 import type { Snapshot } from '../snapshot.js';
 import type { OwnVerdict } from './dispatch.js';
+import { tlsOf, type TlsSession } from './access-log-fields.js';
 
 export interface RequestState {
   readonly id: string;
   /** The W3C trace id (32 hex digits) this request belongs to; undefined while none is known. */
   traceId: string | undefined;
-  /** The request as Node received it: the access log reads its user agent, TLS session and body size. */
+  /** The request as Node received it: the access log reads its user agent and body size. */
   readonly message: IncomingMessage;
+  /** The connection's TLS version and SNI, read when the request arrived. */
+  readonly tls: TlsSession;
   readonly snapshot: Snapshot;
   readonly address: ClientAddress;
   /** performance.now() when the request arrived. */
@@ -86,6 +89,7 @@ export function requestState(raw: IncomingMessage, snapshot: Snapshot): RequestS
     id: requestId(raw, snapshot, address.peerTrusted),
     traceId: trustedTraceId(raw, address.peerTrusted),
     message: raw,
+    tls: tlsOf(raw.socket),
     snapshot,
     address,
     start: performance.now(),
