@@ -33,6 +33,8 @@ import type { Store } from './store/store.js';
 import type { Logger } from './observability/logger.js';
 import { DEFAULTS } from './policy/build.js';
 import { loginReport } from './policy/report-mode.js';
+import { secretsInForce, type SecretsInForce } from './rotation/in-force.js';
+import { systemClock, type RotationClock } from './rotation/versions.js';
 
 export interface UpstreamTarget {
   readonly name: string;
@@ -100,6 +102,8 @@ export interface Snapshot {
   readonly reservedHeaders: RequestHeaderPlan;
   /** What every log line goes through while this snapshot is in force: its profiles' keys and detectors. */
   readonly redactor: LogRedactor;
+  /** The rotating secrets with their previous values, carried on to the next snapshot (rotation/in-force.ts). */
+  readonly secrets: SecretsInForce;
   /** Releases what the snapshot holds open (the WeChat API client); in-flight calls finish first. */
   dispose(): Promise<void>;
 }
@@ -115,6 +119,8 @@ export interface SnapshotDeps {
   /** The upstream pools (proxy/forwarder.ts), for the one call the gateway makes itself: the login's. */
   readonly pools: UpstreamCaller;
   readonly logger: Logger;
+  /** The clock secrets' rotation windows and identity tokens are measured with, and the count of previous values used. */
+  readonly rotation?: RotationClock;
 }
 
 /** Routes compiled between two turns of the event loop: about a millisecond's work. */
@@ -139,7 +145,10 @@ async function built<T>(pos: SourcePos, make: () => T | Promise<T>): Promise<T> 
   }
 }
 
-export async function buildSnapshot(policy: PolicyConfig, certificates: readonly LoadedCertificate[], deps: SnapshotDeps): Promise<Snapshot> {
+/** `before`: the snapshot this one replaces, whose secrets stay accepted for their window when they changed. */
+export async function buildSnapshot(policy: PolicyConfig, certificates: readonly LoadedCertificate[], deps: SnapshotDeps, before?: Snapshot): Promise<Snapshot> {
+  const clock = deps.rotation ?? systemClock;
+  const secrets = secretsInForce(policy, before?.secrets, clock.now());
   const upstreams = new Map<string, UpstreamTarget>();
   for (const [name, u] of policy.upstreams) upstreams.set(name, upstreamTarget(u));
 
@@ -150,13 +159,17 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
   for (const [name, profile] of policy.mask_profiles) masks.set(name, await built(profile.pos, () => compileMaskProfile(profile)));
 
   const identity = policy.identity;
-  const signer = identity?.session ? await built(identity.pos, () => SessionSigner.create(identity.session!)) : undefined;
+  const signer = identity?.session
+    ? await built(identity.pos, () => SessionSigner.create(identity.session!, { now: clock.now, versions: secrets.get('identity.session.signing_key'), clock }))
+    : undefined;
   const claims = selectedClaims([policy.defaults.mask_by, ...policy.routes.map((r) => r.mask_by)]);
-  const verifier = identity ? await built(identity.pos, () => compileIdentity(identity, { signer, claims })) : undefined;
+  const verifier = identity ? await built(identity.pos, () => compileIdentity(identity, { signer, claims, now: clock.now })) : undefined;
   const callbacks = new Map<string, CallbackGuard>();
+  const onCallback = { token: secrets.get('wechat.token'), encodingAesKey: secrets.get('wechat.encoding_aes_key'), clock };
+  const onNotify = { apiv3Key: secrets.get('wechatpay.apiv3_key'), clock };
   for (const r of policy.routes) {
-    if (r.wechat_callback) callbacks.set(r.name, await built(r.wechat_callback.pos, () => compileWechatCallback(r.wechat_callback!, policy.wechat!, deps.store)));
-    else if (r.wechatpay_notify) callbacks.set(r.name, await built(r.wechatpay_notify.pos, () => compileWechatPayNotify(r.wechatpay_notify!, policy.wechatpay!, deps.store)));
+    if (r.wechat_callback) callbacks.set(r.name, await built(r.wechat_callback.pos, () => compileWechatCallback(r.wechat_callback!, policy.wechat!, deps.store, undefined, onCallback)));
+    else if (r.wechatpay_notify) callbacks.set(r.name, await built(r.wechatpay_notify.pos, () => compileWechatPayNotify(r.wechatpay_notify!, policy.wechatpay!, deps.store, undefined, onNotify)));
   }
 
   const target = (r: RouteConfig, kind: RouteTarget['kind']): RouteTarget => {
@@ -268,6 +281,7 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
       read: identity && 'header' in identity.token ? [identity.token.header] : [],
     }),
     redactor: compileLogRedactor(masks.values()),
+    secrets,
     async dispose() {
       login?.close();
     },

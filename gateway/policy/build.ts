@@ -40,6 +40,9 @@ export const DEFAULTS = {
   headers_timeout: '10s',
   request_timeout: '30s',
   send_timeout: '60s',
+  http2: true,
+  http2_streams: 100,
+  http2_resets: 100,
   shutdown_timeout: '25s',
   // Kubernetes takes a few seconds to take a terminating pod out of its endpoints and for every
   // kube-proxy to follow; 5 s covers that on a healthy cluster without slowing rollouts much.
@@ -58,6 +61,10 @@ export const DEFAULTS = {
   on_unavailable: 'deny',
   api_base: 'https://api.weixin.qq.com',
   api_timeout: '5s',
+  // A push signed just before a Token change arrives within max_skew; an hour leaves room for retries.
+  wechat_rotation_window: '1h',
+  // WeChat Pay retries a notification for about a day, encrypted as it was first sent.
+  wechatpay_rotation_window: '1d',
   session_ttl: '2h',
   session_issuer: 'wxgw',
   openid_claim: 'openid',
@@ -155,7 +162,8 @@ interface RawPolicy {
     public_port?: number;
     trusted_proxies?: string[];
     strip_response_headers?: string[];
-    limits?: { body?: string; handshake_timeout?: string; headers_timeout?: string; request_timeout?: string; send_timeout?: string };
+    limits?: { body?: string; handshake_timeout?: string; headers_timeout?: string; request_timeout?: string; send_timeout?: string; http2_streams?: number; http2_resets?: number };
+    http2?: boolean;
     shutdown_timeout?: string;
     drain_delay?: string;
     paths?: { semicolons?: 'reject' | 'strip' | 'keep' };
@@ -172,11 +180,11 @@ interface RawPolicy {
     hsts?: { max_age: string; include_subdomains?: boolean; preload?: boolean };
   };
   store?: { kind?: 'memory' | 'redis'; redis_url?: string; key_prefix?: string; command_timeout?: string; on_unavailable?: 'deny' | 'allow' };
-  wechat?: { appid: string; app_secret?: string; token?: string; encoding_aes_key?: string; api_base?: string; api_timeout?: string };
-  wechatpay?: { apiv3_key?: string; platform_certificates?: string[]; public_keys?: { id: string; file: string }[] };
+  wechat?: { appid: string; app_secret?: string; token?: string; encoding_aes_key?: string; api_base?: string; api_timeout?: string; rotation_window?: string; previous?: { token?: string; encoding_aes_key?: string; until: string } };
+  wechatpay?: { apiv3_key?: string; platform_certificates?: string[]; public_keys?: { id: string; file: string }[]; rotation_window?: string; previous?: { apiv3_key?: string; until: string } };
   identity?: {
     login?: { path: string; upstream?: { upstream: string; path: string; mask?: string }; rate_limit?: RawAccess['rate_limit'] };
-    session?: { signing_key: string; ttl?: string; issuer?: string };
+    session?: { signing_key: string; ttl?: string; issuer?: string; previous?: { signing_key?: string; until: string } };
     jwt?: {
       secret?: string;
       public_key?: string;
@@ -313,6 +321,8 @@ function wechatConfig(w: NonNullable<RawPolicy['wechat']>, pos: SourcePos): Wech
     ...(w.encoding_aes_key !== undefined && { encoding_aes_key: w.encoding_aes_key }),
     api_base: sure(parseUpstreamUrl(w.api_base ?? DEFAULTS.api_base)),
     api_timeout: sure(parseDuration(w.api_timeout ?? DEFAULTS.api_timeout)),
+    rotation_window: sure(parseDuration(w.rotation_window ?? DEFAULTS.wechat_rotation_window)),
+    ...(w.previous && { previous: { ...w.previous, until: Date.parse(w.previous.until) } }),
     pos,
   };
 }
@@ -331,7 +341,13 @@ function wechatPayConfig(p: NonNullable<RawPolicy['wechatpay']>, baseDir: string
       return { serial: k.id, public_key_pem: pem, file: path };
     }),
   ];
-  return { ...(p.apiv3_key !== undefined && { apiv3_key: p.apiv3_key }), keys, pos };
+  return {
+    ...(p.apiv3_key !== undefined && { apiv3_key: p.apiv3_key }),
+    keys,
+    rotation_window: sure(parseDuration(p.rotation_window ?? DEFAULTS.wechatpay_rotation_window)),
+    ...(p.previous && { previous: { ...p.previous, until: Date.parse(p.previous.until) } }),
+    pos,
+  };
 }
 
 /**
@@ -371,6 +387,7 @@ function identityConfig(i: NonNullable<RawPolicy['identity']>, baseDir: string, 
         signing_key: i.session.signing_key,
         ttl: sure(parseDuration(i.session.ttl ?? DEFAULTS.session_ttl)),
         issuer: i.session.issuer ?? DEFAULTS.session_issuer,
+        ...(i.session.previous && { previous: { ...i.session.previous, until: Date.parse(i.session.previous.until) } }),
       },
     }),
     ...(jwt && {
@@ -497,7 +514,10 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
         headers_timeout: sure(parseDuration(limits.headers_timeout ?? DEFAULTS.headers_timeout)),
         request_timeout: sure(parseDuration(limits.request_timeout ?? DEFAULTS.request_timeout)),
         send_timeout: sure(parseDuration(limits.send_timeout ?? DEFAULTS.send_timeout)),
+        http2_streams: limits.http2_streams ?? DEFAULTS.http2_streams,
+        http2_resets: limits.http2_resets ?? DEFAULTS.http2_resets,
       },
+      http2: server.http2 ?? DEFAULTS.http2,
       shutdown_timeout: sure(parseDuration(server.shutdown_timeout ?? DEFAULTS.shutdown_timeout)),
       drain_delay: sure(parseDuration(server.drain_delay ?? DEFAULTS.drain_delay)),
       paths: { semicolons: server.paths?.semicolons ?? DEFAULTS.semicolons },

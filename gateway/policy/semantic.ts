@@ -76,6 +76,10 @@ class Checker {
       }
     }
     if (server.https === 'off') this.httpsOff(server);
+    // h2c is not offered: the load balancer speaks HTTP/1.1 to the plain listener.
+    if (server.https === 'off' && server.http2 === true) {
+      this.report.warn(['server', 'http2'], 'has no effect with server.https off: the plain-HTTP listener speaks HTTP/1.1 only (the load balancer in front can speak h2 to clients)');
+    }
     if (Array.isArray(server.trusted_proxies)) {
       server.trusted_proxies.forEach((item: unknown, i) => {
         if (typeof item !== 'string') return;

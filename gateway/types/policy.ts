@@ -174,6 +174,10 @@ export interface WechatConfig {
   api_base: URL;
   /** Milliseconds a WeChat API call may take (default 5000). */
   api_timeout: number;
+  /** Milliseconds a replaced token or encoding_aes_key still verifies after a reload changed it (the loader sets it, default 1h; none when absent). */
+  rotation_window?: number;
+  /** Values replaced at WeChat's console, still accepted until `until` (epoch ms). */
+  previous?: { token?: string; encoding_aes_key?: string; until: number };
   pos: SourcePos;
 }
 
@@ -183,6 +187,10 @@ export interface WechatPayConfig {
   apiv3_key?: string;
   /** Verification keys by the serial WeChat Pay sends in `Wechatpay-Serial`. */
   keys: WechatPayKey[];
+  /** Milliseconds a replaced apiv3_key still decrypts after a reload changed it (the loader sets it, default 1d; none when absent). */
+  rotation_window?: number;
+  /** An APIv3 key replaced at the merchant platform, still decrypting until `until` (epoch ms). */
+  previous?: { apiv3_key?: string; until: number };
   pos: SourcePos;
 }
 
@@ -218,6 +226,8 @@ export interface IdentityConfig {
     /** Milliseconds a session token is valid. */
     ttl: number;
     issuer: string;
+    /** A replaced signing key whose tokens still verify until `until` (epoch ms). */
+    previous?: { signing_key?: string; until: number };
   };
   /** Tokens the legacy backend already issues. */
   jwt?: {
@@ -354,7 +364,13 @@ export interface ServerConfig {
     request_timeout: number;
     /** Milliseconds a client that stopped reading has to take more of a waiting answer. */
     send_timeout: number;
+    /** Concurrent streams one HTTP/2 connection may have open (SETTINGS_MAX_CONCURRENT_STREAMS). */
+    http2_streams: number;
+    /** Streams a client may reset on one HTTP/2 connection within 10 s before it is closed (rapid reset). */
+    http2_resets: number;
   };
+  /** Whether the HTTPS listener offers h2 by ALPN beside http/1.1 (default true). */
+  http2: boolean;
   /** Milliseconds in-flight requests get to finish after SIGTERM before their connections are cut. */
   shutdown_timeout: number;
   /** Milliseconds between SIGTERM (/readyz 503) and the listeners refusing new connections. */
@@ -401,6 +417,18 @@ export interface PolicyConfig {
   wechatpay?: WechatPayConfig;
   identity?: IdentityConfig;
   mask_profiles: Map<string, MaskProfileConfig>;
+  /** Strings read from files with ${file:...}, by dotted key path; absent when there are none. */
+  file_references?: Map<string, FileReference>;
+}
+
+/** A string of the policy read (partly) from files: what a reload watches, and keeps when they cannot be read. */
+export interface FileReference {
+  /** Absolute paths, in the order the string names them. */
+  files: string[];
+  /** The resolved string. A secret: never logged. */
+  value: string;
+  /** Set when the files could not be read at the last load: `value` is the one read before, and this says why. */
+  unreadable?: string;
 }
 
 export type Severity = 'error' | 'warning';

@@ -27,7 +27,8 @@ test('a valid full policy becomes the typed config', async () => {
       public_host: 'api.example.com',
       trusted_proxies: ['10.0.0.0/8', '::1/128', '192.168.1.7/32'],
       strip_response_headers: ['server', 'x-powered-by'],
-      limits: { body: 2 * 1024 * 1024, handshake_timeout: 10_000, headers_timeout: 5000, request_timeout: 60_000, send_timeout: 60_000 },
+      limits: { body: 2 * 1024 * 1024, handshake_timeout: 10_000, headers_timeout: 5000, request_timeout: 60_000, send_timeout: 60_000, http2_streams: 100, http2_resets: 100 },
+      http2: true,
       shutdown_timeout: 25_000,
       drain_delay: 5_000,
       paths: { semicolons: 'reject' },
@@ -112,7 +113,7 @@ test('a minimal policy gets every default', async () => {
   assert.equal(config.server.public_host, undefined);
   assert.deepEqual(config.server.trusted_proxies, []);
   assert.deepEqual(config.server.strip_response_headers, ['server', 'x-powered-by']);
-  assert.deepEqual(config.server.limits, { body: 1024 * 1024, handshake_timeout: 10_000, headers_timeout: 10_000, request_timeout: 30_000, send_timeout: 60_000 });
+  assert.deepEqual(config.server.limits, { body: 1024 * 1024, handshake_timeout: 10_000, headers_timeout: 10_000, request_timeout: 30_000, send_timeout: 60_000, http2_streams: 100, http2_resets: 100 });
   assert.equal(config.tls.min_version, 'TLSv1.2');
   assert.equal(config.tls.roots, 'system');
   assert.equal(config.tls.expiry_warning, 21 * 86_400_000);
