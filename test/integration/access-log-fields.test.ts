@@ -11,6 +11,7 @@ import { connect } from 'node:tls';
 import { SignJWT } from 'jose';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startFakeWechat, type FakeWechat } from '../helpers/fake-wechat.js';
+import { h2Connect, h2Exchange } from '../helpers/h2-client.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
 const JWT_SECRET = 'backend-jwt-secret-0123456789abcdef-0123456789';
@@ -204,6 +205,29 @@ routes:
     const line = await accessLine(t, String(res.headers['x-trace-id']));
     assert.equal(line['bytes_in'], 3000);
     assert.equal(line['bytes_out'], Buffer.byteLength(ANSWER));
+  });
+
+  test('over HTTP/2: the same fields, bodies with and without a length counted, two streams of one connection', async () => {
+    const session = await h2Connect(t.port, t.ca, 'localhost', PROXY);
+    try {
+      const sized = await h2Exchange(session, { method: 'POST', path: '/open/h2', headers: { 'x-trace-id': 'h2-sized', 'user-agent': 'h2-client' }, body: 'y'.repeat(700) });
+      const unframed = await h2Exchange(session, { method: 'POST', path: '/open/h2', headers: { 'x-trace-id': 'h2-unframed', 'transfer-encoding': 'chunked' }, body: 'z'.repeat(900) });
+      assert.equal(sized.status, 201);
+      assert.equal(sized.headers['x-trace-id'], 'h2-sized');
+      assert.equal(unframed.headers['x-trace-id'], 'h2-unframed');
+      for (const [id, bytes] of [['h2-sized', 700], ['h2-unframed', 900]] as const) {
+        const line = await accessLine(t, id);
+        assert.equal(line['bytes_in'], bytes, id);
+        assert.equal(line['bytes_out'], Buffer.byteLength(ANSWER), id);
+        assert.equal(line['tls_version'], 'TLSv1.3', id);
+        assert.equal(line['sni'], 'localhost', id);
+        assert.equal(line['host'], 'localhost', id);
+        assert.equal(line['upstream_status'], 201, id);
+      }
+      assert.equal((await accessLine(t, 'h2-sized'))['user_agent'], 'h2-client');
+    } finally {
+      session.close();
+    }
   });
 
   test('a client that is not a trusted proxy gets an id of its own: its id and traceparent are not believed', async () => {
