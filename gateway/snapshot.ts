@@ -243,6 +243,7 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
       store: deps.store,
       signer,
       logger: deps.logger,
+      requestIdHeader: policy.server.request_id.header,
       ...(up && {
         callUpstream: (req: { path: string; headers: Record<string, string>; body: Buffer }) =>
           deps.pools.call(userUpstream!, { ...req, path: userUpstream!.basePath + up.path }, userTimeout!),

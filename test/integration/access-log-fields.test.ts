@@ -127,7 +127,7 @@ wechat:
   app_secret: \${WX_APP_SECRET}
   api_base: "${wechat.url}"
 identity:
-  login: { path: /wx/login }
+  login: { path: /wx/login, upstream: { upstream: legacy, path: /users/login } }
   session: { signing_key: "\${SESSION_SIGNING_KEY}" }
   jwt: { secret: "\${JWT_SECRET}", issuer: legacy }
 defaults: { allow: any }
@@ -337,6 +337,8 @@ routes:
     assert.equal(line['method'], 'POST');
     assert.equal(line['path'], '/wx/login');
     assert.equal(line['openid_hash'], hmac('o-bob-7731'));
+    const told = upstream.received.find((r) => r.url === '/users/login')!;
+    assert.equal(told.headers['x-trace-id'], res.headers['x-trace-id'], 'the login notice to the upstream carries the id too');
     const token = (JSON.parse(res.text) as { token: string }).token;
     const after = await send(t, { path: '/private/me', headers: { authorization: `Bearer ${token}` } });
     assert.equal(after.status, 201);
