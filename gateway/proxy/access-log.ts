@@ -1,11 +1,11 @@
 // One access-log line and the route's metrics per request, whichever path answered it. The path
 // and query go through the redactor of the snapshot the request started with.
+import type { Socket } from 'node:net';
 import { REASONS } from '../errors.js';
 import { accessLogger, type Logger } from '../observability/logger.js';
 import { isAdmission, type Decisions } from '../observability/decisions.js';
 import type { Metrics } from '../observability/metrics.js';
 import { ShadowLog } from '../observability/shadow-log.js';
-import type { Socket } from 'node:net';
 import { bytesIn, openidHash, tlsOf, userAgent } from './access-log-fields.js';
 import type { RequestState } from './request-state.js';
 
