@@ -61,8 +61,17 @@ export function bytesIn(wx: RequestState): number | undefined {
   return wx.message.complete ? Number(wx.message.headers['content-length']) : undefined;
 }
 
-/** One key per policy load: the secret is turned into a KeyObject once, not per line. */
-const keys = new WeakMap<PolicyConfig['server']['log'], KeyObject>();
+/** Hashes kept per key: a user's requests come in runs, and an HMAC costs more than the rest of the line. */
+const HASHES_KEPT = 4096;
+
+interface OpenidHasher {
+  readonly key: KeyObject;
+  /** openid -> its HMAC, oldest first; bounded by HASHES_KEPT. */
+  readonly recent: Map<string, string>;
+}
+
+/** One hasher per policy load: the secret is turned into a KeyObject once, not per line. */
+const hashers = new WeakMap<PolicyConfig['server']['log'], OpenidHasher>();
 
 /**
  * HMAC-SHA256 of the verified openid under `server.log.openid_hmac_key`, in hex: the same user
@@ -71,13 +80,20 @@ const keys = new WeakMap<PolicyConfig['server']['log'], KeyObject>();
  * has no user field at all.
  */
 export function openidHash(wx: RequestState): string | undefined {
-  if (wx.openid === undefined) return undefined;
+  const openid = wx.openid;
+  if (openid === undefined) return undefined;
   const log = wx.snapshot.policy.server.log;
   if (log.openid_hmac_key === undefined) return undefined;
-  let key = keys.get(log);
-  if (!key) {
-    key = createSecretKey(Buffer.from(log.openid_hmac_key, 'utf8'));
-    keys.set(log, key);
+  let hasher = hashers.get(log);
+  if (!hasher) {
+    hasher = { key: createSecretKey(Buffer.from(log.openid_hmac_key, 'utf8')), recent: new Map() };
+    hashers.set(log, hasher);
   }
-  return createHmac('sha256', key).update(wx.openid, 'utf8').digest('hex');
+  let hash = hasher.recent.get(openid);
+  if (hash === undefined) {
+    hash = createHmac('sha256', hasher.key).update(openid, 'utf8').digest('hex');
+    if (hasher.recent.size >= HASHES_KEPT) hasher.recent.delete(hasher.recent.keys().next().value!);
+    hasher.recent.set(openid, hash);
+  }
+  return hash;
 }
