@@ -258,6 +258,7 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
       store: deps.store,
       signer,
       logger: deps.logger,
+      requestIdHeader: policy.server.request_id.header,
       ...(up && {
         callUpstream: (req: { path: string; headers: Record<string, string>; body: Buffer }) =>
           deps.pools.call(userUpstream!, { ...req, path: userUpstream!.basePath + up.path }, userTimeout!),
@@ -289,6 +290,8 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
         ...new Set([identity?.upstream_header ?? DEFAULTS.upstream_header, DEFAULTS.upstream_header, identity?.unionid_header ?? DEFAULTS.unionid_header, DEFAULTS.unionid_header]),
         VERIFIED_HEADER,
         ...PAY_HEADERS,
+        // The request id header is the gateway's to state (`server.request_id`), in every spelling.
+        policy.server.request_id.header,
       ],
       trusted: policy.server.trusted_headers,
       read: identity && 'header' in identity.token ? [identity.token.header] : [],

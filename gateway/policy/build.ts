@@ -98,6 +98,8 @@ export const DEFAULTS = {
   websocket_max_connections: 1000,
   websocket_max_message: '1mb',
   ...ALERT_DEFAULTS,
+  request_id_header: 'x-request-id',
+  request_id_trust: true,
 } as const;
 
 /**
@@ -180,6 +182,8 @@ interface RawPolicy {
     paths?: { semicolons?: 'reject' | 'strip' | 'keep' };
     headers?: { underscores?: 'drop' | 'reject' | 'allow' };
     trusted_headers?: string[];
+    request_id?: { header?: string; trust?: boolean };
+    log?: { openid_hmac_key?: string };
   };
   tls?: {
     min_version?: 'TLSv1.2' | 'TLSv1.3';
@@ -595,6 +599,11 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
       paths: { semicolons: server.paths?.semicolons ?? DEFAULTS.semicolons },
       headers: { underscores: server.headers?.underscores ?? DEFAULTS.header_underscores },
       trusted_headers: lowerUnique(server.trusted_headers ?? []),
+      request_id: {
+        header: (server.request_id?.header ?? DEFAULTS.request_id_header).toLowerCase(),
+        trust: server.request_id?.trust ?? DEFAULTS.request_id_trust,
+      },
+      log: { ...(server.log?.openid_hmac_key !== undefined && { openid_hmac_key: server.log.openid_hmac_key }) },
     },
     tls: {
       min_version: tls.min_version ?? DEFAULTS.min_version,

@@ -12,6 +12,7 @@ import { checkAlerts } from './alerts.js';
 import { checkFeatures } from './features.js';
 import { checkHeaderRules } from './header-rules.js';
 import { checkReportMode } from './report-mode.js';
+import { checkRequestId } from './request-id-checks.js';
 import { resolveFrom, unreadable } from './files.js';
 import { isRecord, type KeyPath } from './key-path.js';
 import { show, type Reporter } from './report.js';
@@ -249,5 +250,9 @@ export async function checkSemantics(data: unknown, baseDir: string, report: Rep
   checkAccess(data, report);
   checkHeaderRules(data, report, [DEFAULTS.upstream_header, DEFAULTS.unionid_header]);
   checkReportMode(data, report);
+  if (isRecord(data.server)) {
+    const identity = isRecord(data.identity) ? [data.identity.upstream_header, data.identity.unionid_header].filter((h): h is string => typeof h === 'string') : [];
+    checkRequestId(report, data.server, [DEFAULTS.upstream_header, DEFAULTS.unionid_header, ...identity.map((h) => h.toLowerCase())]);
+  }
   await Promise.all([checker.readableFiles(), checkFeatures(data, baseDir, report), checkAlerts(data, baseDir, report)]);
 }

@@ -358,6 +358,7 @@ class AnswerWriter extends ClientBoundHandler {
     // Interim answers (100 Continue, 103 Early Hints) are the upstream's to the gateway.
     if (statusCode < 200) return;
     this.answered = true;
+    if (this.context.tally) this.context.tally.upstreamStatus = statusCode;
     this.res.writeHead(statusCode, clientResponseHeaders(headers, this.context));
   }
 
@@ -365,6 +366,7 @@ class AnswerWriter extends ClientBoundHandler {
     // Reading on while the client's socket still flushes keeps both sides busy; pausing at the
     // socket's own 16 KB mark made every chunk wait for the previous one (a tenth of the speed).
     // A slow client costs at most WRITE_AHEAD plus one chunk of memory.
+    if (this.context.tally) this.context.tally.bytesOut += chunk.length;
     if (!this.res.write(chunk) && this.res.writableLength > WRITE_AHEAD && !controller.paused) {
       controller.pause();
       awaitDrain(this.res, this.context.sendTimeout, () => controller.resume());
@@ -408,6 +410,7 @@ class AnswerCollector extends ClientBoundHandler {
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     if (statusCode < 200) return;
     this.statusCode = statusCode;
+    if (this.context.tally) this.context.tally.upstreamStatus = statusCode;
     this.headers = clientResponseHeaders(headers, this.context);
     const length = Number(headers['content-length']);
     if (length <= this.collectUpTo) {

@@ -6,13 +6,14 @@
 // trusted balancer marks as https pass.
 import { randomUUID } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { createServer as createHttpsServer, type ServerOptions as HttpsServerOptions } from 'node:https';
 import Fastify, { LogController, type FastifyReply, type RawServerBase, type RouteGenericInterface } from 'fastify';
 import { errorBody, GatewayError, REASONS, type Reason } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Decisions } from '../observability/decisions.js';
 import type { Metrics } from '../observability/metrics.js';
-import { createAccessLog } from './access-log.js';
+import { createAccessLog, createParserRefusalLog } from './access-log.js';
 import { errorAnswer, ownAnswer } from './own-answer.js';
 import type { UpstreamPools } from './forwarder.js';
 import { createProxiedPath } from './proxied.js';
@@ -51,10 +52,16 @@ function forwardedHttps(value: string | string[] | undefined): boolean {
   return (comma < 0 ? header : header.slice(comma + 1)).trim().toLowerCase() === 'https';
 }
 
+/** Body bytes of an answer the gateway wrote itself: its Content-Length, none for HEAD. */
+function ownBytes(method: string, reply: Reply): number {
+  return method === 'HEAD' ? 0 : Number(reply.getHeader('content-length') ?? 0);
+}
+
 export function createGatewayServer(opts: GatewayServerOptions) {
   const { source, logger, decisions, metrics } = opts;
   const limits = source.current.policy.server.limits;
   const accessLog = createAccessLog(logger, decisions, metrics);
+  const parserRefusalLog = createParserRefusalLog(logger);
   const proxied = createProxiedPath({ logger, decisions, metrics, pools: opts.pools, accessLog });
   const stateOf = (raw: IncomingMessage): RequestState => requestState(raw, source.current);
 
@@ -135,7 +142,9 @@ export function createGatewayServer(opts: GatewayServerOptions) {
     // runs for these, so the access-log line is written here.
     frameworkErrors(err, request, reply) {
       sendError(reply, err.code === 'FST_ERR_BAD_URL' ? 'path_invalid' : 'bad_request');
-      accessLog(stateOf(request.raw), request.method, reply.statusCode, reply.raw.writableFinished);
+      const wx = stateOf(request.raw);
+      wx.bytesOut = ownBytes(request.method, reply);
+      accessLog(wx, request.method, reply.statusCode, reply.raw.writableFinished);
     },
     clientErrorHandler(err: NodeJS.ErrnoException, socket) {
       // A connection that failed in its TLS handshake (timed out, bad hello) has no secure channel
@@ -156,10 +165,12 @@ export function createGatewayServer(opts: GatewayServerOptions) {
       const { status } = REASONS[reason];
       let security = '';
       for (const [name, value] of Object.entries(source.current.securityHeaders)) security += `${name}: ${value}\r\n`;
+      const length = Buffer.byteLength(body);
       socket.end(
         `HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\n${security}` +
-          `x-request-id: ${id}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+          `${source.current.policy.server.request_id.header}: ${id}\r\ncontent-length: ${length}\r\n\r\n${body}`,
       );
+      parserRefusalLog(socket as Socket, id, status, reason, length);
     },
   });
 
@@ -191,7 +202,7 @@ export function createGatewayServer(opts: GatewayServerOptions) {
       sendError(reply, 'internal_error');
     } else if (verdict.kind === 'refuse') sendError(reply, verdict.reason, verdict.message, verdict.headers);
     else if (verdict.body === undefined) {
-      reply.code(verdict.status).headers(wx.snapshot.securityHeaders).headers(verdict.headers).header('x-request-id', wx.id).send();
+      reply.code(verdict.status).headers(wx.snapshot.securityHeaders).headers(verdict.headers).header(wx.snapshot.policy.server.request_id.header, wx.id).send();
     } else {
       const answer = ownAnswer(wx, verdict.status, verdict.contentType ?? 'application/json; charset=utf-8', verdict.body, verdict.headers);
       reply.code(answer.status).headers(answer.headers).send(answer.body);
@@ -216,7 +227,9 @@ export function createGatewayServer(opts: GatewayServerOptions) {
   });
 
   app.addHook('onResponse', (request, reply, done) => {
-    accessLog(stateOf(request.raw), request.method, reply.statusCode, reply.raw.writableFinished);
+    const wx = stateOf(request.raw);
+    wx.bytesOut = ownBytes(request.method, reply);
+    accessLog(wx, request.method, reply.statusCode, reply.raw.writableFinished);
     done();
   });
 

@@ -21,8 +21,9 @@ import { awaitDrain } from './write-stall.js';
 import { unframedBody } from './h2-messages.js';
 
 /** Counts request body bytes as they stream and stops the stream past the policy's limit. */
-class BodyLimit extends Transform {
-  private seen = 0;
+export class BodyLimit extends Transform {
+  /** Bytes read so far: the access log's bytes_in for a body of no declared length. */
+  seen = 0;
   constructor(private readonly limit: number) {
     super();
   }
@@ -63,7 +64,8 @@ export type ProxiedPath = (req: IncomingMessage, res: ServerResponse, wx: Reques
 export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
   const { logger, decisions, metrics, pools, accessLog } = opts;
 
-  const send = (res: ServerResponse, answer: OwnAnswer): void => {
+  const send = (res: ServerResponse, wx: RequestState, answer: OwnAnswer): void => {
+    wx.bytesOut = Buffer.byteLength(answer.body);
     res.writeHead(answer.status, answer.headers);
     res.end(answer.body);
   };
@@ -75,7 +77,7 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
       res.destroy();
       return;
     }
-    send(res, errorAnswer(wx, reason, message, extra));
+    send(res, wx, errorAnswer(wx, reason, message, extra));
   };
 
   /**
@@ -87,6 +89,7 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
     res.writeHead(answer.statusCode, answer.headers);
     const body = answer.body;
     if (Buffer.isBuffer(body)) {
+      wx.bytesOut = body.length;
       res.end(body);
       return;
     }
@@ -102,6 +105,7 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
     // pipe() by hand: the same backpressure, with a client that stops reading cut after send_timeout.
     const sendTimeout = wx.snapshot.policy.server.limits.send_timeout;
     body.on('data', (chunk: Buffer) => {
+      wx.bytesOut += chunk.length;
       if (res.write(chunk)) return;
       body.pause();
       awaitDrain(res, sendTimeout, () => body.resume());
@@ -137,6 +141,8 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
     const added = Object.keys(how.added).length > 0 ? how.added : undefined;
     const context = {
       id: wx.id,
+      idHeader: wx.snapshot.policy.server.request_id.header,
+      tally: wx,
       address: wx.address,
       hasBody: body !== undefined,
       response: target.response,
@@ -149,6 +155,7 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
       sendTimeout: wx.snapshot.policy.server.limits.send_timeout,
     };
     const request = { method: req.method!, path: dest, headers: req.headers, body, timeout: target.timeout, context };
+    wx.upstream = target.upstream.name;
     wx.upstreamStart = performance.now();
     if (plan.kind === 'stream') {
       pools.stream(target.upstream, request, res, (err, answered) => {

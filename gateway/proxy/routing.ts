@@ -49,6 +49,7 @@ export function route(raw: IncomingMessage, wx: RequestState): Routing {
     const read = readHost(headers.host);
     if (!read.ok) return { kind: 'refuse', reason: 'host_invalid', message: `the Host header is not a host name or address: ${read.why}` };
     host = read.host;
+    wx.host = host;
   }
   const origin = headers.origin;
   // A CORS preflight is routed by the method it asks about: a route listing [GET, POST] must

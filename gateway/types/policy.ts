@@ -476,6 +476,10 @@ export interface ServerConfig {
   headers: { underscores: HeaderNamePolicy };
   /** Lower-case client claims (net/header-names.ts CLIENT_CLAIMS) kept when a trusted proxy sends them. */
   trusted_headers: string[];
+  /** `server.request_id`: the lower-case header carrying the request id, and whether a trusted proxy's is kept. */
+  request_id: { header: string; trust: boolean };
+  /** `server.log`: the key that hashes the verified openid into the access log; absent: no user field. */
+  log: { openid_hmac_key?: string };
 }
 
 /** What a request header name with `_` (or another character but letters, digits and `-`) gets. */

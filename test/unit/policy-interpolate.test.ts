@@ -91,6 +91,7 @@ test('resolved values are checked like written ones', async () => {
 
 test('secret fields are declared in the schema', () => {
   assert.deepEqual(secretPaths, [
+    ['server', 'log', 'openid_hmac_key'],
     ['tls', 'certificates', '*', 'passphrase'],
     ['wechat', 'app_secret'],
     ['wechat', 'token'],

@@ -47,6 +47,8 @@ test('a valid full policy becomes the typed config', async () => {
       paths: { semicolons: 'reject' },
       headers: { underscores: 'drop' },
       trusted_headers: [],
+      request_id: { header: 'x-request-id', trust: true },
+      log: {},
     },
     tls: {
       min_version: 'TLSv1.3',

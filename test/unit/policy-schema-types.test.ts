@@ -274,6 +274,8 @@ const DEFAULT_PATHS: Record<string, string[]> = {
   request_timeout: ['server.limits.request_timeout'],
   shutdown_timeout: ['server.shutdown_timeout'],
   drain_delay: ['server.drain_delay'],
+  request_id_header: ['server.request_id.header'],
+  request_id_trust: ['server.request_id.trust'],
   min_version: ['tls.min_version'],
   roots: ['tls.roots'],
   expiry_warning: ['tls.expiry_warning'],
