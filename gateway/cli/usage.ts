@@ -35,6 +35,12 @@ SIGTERM and SIGINT drain and stop.
 options:
   -c, --config FILE   the policy file
   -h, --help          this text
+
+environment (read at start, not policy keys):
+  WXGW_LOG_LEVEL    info (default), trace, debug, warn, error, fatal or silent
+  WXGW_LOG_BUFFER   most bytes of log lines waiting for stdout: 4mb (default), 512kb...
+
+exit codes: 0 stopped cleanly, 1 the policy was rejected or the gateway failed, 2 usage error
 `,
   validate: `usage: wxgw validate --config FILE [--format text|json]
 

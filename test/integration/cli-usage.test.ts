@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { policyContext, type PolicyContext } from '../helpers/gateway.js';
 import { repoRoot, startCli } from '../helpers/process.js';
@@ -196,4 +197,21 @@ test('the running gateway is named wxgw, as pidof and ps see it', async () => {
     gw.kill();
     await gw.exited();
   }
+});
+
+test('in the container image\'s layout, --version works and demo says in one line that it needs a checkout', () => {
+  // What docker/Dockerfile copies into /app: package.json, node_modules, dist, bin, the schema.
+  const app = mkdtempSync(join(tmpdir(), 'wxgw-image-'));
+  for (const part of ['package.json', 'dist', 'bin', 'config/policy.schema.json']) cpSync(join(repoRoot, part), join(app, part), { recursive: true });
+  symlinkSync(join(repoRoot, 'node_modules'), join(app, 'node_modules'));
+  const run = (...args: string[]) => spawnSync(process.execPath, [join(app, 'bin/wxgw.js'), ...args], { encoding: 'utf8', cwd: app, timeout: 30_000 });
+  const v = run('--version');
+  assert.equal(v.status, 0, v.stderr);
+  assert.match(v.stdout, /^wxgw \d+\.\d+\.\d+\n$/);
+  const demo = run('demo');
+  assert.equal(demo.status, 1);
+  assert.deepEqual(lines(demo.stderr), [
+    `wxgw: demo needs a source checkout of wxgw; config/gateway.example.yaml and docker/sample-backend/server.mjs not found under ${app} (the container image does not ship the demo)`,
+  ]);
+  assert.match(run('--help').stdout, /demo .*\n.*\(from a source checkout\)/);
 });
