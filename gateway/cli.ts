@@ -122,6 +122,7 @@ async function main(argv: string[]): Promise<void> {
       process.stdout.write(`wxgw ${version()}\n`);
       return;
     case undefined:
+      throw new UsageError(undefined, `no command given; the commands are ${COMMANDS.join(', ')}`);
     case '-h':
     case '--help':
     case 'help':

@@ -72,6 +72,7 @@ test('every command has --help on stdout, exit 0, naming its options', () => {
 
 test('usage errors are one line on stderr naming the command, exit 2, nothing on stdout', () => {
   const cases: [string[], RegExp][] = [
+    [[], /^wxgw: no command given; the commands are start, validate, certs, scan, demo, version \(wxgw --help\)$/],
     [['serve'], /^wxgw: unknown command "serve"; the commands are start, validate, certs, scan, demo, version \(wxgw --help\)$/],
     [['start'], /^wxgw start: --config FILE is required \(wxgw start --help\)$/],
     [['start', '--confg', 'x.yaml'], /^wxgw start: Unknown option '--confg' \(wxgw start --help\)$/],
