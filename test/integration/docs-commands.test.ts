@@ -4,9 +4,10 @@
 // new command in the docs fails this test until it is classified.
 //
 // Commands are the lines of ```sh (bash, shell, console) blocks, `$ `-prefixed lines in any
-// block, and lines of unlabelled blocks that start with a command this project documents. The
-// demo runs on free ports (as test/integration/demo.test.ts does): the documented 8443, 8080, 9901
-// and 9000 in a command are replaced by them, nothing else is changed.
+// block, and lines of unlabelled blocks that start with a command this project documents; what a
+// `$ ` line is shown to print must be what it prints. The demo runs on free ports (as
+// test/integration/demo.test.ts does): the documented 8443, 8080, 9901 and 9000 in a command are
+// replaced by them, nothing else is changed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
@@ -20,6 +21,8 @@ import { waitUntil } from '../helpers/wait.js';
 interface DocCommand {
   where: string;
   text: string;
+  /** For a `$ ` line: the lines shown after it up to a blank line, i.e. what it prints. */
+  output?: string[];
 }
 
 const SHELL_BLOCKS = new Set(['sh', 'bash', 'shell', 'console']);
@@ -28,7 +31,8 @@ const COMMAND_WORDS = /^(npx wxgw|wxgw|curl|kill|pkill|docker|kubectl|npm|setfac
 function extract(file: string): DocCommand[] {
   const out: DocCommand[] = [];
   let block: string | undefined;
-  let pending: { where: string; text: string } | undefined;
+  let pending: DocCommand | undefined;
+  let printing: DocCommand | undefined;
   readFileSync(join(repoRoot, file), 'utf8')
     .split('\n')
     .forEach((raw, i) => {
@@ -37,8 +41,13 @@ function extract(file: string): DocCommand[] {
         block = block === undefined ? fence[1]! : undefined;
         return;
       }
-      if (block === undefined) return;
+      if (block === undefined) return (printing = undefined);
       const line = raw.trim();
+      if (printing && !line.startsWith('$ ')) {
+        if (line === '') printing = undefined;
+        else printing.output!.push(raw);
+        return;
+      }
       if (pending) {
         pending.text += ' ' + line.replace(/\\$/, '').trim();
         if (!line.endsWith('\\')) (out.push(pending), (pending = undefined));
@@ -49,7 +58,8 @@ function extract(file: string): DocCommand[] {
       if (!dollar && !shell) return;
       const text = dollar ? line.slice(2) : line;
       if (text === '' || text.startsWith('#')) return;
-      const cmd = { where: `${file}:${i + 1}`, text: text.replace(/\\$/, '').trim() };
+      const cmd: DocCommand = { where: `${file}:${i + 1}`, text: text.replace(/\\$/, '').trim() };
+      if (dollar && !SHELL_BLOCKS.has(block)) printing = Object.assign(cmd, { output: [] });
       if (text.endsWith('\\')) pending = cmd;
       else out.push(cmd);
     });
@@ -101,6 +111,8 @@ test('the docs show commands, and every one is run here or skipped with a reason
   const unclassified = commands.filter((c) => plan(c) === undefined).map((c) => `${c.where}: ${c.text}`);
   assert.deepEqual(unclassified, [], 'classify these in PLANS (run them, or skip them with the reason)');
   assert.ok(planned('offline').length + planned('demo').length >= 10);
+  // README shows what the two demo scans print; the demo test compares it line by line.
+  assert.deepEqual(commands.filter((c) => c.output !== undefined && c.output.length > 5).map((c) => c.where.replace(/:\d+$/, '')), ['README.md', 'README.md']);
 });
 
 test('the offline commands run as written and exit 0', () => {
@@ -144,6 +156,14 @@ async function startDemo(): Promise<Demo> {
   return { child, ports };
 }
 
+/** This demo's ports, moved back to the documented ones (for comparing output). */
+function asDocumented(text: string, p: Demo['ports']): string {
+  return text
+    .replaceAll(`localhost:${p.https}`, 'localhost:8443')
+    .replaceAll(`localhost:${p.http}`, 'localhost:8080')
+    .replaceAll(`127.0.0.1:${p.backend}`, '127.0.0.1:9000');
+}
+
 /** The documented ports, moved to the ones this demo listens on. */
 function onDemo(text: string, p: Demo['ports']): string {
   return text
@@ -166,6 +186,7 @@ test('curl and scan commands run as written against the demo, with the statuses 
       const text = onDemo(cmd.text, demo.ports);
       const r = sh(text, { TOKEN: token });
       assert.equal(r.status, (plan(cmd) as { exit?: number }).exit ?? 0, `${cmd.where}: ${text}\n${r.out}`);
+      if (cmd.output) assert.deepEqual(asDocumented(r.out, demo.ports).trimEnd().split('\n'), cmd.output, `${cmd.where}: prints what the docs show`);
       const status = /#\s*(\d{3})\b/.exec(cmd.text)?.[1];
       if (status && cmd.text.startsWith('curl ')) {
         const code = sh(`${text.replace(/\s+#.*$/, '')} -s -o /dev/null -w '%{http_code}'`, { TOKEN: token });
