@@ -3,12 +3,13 @@
 // error in one pass and as JSON, and the process named `wxgw`. Through the built binary.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { policyContext, type PolicyContext } from '../helpers/gateway.js';
-import { repoRoot, startCli } from '../helpers/process.js';
+import { repoRoot } from '../helpers/process.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const bin = join(repoRoot, 'bin/wxgw.js');
 
@@ -183,28 +184,57 @@ test('validate --format json: one document on stdout with errors, warnings and r
   assert.deepEqual(okDoc.report_mode, [{ file: good, line: 11, route: 'api', rules: ['cors'] }]);
 });
 
-test('the running gateway is named wxgw, as pidof and ps see it', async () => {
-  const ctx = await policyContext();
-  const gw = await startCli(goodPolicy(ctx));
-  try {
-    const pid = gw.child.pid!;
-    assert.equal(readFileSync(`/proc/${pid}/comm`, 'utf8').trim(), 'wxgw');
-    assert.equal(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0]!.trim(), 'wxgw');
-    const ps = spawnSync('ps', ['-o', 'comm=', '-p', String(pid)], { encoding: 'utf8' });
-    assert.equal(ps.stdout.trim(), 'wxgw');
-    const pidof = spawnSync('pidof', ['wxgw'], { encoding: 'utf8' });
-    assert.ok(pidof.stdout.trim().split(/\s+/).includes(String(pid)), `pidof wxgw: ${pidof.stdout}`);
-  } finally {
-    gw.kill();
-    await gw.exited();
+/** A copy of what docker/Dockerfile puts in /app: package.json, node_modules, dist, bin, the schema. */
+function imageLayout(): string {
+  const app = mkdtempSync(join(tmpdir(), 'wxgw-image-'));
+  for (const part of ['package.json', 'dist', 'bin', 'config/policy.schema.json']) cpSync(join(repoRoot, part), join(app, part), { recursive: true });
+  symlinkSync(join(repoRoot, 'node_modules'), join(app, 'node_modules'));
+  return app;
+}
+
+/** `node ENTRY start --config FILE` from `cwd`; resolves with the child once it listens. */
+async function startWith(entry: string, cwd: string, config: string) {
+  const child = spawn(process.execPath, [entry, 'start', '--config', config], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const wake = new Set<() => void>();
+  const gather = (c: Buffer): void => {
+    out += c.toString();
+    wake.forEach((w) => w());
+  };
+  child.stdout.on('data', gather);
+  child.stderr.on('data', gather);
+  child.once('exit', () => wake.forEach((w) => w()));
+  const state = await waitUntil(() => (out.includes('wxgw listening') ? 'up' : child.exitCode !== null ? 'exited' : undefined), 'the gateway to listen', {
+    wake,
+    describe: () => out,
+  });
+  assert.equal(state, 'up', out);
+  return child;
+}
+
+test('the running gateway is named wxgw, as pidof and ps see it: from a checkout and as the image starts it', async () => {
+  const app = imageLayout();
+  // README's `node bin/wxgw.js` from the checkout, and the image's ENTRYPOINT ["node", "/app/bin/wxgw.js"].
+  for (const [entry, cwd] of [['bin/wxgw.js', repoRoot], [join(app, 'bin/wxgw.js'), app]] as const) {
+    const ctx = await policyContext();
+    const child = await startWith(entry, cwd, goodPolicy(ctx));
+    try {
+      const pid = child.pid!;
+      assert.equal(readFileSync(`/proc/${pid}/comm`, 'utf8').trim(), 'wxgw', entry);
+      assert.equal(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0]!.trim(), 'wxgw', entry);
+      const ps = spawnSync('ps', ['-o', 'comm=', '-p', String(pid)], { encoding: 'utf8' });
+      assert.equal(ps.stdout.trim(), 'wxgw', entry);
+      const pidof = spawnSync('pidof', ['wxgw'], { encoding: 'utf8' });
+      assert.ok(pidof.stdout.trim().split(/\s+/).includes(String(pid)), `pidof wxgw: ${pidof.stdout}`);
+    } finally {
+      child.kill('SIGKILL');
+      await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(undefined) : child.once('exit', r)));
+    }
   }
 });
 
 test('in the container image\'s layout, --version works and demo says in one line that it needs a checkout', () => {
-  // What docker/Dockerfile copies into /app: package.json, node_modules, dist, bin, the schema.
-  const app = mkdtempSync(join(tmpdir(), 'wxgw-image-'));
-  for (const part of ['package.json', 'dist', 'bin', 'config/policy.schema.json']) cpSync(join(repoRoot, part), join(app, part), { recursive: true });
-  symlinkSync(join(repoRoot, 'node_modules'), join(app, 'node_modules'));
+  const app = imageLayout();
   const run = (...args: string[]) => spawnSync(process.execPath, [join(app, 'bin/wxgw.js'), ...args], { encoding: 'utf8', cwd: app, timeout: 30_000 });
   const v = run('--version');
   assert.equal(v.status, 0, v.stderr);
