@@ -54,7 +54,7 @@ export async function loadChecked(file: string, env: Record<string, string | und
     throw new PolicyError(bySource([...err.diagnostics, ...loadCertificates(err.tls).diagnostics]));
   }
   const { certificates, diagnostics } = loadCertificates(config.tls);
-  const all = [...warnings, ...diagnostics];
+  const all = bySource([...warnings, ...diagnostics]);
   if (diagnostics.some((d) => d.severity === 'error')) throw new PolicyError(all);
   return { config, certificates, warnings: all };
 }

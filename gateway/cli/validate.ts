@@ -1,13 +1,12 @@
-// `wxgw validate`: the policy, its references and files, its certificates and its guards, all
-// checked in one pass, reported as text for people or as one JSON document for tools.
+// `wxgw validate`: the policy, its references and files, its certificates and its guards, checked
+// as `wxgw start` checks them (loadChecked: every error in one pass), reported as text for people
+// or as one JSON document for tools.
 //
 //   checkPolicy(file) -> Verdict     render as text (stderr/stdout) or JSON (stdout)
 
-import { compileCheck } from '../main.js';
-import { loadPolicy } from '../policy/load.js';
+import { compileCheck, loadChecked, type LoadedPolicy } from '../main.js';
 import { reportModeRules } from '../policy/report-mode.js';
 import { shownPath } from '../shown-path.js';
-import { loadCertificates } from '../tls/load.js';
 import { PolicyError, formatDiagnostic, type Diagnostic, type PolicyConfig } from '../types/policy.js';
 
 export const FORMATS = ['text', 'json'] as const;
@@ -27,29 +26,23 @@ interface Verdict {
   certificates: number;
 }
 
-function bySource(diagnostics: Diagnostic[]): Diagnostic[] {
-  return [...diagnostics].sort((a, b) => a.line - b.line || a.col - b.col);
-}
-
 async function checkPolicy(file: string): Promise<Verdict> {
+  let loaded: LoadedPolicy;
   try {
-    const { config, warnings } = await loadPolicy(file);
-    const { certificates, diagnostics } = loadCertificates(config.tls);
-    const all = bySource([...warnings, ...diagnostics]);
-    if (all.some((d) => d.severity === 'error')) return { diagnostics: all, certificates: certificates.length };
-    try {
-      await compileCheck({ config, certificates, warnings: [] });
-    } catch (err) {
-      if (!(err instanceof PolicyError)) throw err;
-      return { diagnostics: bySource([...all, ...err.diagnostics]), certificates: certificates.length };
-    }
-    return { diagnostics: all, config, certificates: certificates.length };
+    loaded = await loadChecked(file);
   } catch (err) {
     if (!(err instanceof PolicyError)) throw err;
-    // The TLS section was sound: its certificates are checked now rather than after a fix.
-    const more = err.tls ? loadCertificates(err.tls).diagnostics : [];
-    return { diagnostics: bySource([...err.diagnostics, ...more]), certificates: 0 };
+    return { diagnostics: err.diagnostics, certificates: 0 };
   }
+  const { config, certificates, warnings } = loaded;
+  try {
+    // Some problems (a key a crypto library refuses) only show when the guards are built.
+    await compileCheck({ ...loaded, warnings: [] });
+  } catch (err) {
+    if (!(err instanceof PolicyError)) throw err;
+    return { diagnostics: [...warnings, ...err.diagnostics], certificates: certificates.length };
+  }
+  return { diagnostics: warnings, config, certificates: certificates.length };
 }
 
 function reportMode(config: PolicyConfig | undefined): ReportModeLine[] {
