@@ -13,13 +13,14 @@ import { createStore } from './store/create.js';
 import { MemoryStore } from './store/memory-store.js';
 import { RedisStore } from './store/redis-store.js';
 import { UpstreamPools } from './proxy/forwarder.js';
+import { upstreamEvents } from './proxy/upstream-events.js';
 import { createLogger, redactingLogger, type Logger } from './observability/logger.js';
 import { compileLogRedactor } from './masking/redact.js';
 import { Decisions } from './observability/decisions.js';
 import { Metrics } from './observability/metrics.js';
 import { droppedLines } from './observability/log-destination.js';
 import { bindAdmin, bindTraffic, drain, type DrainState, type Listener } from './runtime/listeners.js';
-import { readiness } from './runtime/readiness.js';
+import { readiness, unreadableFiles } from './runtime/readiness.js';
 import { startReloader, type ReloadResult, type Reloader } from './runtime/reloader.js';
 
 export type { ReloadResult } from './runtime/reloader.js';
@@ -75,14 +76,18 @@ export async function compileCheck(loaded: LoadedPolicy): Promise<void> {
 }
 
 /** Compiles a checked policy; what still fails here (a key a library refuses) is a policy error. */
-async function compile(loaded: LoadedPolicy, deps: SnapshotDeps): Promise<Snapshot> {
+async function compile(loaded: LoadedPolicy, deps: SnapshotDeps, before?: Snapshot): Promise<Snapshot> {
   try {
-    return await buildSnapshot(loaded.config, loaded.certificates, deps);
+    return await buildSnapshot(loaded.config, loaded.certificates, deps, before);
   } catch (err) {
     if (err instanceof PolicyError) throw err;
     const message = err instanceof Error ? err.message : String(err);
     throw new PolicyError([{ severity: 'error', file: loaded.config.file, line: 1, col: 1, path: '', message: `the policy cannot be put in force: ${message}` }]);
   }
+}
+
+function previousFiles(policy: PolicyConfig): { previous?: NonNullable<PolicyConfig['file_references']> } {
+  return policy.file_references ? { previous: policy.file_references } : {};
 }
 
 export interface GatewayHandle {
@@ -113,6 +118,8 @@ export async function startGateway(opts: {
   config: string;
   env?: Record<string, string | undefined>;
   logger?: Logger;
+  /** The clock secrets' rotation windows and identity tokens' lives are measured with (epoch milliseconds); Date.now by default. */
+  now?: () => number;
 }): Promise<GatewayHandle> {
   const loaded = await loadChecked(opts.config, opts.env);
   // The one reference a reload swaps; every log line is redacted by the snapshot in force.
@@ -127,7 +134,9 @@ export async function startGateway(opts: {
     logger.warn({ waited_ms: REDIS_START_WAIT_MS }, 'redis store not reachable at start; requests that need it get 503 store_unavailable until it is');
   }
   const pools = new UpstreamPools();
-  const deps: SnapshotDeps = { store, pools, logger };
+  // `metrics` exists before any request can use a previous value.
+  const rotation = { now: opts.now ?? Date.now, usedPrevious: (key: string) => metrics.secretPreviousUsed.inc({ secret: key }) };
+  const deps: SnapshotDeps = { store, pools, logger, rotation };
   let first: Snapshot;
   try {
     first = await compile(loaded, deps);
@@ -151,8 +160,9 @@ export async function startGateway(opts: {
     return stopping;
   };
 
-  const metrics = new Metrics(() => live.current.certificates, () => store, droppedLines(logger));
+  const metrics = new Metrics(() => live.current.certificates, () => store, droppedLines(logger), () => unreadableFiles(live.current.policy).map((u) => u.key));
   const decisions = new Decisions(metrics.decisions);
+  pools.observe(upstreamEvents(metrics.registry, logger, () => pools.states()));
   try {
     const { server } = first.policy;
     const { https, http } = await bindTraffic(open, { source: live, drain: draining, logger, decisions, metrics, pools });
@@ -163,8 +173,9 @@ export async function startGateway(opts: {
       logger,
       metrics,
       // Off the event loop: validating a large policy takes seconds that requests would wait.
-      load: () => loadChecked(opts.config, opts.env, (file, o) => loadPolicyOffThread(file, { ...o, logger })),
-      compile: (next) => compile(next, deps),
+      // What the policy in force read from files stands in for a secret file that cannot be read now.
+      load: () => loadChecked(opts.config, opts.env, (file, o) => loadPolicyOffThread(file, { ...o, logger, ...previousFiles(live.current.policy) })),
+      compile: (next) => compile(next, deps, live.current),
     });
     reloader = running;
     logger.info(

@@ -6,6 +6,8 @@ import type { Registry } from 'prom-client';
 export interface Readiness {
   /** Names of the checks that fail; empty when ready. */
   failing(): string[];
+  /** What is wrong without making the gateway unready (a secret file kept at its old value); shown when not empty. */
+  warnings?(): string[];
 }
 
 export function createAdminServer(readiness: Readiness, registry: Registry): Server {
@@ -19,7 +21,8 @@ export function createAdminServer(readiness: Readiness, registry: Registry): Ser
     if (path === '/healthz') return json(200, { status: 'alive' });
     if (path === '/readyz') {
       const failing = readiness.failing();
-      return json(failing.length === 0 ? 200 : 503, { status: failing.length === 0 ? 'ready' : 'not ready', failing });
+      const warnings = readiness.warnings?.() ?? [];
+      return json(failing.length === 0 ? 200 : 503, { status: failing.length === 0 ? 'ready' : 'not ready', failing, ...(warnings.length > 0 && { warnings }) });
     }
     if (path === '/metrics') {
       registry.metrics().then(

@@ -72,11 +72,15 @@ export class Metrics {
   readonly websocketsOpen: Gauge<'route'>;
   /** WebSocket message bytes, by route and direction: `in` from the client, `out` to it. */
   readonly websocketBytes: Counter<'route' | 'direction'>;
+  /** Uses of a rotated secret's previous value, by key path: once it stays still, the old value can go. */
+  readonly secretPreviousUsed: Counter<'secret'>;
 
   constructor(
     certificates: () => readonly LoadedCertificate[],
     store: () => { kind: string; connected: boolean },
     droppedLogLines: () => number = () => 0,
+    /** Key paths of ${file:...} values whose file could not be read at the last reload (the old value is kept). */
+    unreadableFiles: () => readonly string[] = () => [],
   ) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
@@ -136,6 +140,22 @@ export class Metrics {
       help: 'WebSocket message payload bytes relayed, by route and direction (in: from the client, out: to the client).',
       labelNames: ['route', 'direction'],
       registers,
+    });
+    this.secretPreviousUsed = new Counter({
+      name: 'wxgw_secret_previous_used_total',
+      help: 'Requests verified or decrypted with the previous value of a rotated secret (inside its window), by key path.',
+      labelNames: ['secret'],
+      registers,
+    });
+    new Gauge({
+      name: 'wxgw_secret_file_unreadable',
+      help: '1 for each ${file:...} value whose file could not be read at the last reload: the value read before stays in force. By key path.',
+      labelNames: ['key'],
+      registers,
+      collect() {
+        this.reset();
+        for (const key of unreadableFiles()) this.labels(key).set(1);
+      },
     });
     new Gauge({
       name: 'wxgw_certificate_expiry_seconds',

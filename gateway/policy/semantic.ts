@@ -5,7 +5,7 @@
 // and access rules (access.ts). Values the schema already rejected are
 // skipped by the caller, so this code only has to be careful about types, not repeat messages.
 
-import { isLoopback, listenersClash, parseCidr, parseListen, parseUpstreamUrl, redactUrl } from './addresses.js';
+import { isLoopback, listenersClash, parseCidr, parseListen } from './addresses.js';
 import { CLIENT_CLAIMS, GATEWAY_FORWARDING, foldHeaderName } from '../net/header-names.js';
 import { checkAccess } from './access.js';
 import { checkFeatures } from './features.js';
@@ -15,6 +15,7 @@ import { resolveFrom, unreadable } from './files.js';
 import { isRecord, type KeyPath } from './key-path.js';
 import { show, type Reporter } from './report.js';
 import { checkRoutes } from './routes.js';
+import { checkUpstream } from './upstream-checks.js';
 import { closest } from './suggest.js';
 import { DEFAULTS } from './build.js';
 import { parseSeconds } from './units.js';
@@ -75,6 +76,10 @@ class Checker {
       }
     }
     if (server.https === 'off') this.httpsOff(server);
+    // h2c is not offered: the load balancer speaks HTTP/1.1 to the plain listener.
+    if (server.https === 'off' && server.http2 === true) {
+      this.report.warn(['server', 'http2'], 'has no effect with server.https off: the plain-HTTP listener speaks HTTP/1.1 only (the load balancer in front can speak h2 to clients)');
+    }
     if (Array.isArray(server.trusted_proxies)) {
       server.trusted_proxies.forEach((item: unknown, i) => {
         if (typeof item !== 'string') return;
@@ -209,12 +214,7 @@ class Checker {
     if (!isRecord(upstreams)) return;
     for (const [name, upstream] of Object.entries(upstreams)) {
       if (!isRecord(upstream)) continue;
-      const at = ['upstreams', name];
-      if (typeof upstream.url === 'string') {
-        const parsed = parseUpstreamUrl(upstream.url);
-        if (!parsed.ok) this.report.error([...at, 'url'], `${show(redactUrl(upstream.url))} ${parsed.why}`);
-      }
-      this.duration(upstream.timeout, [...at, 'timeout'], true);
+      checkUpstream(upstream, ['upstreams', name], this.report, (at, file, what) => this.files.push({ at, file, what }));
     }
   }
 

@@ -5,7 +5,7 @@
 // `server.https: off`, plain HTTP behind a TLS-terminating load balancer: then only requests the
 // trusted balancer marks as https pass.
 import { randomUUID } from 'node:crypto';
-import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type ServerOptions as HttpsServerOptions } from 'node:https';
 import Fastify, { LogController, type FastifyReply, type RawServerBase, type RouteGenericInterface } from 'fastify';
 import { errorBody, GatewayError, REASONS, type Reason } from '../errors.js';
@@ -20,6 +20,7 @@ import { plainAnswer } from './redirect-server.js';
 import { requestState, type RequestState } from './request-state.js';
 import { createDispatch, type SnapshotSource } from './dispatch.js';
 import { createWebSockets, wantsWebSocket } from './websocket.js';
+import { createH2Server } from './h2-server.js';
 
 export type { SnapshotSource };
 
@@ -84,13 +85,43 @@ export function createGatewayServer(opts: GatewayServerOptions) {
     connectionsCheckingInterval: Math.max(100, Math.min(1000, limits.headers_timeout / 4)),
     // Longer than the 60 s idle timeout of common load balancers, so they close first.
     keepAliveTimeout: 72_000,
-    // Upgrades to anything but WebSocket (h2c) are served as the plain requests they also are.
-    shouldUpgradeCallback: wantsWebSocket,
+    // Plain HTTP: an Upgrade to anything but WebSocket (h2c) is served as the plain request it
+    // also is. Over TLS every upgrade goes to the WebSocket handshake, which refuses any other
+    // kind: h2 is offered by ALPN and h2c is not allowed over TLS (RFC 9113 §3.1), and the h2
+    // listener's HTTP/1.1 side would pass them all anyway.
+    ...(tls ? {} : { shouldUpgradeCallback: wantsWebSocket }),
   };
+  // HTTP/2 beside HTTP/1.1 on the HTTPS listener (h2-server.ts), unless `server.http2: false`.
+  const h2 = (tlsOptions: HttpsServerOptions, handle: (req: IncomingMessage, res: ServerResponse) => void) =>
+    createH2Server(
+      {
+        tls: tlsOptions,
+        http1: serverOptions,
+        maxStreams: limits.http2_streams,
+        resets: () => source.current.policy.server.limits.http2_resets,
+        onCalm: (session) =>
+          logger.warn({ client_ip: session.socket?.remoteAddress, limit: source.current.policy.server.limits.http2_resets }, 'HTTP/2 connection reset too many streams; closed with GOAWAY ENHANCE_YOUR_CALM'),
+        onRequestTimeout: (req, res) => {
+          const wx = stateOf(req);
+          wx.reason = 'request_timeout';
+          decisions.count('request_timeout');
+          const answer = errorAnswer(wx, 'request_timeout');
+          res.writeHead(answer.status, answer.headers);
+          res.end(answer.body, () => res.destroy());
+        },
+      },
+      handle,
+    );
   const app = Fastify({
-    // Fastify types its server as http.Server either way; both factories fit its handler.
+    // Fastify types its server as http.Server either way; every factory fits its handler.
     serverFactory: (handle) =>
-      websockets.attach(tls ? createHttpsServer({ ...tls, ...serverOptions }, dispatch(handle)) : createHttpServer(serverOptions, dispatch(handle))),
+      websockets.attach(
+        !tls
+          ? createHttpServer(serverOptions, dispatch(handle))
+          : source.current.policy.server.http2
+            ? h2(tls, dispatch(handle))
+            : createHttpsServer({ ...tls, ...serverOptions }, dispatch(handle)),
+      ),
     loggerInstance: logger,
     // Fastify would bind a child logger to every request; our lines carry request_id
     // themselves, and a pino child per request costs more than the access line.

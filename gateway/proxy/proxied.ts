@@ -18,6 +18,7 @@ import { errorAnswer, type OwnAnswer } from './own-answer.js';
 import { clientGone, forwardErrorReason, type ForwardResponse, type UpstreamPools } from './forwarder.js';
 import type { RequestState } from './request-state.js';
 import { awaitDrain } from './write-stall.js';
+import { unframedBody } from './h2-messages.js';
 
 /** Counts request body bytes as they stream and stops the stream past the policy's limit. */
 class BodyLimit extends Transform {
@@ -38,7 +39,7 @@ class BodyLimit extends Transform {
  */
 export function requestBody(req: IncomingMessage, limit: number): Readable | undefined | 'too_large' {
   const length = req.headers['content-length'];
-  const chunked = req.headers['transfer-encoding'] !== undefined;
+  const chunked = req.headers['transfer-encoding'] !== undefined || unframedBody(req);
   if (!chunked && (length === undefined || length === '0')) return undefined;
   const declared = Number(length);
   if (declared > limit) return 'too_large';

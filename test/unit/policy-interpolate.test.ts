@@ -95,8 +95,12 @@ test('secret fields are declared in the schema', () => {
     ['wechat', 'app_secret'],
     ['wechat', 'token'],
     ['wechat', 'encoding_aes_key'],
+    ['wechat', 'previous', 'token'],
+    ['wechat', 'previous', 'encoding_aes_key'],
     ['wechatpay', 'apiv3_key'],
+    ['wechatpay', 'previous', 'apiv3_key'],
     ['identity', 'session', 'signing_key'],
+    ['identity', 'session', 'previous', 'signing_key'],
     ['identity', 'jwt', 'secret'],
     ['mask_profiles', '*', 'hash_key'],
   ]);

@@ -263,6 +263,9 @@ const DEFAULT_PATHS: Record<string, string[]> = {
   body: ['server.limits.body'],
   handshake_timeout: ['server.limits.handshake_timeout'],
   send_timeout: ['server.limits.send_timeout'],
+  http2: ['server.http2'],
+  http2_streams: ['server.limits.http2_streams'],
+  http2_resets: ['server.limits.http2_resets'],
   semicolons: ['server.paths.semicolons'],
   header_underscores: ['server.headers.underscores'],
   ipv6_prefix: ['defaults.rate_limit.ipv6_prefix', 'defaults.rate_limit[].ipv6_prefix'],
@@ -275,6 +278,17 @@ const DEFAULT_PATHS: Record<string, string[]> = {
   roots: ['tls.roots'],
   expiry_warning: ['tls.expiry_warning'],
   upstream_timeout: ['upstreams.*.timeout'],
+  upstream_balance: ['upstreams.*.balance'],
+  upstream_connect_timeout: ['upstreams.*.connect_timeout'],
+  upstream_connections: ['upstreams.*.connections'],
+  upstream_queue_timeout: ['upstreams.*.queue_timeout'],
+  eject_failures: ['upstreams.*.eject.failures'],
+  eject_cooldown: ['upstreams.*.eject.cooldown'],
+  eject_max_cooldown: ['upstreams.*.eject.max_cooldown'],
+  health_interval: ['upstreams.*.health.interval'],
+  health_timeout: ['upstreams.*.health.timeout'],
+  health_healthy: ['upstreams.*.health.healthy'],
+  health_unhealthy: ['upstreams.*.health.unhealthy'],
   strip_response_headers: ['server.strip_response_headers'],
   cors_methods: ['defaults.cors.methods'],
   cors_max_age: ['defaults.cors.max_age'],
@@ -285,6 +299,8 @@ const DEFAULT_PATHS: Record<string, string[]> = {
   on_unavailable: ['store.on_unavailable'],
   api_base: ['wechat.api_base'],
   api_timeout: ['wechat.api_timeout'],
+  wechat_rotation_window: ['wechat.rotation_window'],
+  wechatpay_rotation_window: ['wechatpay.rotation_window'],
   session_ttl: ['identity.session.ttl'],
   session_issuer: ['identity.session.issuer'],
   openid_claim: ['identity.jwt.openid_claim'],
@@ -313,6 +329,7 @@ const DEFAULTS_ELSEWHERE: string[] = [
   'server.trusted_proxies', // buildConfig: server.trusted_proxies ?? []
   'tls.hsts.include_subdomains', // buildConfig: tls.hsts.include_subdomains ?? false
   'tls.hsts.preload', // buildConfig: tls.hsts.preload ?? false
+  'upstreams.*.preserve_host', // upstreamConfig: u.preserve_host ?? false
   'defaults.cors.credentials', // corsConfig: cors.credentials ?? false
   'defaults.cors.headers', // corsConfig: cors.headers ?? []
   'defaults.cors.expose_headers', // corsConfig: cors.expose_headers ?? []
