@@ -4,7 +4,7 @@
 // and the mistakes the loader refuses are still marked.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -39,19 +39,36 @@ test('the editor schema is the one `npm run schema:editor` derives from policy.s
   ajv.compile(JSON.parse(readFileSync(editorFile, 'utf8')));
 });
 
-test('every shipped policy shows no diagnostic in yaml-language-server', async () => {
-  const shipped = ['config/gateway.example.yaml', 'config/gateway.docker.yaml'];
-  for (const path of shipped) {
+/** Every YAML file under config/ and docker/, repository-relative. */
+function shippedYaml(dir: string): string[] {
+  return readdirSync(join(repoRoot, dir), { withFileTypes: true }).flatMap((e) => {
+    const path = `${dir}/${e.name}`;
+    if (e.isDirectory()) return shippedYaml(path);
+    return /\.ya?ml$/.test(e.name) ? [path] : [];
+  });
+}
+
+/** A YAML text is a policy when its top level has `version` and `routes`. */
+const isPolicy = (value: unknown): boolean => typeof value === 'object' && value !== null && 'version' in value && 'routes' in value;
+
+test('every shipped policy names the editor schema and shows no diagnostic in yaml-language-server', async () => {
+  const policies: { path: string; text: string }[] = [];
+  for (const path of [...shippedYaml('config'), ...shippedYaml('docker')]) {
     const text = readFileSync(join(repoRoot, path), 'utf8');
+    const doc = parse(text) as unknown;
+    if (isPolicy(doc)) policies.push({ path, text });
+    // A ConfigMap carries a policy as text: an editor checks it once it is a file again, beside
+    // the schema its first line names (config/, where its original lives).
+    const data = (doc as { kind?: string; data?: Record<string, string> } | null)?.kind === 'ConfigMap' ? (doc as { data: Record<string, string> }).data : {};
+    for (const [name, embedded] of Object.entries(data)) {
+      if (/\.ya?ml$/.test(name) && isPolicy(parse(embedded))) policies.push({ path: `config/${path.replaceAll('/', '-')}-${name}`, text: embedded });
+    }
+  }
+  assert.ok(policies.length >= 3, policies.map((p) => p.path).join(', '));
+  for (const { path, text } of policies) {
     assert.ok(text.startsWith(MODELINE), `${path} names the editor schema on its first line`);
     assert.deepEqual(await diagnostics(path, text), []);
   }
-  // The ConfigMap carries the container policy as text: an editor validates it once it is a file
-  // again, beside the schema its first line names.
-  const configMap = parse(readFileSync(join(repoRoot, 'docker/k8s/configmap.yaml'), 'utf8')) as { data: Record<string, string> };
-  const embedded = configMap.data['gateway.yaml']!;
-  assert.ok(embedded.startsWith(MODELINE));
-  assert.deepEqual(await diagnostics('config/configmap-gateway.yaml', embedded), []);
 });
 
 const WITH_REFERENCES = `${MODELINE}
