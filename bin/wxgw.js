@@ -2,6 +2,9 @@
 // Runs the compiled CLI; `npm ci` builds it through the `prepare` script.
 import { existsSync } from 'node:fs';
 
+// Named `wxgw`, not `node`, in ps, top and /proc/PID/comm, so `pidof wxgw` and `pkill -HUP -x wxgw` find it.
+process.title = 'wxgw';
+
 // Node 20 and older get no security fixes; a security gateway does not start on them.
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 24) {

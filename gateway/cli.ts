@@ -1,79 +1,36 @@
-// wxgw start | validate | certs | scan | demo
-import { parseArgs } from 'node:util';
+// wxgw start | validate | certs | scan | demo | version
 import { loadPolicy } from './policy/load.js';
-import { reportModeRules } from './policy/report-mode.js';
 import { PolicyError, formatDiagnostic, type Diagnostic } from './types/policy.js';
-import { loadCertificates } from './tls/load.js';
 import { describeCertificates } from './tls/describe.js';
 import { shownPath } from './shown-path.js';
-import { compileCheck, startGateway } from './main.js';
+import { startGateway } from './main.js';
 import { ListenError } from './runtime/listeners.js';
 import { runDemo } from './demo.js';
 import { runScan } from './scan/command.js';
-
-const USAGE = `usage: wxgw <command> [--config FILE]
-
-commands:
-  start     --config FILE   run the gateway with this policy
-  validate  --config FILE   check the policy and every file and secret it references;
-                            exit 0 when all is well, 1 otherwise
-  certs     --config FILE   show each configured certificate chain as it will be served
-  scan      URL | --policy FILE
-                            probe a live endpoint (or lint a policy) for the five patterns that
-                            get mini-program backends banned; exit 0 none found, 1 findings,
-                            2 could not scan (wxgw scan --help for the options)
-  demo                      generate a local CA chain, start the sample backend and run the
-                            gateway with config/gateway.example.yaml
-`;
-
-function fail(message: string): never {
-  process.stderr.write(`wxgw: ${message}\n\n${USAGE}`);
-  process.exit(2);
-}
-
-function configArg(args: string[]): string {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true });
-  if (!values.config) fail('--config FILE is required');
-  return values.config;
-}
+import { COMMANDS, COMMAND_USAGE, USAGE, UsageError, parseCommand, type Values } from './cli/usage.js';
+import { FORMATS, validate, type Format } from './cli/validate.js';
+import { version } from './cli/version.js';
 
 function printDiagnostics(diagnostics: Diagnostic[]): void {
   for (const d of diagnostics) process.stderr.write(formatDiagnostic({ ...d, file: shownPath(d.file) }) + '\n');
 }
 
-/** Rules in report mode are the easiest to forget once a rollout is done: listed on every validate. */
-function printReportMode(config: Parameters<typeof reportModeRules>[0]): void {
-  const entries = reportModeRules(config);
-  if (entries.length === 0) return;
-  process.stdout.write(`report mode: ${entries.length} route(s) have rules that are counted, not enforced:\n`);
-  for (const e of entries) process.stdout.write(`  ${shownPath(e.pos.file)}:${e.pos.line}  ${e.route}: ${e.rules.join(', ')}\n`);
+/** The options of `command`; undefined after printing its --help. */
+function options(command: keyof typeof COMMAND_USAGE, args: string[], opts: Parameters<typeof parseCommand>[2]): Values | undefined {
+  const values = parseCommand(command, args, opts);
+  if (values.help) {
+    process.stdout.write(COMMAND_USAGE[command]);
+    return undefined;
+  }
+  return values;
 }
 
-async function validate(file: string): Promise<number> {
-  try {
-    const { config, warnings } = await loadPolicy(file);
-    const { certificates, diagnostics } = loadCertificates(config.tls);
-    printDiagnostics([...warnings, ...diagnostics]);
-    const errors = diagnostics.filter((d) => d.severity === 'error').length;
-    if (errors > 0) {
-      process.stderr.write(`${file}: ${errors} error${errors === 1 ? '' : 's'} in the certificates; the policy would not start\n`);
-      return 1;
-    }
-    await compileCheck({ config, certificates, warnings: [] });
-    process.stdout.write(
-      `${file}: policy OK: ${config.routes.length} route(s), ${config.upstreams.size} upstream(s), ` +
-        `${certificates.length} certificate chain(s) verified\n`,
-    );
-    printReportMode(config);
-    return 0;
-  } catch (err) {
-    if (!(err instanceof PolicyError)) throw err;
-    printDiagnostics(err.diagnostics);
-    const errors = err.diagnostics.filter((d) => d.severity === 'error').length;
-    process.stderr.write(`${file}: ${errors} error${errors === 1 ? '' : 's'}; the policy would not start\n`);
-    return 1;
-  }
+function required(command: string, value: Values[string], what: string): string {
+  if (typeof value !== 'string' || value === '') throw new UsageError(command, `${what} is required`);
+  return value;
 }
+
+const CONFIG = { config: { type: 'string', short: 'c' } } as const;
 
 async function certs(file: string): Promise<number> {
   try {
@@ -134,31 +91,60 @@ async function start(file: string): Promise<void> {
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
-    case 'start':
-      return start(configArg(rest));
-    case 'validate':
-      process.exitCode = await validate(configArg(rest));
+    case 'start': {
+      const o = options('start', rest, CONFIG);
+      if (o) await start(required('start', o.config, '--config FILE'));
       return;
-    case 'certs':
-      process.exitCode = await certs(configArg(rest));
+    }
+    case 'validate': {
+      const o = options('validate', rest, { ...CONFIG, format: { type: 'string' } });
+      if (!o) return;
+      const format = (o.format ?? 'text') as Format;
+      if (!FORMATS.includes(format)) throw new UsageError('validate', `--format ${String(o.format)}: expected one of ${FORMATS.join(', ')}`);
+      process.exitCode = await validate(required('validate', o.config, '--config FILE'), format);
       return;
+    }
+    case 'certs': {
+      const o = options('certs', rest, CONFIG);
+      if (o) process.exitCode = await certs(required('certs', o.config, '--config FILE'));
+      return;
+    }
     case 'scan':
       process.exitCode = await runScan(rest, { stdout: process.stdout, stderr: process.stderr, env: process.env });
       return;
     case 'demo':
-      return runDemo();
+      if (options('demo', rest, {})) await runDemo();
+      return;
+    case 'version':
+    case '--version':
+    case '-V':
+      if (rest.length > 0) throw new UsageError(command === 'version' ? 'version' : undefined, `Unexpected argument '${rest[0]}'`);
+      process.stdout.write(`wxgw ${version()}\n`);
+      return;
     case undefined:
+      throw new UsageError(undefined, `no command given; the commands are ${COMMANDS.join(', ')}`);
     case '-h':
     case '--help':
     case 'help':
       process.stdout.write(USAGE);
       return;
     default:
-      fail(`unknown command "${command}"`);
+      throw new UsageError(undefined, `unknown command "${command}"; the commands are ${COMMANDS.join(', ')}`);
   }
 }
 
-main(process.argv.slice(2)).catch((err: unknown) => {
-  process.stderr.write(`wxgw: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+/** A usage error or a failure nothing above explained: one line, no stack (set WXGW_LOG_LEVEL=debug for it). */
+function report(err: unknown): void {
+  if (err instanceof UsageError) {
+    const who = err.command ? `wxgw ${err.command}` : 'wxgw';
+    process.stderr.write(`${who}: ${err.message} (${who} --help)\n`);
+    process.exit(2);
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`wxgw: ${message.split('\n')[0]}\n`);
+  const debug = process.env.WXGW_LOG_LEVEL === 'debug' || process.env.WXGW_LOG_LEVEL === 'trace';
+  if (debug && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
   process.exit(1);
-});
+}
+
+main(process.argv.slice(2)).catch(report);

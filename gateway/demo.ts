@@ -1,7 +1,7 @@
 // `npm start`: the embedded default. A local CA chain, the bundled sample legacy backend and the
 // gateway with the example policy, all on this machine, with the in-memory store.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -87,7 +87,12 @@ function demoEnv(appSecret: string): Record<string, string | undefined> {
   };
 }
 
+/** What the demo runs that only a source checkout has: the container image ships neither. */
+const CHECKOUT_FILES = ['config/gateway.example.yaml', 'docker/sample-backend/server.mjs'];
+
 export async function runDemo(): Promise<void> {
+  const missing = CHECKOUT_FILES.filter((f) => !existsSync(join(PACKAGE_ROOT, f)));
+  if (missing.length > 0) throw new Error(`demo needs a source checkout of wxgw; ${missing.join(' and ')} not found under ${PACKAGE_ROOT} (the container image does not ship the demo)`);
   const ports = portOverrides(process.env);
   const chain = await ensureDevChain(join(PACKAGE_ROOT, 'certs'));
   process.stdout.write(

@@ -39,11 +39,24 @@ export interface LoadedPolicy {
   warnings: Diagnostic[];
 }
 
+/** Diagnostics in the order of the file, as an editor shows them. */
+function bySource(diagnostics: Diagnostic[]): Diagnostic[] {
+  return [...diagnostics].sort((a, b) => a.line - b.line || a.col - b.col);
+}
+
 /** Reads and validates a policy with its certificates. Throws PolicyError. */
 export async function loadChecked(file: string, env: Record<string, string | undefined> = process.env, load = loadPolicy): Promise<LoadedPolicy> {
-  const { config, warnings } = await load(file, { env });
+  let config: PolicyConfig;
+  let warnings: Diagnostic[];
+  try {
+    ({ config, warnings } = await load(file, { env }));
+  } catch (err) {
+    // Certificate errors in the same pass as the policy's, when the TLS section itself is sound.
+    if (!(err instanceof PolicyError) || !err.tls) throw err;
+    throw new PolicyError(bySource([...err.diagnostics, ...loadCertificates(err.tls).diagnostics]));
+  }
   const { certificates, diagnostics } = loadCertificates(config.tls);
-  const all = [...warnings, ...diagnostics];
+  const all = bySource([...warnings, ...diagnostics]);
   if (diagnostics.some((d) => d.severity === 'error')) throw new PolicyError(all);
   return { config, certificates, warnings: all };
 }

@@ -28,6 +28,7 @@ import type {
   PolicyConfig,
   RouteConfig,
   SourcePos,
+  TlsConfig,
   UpstreamConfig,
   WebSocketConfig,
 } from '../types/policy.js';
@@ -513,6 +514,37 @@ export interface BuildContext {
   locator: Locator;
 }
 
+/** The TLS section alone; load.ts also builds it when only other sections are wrong. */
+export function tlsConfig(data: unknown, ctx: BuildContext): TlsConfig {
+  // Optional only with `https: off`, where the checks allowed leaving it out.
+  const tls = (data as RawPolicy).tls ?? {};
+  const pos = (at: KeyPath, anchor: 'key' | 'value' = 'value'): SourcePos => ({
+    file: ctx.shownFile,
+    ...ctx.locator.position(at, anchor),
+    path: formatPath(at),
+  });
+  const roots = tls.roots ?? DEFAULTS.roots;
+  return {
+    min_version: tls.min_version ?? DEFAULTS.min_version,
+    roots: roots === 'system' ? 'system' : { bundle: resolveFrom(ctx.baseDir, roots) },
+    expiry_warning: sure(parseDuration(tls.expiry_warning ?? DEFAULTS.expiry_warning)),
+    certificates: (tls.certificates ?? []).map((c, i) => ({
+      cert: resolveFrom(ctx.baseDir, c.cert),
+      key: resolveFrom(ctx.baseDir, c.key),
+      ...(c.passphrase !== undefined && { passphrase: c.passphrase }),
+      pos: pos(['tls', 'certificates', i]),
+    })),
+    hsts: tls.hsts
+      ? {
+          max_age: sure(parseSeconds(tls.hsts.max_age)),
+          include_subdomains: tls.hsts.include_subdomains ?? false,
+          preload: tls.hsts.preload ?? false,
+        }
+      : null,
+    pos: pos(['tls'], 'key'),
+  };
+}
+
 export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
   const raw = data as RawPolicy; // guaranteed by the schema and checks that found no error
   const pos = (at: KeyPath, anchor: 'key' | 'value' = 'value'): SourcePos => ({
@@ -525,8 +557,6 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
     pos: pos(['server', name, 'listen']),
   });
   const { server } = raw;
-  // Optional only with `https: off`, where the checks allowed leaving it out.
-  const tls = raw.tls ?? {};
   const limits = server.limits ?? {};
 
   const upstreams = new Map<string, UpstreamConfig>();
@@ -572,7 +602,6 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
     };
   });
 
-  const roots = tls.roots ?? DEFAULTS.roots;
   return {
     version: 1,
     file: ctx.file,
@@ -605,25 +634,7 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
       },
       log: { ...(server.log?.openid_hmac_key !== undefined && { openid_hmac_key: server.log.openid_hmac_key }) },
     },
-    tls: {
-      min_version: tls.min_version ?? DEFAULTS.min_version,
-      roots: roots === 'system' ? 'system' : { bundle: resolveFrom(ctx.baseDir, roots) },
-      expiry_warning: sure(parseDuration(tls.expiry_warning ?? DEFAULTS.expiry_warning)),
-      certificates: (tls.certificates ?? []).map((c, i) => ({
-        cert: resolveFrom(ctx.baseDir, c.cert),
-        key: resolveFrom(ctx.baseDir, c.key),
-        ...(c.passphrase !== undefined && { passphrase: c.passphrase }),
-        pos: pos(['tls', 'certificates', i]),
-      })),
-      hsts: tls.hsts
-        ? {
-            max_age: sure(parseSeconds(tls.hsts.max_age)),
-            include_subdomains: tls.hsts.include_subdomains ?? false,
-            preload: tls.hsts.preload ?? false,
-          }
-        : null,
-      pos: pos(['tls'], 'key'),
-    },
+    tls: tlsConfig(raw, ctx),
     upstreams,
     routes,
     defaults: {

@@ -4,7 +4,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { buildConfig } from './build.js';
+import { buildConfig, tlsConfig, type BuildContext } from './build.js';
 import { osReason } from './files.js';
 import { interpolate } from './interpolate.js';
 import { isWithin, toPointer, type KeyPath } from './key-path.js';
@@ -12,7 +12,7 @@ import { Reporter, type Finding } from './report.js';
 import { checkSchema } from './schema-check.js';
 import { warnLiteralSecrets } from './secrets.js';
 import { checkSemantics } from './semantic.js';
-import { PolicyError, type Diagnostic, type FileReference, type PolicyConfig } from '../types/policy.js';
+import { PolicyError, type Diagnostic, type FileReference, type PolicyConfig, type TlsConfig } from '../types/policy.js';
 import { readYaml } from './yaml-source.js';
 
 export interface LoadOptions {
@@ -48,6 +48,19 @@ function finish(diagnostics: Diagnostic[]): Diagnostic[] {
     .sort((a, b) => a.line - b.line || a.col - b.col);
 }
 
+/** The TLS section when no error lies in it (nor in the `server.https` it depends on), else undefined. */
+function soundTls(data: unknown, ctx: BuildContext, findings: Finding[]): TlsConfig | undefined {
+  const touched = findings.some(
+    (f) => f.diagnostic.severity === 'error' && (f.at.length === 0 || isWithin(f.at, ['tls']) || isWithin(f.at, ['server', 'https'])),
+  );
+  if (touched) return undefined;
+  try {
+    return tlsConfig(data, ctx);
+  } catch {
+    return undefined; // a shape the checks did not foresee: the certificates wait for the next pass
+  }
+}
+
 /**
  * Validates policy text as if read from `file` (relative paths in it start from the file's
  * directory; messages name `file` as given). Throws PolicyError when anything is wrong.
@@ -75,8 +88,12 @@ export async function parsePolicyText(text: string, file: string, opts: LoadOpti
     ...fresh(structure.findings, suggested),
     ...fresh(meaning.findings, suggested, unknownKeys, badValues, failed),
   ]);
-  if (diagnostics.some((d) => d.severity === 'error')) throw new PolicyError(diagnostics);
-  const config = buildConfig(data, { file: absolute, shownFile: file, baseDir, locator });
+  const ctx: BuildContext = { file: absolute, shownFile: file, baseDir, locator };
+  if (diagnostics.some((d) => d.severity === 'error')) {
+    const findings = [...references.findings, ...structure.findings, ...meaning.findings];
+    throw new PolicyError(diagnostics, soundTls(data, ctx, findings));
+  }
+  const config = buildConfig(data, ctx);
   if (files.size > 0) config.file_references = files;
   return { config, warnings: diagnostics };
 }

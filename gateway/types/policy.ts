@@ -546,7 +546,12 @@ export function formatDiagnostic(d: Diagnostic): string {
 /** Thrown when a policy cannot be used; carries every error found, not only the first. */
 export class PolicyError extends Error {
   readonly diagnostics: Diagnostic[];
-  constructor(diagnostics: Diagnostic[]) {
+  /**
+   * The TLS section, when it is sound though something else is wrong, so its certificates can be
+   * checked in the same pass and every error shown at once.
+   */
+  readonly tls: TlsConfig | undefined;
+  constructor(diagnostics: Diagnostic[], tls?: TlsConfig) {
     const errors = diagnostics.filter((d) => d.severity === 'error');
     super(
       `policy rejected with ${errors.length} error${errors.length === 1 ? '' : 's'}:\n` +
@@ -554,5 +559,6 @@ export class PolicyError extends Error {
     );
     this.name = 'PolicyError';
     this.diagnostics = diagnostics;
+    this.tls = tls;
   }
 }

@@ -188,7 +188,7 @@ test('every file the Dockerfile and compose reference exists in the repository',
 
 test('compose, the image and the k8s sidecar start the gateway as the CLI spells it', () => {
   // The CLI's own usage text: `start --config FILE`.
-  assert.match(read('gateway/cli.ts'), /^\s+start\s+--config FILE\s/m);
+  assert.match(read('gateway/cli/usage.ts'), /^\s+start\s+--config FILE\s/m);
   assert.deepEqual(JSON.parse(argsOf('ENTRYPOINT')[0] ?? ''), ['node', '/app/bin/wxgw.js']);
   assert.deepEqual(JSON.parse(argsOf('CMD')[0] ?? ''), START);
   assert.deepEqual(compose.services.wxgw?.command, START);
