@@ -24,8 +24,10 @@ try {
 if (!onPath('php')) missing.push('php (apt-get install -y php-cli)');
 if (!onPath('python3')) missing.push('python3 (apt-get install -y python3)');
 if (!onPath('gunicorn')) missing.push('gunicorn (apt-get install -y gunicorn)');
-// The docs test runs README's curl commands; the CLI test finds the gateway with ps and pidof.
+// The docs test runs README's curl commands and the openssl recipe for openid_hash; the CLI test
+// finds the gateway with ps and pidof.
 if (!onPath('curl')) missing.push('curl (apt-get install -y curl)');
+if (!onPath('openssl')) missing.push('openssl (apt-get install -y openssl)');
 if (!onPath('ps') || !onPath('pidof')) missing.push('ps and pidof (apt-get install -y procps)');
 if (missing.length > 0) {
   console.error(`the test suite needs: ${missing.join('; ')}`);

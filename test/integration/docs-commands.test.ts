@@ -11,9 +11,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { openidHash } from '../../gateway/proxy/access-log-fields.js';
+import type { RequestState } from '../../gateway/proxy/request-state.js';
 import { freePort } from '../helpers/ports.js';
 import { repoRoot } from '../helpers/process.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -74,6 +77,7 @@ type Plan = { run: 'offline' | 'demo'; exit?: number } | { skip: string };
 /** First match wins. */
 const PLANS: [RegExp, Plan][] = [
   [/<token>/, { skip: 'a placeholder for the token the login above prints; the $TOKEN form in docs/policy.md runs' }],
+  [/openssl dgst -sha256 -hmac/, { skip: 'run by its own test below, with a key file of its own' }],
   [/^curl .*https:\/\/localhost\/api\//, { skip: 'the compose deployment, published on port 443' }],
   [/^npx wxgw (--version|validate --help)$/, { run: 'offline' }],
   [/^curl .*(https:\/\/localhost:8443|http:\/\/localhost:8080|http:\/\/127\.0\.0\.1:9901)/, { run: 'demo' }],
@@ -232,4 +236,18 @@ test('the logging variables are documented where ops look: README, docs/operatio
   ]) {
     for (const name of ['WXGW_LOG_LEVEL', 'WXGW_LOG_BUFFER']) assert.ok(text!.includes(name), `${where} names ${name}`);
   }
+});
+
+test('the recipe for one user\'s openid_hash (docs/operations.md) gives the value the gateway logs', () => {
+  const recipe = commands.find((c) => c.text.includes('openssl dgst -sha256 -hmac'));
+  assert.ok(recipe, 'the openid_hash recipe is in the docs');
+  const key = 'audit-log-key-0123456789abcdef-0123';
+  const keyFile = join(mkdtempSync(join(tmpdir(), 'wxgw-docs-')), 'openid_log_key');
+  writeFileSync(keyFile, key);
+  const openid = 'oAbC1234567890demo0000000001';
+  const r = sh(recipe.text.replace('/run/secrets/openid_log_key', keyFile), { OPENID: openid });
+  assert.equal(r.status, 0, r.out);
+  const logged = openidHash({ openid, snapshot: { policy: { server: { log: { openid_hmac_key: key } } } } } as unknown as RequestState);
+  assert.match(logged ?? '', /^[0-9a-f]{64}$/);
+  assert.equal(r.out.trim(), logged);
 });
