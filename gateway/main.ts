@@ -12,6 +12,7 @@ import { buildSnapshot, type Snapshot, type SnapshotDeps } from './snapshot.js';
 import { createStore } from './store/create.js';
 import { MemoryStore } from './store/memory-store.js';
 import { RedisStore } from './store/redis-store.js';
+import { timedStore } from './store/timed-store.js';
 import { UpstreamPools } from './proxy/forwarder.js';
 import { createLogger, redactingLogger, type Logger } from './observability/logger.js';
 import { compileLogRedactor } from './masking/redact.js';
@@ -21,6 +22,7 @@ import { droppedLines } from './observability/log-destination.js';
 import { bindAdmin, bindTraffic, drain, type DrainState, type Listener } from './runtime/listeners.js';
 import { readiness } from './runtime/readiness.js';
 import { startReloader, type ReloadResult, type Reloader } from './runtime/reloader.js';
+import { PolicyRecords } from './runtime/policy-records.js';
 
 export type { ReloadResult } from './runtime/reloader.js';
 
@@ -114,7 +116,14 @@ export async function startGateway(opts: {
     logger.warn({ waited_ms: REDIS_START_WAIT_MS }, 'redis store not reachable at start; requests that need it get 503 store_unavailable until it is');
   }
   const pools = new UpstreamPools();
-  const deps: SnapshotDeps = { store, pools, logger };
+  const open: Listener[] = [];
+  let ready: (() => boolean) | undefined;
+  const metrics = new Metrics(() => source?.current.certificates ?? [], () => store, droppedLines(logger), {
+    connections: () => open,
+    ready: () => ready?.() ?? false,
+  });
+  // Snapshots reach the store through its timer only: every operation shows in the latency histogram.
+  const deps: SnapshotDeps = { store: timedStore(store, metrics.storeTimer(store.kind)), pools, logger };
   let first: Snapshot;
   try {
     first = await compile(loaded, deps);
@@ -124,8 +133,9 @@ export async function startGateway(opts: {
   }
   const live = { current: first };
   source = live;
+  const policies = new PolicyRecords(metrics);
+  policies.inForce(first);
 
-  const open: Listener[] = [];
   let reloader: Reloader | undefined;
   const draining: DrainState = { draining: false };
   let stopping: Promise<void> | undefined;
@@ -138,12 +148,13 @@ export async function startGateway(opts: {
     return stopping;
   };
 
-  const metrics = new Metrics(() => live.current.certificates, () => store, droppedLines(logger));
   const decisions = new Decisions(metrics.decisions);
   try {
     const { server } = first.policy;
     const { https, http } = await bindTraffic(open, { source: live, drain: draining, logger, decisions, metrics, pools });
-    const admin = server.admin ? await bindAdmin(open, server.admin.listen, server.admin.pos, readiness(live, open, Date.now, { drain: draining }), metrics.registry, draining) : undefined;
+    const checks = readiness(live, open, Date.now, { drain: draining });
+    ready = () => checks.failing().length === 0;
+    const admin = server.admin ? await bindAdmin(open, server.admin.listen, server.admin.pos, checks, metrics.registry, draining, () => policies.current(live.current)) : undefined;
     const running = startReloader({
       file: opts.config,
       source: live,
@@ -152,6 +163,7 @@ export async function startGateway(opts: {
       // Off the event loop: validating a large policy takes seconds that requests would wait.
       load: () => loadChecked(opts.config, opts.env, (file, o) => loadPolicyOffThread(file, { ...o, logger })),
       compile: (next) => compile(next, deps),
+      onSwap: (previous, next) => policies.swapped(previous, next),
     });
     reloader = running;
     logger.info(

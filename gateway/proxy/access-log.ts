@@ -6,6 +6,7 @@ import { isAdmission, type Decisions } from '../observability/decisions.js';
 import type { Metrics } from '../observability/metrics.js';
 import { ShadowLog } from '../observability/shadow-log.js';
 import type { RequestState } from './request-state.js';
+import { bytesSinceLastRequest } from './connection-bytes.js';
 
 export type AccessLog = (wx: RequestState, method: string, status: number, finished: boolean) => void;
 
@@ -28,6 +29,10 @@ export function createAccessLog(logger: Logger, decisions: Decisions, metrics: M
     const { redactor } = wx.snapshot;
     const routeMetrics = metrics.route(wx.route);
     routeMetrics.request(method, status);
+    if (wx.reason !== undefined && !isAdmission(wx.reason)) routeMetrics.refusal(wx.reason);
+    const bytes = bytesSinceLastRequest(wx.socket);
+    routeMetrics.bytesIn.inc(bytes.in);
+    routeMetrics.bytesOut.inc(bytes.out);
     routeMetrics.duration.observe(totalMs / 1000);
     if (wx.upstreamMs !== undefined) routeMetrics.upstreamDuration.observe(wx.upstreamMs / 1000);
     // Only routes with a rule in report mode have any.

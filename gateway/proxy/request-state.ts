@@ -3,6 +3,7 @@
 // address, the request id, the gateway's own verdict, and what the access log will say.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { CompiledCors } from '../guards/cors.js';
 import { resolveClientAddress, type ClientAddress } from '../net/client-address.js';
@@ -15,6 +16,8 @@ export interface RequestState {
   readonly id: string;
   readonly snapshot: Snapshot;
   readonly address: ClientAddress;
+  /** The connection it came on, for the bytes it carried (connection-bytes.ts). */
+  readonly socket: Socket;
   /** performance.now() when the request arrived. */
   readonly start: number;
   /** What the gateway answers itself, once decided (dispatch.ts); undefined while it may be forwarded. */
@@ -57,6 +60,7 @@ export function requestState(raw: IncomingMessage, snapshot: Snapshot): RequestS
     id: address.peerTrusted && typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID(),
     snapshot,
     address,
+    socket: raw.socket,
     start: performance.now(),
     verdict: undefined,
     body: null,
