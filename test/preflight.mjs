@@ -24,6 +24,7 @@ try {
 if (!onPath('php')) missing.push('php (apt-get install -y php-cli)');
 if (!onPath('python3')) missing.push('python3 (apt-get install -y python3)');
 if (!onPath('gunicorn')) missing.push('gunicorn (apt-get install -y gunicorn)');
+if (!onPath('promtool')) missing.push('promtool (apt-get install -y prometheus)');
 if (missing.length > 0) {
   console.error(`the test suite needs: ${missing.join('; ')}`);
   process.exit(1);
