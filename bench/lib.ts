@@ -118,7 +118,9 @@ function percentile(sorted: number[], p: number): number {
 export async function measure(targets: Target[], ca: Buffer): Promise<Result[]> {
   for (const t of targets) await load(t, 2); // warm-up: JIT, TLS sessions, upstream pools
   for (let round = 0; round < rounds; round++) {
-    for (const t of targets) {
+    // Each round starts one target later, so no target always runs first (after the warm-ups) or
+    // right after the same neighbour: a position in the order shows up in every target alike.
+    for (const t of targets.map((_, i) => targets[(i + round) % targets.length]!)) {
       t.runs.push(await load(t, seconds));
       // At a fixed rate every target batches alike, so CPU per request compares fairly.
       const cpuBefore = cpuSeconds(t.pid);

@@ -14,13 +14,15 @@ import { MemoryStore } from './store/memory-store.js';
 import { RedisStore } from './store/redis-store.js';
 import { timedStore } from './store/timed-store.js';
 import { UpstreamPools } from './proxy/forwarder.js';
+import { upstreamEvents } from './proxy/upstream-events.js';
 import { createLogger, redactingLogger, type Logger } from './observability/logger.js';
 import { compileLogRedactor } from './masking/redact.js';
 import { Decisions } from './observability/decisions.js';
 import { Metrics } from './observability/metrics.js';
+import { Alerts } from './observability/alerts/engine.js';
 import { droppedLines } from './observability/log-destination.js';
 import { bindAdmin, bindTraffic, drain, type DrainState, type Listener } from './runtime/listeners.js';
-import { readiness } from './runtime/readiness.js';
+import { readiness, unreadableFiles } from './runtime/readiness.js';
 import { startReloader, type ReloadResult, type Reloader } from './runtime/reloader.js';
 import { PolicyRecords } from './runtime/policy-records.js';
 
@@ -64,14 +66,18 @@ export async function compileCheck(loaded: LoadedPolicy): Promise<void> {
 }
 
 /** Compiles a checked policy; what still fails here (a key a library refuses) is a policy error. */
-async function compile(loaded: LoadedPolicy, deps: SnapshotDeps): Promise<Snapshot> {
+async function compile(loaded: LoadedPolicy, deps: SnapshotDeps, before?: Snapshot): Promise<Snapshot> {
   try {
-    return await buildSnapshot(loaded.config, loaded.certificates, deps);
+    return await buildSnapshot(loaded.config, loaded.certificates, deps, before);
   } catch (err) {
     if (err instanceof PolicyError) throw err;
     const message = err instanceof Error ? err.message : String(err);
     throw new PolicyError([{ severity: 'error', file: loaded.config.file, line: 1, col: 1, path: '', message: `the policy cannot be put in force: ${message}` }]);
   }
+}
+
+function previousFiles(policy: PolicyConfig): { previous?: NonNullable<PolicyConfig['file_references']> } {
+  return policy.file_references ? { previous: policy.file_references } : {};
 }
 
 export interface GatewayHandle {
@@ -102,6 +108,8 @@ export async function startGateway(opts: {
   config: string;
   env?: Record<string, string | undefined>;
   logger?: Logger;
+  /** The clock secrets' rotation windows and identity tokens' lives are measured with (epoch milliseconds); Date.now by default. */
+  now?: () => number;
 }): Promise<GatewayHandle> {
   const loaded = await loadChecked(opts.config, opts.env);
   // The one reference a reload swaps; every log line is redacted by the snapshot in force.
@@ -118,12 +126,17 @@ export async function startGateway(opts: {
   const pools = new UpstreamPools();
   const open: Listener[] = [];
   let ready: (() => boolean) | undefined;
-  const metrics = new Metrics(() => source?.current.certificates ?? [], () => store, droppedLines(logger), {
-    connections: () => open,
-    ready: () => ready?.() ?? false,
-  });
+  const metrics = new Metrics(
+    () => source?.current.certificates ?? [],
+    () => store,
+    droppedLines(logger),
+    () => (source ? unreadableFiles(source.current.policy).map((u) => u.key) : []),
+    { connections: () => open, ready: () => ready?.() ?? false },
+  );
+  // `metrics` exists before any request can use a previous value.
+  const rotation = { now: opts.now ?? Date.now, usedPrevious: (key: string) => metrics.secretPreviousUsed.inc({ secret: key }) };
   // Snapshots reach the store through its timer only: every operation shows in the latency histogram.
-  const deps: SnapshotDeps = { store: timedStore(store, metrics.storeTimer(store.kind)), pools, logger };
+  const deps: SnapshotDeps = { store: timedStore(store, metrics.storeTimer(store.kind)), pools, logger, rotation };
   let first: Snapshot;
   try {
     first = await compile(loaded, deps);
@@ -143,12 +156,15 @@ export async function startGateway(opts: {
     reloader?.close();
     const { drain_delay, shutdown_timeout } = live.current.policy.server;
     stopping ??= drain(open, draining, { delayMs: withDelay ? drain_delay : 0, timeoutMs: shutdown_timeout }, logger).finally(() =>
-      Promise.all([live.current.dispose(), store.close(), pools.close()]),
+      Promise.all([live.current.dispose(), store.close(), pools.close(), alerts.close()]),
     );
     return stopping;
   };
 
   const decisions = new Decisions(metrics.decisions);
+  pools.observe(upstreamEvents(metrics.registry, logger, () => pools.states()));
+  const alerts = new Alerts({ signals: { storeUp: () => store.connected, certificates: () => live.current.certificates }, logger, counters: metrics.alerts }, first.policy.alerts);
+  decisions.listener = (d) => alerts.refused(d);
   try {
     const { server } = first.policy;
     const { https, http } = await bindTraffic(open, { source: live, drain: draining, logger, decisions, metrics, pools });
@@ -161,9 +177,14 @@ export async function startGateway(opts: {
       logger,
       metrics,
       // Off the event loop: validating a large policy takes seconds that requests would wait.
-      load: () => loadChecked(opts.config, opts.env, (file, o) => loadPolicyOffThread(file, { ...o, logger })),
-      compile: (next) => compile(next, deps),
+      // What the policy in force read from files stands in for a secret file that cannot be read now.
+      load: () => loadChecked(opts.config, opts.env, (file, o) => loadPolicyOffThread(file, { ...o, logger, ...previousFiles(live.current.policy) })),
+      compile: (next) => compile(next, deps, live.current),
       onSwap: (previous, next) => policies.swapped(previous, next),
+      onResult: (result) => {
+        if (result.ok) alerts.configure(live.current.policy.alerts);
+        alerts.reloaded(result);
+      },
     });
     reloader = running;
     logger.info(

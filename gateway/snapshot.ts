@@ -33,6 +33,9 @@ import type { Store } from './store/store.js';
 import type { Logger } from './observability/logger.js';
 import { DEFAULTS } from './policy/build.js';
 import { loginReport } from './policy/report-mode.js';
+import { secretsInForce, type SecretsInForce } from './rotation/in-force.js';
+import { systemClock, type RotationClock } from './rotation/versions.js';
+import { loadUpstreamTls, type UpstreamTls } from './tls/upstream-client.js';
 
 export interface UpstreamTarget {
   readonly name: string;
@@ -40,6 +43,15 @@ export interface UpstreamTarget {
   readonly origin: string;
   /** The upstream URL's path without its trailing slash; '' for the root. */
   readonly basePath: string;
+  /** Targets, balance, health, limits as the policy gives them. */
+  readonly config: UpstreamConfig;
+  /** What an https:// upstream's files held, read when this snapshot was built; undefined for http://. */
+  readonly tls: UpstreamTls | undefined;
+  /**
+   * Equal exactly when two snapshots' upstreams may share connections and health state: the
+   * same name, settings and TLS files' contents (proxy/upstream-group.ts).
+   */
+  readonly key: string;
 }
 
 /** What an upstream's answer goes through on its way to the client (proxy/answer.ts does it). */
@@ -100,6 +112,8 @@ export interface Snapshot {
   readonly reservedHeaders: RequestHeaderPlan;
   /** What every log line goes through while this snapshot is in force: its profiles' keys and detectors. */
   readonly redactor: LogRedactor;
+  /** The rotating secrets with their previous values, carried on to the next snapshot (rotation/in-force.ts). */
+  readonly secrets: SecretsInForce;
   /** Releases what the snapshot holds open (the WeChat API client); in-flight calls finish first. */
   dispose(): Promise<void>;
 }
@@ -107,6 +121,8 @@ export interface Snapshot {
 /** A buffered call to an upstream that resolves a transport failure to its reason. */
 export interface UpstreamCaller {
   call(upstream: UpstreamTarget, req: LoginUpstreamRequest, timeout: number): Promise<LoginUpstreamResponse | LoginUpstreamFailure>;
+  /** The upstreams of a snapshot about to be put in force: health checks start, those no longer named stop. */
+  use?(upstreams: Iterable<UpstreamTarget>): void;
 }
 
 /** What a snapshot is built with that outlives it: shared by every snapshot of one gateway. */
@@ -115,6 +131,8 @@ export interface SnapshotDeps {
   /** The upstream pools (proxy/forwarder.ts), for the one call the gateway makes itself: the login's. */
   readonly pools: UpstreamCaller;
   readonly logger: Logger;
+  /** The clock secrets' rotation windows and identity tokens are measured with, and the count of previous values used. */
+  readonly rotation?: RotationClock;
 }
 
 /** Routes compiled between two turns of the event loop: about a millisecond's work. */
@@ -122,7 +140,10 @@ const ROUTES_PER_TURN = 200;
 
 function upstreamTarget(u: UpstreamConfig): UpstreamTarget {
   const basePath = u.url.pathname.replace(/\/+$/, '');
-  return Object.freeze({ name: u.name, origin: u.url.origin, basePath });
+  const tls = u.tls && loadUpstreamTls(u.tls);
+  const { pos: _pos, tls: _tls, ...settings } = u;
+  const key = JSON.stringify([settings, u.tls && { ...u.tls, pos: undefined }, tls?.fingerprint]);
+  return Object.freeze({ name: u.name, origin: u.url.origin, basePath, config: u, tls, key });
 }
 
 /**
@@ -139,7 +160,10 @@ async function built<T>(pos: SourcePos, make: () => T | Promise<T>): Promise<T> 
   }
 }
 
-export async function buildSnapshot(policy: PolicyConfig, certificates: readonly LoadedCertificate[], deps: SnapshotDeps): Promise<Snapshot> {
+/** `before`: the snapshot this one replaces, whose secrets stay accepted for their window when they changed. */
+export async function buildSnapshot(policy: PolicyConfig, certificates: readonly LoadedCertificate[], deps: SnapshotDeps, before?: Snapshot): Promise<Snapshot> {
+  const clock = deps.rotation ?? systemClock;
+  const secrets = secretsInForce(policy, before?.secrets, clock.now());
   const upstreams = new Map<string, UpstreamTarget>();
   for (const [name, u] of policy.upstreams) upstreams.set(name, upstreamTarget(u));
 
@@ -150,13 +174,17 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
   for (const [name, profile] of policy.mask_profiles) masks.set(name, await built(profile.pos, () => compileMaskProfile(profile)));
 
   const identity = policy.identity;
-  const signer = identity?.session ? await built(identity.pos, () => SessionSigner.create(identity.session!)) : undefined;
+  const signer = identity?.session
+    ? await built(identity.pos, () => SessionSigner.create(identity.session!, { now: clock.now, versions: secrets.get('identity.session.signing_key'), clock }))
+    : undefined;
   const claims = selectedClaims([policy.defaults.mask_by, ...policy.routes.map((r) => r.mask_by)]);
-  const verifier = identity ? await built(identity.pos, () => compileIdentity(identity, { signer, claims })) : undefined;
+  const verifier = identity ? await built(identity.pos, () => compileIdentity(identity, { signer, claims, now: clock.now })) : undefined;
   const callbacks = new Map<string, CallbackGuard>();
+  const onCallback = { token: secrets.get('wechat.token'), encodingAesKey: secrets.get('wechat.encoding_aes_key'), clock };
+  const onNotify = { apiv3Key: secrets.get('wechatpay.apiv3_key'), clock };
   for (const r of policy.routes) {
-    if (r.wechat_callback) callbacks.set(r.name, await built(r.wechat_callback.pos, () => compileWechatCallback(r.wechat_callback!, policy.wechat!, deps.store)));
-    else if (r.wechatpay_notify) callbacks.set(r.name, await built(r.wechatpay_notify.pos, () => compileWechatPayNotify(r.wechatpay_notify!, policy.wechatpay!, deps.store)));
+    if (r.wechat_callback) callbacks.set(r.name, await built(r.wechat_callback.pos, () => compileWechatCallback(r.wechat_callback!, policy.wechat!, deps.store, undefined, onCallback)));
+    else if (r.wechatpay_notify) callbacks.set(r.name, await built(r.wechatpay_notify.pos, () => compileWechatPayNotify(r.wechatpay_notify!, policy.wechatpay!, deps.store, undefined, onNotify)));
   }
 
   const target = (r: RouteConfig, kind: RouteTarget['kind']): RouteTarget => {
@@ -230,6 +258,7 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
       store: deps.store,
       signer,
       logger: deps.logger,
+      requestIdHeader: policy.server.request_id.header,
       ...(up && {
         callUpstream: (req: { path: string; headers: Record<string, string>; body: Buffer }) =>
           deps.pools.call(userUpstream!, { ...req, path: userUpstream!.basePath + up.path }, userTimeout!),
@@ -242,7 +271,7 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
   for (const c of certificates) for (const n of c.names) if (!n.startsWith('*.')) redirectHosts.add(n);
   if (policy.server.public_host) redirectHosts.add(policy.server.public_host.toLowerCase());
 
-  return Object.freeze({
+  const snapshot: Snapshot = Object.freeze({
     policy,
     routes: new RouteTable(routes),
     trusted: compileTrustedProxies(policy.server.trusted_proxies),
@@ -261,15 +290,21 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
         ...new Set([identity?.upstream_header ?? DEFAULTS.upstream_header, DEFAULTS.upstream_header, identity?.unionid_header ?? DEFAULTS.unionid_header, DEFAULTS.unionid_header]),
         VERIFIED_HEADER,
         ...PAY_HEADERS,
+        // The request id header is the gateway's to state (`server.request_id`), in every spelling.
+        policy.server.request_id.header,
       ],
       trusted: policy.server.trusted_headers,
       read: identity && 'header' in identity.token ? [identity.token.header] : [],
     }),
     redactor: compileLogRedactor(masks.values()),
+    secrets,
     async dispose() {
       login?.close();
     },
   });
+  // Last: nothing after it can fail, so health checks never start for a snapshot left unused.
+  deps.pools.use?.(upstreams.values());
+  return snapshot;
 }
 
 /** Every choice's plan built once, shared by the requests it applies to. */

@@ -1,6 +1,7 @@
 // A stand-in for the legacy mini-program API that wxgw protects. It answers the way old
-// backends do, leaking what they should not (session_key, unionid, full phone and ID numbers),
-// so the demo and the tests have something real to put the gateway in front of.
+// backends do, leaking what they should not (session_key, unionid, full phone and ID numbers)
+// and letting any site read its answers with the user's cookies (the Origin reflected with
+// credentials), so the demo and the tests have something real to put the gateway in front of.
 // Run alone: node docker/sample-backend/server.mjs [port] (default 9000, or $PORT).
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -123,9 +124,25 @@ function jscode2session(url, res) {
   return answer({ openid: `oDemo${id}`, unionid: `uDemo${id}`, session_key: randomBytes(16).toString('base64') });
 }
 
+/** The CORS setting copied from a forum answer: whoever asks may read, cookies and all. */
+function corsForAnyone(req, res) {
+  const origin = req.headers.origin;
+  if (origin === undefined) return false;
+  res.setHeader('access-control-allow-origin', origin);
+  res.setHeader('access-control-allow-credentials', 'true');
+  if (req.method !== 'OPTIONS' || req.headers['access-control-request-method'] === undefined) return false;
+  res.writeHead(204, {
+    'access-control-allow-methods': 'GET, POST, PUT, DELETE, OPTIONS',
+    'access-control-allow-headers': req.headers['access-control-request-headers'] ?? '*',
+  });
+  res.end();
+  return true;
+}
+
 async function handle(req, res) {
   const url = new URL(req.url, 'http://backend');
   const path = url.pathname;
+  if (corsForAnyone(req, res)) return;
   if (path === '/api/user' || path === '/api/user/profile') {
     return json(res, 200, { code: 0, data: users[0] });
   }

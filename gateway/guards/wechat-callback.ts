@@ -6,6 +6,10 @@
 // requests stop before they cost anything or touch the store), then the clock, then decryption,
 // and last the nonce, so only a callback that passed everything else uses its nonce up; and one
 // refused after this guard gets it back (`release`).
+//
+// During a rotation the Token and the EncodingAESKey each have a previous value for a while
+// (rotation/versions.ts): tried only after the current one failed, and a reply is sealed with
+// the values the push itself verified with, which are the ones WeChat is still using.
 import { randomInt } from 'node:crypto';
 import type { Store } from '../store/store.js';
 import type { WechatCallbackConfig, WechatConfig } from '../types/policy.js';
@@ -13,6 +17,7 @@ import { claimNonce, refuse, type CallbackGuard, type CallbackOutcome, type Call
 import { CallbackError } from '../wechat/callback-error.js';
 import { safeEqualHex, wechatSignature } from '../wechat/signature.js';
 import { WechatMsgCrypto } from '../wechat/msg-crypto.js';
+import { only, systemClock, versioned, type RotationClock, type SecretVersions, type Versioned } from '../rotation/versions.js';
 import {
   CONTENT_TYPES,
   buildReplyEnvelope,
@@ -35,17 +40,66 @@ const TIMESTAMP = /^\d{1,12}$/;
 // Nonces become store keys; WeChat's are short digit strings.
 const NONCE = /^[\x21-\x7e]{1,128}$/;
 
+/** The Token and EncodingAESKey with their previous values, as the snapshot in force has them. */
+export interface CallbackSecrets {
+  token?: SecretVersions;
+  encodingAesKey?: SecretVersions;
+  clock: RotationClock;
+}
+
+/** The secrets one request verified with; its reply is sealed with the same. */
+interface Matched {
+  token: string;
+  crypto: WechatMsgCrypto;
+}
+
 export function compileWechatCallback(
   cfg: WechatCallbackConfig,
   wechat: WechatConfig,
   store: Store,
   now: () => number = Date.now,
+  secrets: CallbackSecrets = { clock: systemClock },
 ): CallbackGuard {
   if (!wechat.token) throw new Error('wechat_callback needs wechat.token');
-  const token = wechat.token;
-  const msgCrypto = wechat.encoding_aes_key ? new WechatMsgCrypto(wechat.encoding_aes_key, wechat.appid) : undefined;
-  if (cfg.decrypt && !msgCrypto) throw new Error('wechat_callback with decrypt: true needs wechat.encoding_aes_key');
+  const tokens = versioned(secrets.token ?? only('wechat.token', wechat.token), (t) => t, secrets.clock);
+  const aesKey = wechat.encoding_aes_key;
+  const cryptos: Versioned<WechatMsgCrypto> | undefined = aesKey
+    ? versioned(secrets.encodingAesKey ?? only('wechat.encoding_aes_key', aesKey), (k) => new WechatMsgCrypto(k, wechat.appid), secrets.clock)
+    : undefined;
+  if (cfg.decrypt && !cryptos) throw new Error('wechat_callback with decrypt: true needs wechat.encoding_aes_key');
   const noncePrefix = `nonce:wx:${wechat.appid}:`;
+
+  /** The token whose signature over `parts` is `given`: the current one, else a previous one in its window. */
+  function signedWith(parts: string[], given: string): string | undefined {
+    if (safeEqualHex(wechatSignature([tokens.current, ...parts]), given)) return tokens.current;
+    for (const previous of tokens.previous()) {
+      if (!safeEqualHex(wechatSignature([previous, ...parts]), given)) continue;
+      tokens.usedPrevious();
+      return previous;
+    }
+    return undefined;
+  }
+
+  /** Decrypts with the current key, else with a previous one in its window; throws the current key's error. */
+  function decrypt(encrypt: string): { message: string; crypto: WechatMsgCrypto } {
+    const current = cryptos!.current;
+    try {
+      return { message: current.decrypt(encrypt), crypto: current };
+    } catch (err) {
+      if (!(err instanceof CallbackError)) throw err;
+      for (const previous of cryptos!.previous()) {
+        let message: string;
+        try {
+          message = previous.decrypt(encrypt);
+        } catch {
+          continue;
+        }
+        cryptos!.usedPrevious();
+        return { message, crypto: previous };
+      }
+      throw err;
+    }
+  }
 
   /** The clock check: stateless, unlike `claim`, which records the nonce. */
   function fresh(timestamp: string): CallbackOutcome | undefined {
@@ -64,26 +118,26 @@ export function compileWechatCallback(
     const echostr = q.echostr;
     if (!echostr) return refuse('callback_malformed', 'URL verification without echostr');
     // WeCom-style verification sends no `signature`: the echostr is encrypted and signed like a message.
-    const encrypted = q.signature === undefined && q.msg_signature !== undefined && msgCrypto !== undefined;
+    const encrypted = q.signature === undefined && q.msg_signature !== undefined && cryptos !== undefined;
     if (encrypted) {
-      if (!safeEqualHex(wechatSignature([token, q.timestamp, q.nonce, echostr]), q.msg_signature!)) {
+      if (signedWith([q.timestamp, q.nonce, echostr], q.msg_signature!) === undefined) {
         return refuse('signature_invalid', 'msg_signature does not match');
       }
     } else if (q.signature === undefined) {
       return refuse('callback_malformed', 'URL verification without signature');
-    } else if (!safeEqualHex(wechatSignature([token, q.timestamp, q.nonce]), q.signature)) {
+    } else if (signedWith([q.timestamp, q.nonce], q.signature) === undefined) {
       return refuse('signature_invalid', 'signature does not match');
     }
     const stale = fresh(q.timestamp);
     if (stale) return stale;
-    const answer = encrypted ? msgCrypto.decrypt(echostr) : echostr;
+    const answer = encrypted ? decrypt(echostr).message : echostr;
     return claimed(q.nonce, { kind: 'answer', status: 200, contentType: 'text/plain; charset=utf-8', body: answer });
   }
 
   async function plainPush(q: Params, req: CallbackRequest): Promise<CallbackOutcome> {
     if (cfg.decrypt) return refuse('callback_malformed', 'plain-mode push to a route that decrypts (expected encrypt_type=aes)');
     if (q.signature === undefined) return refuse('callback_malformed', 'push without signature');
-    if (!safeEqualHex(wechatSignature([token, q.timestamp, q.nonce]), q.signature)) {
+    if (signedWith([q.timestamp, q.nonce], q.signature) === undefined) {
       return refuse('signature_invalid', 'signature does not match');
     }
     const stale = fresh(q.timestamp);
@@ -104,9 +158,8 @@ export function compileWechatCallback(
     if (q.msg_signature === undefined) return refuse('callback_malformed', 'safe-mode push without msg_signature');
     const format = detectFormat(req.headers['content-type'], req.body);
     const encrypt = extractEncrypt(parseCallbackBody(req.body, format));
-    if (!safeEqualHex(wechatSignature([token, q.timestamp, q.nonce, encrypt]), q.msg_signature)) {
-      return refuse('signature_invalid', 'msg_signature does not match');
-    }
+    const token = signedWith([q.timestamp, q.nonce, encrypt], q.msg_signature);
+    if (token === undefined) return refuse('signature_invalid', 'msg_signature does not match');
     const stale = fresh(q.timestamp);
     if (stale) return stale;
     if (!cfg.decrypt) {
@@ -117,7 +170,7 @@ export function compileWechatCallback(
         headers: { [VERIFIED_HEADER]: 'msg_signature' },
       });
     }
-    const message = msgCrypto!.decrypt(encrypt);
+    const { message, crypto } = decrypt(encrypt);
     // The signature covers the ciphertext, not what it holds: no DTD inside it reaches the
     // upstream's parser either.
     refuseDtd(message, 'decrypted message');
@@ -126,17 +179,17 @@ export function compileWechatCallback(
       body: Buffer.from(message, 'utf8'),
       contentType: CONTENT_TYPES[format],
       headers: { [VERIFIED_HEADER]: 'decrypted' },
-      sealReply: (reply) => seal(format, reply),
+      sealReply: (reply) => seal(format, reply, { token, crypto }),
     });
   }
 
   /** Encrypts and signs the upstream's passive reply; `success` and empty go back as they are. */
-  function seal(format: BodyFormat, reply: { contentType: string | undefined; body: Buffer }): { contentType: string; body: Buffer } {
+  function seal(format: BodyFormat, reply: { contentType: string | undefined; body: Buffer }, { token, crypto }: Matched): { contentType: string; body: Buffer } {
     const text = reply.body.toString('utf8');
     if (text.trim() === '' || text.trim() === 'success') {
       return { contentType: reply.contentType ?? 'text/plain; charset=utf-8', body: reply.body };
     }
-    const encrypt = msgCrypto!.encrypt(text);
+    const encrypt = crypto.encrypt(text);
     const timestamp = String(Math.floor(now() / 1000));
     const nonce = String(randomInt(100_000_000, 1_000_000_000));
     const signature = wechatSignature([token, timestamp, nonce, encrypt]);

@@ -6,12 +6,18 @@
 // before they cost anything or touch the store), clock, decryption, and last the nonce, so only
 // a notification that passed everything else uses its nonce up; and one refused after this guard
 // gets it back (`release`).
+//
+// During a rotation of the APIv3 key the replaced key still decrypts for its window
+// (rotation/versions.ts), tried only after the current key failed: retried notifications carry
+// resources encrypted as they were first sent. The signature, checked before, is the platform
+// key's and has nothing to do with the APIv3 key.
 import type { Store } from '../store/store.js';
 import type { WechatPayConfig, WechatPayNotifyConfig } from '../types/policy.js';
 import type { IncomingHttpHeaders } from 'node:http';
 import { claimNonce, refuse, type CallbackGuard, type CallbackOutcome, type CallbackRequest } from './callback-types.js';
 import { CallbackError } from '../wechat/callback-error.js';
 import { compilePayKeys, decryptPayResource, parsePayNotification, verifyPaySignature } from '../wechat/pay-notify.js';
+import { only, systemClock, versioned, type RotationClock, type SecretVersions, type Versioned } from '../rotation/versions.js';
 
 /**
  * Set on every forwarded notification: `signature` (the body as received) or `decrypted` (the
@@ -33,12 +39,35 @@ export function compileWechatPayNotify(
   pay: WechatPayConfig,
   store: Store,
   now: () => number = Date.now,
+  secrets: { apiv3Key?: SecretVersions; clock: RotationClock } = { clock: systemClock },
 ): CallbackGuard {
   const keys = compilePayKeys(pay.keys);
-  let apiv3Key: Buffer | undefined;
+  let apiv3Keys: Versioned<Buffer> | undefined;
   if (cfg.decrypt) {
-    apiv3Key = Buffer.from(pay.apiv3_key ?? '', 'utf8');
-    if (apiv3Key.length !== 32) throw new Error('wechatpay_notify with decrypt: true needs a 32-byte wechatpay.apiv3_key');
+    if (Buffer.byteLength(pay.apiv3_key ?? '', 'utf8') !== 32) throw new Error('wechatpay_notify with decrypt: true needs a 32-byte wechatpay.apiv3_key');
+    const versions = secrets.apiv3Key ?? only('wechatpay.apiv3_key', pay.apiv3_key!);
+    apiv3Keys = versioned(versions, (k) => Buffer.from(k, 'utf8'), secrets.clock);
+  }
+
+  /** Decrypts with the current key, else with a previous one in its window; throws the current key's error. */
+  function decrypt(resource: Record<string, unknown>): Buffer {
+    try {
+      return decryptPayResource(apiv3Keys!.current, resource);
+    } catch (err) {
+      if (!(err instanceof CallbackError)) throw err;
+      for (const previous of apiv3Keys!.previous()) {
+        if (previous.length !== 32) continue;
+        let plain: Buffer;
+        try {
+          plain = decryptPayResource(previous, resource);
+        } catch {
+          continue;
+        }
+        apiv3Keys!.usedPrevious();
+        return plain;
+      }
+      throw err;
+    }
   }
 
   async function verified(req: CallbackRequest): Promise<CallbackOutcome> {
@@ -54,14 +83,14 @@ export function compileWechatPayNotify(
     if (skew > cfg.max_skew) return refuse('timestamp_stale', `Wechatpay-Timestamp is ${Math.round(skew / 1000)} s off`);
 
     let outcome: CallbackOutcome & { kind: 'forward' };
-    if (apiv3Key) {
+    if (apiv3Keys) {
       const notification = parsePayNotification(req.body);
       const extra: Record<string, string> = { [PAY_VERIFIED_HEADER]: 'decrypted' };
       if (notification.id && HEADER_SAFE.test(notification.id)) extra['x-wechatpay-notify-id'] = notification.id;
       if (notification.event_type && HEADER_SAFE.test(notification.event_type)) extra['x-wechatpay-event-type'] = notification.event_type;
       outcome = {
         kind: 'forward',
-        body: decryptPayResource(apiv3Key, notification.resource),
+        body: decrypt(notification.resource),
         contentType: 'application/json; charset=utf-8',
         headers: extra,
       };

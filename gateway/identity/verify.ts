@@ -114,8 +114,11 @@ const VERIFIED_TOKENS = 10_000;
 
 interface Candidate {
   issuer: string | undefined;
-  /** `payload`: the verified claims, for tokens that may carry the ones the policy selects by. */
-  verify(token: string): Promise<{ openid: string; payload?: Readonly<Record<string, unknown>> }>;
+  /**
+   * `payload`: the verified claims, for tokens that may carry the ones the policy selects by.
+   * `notAfter`: an end earlier than `exp` (a token a rotated-out key verified, see session-token.ts).
+   */
+  verify(token: string): Promise<{ openid: string; payload?: Readonly<Record<string, unknown>>; notAfter?: number }>;
 }
 
 /**
@@ -132,7 +135,15 @@ export async function compileIdentity(
   const signer = deps.signer ?? (cfg.session ? await SessionSigner.create(cfg.session, { now }) : undefined);
   // wxgw's own session tokens carry no claim of the backend's (no role): selecting by a claim
   // finds none in them, and they get the strictest choice.
-  if (signer) candidates.push({ issuer: signer.issuer, verify: async (t) => ({ openid: (await signer.verify(t)).openid }) });
+  if (signer) {
+    candidates.push({
+      issuer: signer.issuer,
+      verify: async (t) => {
+        const { openid, notAfter } = await signer.verify(t);
+        return notAfter === undefined ? { openid } : { openid, notAfter };
+      },
+    });
+  }
   if (cfg.jwt) {
     const jwt = await JwtVerifier.create(cfg.jwt, { now });
     candidates.push({ issuer: jwt.issuer, verify: (t) => jwt.verifyWithClaims(t) });
@@ -178,10 +189,10 @@ export async function compileIdentity(
     let reason: TokenRefusal = 'token_invalid';
     for (const candidate of eligible(claims.iss)) {
       try {
-        const { openid, payload } = await candidate.verify(found.token);
+        const { openid, payload, notAfter } = await candidate.verify(found.token);
         const outcome = outcomeOf(openid, payload);
         // Cached until `exp` itself, without the clock tolerance: an entry can only end early.
-        if (typeof claims.exp === 'number') verified.add(found.token, outcome, claims.exp * 1000);
+        if (typeof claims.exp === 'number') verified.add(found.token, outcome, Math.min(claims.exp * 1000, notAfter ?? Infinity));
         return outcome;
       } catch (err) {
         if (!(err instanceof IdentityError)) throw err;

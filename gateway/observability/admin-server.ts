@@ -7,6 +7,8 @@ import type { Registry } from 'prom-client';
 export interface Readiness {
   /** Names of the checks that fail; empty when ready. */
   failing(): string[];
+  /** What is wrong without making the gateway unready (a secret file kept at its old value); shown when not empty. */
+  warnings?(): string[];
 }
 
 /** The policy in force as /config shows it: secrets already redacted (runtime/policy-records.ts). */
@@ -28,7 +30,8 @@ export function createAdminServer(readiness: Readiness, registry: Registry, poli
     if (path === '/healthz') return json(200, { status: 'alive' });
     if (path === '/readyz') {
       const failing = readiness.failing();
-      return json(failing.length === 0 ? 200 : 503, { status: failing.length === 0 ? 'ready' : 'not ready', failing });
+      const warnings = readiness.warnings?.() ?? [];
+      return json(failing.length === 0 ? 200 : 503, { status: failing.length === 0 ? 'ready' : 'not ready', failing, ...(warnings.length > 0 && { warnings }) });
     }
     if (path === '/metrics') {
       registry.metrics().then(

@@ -22,6 +22,8 @@ export function isAdmission(decision: Decision): boolean {
 
 export class Decisions {
   private readonly children = new Map<Decision, { inc(): void }>();
+  /** Told of each decision as it is counted: the alert rules over refusals (observability/alerts/). */
+  listener: ((decision: Decision) => void) | undefined;
 
   constructor(private readonly counter: Counter<'reason'>) {
     for (const d of [...(Object.keys(REASONS) as Reason[]), ...ADMITTED]) {
@@ -33,6 +35,7 @@ export class Decisions {
 
   count(decision: Decision): void {
     this.children.get(decision)!.inc();
+    this.listener?.(decision);
   }
 
   /** Every decision taken at least once, with its count. */

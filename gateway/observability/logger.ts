@@ -50,6 +50,9 @@ export function createLogger(opts: { level?: string; destination?: DestinationSt
   const options = {
     level: opts.level ?? process.env.WXGW_LOG_LEVEL ?? 'info',
     base: { service: 'wxgw' },
+    // ISO-8601 time and the level's name (`info`, not 30): what log pipelines and people read.
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label: string) => ({ level: label }) },
     redact: { paths: REDACT, censor: '[redacted]' },
   };
   const logger = pino(options, opts.destination ?? boundedDestination(1, logBufferBytes(process.env.WXGW_LOG_BUFFER)));

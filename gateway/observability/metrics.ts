@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { PACKAGE_ROOT } from '../package-root.js';
 import type { LoadedCertificate } from '../tls/load.js';
+import type { AlertCounters } from './alerts/delivery.js';
 
 const VERSION = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -73,7 +74,7 @@ export class RouteMetrics {
     readonly upstreamDuration: Observer,
     private readonly upstreamErrorCounter: Counter<'route' | 'reason'>,
     private readonly refusalCounter: Counter<'route' | 'reason'>,
-    /** Bytes received from clients and sent to them on this route's requests. */
+    /** Body bytes received from clients and sent to them on this route's requests. */
     readonly bytesIn: Child,
     readonly bytesOut: Child,
   ) {}
@@ -131,11 +132,17 @@ export class Metrics {
   private readonly storeDuration: Histogram<'kind' | 'operation'>;
   private readonly policyInfo: Gauge<'hash'>;
   private readonly lastReload: Gauge;
+  /** Uses of a rotated secret's previous value, by key path: once it stays still, the old value can go. */
+  readonly secretPreviousUsed: Counter<'secret'>;
+  /** Alert messages (observability/alerts/): fired by rule; sent, failed and dropped by rule and channel. */
+  readonly alerts: AlertCounters;
 
   constructor(
     certificates: () => readonly LoadedCertificate[],
     store: () => { kind: string; connected: boolean },
     droppedLogLines: () => number = () => 0,
+    /** Key paths of ${file:...} values whose file could not be read at the last reload (the old value is kept). */
+    unreadableFiles: () => readonly string[] = () => [],
     live: LiveSources = {},
   ) {
     const registers = [this.registry];
@@ -200,6 +207,22 @@ export class Metrics {
       labelNames: ['route', 'direction'],
       registers,
     });
+    this.secretPreviousUsed = new Counter({
+      name: 'wxgw_secret_previous_used_total',
+      help: 'Requests verified or decrypted with the previous value of a rotated secret (inside its window), by key path.',
+      labelNames: ['secret'],
+      registers,
+    });
+    new Gauge({
+      name: 'wxgw_secret_file_unreadable',
+      help: '1 for each ${file:...} value whose file could not be read at the last reload: the value read before stays in force. By key path.',
+      labelNames: ['key'],
+      registers,
+      collect() {
+        this.reset();
+        for (const key of unreadableFiles()) this.labels(key).set(1);
+      },
+    });
     new Gauge({
       name: 'wxgw_certificate_expiry_seconds',
       help: 'Seconds until the leaf of each configured certificate expires (negative once expired).',
@@ -243,13 +266,13 @@ export class Metrics {
     });
     this.bytesIn = new Counter({
       name: 'wxgw_request_bytes_total',
-      help: 'Bytes received from clients on the traffic listeners (request heads and bodies as they came on the connection), by route.',
+      help: 'Request body bytes received from clients, by route (as bytes_in in the access log).',
       labelNames: ['route'],
       registers,
     });
     this.bytesOut = new Counter({
       name: 'wxgw_response_bytes_total',
-      help: 'Bytes sent to clients on the traffic listeners (answer heads and bodies as they went on the connection), by route.',
+      help: 'Answer body bytes sent to clients, by route (as bytes_out in the access log).',
       labelNames: ['route'],
       registers,
     });
@@ -302,6 +325,18 @@ export class Metrics {
       help: 'Unix time the policy in force was put in force (at start, or by the last successful reload).',
       registers,
     });
+    const alertCounter = (name: string, help: string): Counter<'rule' | 'channel'> =>
+      new Counter({ name: `wxgw_alerts_${name}_total`, help, labelNames: ['rule', 'channel'], registers });
+    const fired = new Counter({ name: 'wxgw_alerts_fired_total', help: 'Firing alert messages the alert rules produced (after their cool-down), by rule.', labelNames: ['rule'], registers });
+    const sent = alertCounter('sent', 'Alert messages a channel accepted, by rule and channel.');
+    const failed = alertCounter('failed', 'Alert messages given up on after every attempt failed (or a refusal not worth retrying), by rule and channel.');
+    const dropped = alertCounter('dropped', "Alert messages dropped unsent: the channel's queue was full (the oldest goes) or the channel was removed, by rule and channel.");
+    this.alerts = {
+      fired: (rule) => fired.labels(rule).inc(),
+      sent: (rule, channel) => sent.labels(rule, channel).inc(),
+      failed: (rule, channel) => failed.labels(rule, channel).inc(),
+      dropped: (rule, channel) => dropped.labels(rule, channel).inc(),
+    };
     new Gauge({
       name: 'wxgw_build_info',
       help: 'Always 1; the labels name the running build.',

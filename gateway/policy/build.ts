@@ -4,6 +4,7 @@
 import { X509Certificate, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isAddressText } from './access.js';
+import { ALERT_DEFAULTS, alertsConfig, type RawAlerts } from './alerts.js';
 import { parseCidr, parseClientCidr, parseHost, parseListen, parseOrigin, parseUpstreamUrl } from './addresses.js';
 import { mergedHeaderRules, type RawHeaderRules, type Side } from './header-rules.js';
 import { maskFields, type RawMaskChoice } from './mask-choice.js';
@@ -40,6 +41,9 @@ export const DEFAULTS = {
   headers_timeout: '10s',
   request_timeout: '30s',
   send_timeout: '60s',
+  http2: true,
+  http2_streams: 100,
+  http2_resets: 100,
   shutdown_timeout: '25s',
   // Kubernetes takes a few seconds to take a terminating pod out of its endpoints and for every
   // kube-proxy to follow; 5 s covers that on a healthy cluster without slowing rollouts much.
@@ -48,6 +52,17 @@ export const DEFAULTS = {
   roots: 'system',
   expiry_warning: '21d',
   upstream_timeout: '30s',
+  upstream_balance: 'round_robin',
+  upstream_connect_timeout: '5s',
+  upstream_connections: 128,
+  upstream_queue_timeout: '5s',
+  eject_failures: 3,
+  eject_cooldown: '10s',
+  eject_max_cooldown: '5m',
+  health_interval: '10s',
+  health_timeout: '2s',
+  health_healthy: 2,
+  health_unhealthy: 3,
   strip_response_headers: ['server', 'x-powered-by'],
   cors_methods: ['GET', 'HEAD', 'POST'],
   cors_max_age: '10m',
@@ -58,6 +73,10 @@ export const DEFAULTS = {
   on_unavailable: 'deny',
   api_base: 'https://api.weixin.qq.com',
   api_timeout: '5s',
+  // A push signed just before a Token change arrives within max_skew; an hour leaves room for retries.
+  wechat_rotation_window: '1h',
+  // WeChat Pay retries a notification for about a day, encrypted as it was first sent.
+  wechatpay_rotation_window: '1d',
   session_ttl: '2h',
   session_issuer: 'wxgw',
   openid_claim: 'openid',
@@ -78,6 +97,9 @@ export const DEFAULTS = {
   websocket_max_duration: '1h',
   websocket_max_connections: 1000,
   websocket_max_message: '1mb',
+  ...ALERT_DEFAULTS,
+  request_id_header: 'x-request-id',
+  request_id_trust: true,
 } as const;
 
 /**
@@ -153,12 +175,15 @@ interface RawPolicy {
     public_port?: number;
     trusted_proxies?: string[];
     strip_response_headers?: string[];
-    limits?: { body?: string; handshake_timeout?: string; headers_timeout?: string; request_timeout?: string; send_timeout?: string };
+    limits?: { body?: string; handshake_timeout?: string; headers_timeout?: string; request_timeout?: string; send_timeout?: string; http2_streams?: number; http2_resets?: number };
+    http2?: boolean;
     shutdown_timeout?: string;
     drain_delay?: string;
     paths?: { semicolons?: 'reject' | 'strip' | 'keep' };
     headers?: { underscores?: 'drop' | 'reject' | 'allow' };
     trusted_headers?: string[];
+    request_id?: { header?: string; trust?: boolean };
+    log?: { openid_hmac_key?: string };
   };
   tls?: {
     min_version?: 'TLSv1.2' | 'TLSv1.3';
@@ -168,11 +193,11 @@ interface RawPolicy {
     hsts?: { max_age: string; include_subdomains?: boolean; preload?: boolean };
   };
   store?: { kind?: 'memory' | 'redis'; redis_url?: string; key_prefix?: string; command_timeout?: string; on_unavailable?: 'deny' | 'allow' };
-  wechat?: { appid: string; app_secret?: string; token?: string; encoding_aes_key?: string; api_base?: string; api_timeout?: string };
-  wechatpay?: { apiv3_key?: string; platform_certificates?: string[]; public_keys?: { id: string; file: string }[] };
+  wechat?: { appid: string; app_secret?: string; token?: string; encoding_aes_key?: string; api_base?: string; api_timeout?: string; rotation_window?: string; previous?: { token?: string; encoding_aes_key?: string; until: string } };
+  wechatpay?: { apiv3_key?: string; platform_certificates?: string[]; public_keys?: { id: string; file: string }[]; rotation_window?: string; previous?: { apiv3_key?: string; until: string } };
   identity?: {
     login?: { path: string; upstream?: { upstream: string; path: string; mask?: string }; rate_limit?: RawAccess['rate_limit'] };
-    session?: { signing_key: string; ttl?: string; issuer?: string };
+    session?: { signing_key: string; ttl?: string; issuer?: string; previous?: { signing_key?: string; until: string } };
     jwt?: {
       secret?: string;
       public_key?: string;
@@ -191,7 +216,8 @@ interface RawPolicy {
   openid_lists?: Record<string, string[]>;
   mask_profiles?: Record<string, RawMaskProfile>;
   defaults?: RawAccess;
-  upstreams: Record<string, { url: string; timeout?: string }>;
+  alerts?: RawAlerts;
+  upstreams: Record<string, RawUpstream>;
   routes: (RawAccess & {
     name: string;
     match: { path?: string; path_prefix?: string; methods?: string[]; host?: string };
@@ -215,9 +241,78 @@ function websocketConfig(raw: Exclude<RawWebSocket, false>): WebSocketConfig {
   };
 }
 
+interface RawUpstream {
+  url?: string;
+  targets?: string[];
+  balance?: 'round_robin' | 'least_busy';
+  timeout?: string;
+  connect_timeout?: string;
+  connections?: number;
+  queue_timeout?: string;
+  preserve_host?: boolean;
+  eject?: { failures?: number; cooldown?: string; max_cooldown?: string };
+  health?: { path: string; interval?: string; timeout?: string; healthy?: number; unhealthy?: number };
+  ca?: string;
+  pin?: string | string[];
+  client_cert?: string;
+  client_key?: string;
+  servername?: string;
+}
+
 function sure<T>(parsed: Parsed<T>): T {
   if (!parsed.ok) throw new Error(`wxgw: policy value passed validation but does not parse: ${parsed.why}`);
   return parsed.value;
+}
+
+/** One upstream; the checks made sure it has exactly one of url and targets, all alike. */
+/** `pos`: positions within this upstream's entry. */
+function upstreamConfig(name: string, u: RawUpstream, baseDir: string, pos: Pos): UpstreamConfig {
+  const at = pos([], 'key');
+  const targets = (u.targets ?? [u.url!]).map((t) => sure(parseUpstreamUrl(t)));
+  const eject = u.eject ?? {};
+  const health = u.health;
+  const https = targets[0]!.protocol === 'https:';
+  return {
+    name,
+    url: targets[0]!,
+    timeout: sure(parseDuration(u.timeout ?? DEFAULTS.upstream_timeout)),
+    targets,
+    balance: u.balance ?? DEFAULTS.upstream_balance,
+    preserve_host: u.preserve_host ?? false,
+    connections: u.connections ?? DEFAULTS.upstream_connections,
+    connect_timeout: sure(parseDuration(u.connect_timeout ?? DEFAULTS.upstream_connect_timeout)),
+    queue_timeout: sure(parseDuration(u.queue_timeout ?? DEFAULTS.upstream_queue_timeout)),
+    eject: {
+      failures: eject.failures ?? DEFAULTS.eject_failures,
+      cooldown: sure(parseDuration(eject.cooldown ?? DEFAULTS.eject_cooldown)),
+      max_cooldown: sure(parseDuration(eject.max_cooldown ?? DEFAULTS.eject_max_cooldown)),
+    },
+    ...(health && {
+      health: {
+        path: health.path,
+        interval: sure(parseDuration(health.interval ?? DEFAULTS.health_interval)),
+        timeout: sure(parseDuration(health.timeout ?? DEFAULTS.health_timeout)),
+        healthy: health.healthy ?? DEFAULTS.health_healthy,
+        unhealthy: health.unhealthy ?? DEFAULTS.health_unhealthy,
+      },
+    }),
+    ...(https && {
+      tls: {
+        ...(u.ca !== undefined && { ca: resolveFrom(baseDir, u.ca) }),
+        pin: u.pin === undefined ? [] : typeof u.pin === 'string' ? [u.pin] : [...u.pin],
+        ...(u.client_cert !== undefined && { client_cert: resolveFrom(baseDir, u.client_cert) }),
+        ...(u.client_key !== undefined && { client_key: resolveFrom(baseDir, u.client_key) }),
+        ...(u.servername !== undefined && { servername: u.servername.toLowerCase() }),
+        files: {
+          ...(u.ca !== undefined && { ca: pos(['ca']) }),
+          ...(u.client_cert !== undefined && { client_cert: pos(['client_cert']) }),
+          ...(u.client_key !== undefined && { client_key: pos(['client_key']) }),
+        },
+        pos: at,
+      },
+    }),
+    pos: at,
+  };
 }
 
 /** Lower-cased, first spelling kept, repeats dropped. */
@@ -309,6 +404,8 @@ function wechatConfig(w: NonNullable<RawPolicy['wechat']>, pos: SourcePos): Wech
     ...(w.encoding_aes_key !== undefined && { encoding_aes_key: w.encoding_aes_key }),
     api_base: sure(parseUpstreamUrl(w.api_base ?? DEFAULTS.api_base)),
     api_timeout: sure(parseDuration(w.api_timeout ?? DEFAULTS.api_timeout)),
+    rotation_window: sure(parseDuration(w.rotation_window ?? DEFAULTS.wechat_rotation_window)),
+    ...(w.previous && { previous: { ...w.previous, until: Date.parse(w.previous.until) } }),
     pos,
   };
 }
@@ -327,7 +424,13 @@ function wechatPayConfig(p: NonNullable<RawPolicy['wechatpay']>, baseDir: string
       return { serial: k.id, public_key_pem: pem, file: path };
     }),
   ];
-  return { ...(p.apiv3_key !== undefined && { apiv3_key: p.apiv3_key }), keys, pos };
+  return {
+    ...(p.apiv3_key !== undefined && { apiv3_key: p.apiv3_key }),
+    keys,
+    rotation_window: sure(parseDuration(p.rotation_window ?? DEFAULTS.wechatpay_rotation_window)),
+    ...(p.previous && { previous: { ...p.previous, until: Date.parse(p.previous.until) } }),
+    pos,
+  };
 }
 
 /**
@@ -367,6 +470,7 @@ function identityConfig(i: NonNullable<RawPolicy['identity']>, baseDir: string, 
         signing_key: i.session.signing_key,
         ttl: sure(parseDuration(i.session.ttl ?? DEFAULTS.session_ttl)),
         issuer: i.session.issuer ?? DEFAULTS.session_issuer,
+        ...(i.session.previous && { previous: { ...i.session.previous, until: Date.parse(i.session.previous.until) } }),
       },
     }),
     ...(jwt && {
@@ -426,14 +530,7 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
   const limits = server.limits ?? {};
 
   const upstreams = new Map<string, UpstreamConfig>();
-  for (const [name, u] of Object.entries(raw.upstreams)) {
-    upstreams.set(name, {
-      name,
-      url: sure(parseUpstreamUrl(u.url)),
-      timeout: sure(parseDuration(u.timeout ?? DEFAULTS.upstream_timeout)),
-      pos: pos(['upstreams', name], 'key'),
-    });
-  }
+  for (const [name, u] of Object.entries(raw.upstreams)) upstreams.set(name, upstreamConfig(name, u, ctx.baseDir, (at, anchor) => pos(['upstreams', name, ...at], anchor)));
 
   const lists = raw.ip_lists ?? {};
   const defaults = raw.defaults ?? {};
@@ -493,12 +590,20 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
         headers_timeout: sure(parseDuration(limits.headers_timeout ?? DEFAULTS.headers_timeout)),
         request_timeout: sure(parseDuration(limits.request_timeout ?? DEFAULTS.request_timeout)),
         send_timeout: sure(parseDuration(limits.send_timeout ?? DEFAULTS.send_timeout)),
+        http2_streams: limits.http2_streams ?? DEFAULTS.http2_streams,
+        http2_resets: limits.http2_resets ?? DEFAULTS.http2_resets,
       },
+      http2: server.http2 ?? DEFAULTS.http2,
       shutdown_timeout: sure(parseDuration(server.shutdown_timeout ?? DEFAULTS.shutdown_timeout)),
       drain_delay: sure(parseDuration(server.drain_delay ?? DEFAULTS.drain_delay)),
       paths: { semicolons: server.paths?.semicolons ?? DEFAULTS.semicolons },
       headers: { underscores: server.headers?.underscores ?? DEFAULTS.header_underscores },
       trusted_headers: lowerUnique(server.trusted_headers ?? []),
+      request_id: {
+        header: (server.request_id?.header ?? DEFAULTS.request_id_header).toLowerCase(),
+        trust: server.request_id?.trust ?? DEFAULTS.request_id_trust,
+      },
+      log: { ...(server.log?.openid_hmac_key !== undefined && { openid_hmac_key: server.log.openid_hmac_key }) },
     },
     tls: {
       min_version: tls.min_version ?? DEFAULTS.min_version,
@@ -536,5 +641,6 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
     mask_profiles: new Map(
       Object.entries(raw.mask_profiles ?? {}).map(([name, p]) => [name, maskProfile(name, p, pos(['mask_profiles', name], 'key'))]),
     ),
+    ...(raw.alerts && { alerts: alertsConfig(raw.alerts, ctx.baseDir, pos) }),
   };
 }

@@ -49,6 +49,25 @@ class FeatureChecker {
     }
   }
 
+  /**
+   * A `previous` block: its `until` must be a real time, and once it has passed the values are
+   * accepted no more, which `wxgw validate` says so they get removed. Returns the block.
+   */
+  private previous(value: unknown, at: KeyPath, keys: readonly string[]): Record<string, unknown> | undefined {
+    if (!isRecord(value)) return undefined;
+    if (!keys.some((k) => value[k] !== undefined)) {
+      this.report.warn(at, `names no previous value: add ${keys.map((k) => `\`${k}\``).join(' or ')}, or remove it`, { anchor: 'key' });
+    }
+    if (typeof value.until === 'string') {
+      const until = Date.parse(value.until);
+      if (Number.isNaN(until)) this.report.error([...at, 'until'], `${show(value.until)} is not a time: write one such as 2026-12-08T00:00:00Z`);
+      else if (until <= Date.now()) {
+        this.report.warn([...at, 'until'], `${value.until} has passed: the previous values are no longer accepted; remove \`previous\` (and the secrets it reads)`);
+      }
+    }
+    return value;
+  }
+
   store(): void {
     const store = this.section('store');
     if (!store) return;
@@ -74,17 +93,23 @@ class FeatureChecker {
         if (!parsed.ok) this.report.error(['wechat', 'api_base'], `${show(wechat.api_base)} ${parsed.why}`);
       }
       this.duration(wechat.api_timeout, ['wechat', 'api_timeout']);
-      if (typeof wechat.token === 'string' && !/^[A-Za-z0-9]{3,32}$/.test(wechat.token)) {
-        this.report.error(['wechat', 'token'], 'is not a message-push Token: WeChat accepts 3 to 32 letters and digits');
-      }
-      if (typeof wechat.encoding_aes_key === 'string' && !/^[A-Za-z0-9+/]{43}$/.test(wechat.encoding_aes_key)) {
-        this.report.error(['wechat', 'encoding_aes_key'], 'is not an EncodingAESKey: WeChat gives 43 letters and digits (copy it without a trailing `=`)');
+      const previous = this.previous(wechat.previous, ['wechat', 'previous'], ['token', 'encoding_aes_key']);
+      for (const [at, w] of [[['wechat'], wechat], [['wechat', 'previous'], previous ?? {}]] as const) {
+        if (typeof w.token === 'string' && !/^[A-Za-z0-9]{3,32}$/.test(w.token)) {
+          this.report.error([...at, 'token'], 'is not a message-push Token: WeChat accepts 3 to 32 letters and digits');
+        }
+        if (typeof w.encoding_aes_key === 'string' && !/^[A-Za-z0-9+/]{43}$/.test(w.encoding_aes_key)) {
+          this.report.error([...at, 'encoding_aes_key'], 'is not an EncodingAESKey: WeChat gives 43 letters and digits (copy it without a trailing `=`)');
+        }
       }
     }
     const pay = this.section('wechatpay');
     if (!pay) return;
-    if (typeof pay.apiv3_key === 'string' && Buffer.byteLength(pay.apiv3_key) !== 32) {
-      this.report.error(['wechatpay', 'apiv3_key'], 'is not an APIv3 key: WeChat Pay APIv3 keys are exactly 32 characters');
+    const previousPay = this.previous(pay.previous, ['wechatpay', 'previous'], ['apiv3_key']);
+    for (const [at, p] of [[['wechatpay'], pay], [['wechatpay', 'previous'], previousPay ?? {}]] as const) {
+      if (typeof p.apiv3_key === 'string' && Buffer.byteLength(p.apiv3_key) !== 32) {
+        this.report.error([...at, 'apiv3_key'], 'is not an APIv3 key: WeChat Pay APIv3 keys are exactly 32 characters');
+      }
     }
     const certs = Array.isArray(pay.platform_certificates) ? pay.platform_certificates : [];
     const keys = Array.isArray(pay.public_keys) ? pay.public_keys : [];
@@ -153,6 +178,8 @@ class FeatureChecker {
     }
     if (session) {
       this.hmacKey(session.signing_key, ['identity', 'session', 'signing_key'], 'an HS256 signing key');
+      const previous = this.previous(session.previous, ['identity', 'session', 'previous'], ['signing_key']);
+      this.hmacKey(previous?.signing_key, ['identity', 'session', 'previous', 'signing_key'], 'an HS256 signing key');
       this.duration(session.ttl, ['identity', 'session', 'ttl']);
     }
     if (jwt) {

@@ -38,13 +38,14 @@ function ask(entry: URL, input: WorkerInput): Promise<WorkerAnswer> {
 /** As loadPolicy: resolves with the policy or throws PolicyError, an unreadable file included. */
 export async function loadPolicyOffThread(file: string, opts: OffThreadOptions = {}): Promise<LoadedPolicy> {
   const env = { ...(opts.env ?? process.env) };
+  const previous = opts.previous && { previous: opts.previous };
   const inThread = (err: Error): Promise<LoadedPolicy> => {
     opts.logger?.warn({ err }, 'policy worker unavailable; validating on the main thread, requests wait meanwhile');
-    return loadPolicy(file, { env });
+    return loadPolicy(file, { env, ...previous });
   };
   let answer: WorkerAnswer;
   try {
-    answer = await ask(opts.entry ?? ENTRY, { file, env });
+    answer = await ask(opts.entry ?? ENTRY, { file, env, ...previous });
   } catch (err) {
     return inThread(err instanceof Error ? err : new Error(String(err)));
   }

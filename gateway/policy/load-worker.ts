@@ -1,13 +1,14 @@
 // Worker-thread entry: validates one policy file away from the event loop that serves traffic
 // and posts the answer once; load-off-thread.ts starts it and reads the answer.
 import { parentPort, workerData } from 'node:worker_threads';
-import { loadPolicy } from './load.js';
+import { loadPolicy, type LoadOptions } from './load.js';
 import { Uncarriable, pack, type PackedPolicy } from './packed.js';
 import { PolicyError, type Diagnostic } from '../types/policy.js';
 
 export interface WorkerInput {
   file: string;
   env: Record<string, string | undefined>;
+  previous?: LoadOptions['previous'];
 }
 
 export type WorkerAnswer =
@@ -18,9 +19,9 @@ export type WorkerAnswer =
   /** The config holds what a worker cannot hand over; the caller validates in its own thread. */
   | { kind: 'uncarriable'; message: string };
 
-async function answer({ file, env }: WorkerInput): Promise<WorkerAnswer> {
+async function answer({ file, env, previous }: WorkerInput): Promise<WorkerAnswer> {
   try {
-    return { kind: 'loaded', packed: pack(await loadPolicy(file, { env })) };
+    return { kind: 'loaded', packed: pack(await loadPolicy(file, { env, ...(previous && { previous }) })) };
   } catch (err) {
     if (err instanceof PolicyError) return { kind: 'rejected', diagnostics: err.diagnostics };
     if (err instanceof Uncarriable) return { kind: 'uncarriable', message: err.message };

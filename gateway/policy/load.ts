@@ -12,12 +12,14 @@ import { Reporter, type Finding } from './report.js';
 import { checkSchema } from './schema-check.js';
 import { warnLiteralSecrets } from './secrets.js';
 import { checkSemantics } from './semantic.js';
-import { PolicyError, type Diagnostic, type PolicyConfig } from '../types/policy.js';
+import { PolicyError, type Diagnostic, type FileReference, type PolicyConfig } from '../types/policy.js';
 import { readYaml } from './yaml-source.js';
 
 export interface LoadOptions {
   /** Where ${NAME} references are looked up; process.env by default. */
   env?: Record<string, string | undefined>;
+  /** On a reload, what the policy in force read from files: kept for a ${file:...} that cannot be read now. */
+  previous?: ReadonlyMap<string, FileReference>;
 }
 
 export interface LoadedPolicy {
@@ -58,7 +60,7 @@ export async function parsePolicyText(text: string, file: string, opts: LoadOpti
   const baseDir = dirname(absolute);
   const { data, locator } = source;
   const references = new Reporter(file, locator);
-  const { referenced, failed } = await interpolate(data, { env: opts.env ?? process.env, baseDir }, references);
+  const { referenced, failed, files } = await interpolate(data, { env: opts.env ?? process.env, baseDir, ...(opts.previous && { previous: opts.previous }) }, references);
 
   const structure = new Reporter(file, locator);
   const { unknownKeys, badValues, suggested } = checkSchema(data, failed, structure);
@@ -74,7 +76,9 @@ export async function parsePolicyText(text: string, file: string, opts: LoadOpti
     ...fresh(meaning.findings, suggested, unknownKeys, badValues, failed),
   ]);
   if (diagnostics.some((d) => d.severity === 'error')) throw new PolicyError(diagnostics);
-  return { config: buildConfig(data, { file: absolute, shownFile: file, baseDir, locator }), warnings: diagnostics };
+  const config = buildConfig(data, { file: absolute, shownFile: file, baseDir, locator });
+  if (files.size > 0) config.file_references = files;
+  return { config, warnings: diagnostics };
 }
 
 /** Reads and validates the policy file. Throws PolicyError, an unreadable file included. */

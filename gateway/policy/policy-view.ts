@@ -24,7 +24,10 @@ export const RESOLVED_AT: Readonly<Record<string, readonly string[]>> = {
   'identity.jwt.secret': ['identity', 'jwt', 'key', 'secret'],
 };
 
-const resolvedSecretPaths: readonly (readonly string[])[] = secretPaths.map((p) => RESOLVED_AT[p.join('.')] ?? p);
+/** Strings read with ${file:...} are kept beside the policy with their value, which may be any secret's. */
+const FILE_VALUES = ['file_references', '*', 'value'];
+
+const resolvedSecretPaths: readonly (readonly string[])[] = [...secretPaths.map((p) => RESOLVED_AT[p.join('.')] ?? p), FILE_VALUES];
 
 function secretAt(at: readonly string[]): boolean {
   return resolvedSecretPaths.some((pattern) => pattern.length === at.length && pattern.every((seg, i) => seg === '*' || seg === at[i]));
@@ -39,6 +42,7 @@ function plain(node: unknown, at: string[], secret: (value: unknown) => unknown)
   if (node instanceof Map) return plain(Object.fromEntries(node), at, secret);
   if (node instanceof Set) return plain([...node], at, secret);
   if (node instanceof RegExp) return node.source;
+  if (node instanceof URL) return node.href;
   if (Buffer.isBuffer(node) || node instanceof Uint8Array) return `[${node.byteLength} bytes]`;
   if (Array.isArray(node)) return node.map((item, i) => plain(item, [...at, String(i)], secret));
   if (typeof node === 'function' || typeof node === 'symbol') return undefined;

@@ -5,16 +5,19 @@
 // and access rules (access.ts). Values the schema already rejected are
 // skipped by the caller, so this code only has to be careful about types, not repeat messages.
 
-import { isLoopback, listenersClash, parseCidr, parseListen, parseUpstreamUrl, redactUrl } from './addresses.js';
+import { isLoopback, listenersClash, parseCidr, parseListen } from './addresses.js';
 import { CLIENT_CLAIMS, GATEWAY_FORWARDING, foldHeaderName } from '../net/header-names.js';
 import { checkAccess } from './access.js';
+import { checkAlerts } from './alerts.js';
 import { checkFeatures } from './features.js';
 import { checkHeaderRules } from './header-rules.js';
 import { checkReportMode } from './report-mode.js';
+import { checkRequestId } from './request-id-checks.js';
 import { resolveFrom, unreadable } from './files.js';
 import { isRecord, type KeyPath } from './key-path.js';
 import { show, type Reporter } from './report.js';
 import { checkRoutes } from './routes.js';
+import { checkUpstream } from './upstream-checks.js';
 import { closest } from './suggest.js';
 import { DEFAULTS } from './build.js';
 import { parseSeconds } from './units.js';
@@ -75,6 +78,10 @@ class Checker {
       }
     }
     if (server.https === 'off') this.httpsOff(server);
+    // h2c is not offered: the load balancer speaks HTTP/1.1 to the plain listener.
+    if (server.https === 'off' && server.http2 === true) {
+      this.report.warn(['server', 'http2'], 'has no effect with server.https off: the plain-HTTP listener speaks HTTP/1.1 only (the load balancer in front can speak h2 to clients)');
+    }
     if (Array.isArray(server.trusted_proxies)) {
       server.trusted_proxies.forEach((item: unknown, i) => {
         if (typeof item !== 'string') return;
@@ -209,12 +216,7 @@ class Checker {
     if (!isRecord(upstreams)) return;
     for (const [name, upstream] of Object.entries(upstreams)) {
       if (!isRecord(upstream)) continue;
-      const at = ['upstreams', name];
-      if (typeof upstream.url === 'string') {
-        const parsed = parseUpstreamUrl(upstream.url);
-        if (!parsed.ok) this.report.error([...at, 'url'], `${show(redactUrl(upstream.url))} ${parsed.why}`);
-      }
-      this.duration(upstream.timeout, [...at, 'timeout'], true);
+      checkUpstream(upstream, ['upstreams', name], this.report, (at, file, what) => this.files.push({ at, file, what }));
     }
   }
 
@@ -248,5 +250,9 @@ export async function checkSemantics(data: unknown, baseDir: string, report: Rep
   checkAccess(data, report);
   checkHeaderRules(data, report, [DEFAULTS.upstream_header, DEFAULTS.unionid_header]);
   checkReportMode(data, report);
-  await Promise.all([checker.readableFiles(), checkFeatures(data, baseDir, report)]);
+  if (isRecord(data.server)) {
+    const identity = isRecord(data.identity) ? [data.identity.upstream_header, data.identity.unionid_header].filter((h): h is string => typeof h === 'string') : [];
+    checkRequestId(report, data.server, [DEFAULTS.upstream_header, DEFAULTS.unionid_header, ...identity.map((h) => h.toLowerCase())]);
+  }
+  await Promise.all([checker.readableFiles(), checkFeatures(data, baseDir, report), checkAlerts(data, baseDir, report)]);
 }

@@ -102,6 +102,7 @@ export function createDispatch(opts: DispatchOptions): (fastify: (req: IncomingM
         own(req, res, wx, verdict);
         return;
       }
+      wx.openid = verdict.openid;
       if (verdict.storeBypassed) {
         // The access line says so too: an admission the policy's limits did not decide.
         wx.reason = 'store_unavailable_allowed';
@@ -117,7 +118,7 @@ export function createDispatch(opts: DispatchOptions): (fastify: (req: IncomingM
         return;
       }
       if (target.kind === 'login') {
-        answerLogin(wx.snapshot.login!, wx.id, streamed, verdict).then(
+        answerLogin(wx.snapshot.login!, wx, streamed, verdict).then(
           (answer) => own(req, res, wx, answer),
           (err: unknown) => failed(req, res, wx, err),
         );

@@ -21,6 +21,10 @@ function forwardableHost(host: string): boolean {
 
 export interface ForwardContext {
   readonly id: string;
+  /** The lower-case header the request id travels in (`server.request_id.header`); default x-request-id. */
+  readonly idHeader?: string;
+  /** Where the upstream's status and the bytes written to the client are noted for the access log. */
+  readonly tally?: { upstreamStatus: number | undefined; bytesOut: number };
   readonly address: ClientAddress;
   /** Whether a body follows; without one a stray Content-Length must not reach the upstream. */
   readonly hasBody: boolean;
@@ -97,7 +101,7 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, ctx: Forwa
   // The host in its normal form, never the client's text: `a@b`, `[x]`, `%`, `#` never pass.
   const host = hostOf(incoming.host);
   if (host !== undefined && forwardableHost(host)) out['x-forwarded-host'] = host;
-  out['x-request-id'] = ctx.id;
+  out[ctx.idHeader ?? 'x-request-id'] = ctx.id;
   return out;
 }
 
@@ -134,6 +138,6 @@ export function clientResponseHeaders(
     }
   }
   if (ctx.answerAdded) Object.assign(out, ctx.answerAdded);
-  out['x-request-id'] = ctx.id;
+  out[ctx.idHeader ?? 'x-request-id'] = ctx.id;
   return out;
 }

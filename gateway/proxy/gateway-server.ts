@@ -5,14 +5,15 @@
 // `server.https: off`, plain HTTP behind a TLS-terminating load balancer: then only requests the
 // trusted balancer marks as https pass.
 import { randomUUID } from 'node:crypto';
-import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { createServer as createHttpsServer, type ServerOptions as HttpsServerOptions } from 'node:https';
 import Fastify, { LogController, type FastifyReply, type RawServerBase, type RouteGenericInterface } from 'fastify';
 import { errorBody, GatewayError, REASONS, type Reason } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Decisions } from '../observability/decisions.js';
 import type { Metrics } from '../observability/metrics.js';
-import { createAccessLog } from './access-log.js';
+import { createAccessLog, createParserRefusalLog } from './access-log.js';
 import { errorAnswer, ownAnswer } from './own-answer.js';
 import type { UpstreamPools } from './forwarder.js';
 import { createProxiedPath } from './proxied.js';
@@ -20,6 +21,7 @@ import { plainAnswer } from './redirect-server.js';
 import { requestState, type RequestState } from './request-state.js';
 import { createDispatch, type SnapshotSource } from './dispatch.js';
 import { createWebSockets, wantsWebSocket } from './websocket.js';
+import { createH2Server } from './h2-server.js';
 
 export type { SnapshotSource };
 
@@ -50,10 +52,16 @@ function forwardedHttps(value: string | string[] | undefined): boolean {
   return (comma < 0 ? header : header.slice(comma + 1)).trim().toLowerCase() === 'https';
 }
 
+/** Body bytes of an answer the gateway wrote itself: its Content-Length, none for HEAD. */
+function ownBytes(method: string, reply: Reply): number {
+  return method === 'HEAD' ? 0 : Number(reply.getHeader('content-length') ?? 0);
+}
+
 export function createGatewayServer(opts: GatewayServerOptions) {
   const { source, logger, decisions, metrics } = opts;
   const limits = source.current.policy.server.limits;
   const accessLog = createAccessLog(logger, decisions, metrics);
+  const parserRefusalLog = createParserRefusalLog(logger);
   const proxied = createProxiedPath({ logger, decisions, metrics, pools: opts.pools, accessLog });
   const stateOf = (raw: IncomingMessage): RequestState => requestState(raw, source.current);
 
@@ -84,13 +92,43 @@ export function createGatewayServer(opts: GatewayServerOptions) {
     connectionsCheckingInterval: Math.max(100, Math.min(1000, limits.headers_timeout / 4)),
     // Longer than the 60 s idle timeout of common load balancers, so they close first.
     keepAliveTimeout: 72_000,
-    // Upgrades to anything but WebSocket (h2c) are served as the plain requests they also are.
-    shouldUpgradeCallback: wantsWebSocket,
+    // Plain HTTP: an Upgrade to anything but WebSocket (h2c) is served as the plain request it
+    // also is. Over TLS every upgrade goes to the WebSocket handshake, which refuses any other
+    // kind: h2 is offered by ALPN and h2c is not allowed over TLS (RFC 9113 §3.1), and the h2
+    // listener's HTTP/1.1 side would pass them all anyway.
+    ...(tls ? {} : { shouldUpgradeCallback: wantsWebSocket }),
   };
+  // HTTP/2 beside HTTP/1.1 on the HTTPS listener (h2-server.ts), unless `server.http2: false`.
+  const h2 = (tlsOptions: HttpsServerOptions, handle: (req: IncomingMessage, res: ServerResponse) => void) =>
+    createH2Server(
+      {
+        tls: tlsOptions,
+        http1: serverOptions,
+        maxStreams: limits.http2_streams,
+        resets: () => source.current.policy.server.limits.http2_resets,
+        onCalm: (session) =>
+          logger.warn({ client_ip: session.socket?.remoteAddress, limit: source.current.policy.server.limits.http2_resets }, 'HTTP/2 connection reset too many streams; closed with GOAWAY ENHANCE_YOUR_CALM'),
+        onRequestTimeout: (req, res) => {
+          const wx = stateOf(req);
+          wx.reason = 'request_timeout';
+          decisions.count('request_timeout');
+          const answer = errorAnswer(wx, 'request_timeout');
+          res.writeHead(answer.status, answer.headers);
+          res.end(answer.body, () => res.destroy());
+        },
+      },
+      handle,
+    );
   const app = Fastify({
-    // Fastify types its server as http.Server either way; both factories fit its handler.
+    // Fastify types its server as http.Server either way; every factory fits its handler.
     serverFactory: (handle) =>
-      websockets.attach(tls ? createHttpsServer({ ...tls, ...serverOptions }, dispatch(handle)) : createHttpServer(serverOptions, dispatch(handle))),
+      websockets.attach(
+        !tls
+          ? createHttpServer(serverOptions, dispatch(handle))
+          : source.current.policy.server.http2
+            ? h2(tls, dispatch(handle))
+            : createHttpsServer({ ...tls, ...serverOptions }, dispatch(handle)),
+      ),
     loggerInstance: logger,
     // Fastify would bind a child logger to every request; our lines carry request_id
     // themselves, and a pino child per request costs more than the access line.
@@ -104,7 +142,9 @@ export function createGatewayServer(opts: GatewayServerOptions) {
     // runs for these, so the access-log line is written here.
     frameworkErrors(err, request, reply) {
       sendError(reply, err.code === 'FST_ERR_BAD_URL' ? 'path_invalid' : 'bad_request');
-      accessLog(stateOf(request.raw), request.method, reply.statusCode, reply.raw.writableFinished);
+      const wx = stateOf(request.raw);
+      wx.bytesOut = ownBytes(request.method, reply);
+      accessLog(wx, request.method, reply.statusCode, reply.raw.writableFinished);
     },
     clientErrorHandler(err: NodeJS.ErrnoException, socket) {
       // A connection that failed in its TLS handshake (timed out, bad hello) has no secure channel
@@ -126,10 +166,12 @@ export function createGatewayServer(opts: GatewayServerOptions) {
       const { status } = REASONS[reason];
       let security = '';
       for (const [name, value] of Object.entries(source.current.securityHeaders)) security += `${name}: ${value}\r\n`;
+      const length = Buffer.byteLength(body);
       socket.end(
         `HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\n${security}` +
-          `x-request-id: ${id}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+          `${source.current.policy.server.request_id.header}: ${id}\r\ncontent-length: ${length}\r\n\r\n${body}`,
       );
+      parserRefusalLog(socket as Socket, id, status, reason, length);
     },
   });
 
@@ -161,7 +203,7 @@ export function createGatewayServer(opts: GatewayServerOptions) {
       sendError(reply, 'internal_error');
     } else if (verdict.kind === 'refuse') sendError(reply, verdict.reason, verdict.message, verdict.headers);
     else if (verdict.body === undefined) {
-      reply.code(verdict.status).headers(wx.snapshot.securityHeaders).headers(verdict.headers).header('x-request-id', wx.id).send();
+      reply.code(verdict.status).headers(wx.snapshot.securityHeaders).headers(verdict.headers).header(wx.snapshot.policy.server.request_id.header, wx.id).send();
     } else {
       const answer = ownAnswer(wx, verdict.status, verdict.contentType ?? 'application/json; charset=utf-8', verdict.body, verdict.headers);
       reply.code(answer.status).headers(answer.headers).send(answer.body);
@@ -186,7 +228,9 @@ export function createGatewayServer(opts: GatewayServerOptions) {
   });
 
   app.addHook('onResponse', (request, reply, done) => {
-    accessLog(stateOf(request.raw), request.method, reply.statusCode, reply.raw.writableFinished);
+    const wx = stateOf(request.raw);
+    wx.bytesOut = ownBytes(request.method, reply);
+    accessLog(wx, request.method, reply.statusCode, reply.raw.writableFinished);
     done();
   });
 

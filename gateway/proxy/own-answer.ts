@@ -24,7 +24,7 @@ export function ownAnswer(wx: RequestState, status: number, contentType: string,
   }
   headers['content-type'] = contentType;
   headers['content-length'] = String(Buffer.byteLength(body));
-  headers['x-request-id'] = wx.id;
+  headers[wx.snapshot.policy.server.request_id.header] = wx.id;
   return { status, headers, body };
 }
 

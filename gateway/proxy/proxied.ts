@@ -18,10 +18,12 @@ import { errorAnswer, type OwnAnswer } from './own-answer.js';
 import { clientGone, forwardErrorReason, type ForwardResponse, type UpstreamPools } from './forwarder.js';
 import type { RequestState } from './request-state.js';
 import { awaitDrain } from './write-stall.js';
+import { unframedBody } from './h2-messages.js';
 
 /** Counts request body bytes as they stream and stops the stream past the policy's limit. */
-class BodyLimit extends Transform {
-  private seen = 0;
+export class BodyLimit extends Transform {
+  /** Bytes read so far: the access log's bytes_in for a body of no declared length. */
+  seen = 0;
   constructor(private readonly limit: number) {
     super();
   }
@@ -38,7 +40,7 @@ class BodyLimit extends Transform {
  */
 export function requestBody(req: IncomingMessage, limit: number): Readable | undefined | 'too_large' {
   const length = req.headers['content-length'];
-  const chunked = req.headers['transfer-encoding'] !== undefined;
+  const chunked = req.headers['transfer-encoding'] !== undefined || unframedBody(req);
   if (!chunked && (length === undefined || length === '0')) return undefined;
   const declared = Number(length);
   if (declared > limit) return 'too_large';
@@ -62,7 +64,8 @@ export type ProxiedPath = (req: IncomingMessage, res: ServerResponse, wx: Reques
 export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
   const { logger, decisions, metrics, pools, accessLog } = opts;
 
-  const send = (res: ServerResponse, answer: OwnAnswer): void => {
+  const send = (res: ServerResponse, wx: RequestState, answer: OwnAnswer): void => {
+    wx.bytesOut = Buffer.byteLength(answer.body);
     res.writeHead(answer.status, answer.headers);
     res.end(answer.body);
   };
@@ -74,7 +77,7 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
       res.destroy();
       return;
     }
-    send(res, errorAnswer(wx, reason, message, extra));
+    send(res, wx, errorAnswer(wx, reason, message, extra));
   };
 
   /**
@@ -86,6 +89,7 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
     res.writeHead(answer.statusCode, answer.headers);
     const body = answer.body;
     if (Buffer.isBuffer(body)) {
+      wx.bytesOut = body.length;
       res.end(body);
       return;
     }
@@ -101,6 +105,7 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
     // pipe() by hand: the same backpressure, with a client that stops reading cut after send_timeout.
     const sendTimeout = wx.snapshot.policy.server.limits.send_timeout;
     body.on('data', (chunk: Buffer) => {
+      wx.bytesOut += chunk.length;
       if (res.write(chunk)) return;
       body.pause();
       awaitDrain(res, sendTimeout, () => body.resume());
@@ -136,6 +141,8 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
     const added = Object.keys(how.added).length > 0 ? how.added : undefined;
     const context = {
       id: wx.id,
+      idHeader: wx.snapshot.policy.server.request_id.header,
+      tally: wx,
       address: wx.address,
       hasBody: body !== undefined,
       response: target.response,
@@ -148,6 +155,7 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
       sendTimeout: wx.snapshot.policy.server.limits.send_timeout,
     };
     const request = { method: req.method!, path: dest, headers: req.headers, body, timeout: target.timeout, context };
+    wx.upstream = target.upstream.name;
     wx.upstreamStart = performance.now();
     if (plan.kind === 'stream') {
       pools.stream(target.upstream, request, res, (err, answered) => {

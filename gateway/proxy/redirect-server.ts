@@ -38,8 +38,9 @@ export interface PlainAnswer {
 /** The answer to a request that arrived over plain HTTP: a 308, or 400 when no host is vouched for. */
 export function plainAnswer(req: IncomingMessage, source: SnapshotSource, id: string): PlainAnswer {
   const location = redirectLocation(req, source);
+  const idHeader = source.current.policy.server.request_id.header;
   if (location) {
-    return { decision: 'redirect', status: 308, headers: { location, 'x-request-id': id, 'content-length': 0, connection: 'close' }, body: '' };
+    return { decision: 'redirect', status: 308, headers: { location, [idHeader]: id, 'content-length': 0, connection: 'close' }, body: '' };
   }
   const body = errorBody(
     'https_required',
@@ -49,7 +50,7 @@ export function plainAnswer(req: IncomingMessage, source: SnapshotSource, id: st
   return {
     decision: 'https_required',
     status: 400,
-    headers: { 'content-type': 'application/json; charset=utf-8', 'x-request-id': id, 'content-length': Buffer.byteLength(body), connection: 'close' },
+    headers: { 'content-type': 'application/json; charset=utf-8', [idHeader]: id, 'content-length': Buffer.byteLength(body), connection: 'close' },
     body,
   };
 }

@@ -5,6 +5,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Reason } from '../errors.js';
 import { readHost } from '../net/host.js';
 import { normalisePath } from '../net/path.js';
+import { authorityClash } from './h2-messages.js';
 import type { RouteTarget } from '../snapshot.js';
 import type { RequestState } from './request-state.js';
 
@@ -40,12 +41,15 @@ export function route(raw: IncomingMessage, wx: RequestState): Routing {
   const headers = raw.headers;
   // Node keeps the first of several Host lines; a backend may read another (RFC 9112 §3.2: 400).
   if (hostLines(raw.rawHeaders) > 1) return { kind: 'refuse', reason: 'host_invalid', message: 'the request has more than one Host header' };
+  const clash = authorityClash(raw);
+  if (clash) return { kind: 'refuse', reason: 'host_invalid', message: clash };
   // A request without Host (HTTP/1.0) reaches host-less routes only.
   let host = '';
   if (headers.host !== undefined && headers.host !== '') {
     const read = readHost(headers.host);
     if (!read.ok) return { kind: 'refuse', reason: 'host_invalid', message: `the Host header is not a host name or address: ${read.why}` };
     host = read.host;
+    wx.host = host;
   }
   const origin = headers.origin;
   // A CORS preflight is routed by the method it asks about: a route listing [GET, POST] must

@@ -160,7 +160,8 @@ export function createWebSockets(opts: WebSocketsOptions): WebSockets {
     // Its own refusals are left to the gateway, which answers with its JSON error (connect()).
     wss.on('wsClientError', () => undefined);
     wss.on('headers', (headers: string[], req: IncomingMessage) => {
-      headers.push(`x-request-id: ${requestState(req, source.current).id}`);
+      const wx = requestState(req, source.current);
+      headers.push(`${wx.snapshot.policy.server.request_id.header}: ${wx.id}`);
     });
     servers.set(maxMessage, wss);
     return wss;
@@ -300,6 +301,7 @@ export function createWebSockets(opts: WebSocketsOptions): WebSockets {
     }
     const headers = upstreamRequestHeaders(req.headers, {
       id: wx.id,
+      idHeader: wx.snapshot.policy.server.request_id.header,
       address: wx.address,
       hasBody: false,
       response: target.response,

@@ -8,6 +8,7 @@
 // Each bound listener is pushed on `open` as soon as it listens, so a later failure can close it.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
+import type { ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Registry } from 'prom-client';
@@ -16,6 +17,7 @@ import type { Snapshot } from '../snapshot.js';
 import { liveTlsServerOptions, type HandshakeTls } from '../tls/server-options.js';
 import type { UpstreamPools } from '../proxy/forwarder.js';
 import { createGatewayServer, type SnapshotSource } from '../proxy/gateway-server.js';
+import { goAway } from '../proxy/h2-server.js';
 import { createRedirectServer } from '../proxy/redirect-server.js';
 import { createAdminServer, type PolicyInForce, type Readiness } from '../observability/admin-server.js';
 import type { Decisions } from '../observability/decisions.js';
@@ -91,8 +93,11 @@ function tracked(server: Server, event: 'connection' | 'secureConnection'): Set<
  * gateway's own answers all write their head later.
  */
 function closeWhileDraining(server: Server, drain: DrainState): void {
-  server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => {
-    if (drain.draining) res.shouldKeepAlive = false;
+  server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (!drain.draining) return;
+    res.shouldKeepAlive = false;
+    // HTTP/2's Connection: close is GOAWAY: this stream and those before it finish, no new ones.
+    if (req.httpVersionMajor === 2) (req as unknown as { stream: ServerHttp2Stream }).stream.session?.close();
   });
 }
 
@@ -218,11 +223,13 @@ export interface DrainTimes {
 
 /**
  * Requests in flight when draining begins say `Connection: close` too, unless their head is
- * already out (closeWhileDraining marks those that arrive later). `_httpMessage` is Node's own
- * field for the response being written on a socket; nothing public reaches it from the socket.
+ * already out (closeWhileDraining marks those that arrive later), and HTTP/2 connections get
+ * GOAWAY. `_httpMessage` is Node's own field for the response being written on a socket; nothing
+ * public reaches it from the socket.
  */
 function closeInFlight(open: readonly Listener[]): void {
   for (const l of open) {
+    goAway(l.server);
     for (const socket of l.httpSockets) {
       const res = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
       if (res && !res.headersSent) res.shouldKeepAlive = false;

@@ -1,10 +1,12 @@
 // What /readyz reports: the checks that fail right now, read from the snapshot in force (so a
 // renewal clears an expiry at once), from the listeners, from the shutdown in progress, and from
 // the file descriptors left: a process out of them answers every request 502 while looking up.
+// Secret files kept at their old value are reported as warnings, not failures.
 import { readdirSync, readFileSync } from 'node:fs';
 import type { Readiness } from '../observability/admin-server.js';
 import type { SnapshotSource } from '../proxy/gateway-server.js';
 import type { DrainState, Listener } from './listeners.js';
+import type { PolicyConfig } from '../types/policy.js';
 
 /** Past this share of the soft descriptor limit in use, new connections are about to fail with EMFILE. */
 export const FD_READY_SHARE = 0.9;
@@ -67,5 +69,19 @@ export function readiness(
       }
       return failing;
     },
+    // Not a failure: the gateway serves with the value read before, and taking every replica
+    // out of the balancer because they share one broken secret mount would be an outage.
+    warnings() {
+      return unreadableFiles(source.current.policy).map(
+        ({ key, why }) => `secret file unreadable: ${key} keeps the value read before (${why})`,
+      );
+    },
   };
+}
+
+/** The ${file:...} values the policy in force kept from before because their files could not be read. */
+export function unreadableFiles(policy: PolicyConfig): { key: string; why: string }[] {
+  const out: { key: string; why: string }[] = [];
+  for (const [key, ref] of policy.file_references ?? []) if (ref.unreadable !== undefined) out.push({ key, why: ref.unreadable });
+  return out;
 }

@@ -6,12 +6,18 @@
 //   startReloader(deps) -> { reload(changedAt?), close() }
 //   listenerChange(old, next) -> message naming the first key that needs a restart
 //   policyFiles(policy)       -> every file the policy reads
+//
+// Secrets read with ${file:...} are files like the certificates: a secret store rewriting one
+// (a Kubernetes Secret's `..data` swap, a Vault Agent render) reloads the policy, and the log
+// names each secret that changed by its key path, never its value.
 
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { PolicyError, formatDiagnostic, type Diagnostic, type ListenAddress, type PolicyConfig } from '../types/policy.js';
 import type { Snapshot } from '../snapshot.js';
 import { reportModeSummary } from '../policy/report-mode.js';
+import { changedSecrets } from '../rotation/in-force.js';
+import { sameSecret } from '../rotation/versions.js';
 import { watchFiles, type FileWatch } from './file-watch.js';
 
 export type ReloadResult =
@@ -34,7 +40,10 @@ export function listenerChange(old: PolicyConfig, next: PolicyConfig): string | 
   if (at(a.http?.listen) !== at(b.http?.listen)) return restart('server.http.listen', at(a.http?.listen), at(b.http?.listen));
   if ((a.http?.mode ?? 'off') !== (b.http?.mode ?? 'off')) return restart('server.http.mode', a.http?.mode ?? 'off', b.http?.mode ?? 'off');
   if (at(a.admin?.listen) !== at(b.admin?.listen)) return restart('server.admin.listen', at(a.admin?.listen), at(b.admin?.listen));
-  for (const key of ['body', 'handshake_timeout', 'headers_timeout', 'request_timeout'] as const) {
+  // ALPN and the SETTINGS a connection starts with belong to the server; http2_resets is read
+  // from the policy in force as each connection arrives, so it reloads.
+  if (a.http2 !== b.http2 && a.https) return restart('server.http2', String(a.http2), String(b.http2));
+  for (const key of ['body', 'handshake_timeout', 'headers_timeout', 'request_timeout', 'http2_streams'] as const) {
     if (a.limits[key] !== b.limits[key]) return restart(`server.limits.${key}`, String(a.limits[key]), String(b.limits[key]));
   }
   // The store holds live counters and connections; switching it mid-traffic would reset every
@@ -45,14 +54,18 @@ export function listenerChange(old: PolicyConfig, next: PolicyConfig): string | 
   return undefined;
 }
 
-/** Every file a policy reads: the policy itself, certificates, keys, the CA bundle, verification keys. */
+/** Every file a policy reads: the policy itself, certificates, keys, the CA bundle, verification keys, ${file:...} secrets, upstream TLS files. */
 export function policyFiles(policy: PolicyConfig): string[] {
   const files = [policy.file];
+  for (const r of policy.file_references?.values() ?? []) files.push(...r.files);
   for (const c of policy.tls.certificates) files.push(c.cert, c.key);
   if (policy.tls.roots !== 'system') files.push(policy.tls.roots.bundle);
   const jwtKey = policy.identity?.jwt?.key;
   if (jwtKey && jwtKey.kind !== 'secret') files.push(jwtKey.file);
   for (const k of policy.wechatpay?.keys ?? []) files.push(k.file);
+  for (const u of policy.upstreams.values()) {
+    for (const file of [u.tls?.ca, u.tls?.client_cert, u.tls?.client_key]) if (file) files.push(file);
+  }
   return files;
 }
 
@@ -77,6 +90,8 @@ export interface ReloaderDeps<C extends Candidate> {
   onSwap?(previous: Snapshot, next: Snapshot): Record<string, unknown>;
   /** Quiet time after a file event before reloading (editors write in several steps). */
   readonly debounceMs?: number;
+  /** Told of every reload's result, whatever started it (alerts on failed reloads). */
+  onResult?(result: ReloadResult): void;
 }
 
 export interface Reloader {
@@ -84,6 +99,24 @@ export interface Reloader {
   reload(changedAt?: number): Promise<ReloadResult>;
   /** Stops watching; a reload under way still finishes. */
   close(): void;
+}
+
+/** One line per secret whose value the reload changed: its key path and how long the old value still counts. */
+function logSecretChanges(logger: Logger, before: Snapshot, after: Snapshot): void {
+  const named = new Set<string>();
+  for (const { key, previousUntil } of changedSecrets(before.secrets, after.secrets)) {
+    named.add(key);
+    if (previousUntil === undefined) logger.info({ secret: key }, `secret ${key} changed; the previous value is no longer accepted`);
+    else {
+      const until = new Date(previousUntil).toISOString();
+      logger.info({ secret: key, previous_accepted_until: until }, `secret ${key} changed; the previous value is still accepted until ${until}`);
+    }
+  }
+  const was = before.policy.file_references;
+  for (const [key, ref] of after.policy.file_references ?? []) {
+    const old = was?.get(key);
+    if (!named.has(key) && old && !sameSecret(old.value, ref.value)) logger.info({ secret: key }, `${key} changed (read from ${ref.files.join(', ')})`);
+  }
 }
 
 export function startReloader<C extends Candidate>(deps: ReloaderDeps<C>): Reloader {
@@ -116,6 +149,7 @@ export function startReloader<C extends Candidate>(deps: ReloaderDeps<C>): Reloa
     source.current = next;
     swapped = deps.onSwap?.(previous, next);
     previous.dispose().catch((err: unknown) => logger.warn({ err }, 'releasing the previous policy failed'));
+    logSecretChanges(logger, previous, next);
     return { ok: true, ms: 0, warnings: candidate.warnings };
   };
 
@@ -123,6 +157,7 @@ export function startReloader<C extends Candidate>(deps: ReloaderDeps<C>): Reloa
     const t0 = performance.now();
     const result = await apply();
     metrics.reloads.labels(result.ok ? 'success' : result.why === 'invalid' ? 'invalid' : 'restart_required').inc();
+    deps.onResult?.(result);
     if (!result.ok) return result;
     const ms = Math.round((performance.now() - (changedAt ?? t0)) * 10) / 10;
     watcher?.update(policyFiles(source.current.policy));

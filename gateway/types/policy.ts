@@ -51,6 +51,59 @@ export interface UpstreamConfig {
   url: URL;
   /** Milliseconds to wait for the upstream's response headers and between body chunks. */
   timeout: number;
+  /** Every target's origin plus the shared base path, `url` first; `url` alone gives one. */
+  targets: URL[];
+  /** How a request picks among the targets that are up. */
+  balance: 'round_robin' | 'least_busy';
+  /** Send the client's Host (normal form, no port) instead of the target's. */
+  preserve_host: boolean;
+  /** Connections per target at most; a request past them waits for one, up to queue_timeout. */
+  connections: number;
+  /** Milliseconds to open a connection (TCP and TLS). */
+  connect_timeout: number;
+  /** Milliseconds a request waits for a free connection before 503 `upstream_busy`. */
+  queue_timeout: number;
+  /** Passive health: a target is ejected after `failures` connection failures in a row. */
+  eject: UpstreamEjectConfig;
+  /** Active health checks; absent: none. */
+  health?: UpstreamHealthConfig;
+  /** How an https:// upstream is verified and what the gateway shows it; absent for http://. */
+  tls?: UpstreamTlsConfig;
+  pos: SourcePos;
+}
+
+export interface UpstreamEjectConfig {
+  /** Connection failures in a row that eject a target. */
+  failures: number;
+  /** Milliseconds of the first ejection; each ejection in a row doubles it, up to max_cooldown. */
+  cooldown: number;
+  max_cooldown: number;
+}
+
+export interface UpstreamHealthConfig {
+  /** Path (with query) of the check, below the upstream's base path. */
+  path: string;
+  /** Milliseconds between checks of each target. */
+  interval: number;
+  /** Milliseconds a check may take. */
+  timeout: number;
+  /** Checks in a row that bring a target back, and that take it out. */
+  healthy: number;
+  unhealthy: number;
+}
+
+export interface UpstreamTlsConfig {
+  /** Absolute path of a PEM CA bundle to verify the upstream against; absent: the system store. */
+  ca?: string;
+  /** SHA-256 of the upstream leaf's SubjectPublicKeyInfo, base64; empty: no pinning. */
+  pin: string[];
+  /** Absolute paths of the client certificate (leaf first) and its key, for mutual TLS. */
+  client_cert?: string;
+  client_key?: string;
+  /** SNI and the name the certificate must carry; absent: the target's host name. */
+  servername?: string;
+  /** Where each file is named, for messages about what it holds. */
+  files: { ca?: SourcePos; client_cert?: SourcePos; client_key?: SourcePos };
   pos: SourcePos;
 }
 
@@ -162,6 +215,45 @@ export interface StoreConfig {
   pos: SourcePos;
 }
 
+/** One alert channel (`alerts.channels.NAME`): a webhook and the format it speaks. */
+export interface AlertChannelConfig {
+  name: string;
+  kind: 'webhook' | 'wecom' | 'dingtalk' | 'feishu';
+  /** A secret when it carries a robot's key; never logged, never in a payload. */
+  url: URL;
+  /** DingTalk/Feishu signing secret. */
+  secret?: string;
+  /** Absolute path of a PEM CA bundle that replaces Node's roots for this webhook. */
+  ca?: string;
+}
+
+/** One alert rule; the fields after `resolved` are the ones its kind reads. */
+export type AlertRuleConfig = {
+  name: string;
+  channels: string[];
+  /** Milliseconds the rule stays quiet after an alert while it keeps firing. */
+  cooldown: number;
+  resolved: boolean;
+  pos: SourcePos;
+} & (
+  | { kind: 'refusals'; reason: string; more_than: number; /** ms */ window: number }
+  | { kind: 'store_down'; /** ms */ for: number }
+  | { kind: 'certificate_expiring'; /** ms */ before_expiry: number }
+  | { kind: 'reload_failed' }
+);
+
+/** `alerts`: rules over the gateway's own signals and the webhooks they reach. */
+export interface AlertsConfig {
+  /** How payloads name this gateway (the host name by default). */
+  instance: string;
+  /** Milliseconds between checks of state rules. */
+  check_interval: number;
+  delivery: { attempts: number; /** ms */ backoff: number; /** ms */ max_backoff: number; /** ms */ timeout: number; queue: number };
+  channels: Map<string, AlertChannelConfig>;
+  rules: AlertRuleConfig[];
+  pos: SourcePos;
+}
+
 /** `wechat`: the account wxgw speaks for. Secrets already resolved from ${...}. */
 export interface WechatConfig {
   appid: string;
@@ -174,6 +266,10 @@ export interface WechatConfig {
   api_base: URL;
   /** Milliseconds a WeChat API call may take (default 5000). */
   api_timeout: number;
+  /** Milliseconds a replaced token or encoding_aes_key still verifies after a reload changed it (the loader sets it, default 1h; none when absent). */
+  rotation_window?: number;
+  /** Values replaced at WeChat's console, still accepted until `until` (epoch ms). */
+  previous?: { token?: string; encoding_aes_key?: string; until: number };
   pos: SourcePos;
 }
 
@@ -183,6 +279,10 @@ export interface WechatPayConfig {
   apiv3_key?: string;
   /** Verification keys by the serial WeChat Pay sends in `Wechatpay-Serial`. */
   keys: WechatPayKey[];
+  /** Milliseconds a replaced apiv3_key still decrypts after a reload changed it (the loader sets it, default 1d; none when absent). */
+  rotation_window?: number;
+  /** An APIv3 key replaced at the merchant platform, still decrypting until `until` (epoch ms). */
+  previous?: { apiv3_key?: string; until: number };
   pos: SourcePos;
 }
 
@@ -218,6 +318,8 @@ export interface IdentityConfig {
     /** Milliseconds a session token is valid. */
     ttl: number;
     issuer: string;
+    /** A replaced signing key whose tokens still verify until `until` (epoch ms). */
+    previous?: { signing_key?: string; until: number };
   };
   /** Tokens the legacy backend already issues. */
   jwt?: {
@@ -354,7 +456,13 @@ export interface ServerConfig {
     request_timeout: number;
     /** Milliseconds a client that stopped reading has to take more of a waiting answer. */
     send_timeout: number;
+    /** Concurrent streams one HTTP/2 connection may have open (SETTINGS_MAX_CONCURRENT_STREAMS). */
+    http2_streams: number;
+    /** Streams a client may reset on one HTTP/2 connection within 10 s before it is closed (rapid reset). */
+    http2_resets: number;
   };
+  /** Whether the HTTPS listener offers h2 by ALPN beside http/1.1 (default true). */
+  http2: boolean;
   /** Milliseconds in-flight requests get to finish after SIGTERM before their connections are cut. */
   shutdown_timeout: number;
   /** Milliseconds between SIGTERM (/readyz 503) and the listeners refusing new connections. */
@@ -368,6 +476,10 @@ export interface ServerConfig {
   headers: { underscores: HeaderNamePolicy };
   /** Lower-case client claims (net/header-names.ts CLIENT_CLAIMS) kept when a trusted proxy sends them. */
   trusted_headers: string[];
+  /** `server.request_id`: the lower-case header carrying the request id, and whether a trusted proxy's is kept. */
+  request_id: { header: string; trust: boolean };
+  /** `server.log`: the key that hashes the verified openid into the access log; absent: no user field. */
+  log: { openid_hmac_key?: string };
 }
 
 /** What a request header name with `_` (or another character but letters, digits and `-`) gets. */
@@ -397,6 +509,19 @@ export interface PolicyConfig {
   wechatpay?: WechatPayConfig;
   identity?: IdentityConfig;
   mask_profiles: Map<string, MaskProfileConfig>;
+  /** Strings read from files with ${file:...}, by dotted key path; absent when there are none. */
+  file_references?: Map<string, FileReference>;
+  alerts?: AlertsConfig;
+}
+
+/** A string of the policy read (partly) from files: what a reload watches, and keeps when they cannot be read. */
+export interface FileReference {
+  /** Absolute paths, in the order the string names them. */
+  files: string[];
+  /** The resolved string. A secret: never logged. */
+  value: string;
+  /** Set when the files could not be read at the last load: `value` is the one read before, and this says why. */
+  unreadable?: string;
 }
 
 export type Severity = 'error' | 'warning';

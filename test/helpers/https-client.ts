@@ -18,6 +18,8 @@ export interface RequestOptions {
   path?: string;
   servername?: string;
   timeoutMs?: number;
+  /** The client's own address (a loopback one: 127.0.0.2 plays a trusted proxy in some tests). */
+  localAddress?: string;
 }
 
 export function httpsRequest(port: number, ca: string | Buffer, opts: RequestOptions = {}): Promise<ClientResponse> {
@@ -33,6 +35,7 @@ export function httpsRequest(port: number, ca: string | Buffer, opts: RequestOpt
         ca,
         agent: false,
         timeout: opts.timeoutMs ?? 10_000,
+        ...(opts.localAddress !== undefined && { localAddress: opts.localAddress }),
       },
       (res) => {
         const chunks: Buffer[] = [];

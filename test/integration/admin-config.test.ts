@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { secretPaths } from '../../gateway/policy/secrets.js';
 import { makeChain } from '../helpers/chain.js';
@@ -22,8 +22,21 @@ const SECRETS: Record<string, string> = {
   'identity.session.signing_key': 'SigningKey-0123456789-abcdefghij-KLMNOP',
   'identity.jwt.secret': 'JwtSecret-0123456789-abcdefghij-QRSTUV',
   'mask_profiles.*.hash_key': 'HashKey-0123456789-abcdefghij-WXYZ01',
+  'wechat.previous.token': 'PrevTok3nA1b2',
+  'wechat.previous.encoding_aes_key': 'ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut',
+  'wechatpay.previous.apiv3_key': 'PrevApiv3Key0123456789abcdefABCD',
+  'identity.session.previous.signing_key': 'PrevSigningKey-0123456789-abcdefghij-KL',
+  'server.log.openid_hmac_key': 'OpenidHmacKey-0123456789-abcdefghij-MN',
+  'alerts.channels.*.url': 'https://oapi.dingtalk.com/robot/send?access_token=RobotToken0123456789abcdef',
+  'alerts.channels.*.secret': 'SECrobotSigningSecret0123456789abcdef',
 };
 const ROTATED_APP_SECRET = 'AppSecretRotated0000111122223333';
+
+/** As deploy tools do: the watcher that reloads on the change never reads a half-written file. */
+function writeAtomic(file: string, text: string): void {
+  writeFileSync(`${file}.tmp`, text);
+  renameSync(`${file}.tmp`, file);
+}
 
 interface ConfigBody {
   hash: string;
@@ -45,13 +58,14 @@ test('/config redacts every secret; the hash follows routes and secrets; each re
   let appSecretFile = '';
   const policy = (ctx: PolicyContext): string => {
     const payKey = join(ctx.dir, 'pay.pem');
-    writeFileSync(payKey, pay.publicKey.export({ type: 'spki', format: 'pem' }).toString());
+    writeAtomic(payKey, pay.publicKey.export({ type: 'spki', format: 'pem' }).toString());
     appSecretFile = join(ctx.dir, 'app_secret');
-    writeFileSync(appSecretFile, SECRETS['wechat.app_secret']!);
+    writeAtomic(appSecretFile, SECRETS['wechat.app_secret']!);
     return `version: 1
 server:
   https: { listen: "127.0.0.1:${ctx.httpsPort}" }
   admin: { listen: "127.0.0.1:${ctx.adminPort}" }
+  log: { openid_hmac_key: "\${OPENID_HMAC_KEY}" }
 tls:
   roots: ${chain.root}
   certificates:
@@ -61,15 +75,22 @@ wechat:
   app_secret: "\${file:${appSecretFile}}"
   token: "\${WX_TOKEN}"
   encoding_aes_key: "\${WX_AES_KEY}"
+  previous: { token: "\${WX_PREV_TOKEN}", encoding_aes_key: "\${WX_PREV_AES_KEY}", until: "2099-01-01T00:00:00Z" }
 wechatpay:
   apiv3_key: "\${APIV3_KEY}"
+  previous: { apiv3_key: "\${PREV_APIV3_KEY}", until: "2099-01-01T00:00:00Z" }
   public_keys:
     - { id: PUB_KEY_ID_0114232134912410000000000000, file: ${payKey} }
 identity:
-  session: { signing_key: "\${SESSION_KEY}", ttl: 1h }
+  session: { signing_key: "\${SESSION_KEY}", ttl: 1h, previous: { signing_key: "\${PREV_SESSION_KEY}", until: "2099-01-01T00:00:00Z" } }
   jwt: { secret: "\${JWT_SECRET}" }
 mask_profiles:
   users: { hash: [openid], hash_key: "\${HASH_KEY}" }
+alerts:
+  channels:
+    ding: { kind: dingtalk, url: "\${DING_URL}", secret: "\${DING_SECRET}" }
+  rules:
+    - { name: reload, kind: reload_failed, channels: [ding] }
 upstreams:
   legacy: { url: "${upstream.url}" }
 routes:
@@ -85,6 +106,13 @@ defaults: { allow: any }
     SESSION_KEY: SECRETS['identity.session.signing_key'],
     JWT_SECRET: SECRETS['identity.jwt.secret'],
     HASH_KEY: SECRETS['mask_profiles.*.hash_key'],
+    WX_PREV_TOKEN: SECRETS['wechat.previous.token'],
+    WX_PREV_AES_KEY: SECRETS['wechat.previous.encoding_aes_key'],
+    PREV_APIV3_KEY: SECRETS['wechatpay.previous.apiv3_key'],
+    PREV_SESSION_KEY: SECRETS['identity.session.previous.signing_key'],
+    OPENID_HMAC_KEY: SECRETS['server.log.openid_hmac_key'],
+    DING_URL: SECRETS['alerts.channels.*.url'],
+    DING_SECRET: SECRETS['alerts.channels.*.secret'],
   };
   const t = await startTestGateway(policy, { env }).catch(async (err: unknown) => {
     await upstream.close();
@@ -125,6 +153,7 @@ defaults: { allow: any }
     assert.equal(p.mask_profiles.users!.hash_key, '[redacted]');
     assert.equal(p.tls.certificates[0]!.passphrase, '[redacted]');
     assert.deepEqual(p.routes.map((r) => r.name), ['api', 'old', 'pages']);
+    assert.equal((first.body.policy.upstreams as Record<string, { url: unknown }>).legacy!.url, `${upstream.url}/`, 'URLs show as text');
     const metrics = async (): Promise<string> => (await fetch(`${admin}/metrics`)).text();
     let text = await metrics();
     assert.equal(sample(text, `wxgw_policy_info{hash="${first.body.hash}"}`), 1);
@@ -134,8 +163,9 @@ defaults: { allow: any }
     routes = `  - { name: api, match: { path_prefix: /api/ }, upstream: legacy }
   - { name: pages, match: { path_prefix: /pages/ }, upstream: legacy, allow: [10.0.0.0/8] }
   - { name: fresh, match: { path_prefix: /fresh/ }, upstream: legacy }`;
-    writeFileSync(join(t.ctx.dir, 'gateway.yaml'), policy(t.ctx));
+    writeAtomic(join(t.ctx.dir, 'gateway.yaml'), policy(t.ctx));
     assert.equal((await t.gw.reload()).ok, true);
+    // The file watcher may have reloaded first; either way the first reload line is the change.
     const line = await t.waitForLog((l) => l.msg === 'policy reloaded', 'the reload line');
     assert.deepEqual(line.changed, { routes_added: ['fresh'], routes_removed: ['old'], routes_changed: ['pages'], sections_changed: [] });
     const second = await config();
@@ -147,10 +177,11 @@ defaults: { allow: any }
     assert.equal(text.split('\n').filter((l) => l.startsWith('wxgw_policy_info{')).length, 1, 'one series: the policy in force');
 
     // Only a secret changes (the file it is read from): another hash, and still no value shown.
-    writeFileSync(appSecretFile, ROTATED_APP_SECRET);
+    writeAtomic(appSecretFile, ROTATED_APP_SECRET);
     assert.equal((await t.gw.reload()).ok, true);
     const lines = await t.waitForLog((l) => l.msg === 'policy reloaded' && l.hash !== second.body.hash, 'the second reload line');
-    assert.deepEqual(lines.changed, { routes_added: [], routes_removed: [], routes_changed: [], sections_changed: ['wechat'] });
+    // The value is kept beside the policy too, with the file it was read from.
+    assert.deepEqual(lines.changed, { routes_added: [], routes_removed: [], routes_changed: [], sections_changed: ['file_references', 'wechat'] });
     const third = await config();
     assert.notEqual(third.body.hash, second.body.hash);
     assert.deepEqual(third.body.policy, second.body.policy, 'the redacted view is the same');
@@ -158,7 +189,7 @@ defaults: { allow: any }
     noSecretIn(t.logText(), 'the log');
 
     // The same policy again gives the same hash.
-    writeFileSync(appSecretFile, SECRETS['wechat.app_secret']!);
+    writeAtomic(appSecretFile, SECRETS['wechat.app_secret']!);
     assert.equal((await t.gw.reload()).ok, true);
     assert.equal((await config()).body.hash, second.body.hash);
   } finally {

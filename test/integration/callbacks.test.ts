@@ -17,6 +17,7 @@ import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { startTestGateway, type PolicyContext, type TestGateway } from '../helpers/gateway.js';
 import { httpsRequest, type ClientResponse } from '../helpers/https-client.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { PROTOCOLS } from '../helpers/h2-client.js';
 import {
   encryptPayResource,
   payNotification,
@@ -110,9 +111,9 @@ defaults: { allow: any }
 }
 
 /** Sends a built callback to `path` on `t` exactly as WeChat would. */
-function send(t: TestGateway, path: string, req: CallbackRequest, extraHeaders: Record<string, string> = {}): Promise<ClientResponse> {
+function send(t: TestGateway, path: string, req: CallbackRequest, extraHeaders: Record<string, string> = {}, request = httpsRequest): Promise<ClientResponse> {
   const query = req.query.toString();
-  return httpsRequest(t.port, t.ca, {
+  return request(t.port, t.ca, {
     method: req.method,
     path: query === '' ? path : `${path}?${query}`,
     headers: { ...req.headers, ...extraHeaders },
@@ -210,7 +211,8 @@ function envelope(res: ClientResponse, format: 'xml' | 'json'): { encrypt: strin
   return { encrypt: field('Encrypt'), signature: field('MsgSignature'), timestamp: field('TimeStamp'), nonce: field('Nonce') };
 }
 
-describe('signed callbacks through the gateway', () => {
+for (const protocol of PROTOCOLS) {
+describe(`signed callbacks through the gateway over ${protocol.name}`, () => {
   let upstream: TestUpstream;
   let redis: TestRedis;
   let a: TestGateway;
@@ -219,7 +221,7 @@ describe('signed callbacks through the gateway', () => {
   /** Sends `req` and asserts the refusal, and that nothing reached the upstream meanwhile. */
   async function refused(t: TestGateway, path: string, req: CallbackRequest, status: number, reason: string, extra: Record<string, string> = {}): Promise<void> {
     const before = upstream.received.length;
-    const res = await send(t, path, req, extra);
+    const res = await send(t, path, req, extra, protocol.request);
     assertGatewayError(res, status, reason);
     assert.equal(upstream.received.length, before, `the upstream received a callback refused with ${reason}`);
   }
@@ -227,7 +229,7 @@ describe('signed callbacks through the gateway', () => {
   /** Sends `req`, expects it forwarded, and returns what the upstream received plus the client's answer. */
   async function forwarded(t: TestGateway, path: string, req: CallbackRequest, extra: Record<string, string> = {}) {
     const before = upstream.received.length;
-    const res = await send(t, path, req, extra);
+    const res = await send(t, path, req, extra, protocol.request);
     assert.equal(res.status, 200, res.text);
     assert.equal(upstream.received.length, before + 1, 'the upstream did not receive the callback');
     return { res, seen: upstream.received[before]! };
@@ -284,7 +286,7 @@ describe('signed callbacks through the gateway', () => {
     slow.release();
     const c = await starting;
     try {
-      const res = await send(c, '/wx/plain', urlVerification(account, 'first-request'));
+      const res = await send(c, '/wx/plain', urlVerification(account, 'first-request'), {}, protocol.request);
       assert.equal(res.status, 200, res.text);
       assert.equal(res.text, 'first-request');
     } finally {
@@ -297,12 +299,12 @@ describe('signed callbacks through the gateway', () => {
 
   test('URL verification: a valid GET is answered 200 text/plain with echostr; the upstream is never called', async () => {
     const before = upstream.received.length;
-    const res = await send(a, '/wx/plain', urlVerification(account, '4375120948345356249'));
+    const res = await send(a, '/wx/plain', urlVerification(account, '4375120948345356249'), {}, protocol.request);
     assert.equal(res.status, 200, res.text);
     assert.match(String(res.headers['content-type']), /^text\/plain/);
     assert.equal(res.text, '4375120948345356249');
     // The decrypting route answers verification the same way.
-    const res2 = await send(a, '/wx/safe', urlVerification(account, 'echo-on-safe'));
+    const res2 = await send(a, '/wx/safe', urlVerification(account, 'echo-on-safe'), {}, protocol.request);
     assert.equal(res2.status, 200, res2.text);
     assert.equal(res2.text, 'echo-on-safe');
     assert.equal(upstream.received.length, before);
@@ -470,7 +472,7 @@ describe('signed callbacks through the gateway', () => {
 
   test('a client-sent x-wx-callback-verified (or Pay verification header) on a normal route never reaches the upstream', async () => {
     const before = upstream.received.length;
-    const res = await httpsRequest(a.port, a.ca, {
+    const res = await protocol.request(a.port, a.ca, {
       method: 'POST',
       path: '/api/orders',
       headers: {
@@ -560,6 +562,7 @@ describe('signed callbacks through the gateway', () => {
     }
   });
 });
+}
 
 describe('signed callbacks with the store down', () => {
   let upstream: TestUpstream;

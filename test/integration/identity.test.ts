@@ -15,6 +15,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startFakeWechat, type FakeWechat } from '../helpers/fake-wechat.js';
 import { httpsRequest, type ClientResponse } from '../helpers/https-client.js';
 import { waitUntil } from '../helpers/wait.js';
+import { PROTOCOLS } from '../helpers/h2-client.js';
 
 interface ErrorBody {
   error: { reason: string; message: string; request_id: string };
@@ -40,7 +41,8 @@ const BACKEND_ISSUER = 'legacy-backend';
 const BACKEND_AUDIENCE = 'wx-api';
 const USER_LOGIN_PATH = '/api/users/login';
 
-describe('identity', () => {
+for (const protocol of PROTOCOLS) {
+describe(`identity over ${protocol.name}`, () => {
   let wechat: FakeWechat;
   let upstream: TestUpstream;
   let t: TestGateway;
@@ -52,14 +54,14 @@ describe('identity', () => {
   const received = (prefix: string) => upstream.received.filter((r) => r.url.startsWith(prefix));
 
   const login = (code: string, extra: Record<string, unknown> = {}) =>
-    httpsRequest(t.port, t.ca, {
+    protocol.request(t.port, t.ca, {
       method: 'POST',
       path: '/wx/login',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ code, ...extra }),
     });
 
-  const get = (path: string, headers: Record<string, string | string[]> = {}) => httpsRequest(t.port, t.ca, { path, headers });
+  const get = (path: string, headers: Record<string, string | string[]> = {}) => protocol.request(t.port, t.ca, { path, headers });
 
   const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
@@ -171,7 +173,9 @@ routes:
       assert.equal(wechat.calls.length, before);
     });
 
-    test('20 concurrent logins with one code make one WeChat call and all get the same token', async () => {
+    // HTTP/1.1 only: it waits on the HTTP/1.1 server's diagnostics channel; the single flight it
+    // shows lives behind the protocol, in the login endpoint.
+    if (!protocol.h2) test('20 concurrent logins with one code make one WeChat call and all get the same token', async () => {
       // A gateway of its own whose api_timeout outlasts any machine's slowness: WeChat holds its
       // answer until all 20 requests have been read by the gateway, so they surely overlap.
       const own = await startTestGateway(
@@ -211,7 +215,7 @@ routes:
       try {
         const before = wechat.calls.length;
         const pending = Array.from({ length: 20 }, () =>
-          httpsRequest(own.port, own.ca, { method: 'POST', path: '/wx/login', headers: { 'content-type': 'application/json' }, body: '{"code":"code-bob"}', timeoutMs: 60_000 }),
+          protocol.request(own.port, own.ca, { method: 'POST', path: '/wx/login', headers: { 'content-type': 'application/json' }, body: '{"code":"code-bob"}', timeoutMs: 60_000 }),
         );
         await waitUntil(() => (bodiesRead >= 20 ? true : undefined), 'the gateway to read 20 login requests', { wake: read, timeoutMs: 60_000 });
         // The bodies are read; the handler runs on the same turn, before WeChat's answer can arrive.
@@ -253,8 +257,8 @@ routes:
 
     test('malformed login bodies are refused as login_invalid', async () => {
       const before = wechat.calls.length;
-      assertGatewayError(await httpsRequest(t.port, t.ca, { method: 'POST', path: '/wx/login', body: 'not json' }), 400, 'login_invalid');
-      assertGatewayError(await httpsRequest(t.port, t.ca, { method: 'POST', path: '/wx/login', body: '{"code": 42}' }), 400, 'login_invalid');
+      assertGatewayError(await protocol.request(t.port, t.ca, { method: 'POST', path: '/wx/login', body: 'not json' }), 400, 'login_invalid');
+      assertGatewayError(await protocol.request(t.port, t.ca, { method: 'POST', path: '/wx/login', body: '{"code": 42}' }), 400, 'login_invalid');
       assert.equal(wechat.calls.length, before);
     });
 
@@ -469,6 +473,7 @@ routes:
     for (const token of tokens.values()) assert.ok(!logs.includes(token), 'the gateway log contains a session token');
   });
 });
+}
 
 describe('backend JWT with an ES256 public key (identity.jwt only, no login)', () => {
   let upstream: TestUpstream;

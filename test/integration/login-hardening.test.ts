@@ -9,9 +9,10 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startFakeWechat, type FakeWechat } from '../helpers/fake-wechat.js';
 import { policyContext, startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { httpsRequest, type ClientResponse } from '../helpers/https-client.js';
+import type { ClientResponse } from '../helpers/https-client.js';
 import { repoRoot } from '../helpers/process.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { PROTOCOLS } from '../helpers/h2-client.js';
 
 const SIGNING_KEY = 'session-signing-key-0123456789abcdef-0123456789';
 const NOTICE_PATH = '/api/users/login';
@@ -45,7 +46,8 @@ function reason(res: ClientResponse): string | undefined {
   return res.status === 200 ? undefined : (JSON.parse(res.text) as { error: { reason: string } }).error.reason;
 }
 
-describe('the login endpoint', () => {
+for (const protocol of PROTOCOLS) {
+describe(`the login endpoint over ${protocol.name}`, () => {
   let wechat: FakeWechat;
   let upstream: TestUpstream;
   let t: TestGateway;
@@ -54,7 +56,7 @@ describe('the login endpoint', () => {
   let codes = 0;
 
   const login = (body: Record<string, unknown>, client = '198.51.100.1') =>
-    httpsRequest(t.port, t.ca, {
+    protocol.request(t.port, t.ca, {
       method: 'POST',
       path: '/wx/login',
       headers: { 'content-type': 'application/json', 'x-forwarded-for': client },
@@ -153,6 +155,7 @@ describe('the login endpoint', () => {
     assert.equal((await login({ code: code('o_v4') }, '198.51.100.9')).status, 200);
   });
 });
+}
 
 test('validate warns when the login endpoint has no rate limit that counts logins, and says what applies', async () => {
   const ctx = await policyContext();

@@ -14,6 +14,7 @@ import zlib from 'node:zlib';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { createLogger, redactingLogger } from '../../gateway/observability/logger.js';
+import { h2Raw, PROTOCOLS } from '../helpers/h2-client.js';
 
 const HASH_KEY = 'masking-test-hmac-key-0123456789abcdef';
 const hmac = (text: string): string => createHmac('sha256', HASH_KEY).update(text, 'utf8').digest('hex');
@@ -205,7 +206,8 @@ function decode(encoding: string | undefined, body: Buffer): Buffer {
   return out;
 }
 
-describe('response masking through the gateway', () => {
+for (const protocol of PROTOCOLS) {
+describe(`response masking through the gateway over ${protocol.name}`, () => {
   let upstream: TestUpstream;
   let t: TestGateway;
   const handlers = new Map<string, Handler>();
@@ -231,7 +233,7 @@ describe('response masking through the gateway', () => {
       }
       res.end();
     });
-  const fetch = (path: string, opts?: { method?: string; headers?: OutgoingHttpHeaders }): Promise<Got> => get(t.port, t.ca, path, opts);
+  const fetch = (path: string, opts?: { method?: string; headers?: OutgoingHttpHeaders }): Promise<Got> => (protocol.h2 ? h2Raw : get)(t.port, t.ca, path, opts);
   /** The first log line after index `from` that `match` accepts, once it has been written. */
   const logLine = async (from: number, match: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> => {
     for (let tries = 0; tries < 1000; tries++) {
@@ -800,3 +802,4 @@ defaults:
     }
   });
 });
+}

@@ -5,8 +5,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { eventually } from '../helpers/wait.js';
 import { startTestGateway, type PolicyContext } from '../helpers/gateway.js';
-import { httpsRequest } from '../helpers/https-client.js';
 import { startUpstream } from '../helpers/upstream.js';
+import { PROTOCOLS } from '../helpers/h2-client.js';
 
 const policy = (upstream: string, ctx: PolicyContext, apiUpstream = 'legacy'): string => `version: 1
 server:
@@ -22,15 +22,16 @@ routes:
 defaults: { allow: any }
 `;
 
-test('/metrics counts requests by route, method and status class, decisions, upstream errors and reloads', async () => {
+for (const protocol of PROTOCOLS) {
+test(`/metrics counts requests by route, method and status class, decisions, upstream errors and reloads over ${protocol.name}`, async () => {
   const upstream = await startUpstream();
   const t = await startTestGateway((ctx) => policy(upstream.url, ctx));
   const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${t.ctx.adminPort}/metrics`)).text();
   try {
-    for (let i = 0; i < 3; i++) assert.equal((await httpsRequest(t.port, t.ca, { path: `/api/user/${i}?openid=o${i}` })).status, 200);
-    assert.equal((await httpsRequest(t.port, t.ca, { path: '/api/user', method: 'POST', body: '{}' })).status, 200);
-    assert.equal((await httpsRequest(t.port, t.ca, { path: '/nope' })).status, 404);
-    assert.equal((await httpsRequest(t.port, t.ca, { path: '/gone/x' })).status, 502);
+    for (let i = 0; i < 3; i++) assert.equal((await protocol.request(t.port, t.ca, { path: `/api/user/${i}?openid=o${i}` })).status, 200);
+    assert.equal((await protocol.request(t.port, t.ca, { path: '/api/user', method: 'POST', body: '{}' })).status, 200);
+    assert.equal((await protocol.request(t.port, t.ca, { path: '/nope' })).status, 404);
+    assert.equal((await protocol.request(t.port, t.ca, { path: '/gone/x' })).status, 502);
     assert.equal((await t.gw.reload()).ok, true);
     writeFileSync(join(t.ctx.dir, 'gateway.yaml'), policy(upstream.url, t.ctx, 'missing'));
     assert.equal((await t.gw.reload()).ok, false);
@@ -71,3 +72,4 @@ test('/metrics counts requests by route, method and status class, decisions, ups
     await upstream.close();
   }
 });
+}

@@ -7,6 +7,7 @@ import { request, type RequestOptions } from 'node:https';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { h2Request, PROTOCOLS, type Protocol } from '../helpers/h2-client.js';
 
 interface Answer {
   status: number;
@@ -15,7 +16,8 @@ interface Answer {
 }
 
 /** One HTTPS request from a chosen local address: 127.0.0.2 is the policy's trusted proxy. */
-function call(t: TestGateway, path: string, opts: { method?: string; headers?: OutgoingHttpHeaders; from?: string } = {}): Promise<Answer> {
+function callOver(protocol: Protocol, t: TestGateway, path: string, opts: { method?: string; headers?: OutgoingHttpHeaders; from?: string } = {}): Promise<Answer> {
+  if (protocol.h2) return h2Request(t.port, t.ca, { path, ...(opts.method !== undefined && { method: opts.method }), ...(opts.headers && { headers: opts.headers }), localAddress: opts.from ?? '127.0.0.1' });
   const options: RequestOptions = {
     host: '127.0.0.1',
     port: t.port,
@@ -58,7 +60,9 @@ function corsHeaders(res: Answer): string[] {
 
 const APP = 'https://app.example.com';
 
-describe('network policy', () => {
+for (const protocol of PROTOCOLS) {
+describe(`network policy over ${protocol.name}`, () => {
+  const call = (t: TestGateway, path: string, opts: { method?: string; headers?: OutgoingHttpHeaders; from?: string } = {}): Promise<Answer> => callOver(protocol, t, path, opts);
   let upstream: TestUpstream;
   let t: TestGateway;
 
@@ -260,3 +264,4 @@ routes:
     assert.equal(upstream.received.length, before + 1);
   });
 });
+}

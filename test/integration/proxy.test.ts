@@ -9,6 +9,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { httpsRequest } from '../helpers/https-client.js';
 import { freePort } from '../helpers/ports.js';
 import { waitUntil } from '../helpers/wait.js';
+import { PROTOCOLS } from '../helpers/h2-client.js';
 
 interface ErrorBody {
   error: { reason: string; message: string; request_id: string };
@@ -24,7 +25,8 @@ function assertGatewayError(res: { status: number; headers: Record<string, unkno
   return body;
 }
 
-describe('proxy core', () => {
+for (const protocol of PROTOCOLS) {
+describe(`proxy core over ${protocol.name}`, () => {
   let upstream: TestUpstream;
   let slow: TestUpstream;
   let resetting: TestUpstream;
@@ -111,7 +113,7 @@ defaults: { allow: any }
   });
 
   test('a routed request reaches its upstream with the gateway forwarding headers and a request id', async () => {
-    const res = await httpsRequest(t.port, t.ca, { path: '/api/user?x=1&y=%20z', headers: { 'x-forwarded-for': '6.6.6.6', 'x-request-id': 'client-chosen', forwarded: 'for=6.6.6.6', 'x-real-ip': '6.6.6.6' } });
+    const res = await protocol.request(t.port, t.ca, { path: '/api/user?x=1&y=%20z', headers: { 'x-forwarded-for': '6.6.6.6', 'x-request-id': 'client-chosen', forwarded: 'for=6.6.6.6', 'x-real-ip': '6.6.6.6' } });
     assert.equal(res.status, 200);
     const seen = res.json<{ url: string; headers: Record<string, string> }>();
     assert.equal(seen.url, '/api/user?x=1&y=%20z');
@@ -129,7 +131,7 @@ defaults: { allow: any }
   test('paths are routed and forwarded in normalised form, so a bypass spelling reaches the route it names', async () => {
     for (const path of ['/api/../admin/users', '/%61dmin/users', '//admin//users', '/api/%2e%2e/admin/users']) {
       const before = upstream.received.length;
-      const res = await httpsRequest(t.port, t.ca, { path });
+      const res = await protocol.request(t.port, t.ca, { path });
       assert.equal(res.status, 200, path);
       assert.equal(upstream.received.length, before + 1);
       assert.equal(upstream.received.at(-1)!.url, '/admin/users', path);
@@ -142,7 +144,7 @@ defaults: { allow: any }
   test('a path that cannot be normalised safely is refused before any upstream call', async () => {
     const before = upstream.received.length;
     for (const path of ['/admin%2fusers', '/api/..%5cadmin', '/api/..;/admin/users', '/../etc/passwd', '/api/%00', '/api/%zz']) {
-      const res = await httpsRequest(t.port, t.ca, { path });
+      const res = await protocol.request(t.port, t.ca, { path });
       assertGatewayError(res, 400, 'path_invalid');
       const lines = t.logs.filter((l) => l.request_id === res.headers['x-request-id']);
       assert.equal(lines.length, 1, `one access-log line for ${path}`);
@@ -153,23 +155,23 @@ defaults: { allow: any }
 
   test('no route answers 404 route_not_found, a wrong method 405 with Allow', async () => {
     const before = upstream.received.length;
-    assertGatewayError(await httpsRequest(t.port, t.ca, { path: '/nowhere' }), 404, 'route_not_found');
-    const res = await httpsRequest(t.port, t.ca, { path: '/wx/login', method: 'GET' });
+    assertGatewayError(await protocol.request(t.port, t.ca, { path: '/nowhere' }), 404, 'route_not_found');
+    const res = await protocol.request(t.port, t.ca, { path: '/wx/login', method: 'GET' });
     assertGatewayError(res, 405, 'method_not_allowed');
     assert.equal(res.headers['allow'], 'POST');
     assert.equal(upstream.received.length, before);
   });
 
   test("an upstream URL's base path is prepended", async () => {
-    const res = await httpsRequest(t.port, t.ca, { path: '/based/x?q=1' });
+    const res = await protocol.request(t.port, t.ca, { path: '/based/x?q=1' });
     assert.equal(res.json<{ url: string }>().url, '/v1/based/x?q=1');
   });
 
   test('request bodies stream through intact, chunked or not, with Expect: 100-continue', async () => {
     const body = Buffer.alloc(60 * 1024, 'a').toString() + 'END';
-    const sized = await httpsRequest(t.port, t.ca, { path: '/api/echo', method: 'POST', body, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } });
+    const sized = await protocol.request(t.port, t.ca, { path: '/api/echo', method: 'POST', body, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } });
     assert.equal(sized.json<{ body: string }>().body, body);
-    const chunked = await httpsRequest(t.port, t.ca, { path: '/api/echo', method: 'PUT', body, headers: { 'transfer-encoding': 'chunked', expect: '100-continue' } });
+    const chunked = await protocol.request(t.port, t.ca, { path: '/api/echo', method: 'PUT', body, headers: { 'transfer-encoding': 'chunked', expect: '100-continue' } });
     assert.equal(chunked.status, 200, chunked.text);
     assert.equal(chunked.json<{ body: string }>().body, body);
   });
@@ -177,21 +179,24 @@ defaults: { allow: any }
   test('a body over the policy limit is refused with 413, declared or streamed', async () => {
     const body = Buffer.alloc(65 * 1024, 'b');
     const before = upstream.received.length;
-    assertGatewayError(await httpsRequest(t.port, t.ca, { path: '/api/echo', method: 'POST', body }), 413, 'body_too_large');
+    assertGatewayError(await protocol.request(t.port, t.ca, { path: '/api/echo', method: 'POST', body }), 413, 'body_too_large');
     assert.equal(upstream.received.length, before, 'a declared oversize body never reaches the upstream');
-    const res = await httpsRequest(t.port, t.ca, { path: '/api/echo', method: 'POST', body, headers: { 'transfer-encoding': 'chunked' } });
+    const res = await protocol.request(t.port, t.ca, { path: '/api/echo', method: 'POST', body, headers: { 'transfer-encoding': 'chunked' } });
     assertGatewayError(res, 413, 'body_too_large');
   });
 
   test('hop-by-hop headers do not cross the gateway in either direction', async () => {
-    const res = await httpsRequest(t.port, t.ca, {
+    // HTTP/2 has no Connection header to name hop-by-hop ones with (RFC 9113 §8.2.2).
+    if (!protocol.h2) {
+    const res = await protocol.request(t.port, t.ca, {
       path: '/api/hop',
       headers: { connection: 'keep-alive, x-hop', 'x-hop': 'secret', 'keep-alive': 'timeout=5', te: 'trailers', 'proxy-authorization': 'Basic eDp5', 'x-end-to-end': 'kept' },
     });
     const seen = res.json<{ headers: Record<string, string> }>().headers;
     for (const h of ['x-hop', 'keep-alive', 'te', 'proxy-authorization']) assert.equal(seen[h], undefined, h);
     assert.equal(seen['x-end-to-end'], 'kept');
-    const back = await httpsRequest(t.port, t.ca, { path: '/hop-response' });
+    }
+    const back = await protocol.request(t.port, t.ca, { path: '/hop-response' });
     assert.equal(back.status, 200);
     assert.equal(back.headers['x-upstream-hop'], undefined, 'a header the upstream named in Connection');
     assert.equal(back.headers['proxy-authenticate'], undefined);
@@ -200,15 +205,15 @@ defaults: { allow: any }
   });
 
   test('an upstream that refuses or resets the connection is a 502, a slow one a 504', async () => {
-    assertGatewayError(await httpsRequest(t.port, t.ca, { path: '/dead' }), 502, 'upstream_unavailable');
-    assertGatewayError(await httpsRequest(t.port, t.ca, { path: '/reset' }), 502, 'upstream_unavailable');
-    assertGatewayError(await httpsRequest(t.port, t.ca, { path: '/slow' }), 504, 'upstream_timeout');
+    assertGatewayError(await protocol.request(t.port, t.ca, { path: '/dead' }), 502, 'upstream_unavailable');
+    assertGatewayError(await protocol.request(t.port, t.ca, { path: '/reset' }), 502, 'upstream_unavailable');
+    assertGatewayError(await protocol.request(t.port, t.ca, { path: '/slow' }), 504, 'upstream_timeout');
     await waitUntil(() => (timedOut.length > 0 ? true : undefined), 'the slow upstream to see its request cancelled');
     assert.deepEqual(timedOut, ['/slow'], 'the gateway gave up on the upstream, which never answered');
   });
 
   test('a client that hangs up before the answer cancels the upstream request', async () => {
-    await assert.rejects(httpsRequest(t.port, t.ca, { path: '/hanging', timeoutMs: 300 }), /client timeout/);
+    await assert.rejects(protocol.request(t.port, t.ca, { path: '/hanging', timeoutMs: 300 }), /client timeout/);
     // The upstream's 20 s timeout is far beyond this wait's deadline: only the client's hang-up closes it.
     await waitUntil(() => (abandoned.length > 0 ? true : undefined), 'the upstream to see its request closed', { timeoutMs: 10_000 });
     assert.deepEqual(abandoned, ['/hanging']);
@@ -221,7 +226,7 @@ defaults: { allow: any }
   });
 
   test('one access-log line per request with the decision, and no credential in any log line', async () => {
-    const res = await httpsRequest(t.port, t.ca, { path: '/nowhere?token=abc', headers: { authorization: 'Bearer very-secret-token', cookie: 'sid=cookie-secret' } });
+    const res = await protocol.request(t.port, t.ca, { path: '/nowhere?token=abc', headers: { authorization: 'Bearer very-secret-token', cookie: 'sid=cookie-secret' } });
     const id = res.headers['x-request-id'];
     const lines = t.logs.filter((l) => l.request_id === id);
     assert.equal(lines.length, 1);
@@ -233,7 +238,7 @@ defaults: { allow: any }
     assert.equal(line.path, '/nowhere');
     assert.equal(line.client_ip, '127.0.0.1');
     assert.equal(typeof line.total_ms, 'number');
-    const ok = await httpsRequest(t.port, t.ca, { path: '/api/user', headers: { authorization: 'Bearer very-secret-token' } });
+    const ok = await protocol.request(t.port, t.ca, { path: '/api/user', headers: { authorization: 'Bearer very-secret-token' } });
     const okLines = t.logs.filter((l) => l.request_id === ok.headers['x-request-id']);
     assert.equal(okLines.length, 1, 'a proxied request is logged once');
     const okLine = okLines[0]!;
@@ -265,6 +270,7 @@ defaults: { allow: any }
     );
   });
 });
+}
 
 describe('behind a trusted proxy', () => {
   let upstream: TestUpstream;

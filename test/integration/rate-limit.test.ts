@@ -11,6 +11,7 @@ import { httpsRequest, type ClientResponse } from '../helpers/https-client.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { startFakeWechat, type FakeWechat } from '../helpers/fake-wechat.js';
 import { eventually } from '../helpers/wait.js';
+import { PROTOCOLS } from '../helpers/h2-client.js';
 
 interface ErrorBody {
   error: { reason: string; message: string; request_id: string };
@@ -59,11 +60,12 @@ function tokenFor(openid: string): Promise<string> {
     .sign(new TextEncoder().encode(JWT_SECRET));
 }
 
-describe('rate limits, memory store (the default)', () => {
+for (const protocol of PROTOCOLS) {
+describe(`rate limits, memory store (the default) over ${protocol.name}`, () => {
   let upstream: TestUpstream;
   let t: TestGateway;
   const received = (prefix: string) => upstream.received.filter((r) => r.url.startsWith(prefix)).length;
-  const get = (path: string, headers: Record<string, string> = {}) => httpsRequest(t.port, t.ca, { path, headers });
+  const get = (path: string, headers: Record<string, string> = {}) => protocol.request(t.port, t.ca, { path, headers });
 
   before(async () => {
     upstream = await startUpstream();
@@ -293,8 +295,10 @@ routes:
     assert.equal(received('/both/e'), 1);
   });
 });
+}
 
-describe('rate limits on the login endpoint (defaults.rate_limit)', () => {
+for (const protocol of PROTOCOLS) {
+describe(`rate limits on the login endpoint (defaults.rate_limit) over ${protocol.name}`, () => {
   let wechat: FakeWechat;
   let upstream: TestUpstream;
   let t: TestGateway;
@@ -340,7 +344,7 @@ routes:
     wechat.codes.set('c2', { openid: 'o-2', session_key: 'k2' });
     wechat.codes.set('c3', { openid: 'o-3', session_key: 'k3' });
     const login = (code: string) =>
-      httpsRequest(t.port, t.ca, { method: 'POST', path: '/wx/login', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code }) });
+      protocol.request(t.port, t.ca, { method: 'POST', path: '/wx/login', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code }) });
     for (const code of ['c1', 'c2']) {
       const res = await login(code);
       assert.equal(res.status, 200, res.text);
@@ -351,9 +355,10 @@ routes:
     assert.ok(Number(refused.headers['retry-after']) >= 1);
     assert.equal(wechat.calls.length, 2);
     // The route that turned rate_limit off is not limited by the defaults.
-    for (let i = 0; i < 4; i++) assert.equal((await httpsRequest(t.port, t.ca, { path: '/api/x' })).status, 200);
+    for (let i = 0; i < 4; i++) assert.equal((await protocol.request(t.port, t.ca, { path: '/api/x' })).status, 200);
   });
 });
+}
 
 describe('rate limits, redis store shared by two instances', () => {
   let redis: TestRedis;

@@ -15,6 +15,7 @@ import { SignJWT } from 'jose';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { freePort } from '../helpers/ports.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { h2Request, PROTOCOLS, type Protocol } from '../helpers/h2-client.js';
 
 const JWT_SECRET = 'backend-jwt-secret-0123456789abcdef-0123456789';
 const TRUSTED = '127.0.0.2';
@@ -34,7 +35,8 @@ interface Answer {
 }
 
 /** One HTTPS request from `from` (a loopback address), headers exactly as given. */
-function send(t: TestGateway, path: string, headers: OutgoingHttpHeaders, from = '127.0.0.1'): Promise<Answer> {
+function sendOver(t: TestGateway, path: string, headers: OutgoingHttpHeaders, from: string, protocol: Protocol): Promise<Answer> {
+  if (protocol.h2) return h2Request(t.port, t.ca, { path, headers, localAddress: from });
   return new Promise((resolve, reject) => {
     const req = request(
       { host: '127.0.0.1', port: t.port, localAddress: from, servername: 'localhost', path, headers: { host: 'localhost', ...headers }, ca: t.ca, agent: false },
@@ -109,7 +111,9 @@ const CLAIMS: OutgoingHttpHeaders = {
   'WL-Proxy-Client-IP': '6.6.6.6',
 };
 
-describe('underscores: drop (the default)', () => {
+for (const protocol of PROTOCOLS) {
+describe(`underscores: drop (the default) over ${protocol.name}`, () => {
+  const send = (t: TestGateway, path: string, headers: OutgoingHttpHeaders, from = '127.0.0.1'): Promise<Answer> => sendOver(t, path, headers, from, protocol);
   let upstream: TestUpstream;
   let t: TestGateway;
   const last = () => upstream.received.at(-1)!.headers;
@@ -183,7 +187,13 @@ describe('underscores: drop (the default)', () => {
     assert.equal(last()['x-forwarded-host'], 'localhost');
     for (const host of ['user@evil.example', 'evil.example%2f@x', 'evil.example#@x', '[evil.example]', 'a[b]c', 'evil.example:80@x']) {
       const before = upstream.received.length;
-      const res = await send(t, '/api/host', { host });
+      const res = await send(t, '/api/host', { host }).catch((err: Error) => err);
+      // Over HTTP/2 nghttp2 itself resets a stream whose :authority holds what no authority can.
+      if (res instanceof Error) {
+        assert.ok(protocol.h2 && /PROTOCOL_ERROR/.test(res.message), `${host}: ${String(res)}`);
+        assert.equal(upstream.received.length, before, host);
+        continue;
+      }
       if (upstream.received.length === before) {
         assert.notEqual(res.status, 200, `${host}: answered 200 without reaching the upstream`);
         continue;
@@ -193,8 +203,11 @@ describe('underscores: drop (the default)', () => {
     }
   });
 });
+}
 
-describe('underscores: reject', () => {
+for (const protocol of PROTOCOLS) {
+describe(`underscores: reject over ${protocol.name}`, () => {
+  const send = (t: TestGateway, path: string, headers: OutgoingHttpHeaders, from = '127.0.0.1'): Promise<Answer> => sendOver(t, path, headers, from, protocol);
   let upstream: TestUpstream;
   let t: TestGateway;
   before(async () => {
@@ -217,8 +230,11 @@ describe('underscores: reject', () => {
     assert.equal((await send(t, '/api/x', { 'X-App-Version': '3.1' })).status, 200);
   });
 });
+}
 
-describe('underscores: allow', () => {
+for (const protocol of PROTOCOLS) {
+describe(`underscores: allow over ${protocol.name}`, () => {
+  const send = (t: TestGateway, path: string, headers: OutgoingHttpHeaders, from = '127.0.0.1'): Promise<Answer> => sendOver(t, path, headers, from, protocol);
   let upstream: TestUpstream;
   let t: TestGateway;
   before(async () => {
@@ -238,8 +254,11 @@ describe('underscores: allow', () => {
     for (const name of [...Object.keys(FORGED), 'X_Real_IP', 'True_Client_IP', 'Content_Length']) assert.equal(got[name.toLowerCase()], undefined, name);
   });
 });
+}
 
-describe('in front of PHP, which folds -, _ and . alike', () => {
+for (const protocol of PROTOCOLS) {
+describe(`in front of PHP, which folds -, _ and . alike over ${protocol.name}`, () => {
+  const send = (t: TestGateway, path: string, headers: OutgoingHttpHeaders, from = '127.0.0.1'): Promise<Answer> => sendOver(t, path, headers, from, protocol);
   let php: ChildProcess | undefined;
   let t: TestGateway;
   let phpUrl: string;
@@ -287,3 +306,4 @@ describe('in front of PHP, which folds -, _ and . alike', () => {
     assert.equal(((await res.json()) as Record<string, string>).HTTP_X_WX_OPENID, 'o_victim');
   });
 });
+}

@@ -1,6 +1,6 @@
 // README's "before and after": `npm start`'s demo on free ports, its bare sample backend scanned,
 // then the demo gateway in front of it. The two reports must say what README shows: the backend
-// fails patterns 1, 2, 4 and 5; behind wxgw none, the demo's one-day HSTS on localhost a note.
+// fails all five patterns; behind wxgw none, the demo's one-day HSTS on localhost a note.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -14,7 +14,7 @@ function failing(report: JsonReport): string[] {
   return [...new Set(report.findings.filter((f) => f.level === 'error' || f.level === 'warning').map((f) => f.rule))].sort();
 }
 
-test('the demo: the bare sample backend fails four patterns; behind wxgw none', async () => {
+test('the demo: the bare sample backend fails all five patterns; behind wxgw none', async () => {
   const ports = { https: await freePort(), http: await freePort(), admin: await freePort() };
   const child = spawn(process.execPath, [join(repoRoot, 'bin/wxgw.js'), 'demo'], {
     cwd: repoRoot,
@@ -44,7 +44,7 @@ test('the demo: the bare sample backend fails four patterns; behind wxgw none', 
     const before = await runScan([backend, '--path', '/api/user', '--callback', '/wx/callback', '--rate', '100', '--format', 'json']);
     assert.equal(before.status, 1, before.stderr);
     const bare = JSON.parse(before.stdout) as JsonReport;
-    assert.deepEqual(failing(bare), ['WX1-CHAIN', 'WX2-NO-TLS', 'WX4-SENSITIVE-DATA', 'WX5-CALLBACK-UNVERIFIED', 'WX5-NO-RATE-LIMIT'], before.stdout);
+    assert.deepEqual(failing(bare), ['WX1-CHAIN', 'WX2-NO-TLS', 'WX3-CORS-CREDENTIALS', 'WX4-SENSITIVE-DATA', 'WX5-CALLBACK-UNVERIFIED', 'WX5-NO-RATE-LIMIT'], before.stdout);
 
     const after = await runScan([
       `https://localhost:${ports.https}`,

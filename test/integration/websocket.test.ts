@@ -176,12 +176,11 @@ describe('websocket', () => {
     assert.equal(upstream.requests.filter((r) => r.url.startsWith('/plain/')).length, 0);
   });
 
-  test('an Upgrade to anything but websocket is served as the plain request it also is', async () => {
+  test('over TLS an Upgrade to anything but websocket (h2c) is refused with 400 before the upstream hears of it', async () => {
     const res = await httpsRequest(t.port, t.ca, { path: '/plain/h2c', headers: { connection: 'Upgrade, HTTP2-Settings', upgrade: 'h2c', 'http2-settings': 'AAMAAABkAAQAAP__' } });
-    assert.equal(res.status, 200);
-    const seen = upstream.requests.find((r) => r.url === '/plain/h2c')!;
-    assert.equal(seen.headers.upgrade, undefined);
-    assert.equal(seen.headers['http2-settings'], undefined);
+    assert.equal(res.status, 400);
+    assert.match(res.text, /"reason":"bad_request"/);
+    assert.equal(upstream.requests.find((r) => r.url === '/plain/h2c'), undefined);
   });
 
   test('an upstream that turns the handshake down or cannot be reached gives 502, never a 101', async () => {

@@ -131,7 +131,7 @@ test('a wrong app secret is wx_error for the client and an error for ops naming 
   const env = await setup(t, { fake: real, wechat: { app_secret: 'the-wrong-secret-0123456789abcdef' } });
   env.fake.codes.set(CODE, { openid: 'o', session_key: 'k-0123456789abcdef' });
   assert.deepEqual(await env.login.handle(body({ code: CODE }), ctx), { kind: 'refused', reason: 'wx_error' });
-  const errors = env.logs.map((l) => JSON.parse(l) as { level: number; msg: string; errcode?: number }).filter((l) => l.level >= 50);
+  const errors = env.logs.map((l) => JSON.parse(l) as { level: string; msg: string; errcode?: number }).filter((l) => l.level === 'error' || l.level === 'fatal');
   assert.equal(errors.length, 1);
   assert.equal(errors[0]!.errcode, 40125);
   assert.match(errors[0]!.msg, /wechat\.appid and wechat\.app_secret/);

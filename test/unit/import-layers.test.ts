@@ -21,6 +21,7 @@ const LAYERS: Record<string, number> = {
   observability: 1,
   wechat: 1,
   masking: 1,
+  rotation: 1,
   store: 2,
   identity: 3,
   guards: 4,

@@ -91,14 +91,21 @@ test('resolved values are checked like written ones', async () => {
 
 test('secret fields are declared in the schema', () => {
   assert.deepEqual(secretPaths, [
+    ['server', 'log', 'openid_hmac_key'],
     ['tls', 'certificates', '*', 'passphrase'],
     ['wechat', 'app_secret'],
     ['wechat', 'token'],
     ['wechat', 'encoding_aes_key'],
+    ['wechat', 'previous', 'token'],
+    ['wechat', 'previous', 'encoding_aes_key'],
     ['wechatpay', 'apiv3_key'],
+    ['wechatpay', 'previous', 'apiv3_key'],
     ['identity', 'session', 'signing_key'],
+    ['identity', 'session', 'previous', 'signing_key'],
     ['identity', 'jwt', 'secret'],
     ['mask_profiles', '*', 'hash_key'],
+    ['alerts', 'channels', '*', 'url'],
+    ['alerts', 'channels', '*', 'secret'],
   ]);
 });
 

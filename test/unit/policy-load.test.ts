@@ -6,6 +6,19 @@ import { loadPolicy } from '../../gateway/policy/load.js';
 import { PolicyError } from '../../gateway/types/policy.js';
 import { BASE, ENV, PASSPHRASE, POLICY_FILE, ROOT, accept, edit, expectDiagnostics, reject } from '../fixtures/policy/harness.js';
 
+/** What an upstream written with only `url` (and maybe `timeout`) gets besides. */
+function upstreamDefaults(url: string) {
+  return {
+    targets: [new URL(url)],
+    balance: 'round_robin',
+    preserve_host: false,
+    connections: 128,
+    connect_timeout: 5_000,
+    queue_timeout: 5_000,
+    eject: { failures: 3, cooldown: 10_000, max_cooldown: 300_000 },
+  } as const;
+}
+
 test('a valid full policy becomes the typed config', async () => {
   writeFileSync(POLICY_FILE, BASE);
   const { config, warnings } = await loadPolicy(POLICY_FILE, { env: ENV });
@@ -27,12 +40,15 @@ test('a valid full policy becomes the typed config', async () => {
       public_host: 'api.example.com',
       trusted_proxies: ['10.0.0.0/8', '::1/128', '192.168.1.7/32'],
       strip_response_headers: ['server', 'x-powered-by'],
-      limits: { body: 2 * 1024 * 1024, handshake_timeout: 10_000, headers_timeout: 5000, request_timeout: 60_000, send_timeout: 60_000 },
+      limits: { body: 2 * 1024 * 1024, handshake_timeout: 10_000, headers_timeout: 5000, request_timeout: 60_000, send_timeout: 60_000, http2_streams: 100, http2_resets: 100 },
+      http2: true,
       shutdown_timeout: 25_000,
       drain_delay: 5_000,
       paths: { semicolons: 'reject' },
       headers: { underscores: 'drop' },
       trusted_headers: [],
+      request_id: { header: 'x-request-id', trust: true },
+      log: {},
     },
     tls: {
       min_version: 'TLSv1.3',
@@ -50,10 +66,17 @@ test('a valid full policy becomes the typed config', async () => {
       pos: pos(9, 1, 'tls'),
     },
     upstreams: new Map([
-      ['legacy', { name: 'legacy', url: new URL('http://127.0.0.1:9000'), timeout: 10_000, pos: pos(18, 3, 'upstreams.legacy') }],
+      ['legacy', { name: 'legacy', url: new URL('http://127.0.0.1:9000'), timeout: 10_000, ...upstreamDefaults('http://127.0.0.1:9000'), pos: pos(18, 3, 'upstreams.legacy') }],
       [
         'billing',
-        { name: 'billing', url: new URL('https://billing.internal:9443/v1'), timeout: 30_000, pos: pos(19, 3, 'upstreams.billing') },
+        {
+          name: 'billing',
+          url: new URL('https://billing.internal:9443/v1'),
+          timeout: 30_000,
+          ...upstreamDefaults('https://billing.internal:9443/v1'),
+          tls: { pin: [], files: {}, pos: pos(19, 3, 'upstreams.billing') },
+          pos: pos(19, 3, 'upstreams.billing'),
+        },
       ],
     ]),
     routes: [
@@ -110,7 +133,7 @@ test('a minimal policy gets every default', async () => {
   assert.equal(config.server.public_host, undefined);
   assert.deepEqual(config.server.trusted_proxies, []);
   assert.deepEqual(config.server.strip_response_headers, ['server', 'x-powered-by']);
-  assert.deepEqual(config.server.limits, { body: 1024 * 1024, handshake_timeout: 10_000, headers_timeout: 10_000, request_timeout: 30_000, send_timeout: 60_000 });
+  assert.deepEqual(config.server.limits, { body: 1024 * 1024, handshake_timeout: 10_000, headers_timeout: 10_000, request_timeout: 30_000, send_timeout: 60_000, http2_streams: 100, http2_resets: 100 });
   assert.equal(config.tls.min_version, 'TLSv1.2');
   assert.equal(config.tls.roots, 'system');
   assert.equal(config.tls.expiry_warning, 21 * 86_400_000);

@@ -150,6 +150,13 @@ test('https: off (TLS ended at a trusted load balancer) needs no tls; certificat
   ]);
 });
 
+test('server.http2 with https: off is a warning: the plain listener speaks HTTP/1.1 only', async () => {
+  const { warnings } = await accept(edit({ 3: '  https: off\n  http2: true', ...NO_TLS }));
+  expectDiagnostics(warnings, [{ line: 4, col: 10, path: 'server.http2', severity: 'warning', message: ['has no effect with server.https off', 'HTTP/1.1 only'] }]);
+  assert.deepEqual((await accept(edit({ 3: '  https: off\n  http2: false', ...NO_TLS }))).warnings, []);
+  assert.deepEqual((await accept(edit({ 3: '  https: { listen: "0.0.0.0:8443" }\n  http2: true' }))).warnings, []);
+});
+
 test('https: off is refused without a redirect listener or a trusted proxy, saying why', async () => {
   expectDiagnostics(await reject(edit({ 3: '  https: off', 4: '', ...NO_TLS })), [
     { line: 3, col: 10, path: 'server.https', message: ['`off` needs an http listener', 'mode: redirect', 'nothing could ever be proxied'] },

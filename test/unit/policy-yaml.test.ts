@@ -61,7 +61,7 @@ test('a merged value that is wrong is reported once, where it is written', async
     { line: 18, col: 56, path: 'upstreams.legacy.timeout', message: ['`10` has no unit'] },
   ]);
   expectDiagnostics(await reject(edit({ 19: '  billing: { <<: [1, 2] }' })), [
-    { line: 19, col: 12, path: 'upstreams.billing.url', message: ['is required but missing'] },
+    { line: 19, col: 3, path: 'upstreams.billing', message: ['needs `url` (one backend) or `targets`'] },
     { line: 19, col: 14, path: 'upstreams.billing["<<"]', message: ['`<<` merges mappings only'] },
   ]);
 });

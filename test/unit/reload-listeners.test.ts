@@ -15,3 +15,15 @@ test('listener changes need a restart and are named; everything else reloads', a
   // Read when the shutdown starts, so a reload changes it.
   assert.equal(await changed({ 8: '  limits: { body: 2mb, headers_timeout: 5s, request_timeout: 1m }\n  drain_delay: 1m' }), undefined);
 });
+
+test('server.http2 and http2_streams need a restart; http2_resets reloads', async () => {
+  const base = (await accept(edit({}))).config;
+  const changed = async (lines: Record<number, string>): Promise<string | undefined> => listenerChange(base, (await accept(edit(lines))).config);
+  const limits = '  limits: { body: 2mb, headers_timeout: 5s, request_timeout: 1m';
+  assert.equal(await changed({ 8: `${limits} }\n  http2: false` }), 'server.http2 changed from true to false; restart wxgw to apply it');
+  assert.equal(await changed({ 8: `${limits}, http2_streams: 50 }` }), 'server.limits.http2_streams changed from 100 to 50; restart wxgw to apply it');
+  // Read as each connection arrives, so a reload changes it for new connections.
+  assert.equal(await changed({ 8: `${limits}, http2_resets: 20 }` }), undefined);
+  assert.equal(await changed({ 8: `${limits} }\n  http2: true` }), undefined, 'the default spelled out is no change');
+});
+

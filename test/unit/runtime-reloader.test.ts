@@ -22,6 +22,7 @@ function fakeSnapshot(policy: PolicyConfig): Fake {
   const fake: Fake = { snapshot: undefined as unknown as Snapshot, disposed: false };
   fake.snapshot = {
     policy,
+    secrets: new Map(),
     dispose: async () => {
       fake.disposed = true;
     },
