@@ -181,7 +181,7 @@ export async function bindTraffic(open: Listener[], deps: TrafficDeps): Promise<
   if (server.http && server.http.mode === 'redirect') {
     const { listen: at, pos } = server.http;
     if (server.https) {
-      const plain = createRedirectServer(source, logger, decisions);
+      const plain = createRedirectServer(source, logger, decisions, deps.metrics);
       const bound = listener('http', plain, drain, () => closeServer(plain));
       http = await listen(plain, at, pos);
       open.push(bound);

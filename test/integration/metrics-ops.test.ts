@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
@@ -19,6 +20,7 @@ import { families, promtool, queriedNames, sample, served } from '../helpers/met
 const policy = (upstream: string, ctx: PolicyContext): string => `version: 1
 server:
   https: { listen: "127.0.0.1:${ctx.httpsPort}" }
+  http: { listen: "127.0.0.1:${ctx.httpPort}", mode: redirect }
   admin: { listen: "127.0.0.1:${ctx.adminPort}" }
   limits: { handshake_timeout: 60s }
 ${ctx.tlsSection}
@@ -60,6 +62,18 @@ test('refusals by route, TLS failures, bytes, open connections and store latency
     assert.equal(ok.status, 200);
     assert.equal((await httpsRequest(t.port, t.ca, { path: '/office/x' })).status, 403);
     assert.equal((await httpsRequest(t.port, t.ca, { path: '/nowhere' })).status, 404);
+    // The redirect listener refuses a Host the gateway does not serve; redirects are no refusals.
+    const plain = (host: string): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port: t.ctx.httpPort, path: '/x', headers: { host }, agent: false }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    assert.equal(await plain('elsewhere.example'), 400);
+    assert.equal(await plain('localhost'), 308);
 
     // A hello that is not TLS, and a client that refuses the certificate served for a name no
     // certificate covers (Node's client hangs up mid-handshake).
@@ -87,6 +101,8 @@ test('refusals by route, TLS failures, bytes, open connections and store latency
       );
     await seen('wxgw_refusals_total{route="office",reason="ip_not_allowed"}', (v) => v === 1);
     await seen('wxgw_refusals_total{route="(none)",reason="route_not_found"}', (v) => v === 1);
+    await seen('wxgw_refusals_total{route="(none)",reason="https_required"}', (v) => v === 1);
+    assert.equal(sample(text, 'wxgw_refusals_total{route="(none)",reason="redirect"}'), undefined);
     assert.equal(sample(text, 'wxgw_refusals_total{route="api",reason="ip_not_allowed"}'), undefined, 'a route that refused nothing has no refusal series');
     await seen('wxgw_tls_handshake_failures_total{reason="protocol"}', (v) => v === 1);
     await seen('wxgw_tls_handshake_failures_total{reason="client_closed"}', (v) => v === 1);
