@@ -12,6 +12,7 @@ import { buildSnapshot, type Snapshot, type SnapshotDeps } from './snapshot.js';
 import { createStore } from './store/create.js';
 import { MemoryStore } from './store/memory-store.js';
 import { RedisStore } from './store/redis-store.js';
+import { timedStore } from './store/timed-store.js';
 import { UpstreamPools } from './proxy/forwarder.js';
 import { upstreamEvents } from './proxy/upstream-events.js';
 import { createLogger, redactingLogger, type Logger } from './observability/logger.js';
@@ -23,6 +24,7 @@ import { droppedLines } from './observability/log-destination.js';
 import { bindAdmin, bindTraffic, drain, type DrainState, type Listener } from './runtime/listeners.js';
 import { readiness, unreadableFiles } from './runtime/readiness.js';
 import { startReloader, type ReloadResult, type Reloader } from './runtime/reloader.js';
+import { PolicyRecords } from './runtime/policy-records.js';
 
 export type { ReloadResult } from './runtime/reloader.js';
 
@@ -135,9 +137,19 @@ export async function startGateway(opts: {
     logger.warn({ waited_ms: REDIS_START_WAIT_MS }, 'redis store not reachable at start; requests that need it get 503 store_unavailable until it is');
   }
   const pools = new UpstreamPools();
+  const open: Listener[] = [];
+  let ready: (() => boolean) | undefined;
+  const metrics = new Metrics(
+    () => source?.current.certificates ?? [],
+    () => store,
+    droppedLines(logger),
+    () => (source ? unreadableFiles(source.current.policy).map((u) => u.key) : []),
+    { connections: () => open, ready: () => ready?.() ?? false },
+  );
   // `metrics` exists before any request can use a previous value.
   const rotation = { now: opts.now ?? Date.now, usedPrevious: (key: string) => metrics.secretPreviousUsed.inc({ secret: key }) };
-  const deps: SnapshotDeps = { store, pools, logger, rotation };
+  // Snapshots reach the store through its timer only: every operation shows in the latency histogram.
+  const deps: SnapshotDeps = { store: timedStore(store, metrics.storeTimer(store.kind)), pools, logger, rotation };
   let first: Snapshot;
   try {
     first = await compile(loaded, deps);
@@ -147,8 +159,9 @@ export async function startGateway(opts: {
   }
   const live = { current: first };
   source = live;
+  const policies = new PolicyRecords(metrics);
+  policies.inForce(first);
 
-  const open: Listener[] = [];
   let reloader: Reloader | undefined;
   const draining: DrainState = { draining: false };
   let stopping: Promise<void> | undefined;
@@ -161,7 +174,6 @@ export async function startGateway(opts: {
     return stopping;
   };
 
-  const metrics = new Metrics(() => live.current.certificates, () => store, droppedLines(logger), () => unreadableFiles(live.current.policy).map((u) => u.key));
   const decisions = new Decisions(metrics.decisions);
   pools.observe(upstreamEvents(metrics.registry, logger, () => pools.states()));
   const alerts = new Alerts({ signals: { storeUp: () => store.connected, certificates: () => live.current.certificates }, logger, counters: metrics.alerts }, first.policy.alerts);
@@ -169,7 +181,9 @@ export async function startGateway(opts: {
   try {
     const { server } = first.policy;
     const { https, http } = await bindTraffic(open, { source: live, drain: draining, logger, decisions, metrics, pools });
-    const admin = server.admin ? await bindAdmin(open, server.admin.listen, server.admin.pos, readiness(live, open, Date.now, { drain: draining }), metrics.registry, draining) : undefined;
+    const checks = readiness(live, open, Date.now, { drain: draining });
+    ready = () => checks.failing().length === 0;
+    const admin = server.admin ? await bindAdmin(open, server.admin.listen, server.admin.pos, checks, metrics.registry, draining, () => policies.current(live.current)) : undefined;
     const running = startReloader({
       file: opts.config,
       source: live,
@@ -179,6 +193,7 @@ export async function startGateway(opts: {
       // What the policy in force read from files stands in for a secret file that cannot be read now.
       load: () => loadChecked(opts.config, opts.env, (file, o) => loadPolicyOffThread(file, { ...o, logger, ...previousFiles(live.current.policy) })),
       compile: (next) => compile(next, deps, live.current),
+      onSwap: (previous, next) => policies.swapped(previous, next),
       onResult: (result) => {
         if (result.ok) alerts.configure(live.current.policy.alerts);
         alerts.reloaded(result);

@@ -29,6 +29,8 @@ if (!onPath('gunicorn')) missing.push('gunicorn (apt-get install -y gunicorn)');
 if (!onPath('curl')) missing.push('curl (apt-get install -y curl)');
 if (!onPath('openssl')) missing.push('openssl (apt-get install -y openssl)');
 if (!onPath('ps') || !onPath('pidof')) missing.push('ps and pidof (apt-get install -y procps)');
+// promtool checks the metrics and the shipped alert rules.
+if (!onPath('promtool')) missing.push('promtool (apt-get install -y prometheus)');
 if (missing.length > 0) {
   console.error(`the test suite needs: ${missing.join('; ')}`);
   process.exit(1);

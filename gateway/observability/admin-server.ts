@@ -1,5 +1,6 @@
-// The admin listener: liveness and readiness for orchestrators, Prometheus metrics. It is bound
-// to loopback by default and never shares a port with traffic.
+// The admin listener: liveness and readiness for orchestrators, Prometheus metrics, the policy in
+// force (/config, secrets redacted). It is bound to loopback by default and never shares a port
+// with traffic.
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
 
@@ -10,7 +11,15 @@ export interface Readiness {
   warnings?(): string[];
 }
 
-export function createAdminServer(readiness: Readiness, registry: Registry): Server {
+/** The policy in force as /config shows it: secrets already redacted (runtime/policy-records.ts). */
+export interface PolicyInForce {
+  readonly hash: string;
+  readonly loadedAt: Date;
+  readonly view: Record<string, unknown>;
+}
+
+export function createAdminServer(readiness: Readiness, registry: Registry, policy?: () => PolicyInForce): Server {
+  const endpoints = ['/healthz', '/readyz', '/metrics', ...(policy ? ['/config'] : [])];
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const json = (status: number, body: unknown): void => {
@@ -34,6 +43,10 @@ export function createAdminServer(readiness: Readiness, registry: Registry): Ser
       );
       return;
     }
-    return json(404, { status: 'not found', endpoints: ['/healthz', '/readyz', '/metrics'] });
+    if (path === '/config' && policy) {
+      const p = policy();
+      return json(200, { hash: p.hash, loaded_at: p.loadedAt.toISOString(), policy: p.view });
+    }
+    return json(404, { status: 'not found', endpoints });
   });
 }

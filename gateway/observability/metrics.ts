@@ -2,9 +2,12 @@
 // process, as in the tests, keep their own). Labels are bounded: route names from the policy,
 // never raw paths, client addresses or openids; methods outside the gateway's list are OTHER.
 //
-//   new Metrics(certificates, store, droppedLogLines)  all read at scrape time (expiry and
-//                                 store-up gauges, dropped log lines)
+//   new Metrics(certificates, store, droppedLogLines, live)  all read at scrape time (expiry and
+//                                 store-up gauges, dropped log lines, open connections, readiness)
 //   metrics.route(name)           pre-bound children for one route; cached per name
+//   metrics.handshake(socket) / handshakeFailed(err)   TLS handshakes, failures by tlsFailure(err)
+//   metrics.storeTimer(kind)      (operation, seconds) => void, for store/timed-store.ts
+//   metrics.policyInForce(hash, at)  the one wxgw_policy_info series and the last reload time
 //   metrics.registry.metrics()    the text exposition for /metrics
 
 import { readFileSync } from 'node:fs';
@@ -25,6 +28,38 @@ const NO_ROUTE = '(none)';
 // their timeout.
 const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
+// Seconds; a memory store answers in microseconds, Redis in a round trip, a timeout at
+// store.command_timeout (250 ms by default).
+const STORE_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+
+/** Why a TLS handshake failed, as few values as an operator acts on. */
+export const TLS_FAILURES = ['timeout', 'protocol', 'no_shared_cipher', 'certificate_rejected', 'client_closed', 'other'] as const;
+export type TlsFailure = (typeof TLS_FAILURES)[number];
+
+/**
+ * OpenSSL's reason, read from Node's error code: `protocol` for a hello that is not TLS (plain
+ * HTTP, garbage) or a version the policy refuses; `certificate_rejected` for a client's alert
+ * about the certificate served (unknown CA, a name it does not cover: a client asking for an SNI
+ * no certificate covers gets the first one); `client_closed` for a client gone mid-handshake.
+ */
+export function tlsFailure(err: NodeJS.ErrnoException): TlsFailure {
+  const code = err.code ?? '';
+  if (code === 'ERR_TLS_HANDSHAKE_TIMEOUT') return 'timeout';
+  if (code === 'ERR_SSL_NO_SHARED_CIPHER') return 'no_shared_cipher';
+  if (code === 'ECONNRESET' || code === 'EPIPE') return 'client_closed';
+  if (code.startsWith('ERR_SSL_') && /ALERT_(BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_|UNSUPPORTED_CERTIFICATE|ACCESS_DENIED)/.test(code)) return 'certificate_rejected';
+  if (code.startsWith('ERR_SSL_')) return 'protocol';
+  return 'other';
+}
+
+/** What the gateway reads at scrape time besides certificates and the store. */
+export interface LiveSources {
+  /** Each listener's name and how many TCP connections it holds now. */
+  connections?: () => Iterable<{ readonly name: string; readonly sockets: { readonly size: number } }>;
+  /** Whether /readyz would answer 200 now. */
+  ready?: () => boolean;
+}
+
 type Child = { inc(value?: number): void };
 type Observer = { observe(value: number): void };
 
@@ -38,7 +73,23 @@ export class RouteMetrics {
     readonly duration: Observer,
     readonly upstreamDuration: Observer,
     private readonly upstreamErrorCounter: Counter<'route' | 'reason'>,
+    private readonly refusalCounter: Counter<'route' | 'reason'>,
+    /** Body bytes received from clients and sent to them on this route's requests. */
+    readonly bytesIn: Child,
+    readonly bytesOut: Child,
   ) {}
+
+  private readonly refusals = new Map<string, Child>();
+
+  /** A request the gateway refused itself, with a reason of errors.ts. */
+  refusal(reason: string): void {
+    let child = this.refusals.get(reason);
+    if (!child) {
+      child = this.refusalCounter.labels(this.name, reason);
+      this.refusals.set(reason, child);
+    }
+    child.inc();
+  }
 
   request(method: string, status: number): void {
     let m = METHODS.indexOf(method as (typeof METHODS)[number]);
@@ -73,6 +124,14 @@ export class Metrics {
   readonly websocketsOpen: Gauge<'route'>;
   /** WebSocket message bytes, by route and direction: `in` from the client, `out` to it. */
   readonly websocketBytes: Counter<'route' | 'direction'>;
+  private readonly refusals: Counter<'route' | 'reason'>;
+  private readonly bytesIn: Counter<'route'>;
+  private readonly bytesOut: Counter<'route'>;
+  private readonly handshakes: Counter<'protocol'>;
+  private readonly handshakeFailures: Counter<'reason'>;
+  private readonly storeDuration: Histogram<'kind' | 'operation'>;
+  private readonly policyInfo: Gauge<'hash'>;
+  private readonly lastReload: Gauge;
   /** Uses of a rotated secret's previous value, by key path: once it stays still, the old value can go. */
   readonly secretPreviousUsed: Counter<'secret'>;
   /** Alert messages (observability/alerts/): fired by rule; sent, failed and dropped by rule and channel. */
@@ -84,9 +143,13 @@ export class Metrics {
     droppedLogLines: () => number = () => 0,
     /** Key paths of ${file:...} values whose file could not be read at the last reload (the old value is kept). */
     unreadableFiles: () => readonly string[] = () => [],
+    live: LiveSources = {},
   ) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
+    // prom-client's gauges of these names end in _total, which Prometheus keeps for counters
+    // (promtool check metrics says so); nodejs_active_handles and friends carry the same counts.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
     this.requests = new Counter({
       name: 'wxgw_requests_total',
       help: 'Requests answered on the traffic listener, by route, method and status class.',
@@ -195,6 +258,73 @@ export class Metrics {
         droppedSeen = now;
       },
     });
+    this.refusals = new Counter({
+      name: 'wxgw_refusals_total',
+      help: 'Requests the gateway refused itself, by route ((none) before or without a route) and reason of the error catalogue.',
+      labelNames: ['route', 'reason'],
+      registers,
+    });
+    this.bytesIn = new Counter({
+      name: 'wxgw_request_bytes_total',
+      help: 'Request body bytes received from clients, by route (as bytes_in in the access log).',
+      labelNames: ['route'],
+      registers,
+    });
+    this.bytesOut = new Counter({
+      name: 'wxgw_response_bytes_total',
+      help: 'Answer body bytes sent to clients, by route (as bytes_out in the access log).',
+      labelNames: ['route'],
+      registers,
+    });
+    new Gauge({
+      name: 'wxgw_connections_open',
+      help: 'TCP connections each listener holds now, those still in their TLS handshake included; by listener (https, http, admin).',
+      labelNames: ['listener'],
+      registers,
+      collect() {
+        this.reset();
+        for (const l of live.connections?.() ?? []) this.labels(l.name).set(l.sockets.size);
+      },
+    });
+    this.handshakes = new Counter({
+      name: 'wxgw_tls_handshakes_total',
+      help: 'TLS handshakes completed on the HTTPS listener, by protocol version.',
+      labelNames: ['protocol'],
+      registers,
+    });
+    this.handshakeFailures = new Counter({
+      name: 'wxgw_tls_handshake_failures_total',
+      help: 'TLS handshakes that failed on the HTTPS listener, by reason: timeout, protocol, no_shared_cipher, certificate_rejected, client_closed, other.',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const reason of TLS_FAILURES) this.handshakeFailures.inc({ reason }, 0);
+    this.storeDuration = new Histogram({
+      name: 'wxgw_store_operation_duration_seconds',
+      help: 'Time the state store took to answer one operation (hit, claim, release, put, get), failures included; by store kind and operation.',
+      labelNames: ['kind', 'operation'],
+      buckets: STORE_BUCKETS,
+      registers,
+    });
+    new Gauge({
+      name: 'wxgw_ready',
+      help: '1 while /readyz answers 200 (the gateway takes traffic), 0 while it does not (starting, draining, a check failing).',
+      registers,
+      collect() {
+        this.set(live.ready === undefined || live.ready() ? 1 : 0);
+      },
+    });
+    this.policyInfo = new Gauge({
+      name: 'wxgw_policy_info',
+      help: 'Always 1, one series: the hash label names the policy in force (as /config on the admin listener shows it).',
+      labelNames: ['hash'],
+      registers,
+    });
+    this.lastReload = new Gauge({
+      name: 'wxgw_last_reload_success_timestamp_seconds',
+      help: 'Unix time the policy in force was put in force (at start, or by the last successful reload).',
+      registers,
+    });
     const alertCounter = (name: string, help: string): Counter<'rule' | 'channel'> =>
       new Counter({ name: `wxgw_alerts_${name}_total`, help, labelNames: ['rule', 'channel'], registers });
     const fired = new Counter({ name: 'wxgw_alerts_fired_total', help: 'Firing alert messages the alert rules produced (after their cool-down), by rule.', labelNames: ['rule'], registers });
@@ -217,6 +347,35 @@ export class Metrics {
       .set(1);
   }
 
+  /** A TLS handshake completed on `socket`. */
+  handshake(socket: { getProtocol(): string | null }): void {
+    this.handshakes.labels(socket.getProtocol() ?? 'unknown').inc();
+  }
+
+  handshakeFailed(err: NodeJS.ErrnoException): void {
+    this.handshakeFailures.labels(tlsFailure(err)).inc();
+  }
+
+  /** Times one store's operations; the children are bound once per operation. */
+  storeTimer(kind: string): (operation: string, seconds: number) => void {
+    const children = new Map<string, Observer>();
+    return (operation, seconds) => {
+      let child = children.get(operation);
+      if (!child) {
+        child = this.storeDuration.labels(kind, operation);
+        children.set(operation, child);
+      }
+      child.observe(seconds);
+    };
+  }
+
+  /** The policy just put in force: one wxgw_policy_info series, its hash, and when. */
+  policyInForce(hash: string, at: Date): void {
+    this.policyInfo.reset();
+    this.policyInfo.labels(hash).set(1);
+    this.lastReload.set(at.getTime() / 1000);
+  }
+
   /** Labels are the policy's: a route name, a rule kind, a reason from errors.ts (or `masked`). */
   shadowDecision(route: string, rule: string, reason: string): void {
     const key = `${route}\0${rule}\0${reason}`;
@@ -232,7 +391,16 @@ export class Metrics {
     const key = name ?? NO_ROUTE;
     let r = this.routes.get(key);
     if (!r) {
-      r = new RouteMetrics(key, this.requests, this.duration.labels(key), this.upstreamDuration.labels(key), this.upstreamErrors);
+      r = new RouteMetrics(
+        key,
+        this.requests,
+        this.duration.labels(key),
+        this.upstreamDuration.labels(key),
+        this.upstreamErrors,
+        this.refusals,
+        this.bytesIn.labels(key),
+        this.bytesOut.labels(key),
+      );
       this.routes.set(key, r);
     }
     return r;

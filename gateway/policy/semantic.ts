@@ -73,7 +73,7 @@ class Checker {
       if (name === 'admin' && !isLoopback(parsed.value.host)) {
         this.report.warn(
           at,
-          `admin endpoints exposed: /healthz, /readyz and /metrics answer on ${show(section.listen)}; listen on 127.0.0.1 or ::1 unless a firewall keeps this port private`,
+          `admin endpoints exposed: /healthz, /readyz, /metrics and /config (the policy in force, secrets redacted) answer on ${show(section.listen)}; listen on 127.0.0.1 or ::1 unless a firewall keeps this port private`,
         );
       }
     }

@@ -58,6 +58,11 @@ export function createAccessLog(logger: Logger, decisions: Decisions, metrics: M
     const { redactor } = wx.snapshot;
     const routeMetrics = metrics.route(wx.route);
     routeMetrics.request(method, status);
+    if (wx.reason !== undefined && !isAdmission(wx.reason)) routeMetrics.refusal(wx.reason);
+    // The line's own counts, so the metrics and the log add up to the same bytes.
+    const received = bytesIn(wx);
+    if (received !== undefined) routeMetrics.bytesIn.inc(received);
+    routeMetrics.bytesOut.inc(wx.bytesOut);
     routeMetrics.duration.observe(totalMs / 1000);
     if (wx.upstreamMs !== undefined) routeMetrics.upstreamDuration.observe(wx.upstreamMs / 1000);
     // Only routes with a rule in report mode have any.
@@ -80,7 +85,7 @@ export function createAccessLog(logger: Logger, decisions: Decisions, metrics: M
         shadow,
         client_ip: wx.address.client,
         user_agent: userAgent(wx.message.headers['user-agent']),
-        bytes_in: bytesIn(wx),
+        bytes_in: received,
         bytes_out: wx.bytesOut,
         tls_version: tls.version,
         sni: tls.sni,

@@ -160,6 +160,7 @@ export function createGatewayServer(opts: GatewayServerOptions) {
             ? 'headers_too_large'
             : 'bad_request';
       decisions.count(reason);
+      metrics.route(undefined).refusal(reason);
       const id = randomUUID();
       const body = errorBody(reason, id);
       const { status } = REASONS[reason];

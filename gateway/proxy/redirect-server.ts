@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { errorBody } from '../errors.js';
 import { hostOf } from '../net/host.js';
 import type { Decisions } from '../observability/decisions.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { Logger } from '../observability/logger.js';
 import type { SnapshotSource } from './gateway-server.js';
 
@@ -55,11 +56,12 @@ export function plainAnswer(req: IncomingMessage, source: SnapshotSource, id: st
   };
 }
 
-export function createRedirectServer(source: SnapshotSource, logger: Logger, decisions: Decisions): Server {
+export function createRedirectServer(source: SnapshotSource, logger: Logger, decisions: Decisions, metrics?: Pick<Metrics, 'route'>): Server {
   return createServer((req: IncomingMessage, res: ServerResponse) => {
     const id = randomUUID();
     const answer = plainAnswer(req, source, id);
     decisions.count(answer.decision);
+    if (answer.decision !== 'redirect') metrics?.route(undefined).refusal(answer.decision);
     // The body is never read: drain it so the connection can be closed cleanly.
     req.resume();
     res.writeHead(answer.status, answer.headers);

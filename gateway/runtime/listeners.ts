@@ -10,6 +10,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Registry } from 'prom-client';
 import type { ListenAddress, SourcePos } from '../types/policy.js';
 import type { Snapshot } from '../snapshot.js';
@@ -18,7 +19,7 @@ import type { UpstreamPools } from '../proxy/forwarder.js';
 import { createGatewayServer, type SnapshotSource } from '../proxy/gateway-server.js';
 import { goAway } from '../proxy/h2-server.js';
 import { createRedirectServer } from '../proxy/redirect-server.js';
-import { createAdminServer, type Readiness } from '../observability/admin-server.js';
+import { createAdminServer, type PolicyInForce, type Readiness } from '../observability/admin-server.js';
 import type { Decisions } from '../observability/decisions.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -100,6 +101,15 @@ function closeWhileDraining(server: Server, drain: DrainState): void {
   });
 }
 
+/**
+ * Handshakes for the metrics: each completed one by protocol, each failed one by its reason. A
+ * listener of its own beside Fastify's clientErrorHandler, which closes the failed socket.
+ */
+function countHandshakes(server: Server, metrics: Metrics): void {
+  server.on('secureConnection', (socket: TLSSocket) => metrics.handshake(socket));
+  server.on('tlsClientError', (err: NodeJS.ErrnoException) => metrics.handshakeFailed(err));
+}
+
 /** Binds what every listener shares: draining answers and connection tracking. */
 function listener(name: Listener['name'], server: Server, drain: DrainState, close: () => Promise<void>, tls = false): Listener {
   closeWhileDraining(server, drain);
@@ -157,6 +167,7 @@ export async function bindTraffic(open: Listener[], deps: TrafficDeps): Promise<
     const app = createGatewayServer({ ...deps, tls: liveTlsServerOptions(() => handshake(source.current)) });
     followDefaultContext(app.server as unknown as HttpsServer, source);
     const bound = listener('https', app.server, drain, () => app.close(), true);
+    countHandshakes(app.server, deps.metrics);
     // Fastify names the scheme by its own `https` option, which the server factory bypasses.
     const listenTextResolver = (address: string): string => `gateway listener bound at ${address.replace(/^http:/, 'https:')}`;
     await app.listen({ host: at.host, port: at.port, listenTextResolver }).catch((err: unknown) => {
@@ -170,7 +181,7 @@ export async function bindTraffic(open: Listener[], deps: TrafficDeps): Promise<
   if (server.http && server.http.mode === 'redirect') {
     const { listen: at, pos } = server.http;
     if (server.https) {
-      const plain = createRedirectServer(source, logger, decisions);
+      const plain = createRedirectServer(source, logger, decisions, deps.metrics);
       const bound = listener('http', plain, drain, () => closeServer(plain));
       http = await listen(plain, at, pos);
       open.push(bound);
@@ -187,8 +198,16 @@ export async function bindTraffic(open: Listener[], deps: TrafficDeps): Promise<
   return { https, http };
 }
 
-export async function bindAdmin(open: Listener[], at: ListenAddress, pos: SourcePos, readiness: Readiness, registry: Registry, drain: DrainState = { draining: false }): Promise<AddressInfo> {
-  const admin = createAdminServer(readiness, registry);
+export async function bindAdmin(
+  open: Listener[],
+  at: ListenAddress,
+  pos: SourcePos,
+  readiness: Readiness,
+  registry: Registry,
+  drain: DrainState = { draining: false },
+  policy?: () => PolicyInForce,
+): Promise<AddressInfo> {
+  const admin = createAdminServer(readiness, registry, policy);
   const bound = listener('admin', admin, drain, () => closeServer(admin));
   const address = await listen(admin, at, pos);
   open.push(bound);

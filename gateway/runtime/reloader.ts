@@ -86,6 +86,8 @@ export interface ReloaderDeps<C extends Candidate> {
   load(): Promise<C>;
   /** Builds a snapshot beside the one in force; throws PolicyError. */
   compile(candidate: C): Promise<Snapshot>;
+  /** Called once the new snapshot is in force; what it returns (what changed) goes into the reload's log line. */
+  onSwap?(previous: Snapshot, next: Snapshot): Record<string, unknown>;
   /** Quiet time after a file event before reloading (editors write in several steps). */
   readonly debounceMs?: number;
   /** Told of every reload's result, whatever started it (alerts on failed reloads). */
@@ -120,6 +122,8 @@ function logSecretChanges(logger: Logger, before: Snapshot, after: Snapshot): vo
 export function startReloader<C extends Candidate>(deps: ReloaderDeps<C>): Reloader {
   const { source, logger, metrics } = deps;
   let watcher: FileWatch | undefined;
+  /** What the last swap's onSwap said, for its log line. */
+  let swapped: Record<string, unknown> | undefined;
 
   /** Builds beside and swaps, or changes nothing. */
   const apply = async (): Promise<ReloadResult> => {
@@ -143,6 +147,7 @@ export function startReloader<C extends Candidate>(deps: ReloaderDeps<C>): Reloa
     for (const w of candidate.warnings) logger.warn({ file: w.file, line: w.line, col: w.col, key: w.path }, formatDiagnostic(w));
     const previous = source.current;
     source.current = next;
+    swapped = deps.onSwap?.(previous, next);
     previous.dispose().catch((err: unknown) => logger.warn({ err }, 'releasing the previous policy failed'));
     logSecretChanges(logger, previous, next);
     return { ok: true, ms: 0, warnings: candidate.warnings };
@@ -156,7 +161,7 @@ export function startReloader<C extends Candidate>(deps: ReloaderDeps<C>): Reloa
     if (!result.ok) return result;
     const ms = Math.round((performance.now() - (changedAt ?? t0)) * 10) / 10;
     watcher?.update(policyFiles(source.current.policy));
-    logger.info({ ms, since: changedAt === undefined ? 'request' : 'file change', routes: source.current.policy.routes.length, report_mode: reportModeSummary(source.current.policy) }, 'policy reloaded');
+    logger.info({ ms, since: changedAt === undefined ? 'request' : 'file change', routes: source.current.policy.routes.length, report_mode: reportModeSummary(source.current.policy), ...swapped }, 'policy reloaded');
     return { ...result, ms };
   };
 

@@ -78,6 +78,8 @@ type Plan = { run: 'offline' | 'demo'; exit?: number } | { skip: string };
 const PLANS: [RegExp, Plan][] = [
   [/<token>/, { skip: 'a placeholder for the token the login above prints; the $TOKEN form in docs/policy.md runs' }],
   [/openssl dgst -sha256 -hmac/, { skip: 'run by its own test below, with a key file of its own' }],
+  [/^cp docker\/observability\/wxgw-alerts\.yaml \/etc\/prometheus\/$/, { skip: "writes into the Prometheus server's own folder" }],
+  [/^promtool check rules \/etc\/prometheus\/wxgw-alerts\.yaml$/, { skip: "the same check runs on the repo's copy in test/unit/observability-files.test.ts" }],
   [/^curl .*https:\/\/localhost\/api\//, { skip: 'the compose deployment, published on port 443' }],
   [/^npx wxgw (--version|validate --help)$/, { run: 'offline' }],
   [/^curl .*(https:\/\/localhost:8443|http:\/\/localhost:8080|http:\/\/127\.0\.0\.1:9901)/, { run: 'demo' }],
