@@ -32,7 +32,7 @@ const EXPORT_TIMEOUT_MS = 10_000;
 const COMPLAIN_EVERY_MS = 60_000;
 
 /** Passes spans on to the OTLP exporter, and says when exports fail without a line per batch. */
-class LoggedExporter implements SpanExporter {
+export class LoggedExporter implements SpanExporter {
   private failedBatches = 0;
   private lastComplaint = Number.NEGATIVE_INFINITY;
 
