@@ -121,9 +121,16 @@ export class Tracing {
     this.seen = config;
     if (config !== undefined && this.running?.key === keyOf(config)) return this.running;
     const previous = this.running;
-    this.running = config === undefined ? undefined : start(config, this.logger, this.now);
-    if (config) this.logger.info({ endpoint: config.otlp_endpoint, sample_ratio: config.sample_ratio }, 'tracing on: spans exported over OTLP/HTTP');
-    else if (previous) this.logger.info('tracing off');
+    this.running = undefined;
+    if (config) {
+      // Called while a request is being handled: a tracer that cannot be built turns tracing off, never the request.
+      try {
+        this.running = start(config, this.logger, this.now);
+        this.logger.info({ endpoint: config.otlp_endpoint, sample_ratio: config.sample_ratio }, 'tracing on: spans exported over OTLP/HTTP');
+      } catch (err) {
+        this.logger.error({ err, endpoint: config.otlp_endpoint }, 'tracing could not start; requests are not traced under this policy');
+      }
+    } else if (previous) this.logger.info('tracing off');
     if (previous) this.stop(previous);
     return this.running;
   }
@@ -135,8 +142,8 @@ export class Tracing {
   /** Sends what is queued and stops exporting (graceful shutdown). */
   async close(): Promise<void> {
     const running = this.running;
+    // `seen` stays: a request still arriving under the same policy finds tracing off, not restarted.
     this.running = undefined;
-    this.seen = undefined;
     if (!running) return;
     try {
       await running.provider.shutdown();
