@@ -27,13 +27,13 @@ let upstream: TestUpstream;
 let receiver: OtlpReceiver;
 let token: string;
 
-const policy = (opts: { trusted?: boolean; tracing?: string; endpoint?: () => string }) => (ctx: { httpsPort: number; tlsSection: string }) => `version: 1
+const policy = (opts: { trusted?: boolean; tracing?: string; endpoint?: () => string; extra?: string }) => (ctx: { httpsPort: number; tlsSection: string }) => `version: 1
 server:
   https: { listen: "127.0.0.1:${ctx.httpsPort}" }
 ${opts.trusted ? '  trusted_proxies: [127.0.0.1/32]\n' : ''}${ctx.tlsSection}
 ${opts.tracing ?? `tracing:
   otlp_endpoint: "${opts.endpoint ? opts.endpoint() : `${receiver.url}/v1/traces`}"
-  headers: { authorization: "Bearer \${OTLP_TOKEN}" }`}
+  headers: { authorization: "Bearer \${OTLP_TOKEN}" }${opts.extra ?? ''}`}
 identity:
   jwt: { secret: "\${JWT_SECRET}" }
 mask_profiles:
@@ -196,12 +196,35 @@ describe('tracing on, the client a trusted proxy', () => {
   });
 });
 
-describe('tracing off', () => {
+describe('tracing on, trust_incoming: false', () => {
   let t: TestGateway;
   before(async () => {
-    t = await startTestGateway(policy({ tracing: '' }), { env });
+    t = await startTestGateway(policy({ trusted: true, extra: '\n  trust_incoming: false' }), { env });
   });
   after(() => t.close());
+
+  test("even a trusted proxy's traceparent starts nothing", { timeout: 30_000 }, async () => {
+    const { id } = await call(t, { path: '/open/x', headers: { traceparent: CLIENT_TRACEPARENT, tracestate: 'vendor=abc' } });
+    const span = await serverSpan(id);
+    assert.notEqual(span.traceId, CLIENT_TRACE);
+    assert.equal(span.parentSpanId, undefined);
+    assert.equal(atUpstream(id).headers['tracestate'], undefined);
+  });
+});
+
+describe('tracing off', () => {
+  let t: TestGateway;
+  const saved = process.env['OTEL_EXPORTER_OTLP_ENDPOINT'];
+  before(async () => {
+    // Were any exporter made, this is where the SDK's own defaults would send it.
+    process.env['OTEL_EXPORTER_OTLP_ENDPOINT'] = receiver.url;
+    t = await startTestGateway(policy({ tracing: '' }), { env });
+  });
+  after(async () => {
+    await t.close();
+    if (saved === undefined) delete process.env['OTEL_EXPORTER_OTLP_ENDPOINT'];
+    else process.env['OTEL_EXPORTER_OTLP_ENDPOINT'] = saved;
+  });
 
   test('no trace id on the access line, and the client trace context passes untouched, as without tracing', { timeout: 30_000 }, async () => {
     const { res, id } = await call(t, { path: '/open/x', headers: { traceparent: CLIENT_TRACEPARENT, tracestate: 'vendor=abc' } });
@@ -211,6 +234,14 @@ describe('tracing off', () => {
     assert.equal(got.headers['tracestate'], 'vendor=abc');
     const line = await accessLine(t, id);
     assert.ok(!('trace_id' in line), 'no trace id');
+  });
+
+  test('nothing is exported, even once the gateway has shut down and flushed', { timeout: 30_000 }, async () => {
+    const sent = receiver.bodies.length;
+    const { res } = await call(t, { path: '/open/off' });
+    assert.equal(res.status, 200);
+    await t.close();
+    assert.equal(receiver.bodies.length, sent);
   });
 });
 
