@@ -164,7 +164,7 @@ export async function startGateway(opts: {
   policies.inForce(first);
   // Outlives snapshots too: a reload with a changed `tracing` section replaces its exporter.
   const tracing = new Tracing(logger);
-  tracing.for(first.policy.tracing);
+  await tracing.prepare(first.policy.tracing);
 
   let reloader: Reloader | undefined;
   const draining: DrainState = { draining: false };

@@ -11,27 +11,25 @@
 // A traceparent is believed only from server.trusted_proxies (and `trust_incoming`): anyone
 // else's starts nothing, and their tracestate, which belongs to a trace not continued, is dropped.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, defaultTextMapGetter, defaultTextMapSetter, trace, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import {
-  ATTR_CLIENT_ADDRESS,
-  ATTR_ERROR_TYPE,
-  ATTR_HTTP_REQUEST_METHOD,
-  ATTR_HTTP_RESPONSE_STATUS_CODE,
-  ATTR_HTTP_ROUTE,
-  ATTR_SERVER_ADDRESS,
-  ATTR_SERVER_PORT,
-  ATTR_URL_PATH,
-  ATTR_URL_SCHEME,
-} from '@opentelemetry/semantic-conventions';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, defaultTextMapGetter, defaultTextMapSetter, trace, type Attributes, type Span, type TextMapPropagator, type Tracer } from '@opentelemetry/api';
 import type { Reason } from '../errors.js';
 import type { GuardName, Verdict } from '../guards/chain.js';
-import type { Tracing } from '../observability/tracing.js';
+import type { ActiveTracing, Tracing } from '../observability/tracing.js';
 import type { RouteTarget, UpstreamTarget } from '../snapshot.js';
 import { clientGone, forwardErrorReason } from './forwarder.js';
 import type { RequestState } from './request-state.js';
 
-const propagator = new W3CTraceContextPropagator();
+// HTTP's stable semantic-convention names (@opentelemetry/semantic-conventions), written out so
+// that a gateway without tracing loads no more of OpenTelemetry than its API.
+const ATTR_CLIENT_ADDRESS = 'client.address';
+const ATTR_ERROR_TYPE = 'error.type';
+const ATTR_HTTP_REQUEST_METHOD = 'http.request.method';
+const ATTR_HTTP_RESPONSE_STATUS_CODE = 'http.response.status_code';
+const ATTR_HTTP_ROUTE = 'http.route';
+const ATTR_SERVER_ADDRESS = 'server.address';
+const ATTR_SERVER_PORT = 'server.port';
+const ATTR_URL_PATH = 'url.path';
+const ATTR_URL_SCHEME = 'url.scheme';
 
 /** Which guard a refusal comes from; the rest (a body too large, the store) is read from the route's guards. */
 const GUARD_OF: Partial<Record<Reason, GuardName>> = {
@@ -83,17 +81,21 @@ function peerOf(upstream: UpstreamTarget): Attributes {
 
 export class RequestTrace {
   readonly traceId: string;
+  private readonly tracer: Tracer;
+  private readonly propagator: TextMapPropagator;
   private readonly span: Span;
   private upstreamSpan: Span | undefined;
 
   constructor(
-    private readonly tracer: Tracer,
-    trustIncoming: boolean,
+    active: ActiveTracing,
     req: IncomingMessage,
     res: ServerResponse,
     private readonly wx: RequestState,
   ) {
-    const believed = trustIncoming && wx.address.peerTrusted;
+    const { tracer, propagator } = active;
+    this.tracer = tracer;
+    this.propagator = propagator;
+    const believed = active.trustIncoming && wx.address.peerTrusted;
     const parent = believed && req.headers.traceparent !== undefined ? propagator.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter) : ROOT_CONTEXT;
     // The upstream gets the gateway's traceparent either way (upstream()); a tracestate from
     // someone not believed would ride along with a trace it does not belong to.
@@ -139,7 +141,7 @@ export class RequestTrace {
     );
     this.upstreamSpan = span;
     const headers: Record<string, string> = { ...added };
-    propagator.inject(trace.setSpan(ROOT_CONTEXT, span), headers, defaultTextMapSetter);
+    this.propagator.inject(trace.setSpan(ROOT_CONTEXT, span), headers, defaultTextMapSetter);
     return headers;
   }
 
@@ -203,7 +205,7 @@ function passed(guard: GuardName, verdict: Verdict): Attributes {
 export function beginTrace(tracing: Tracing, req: IncomingMessage, res: ServerResponse, wx: RequestState): void {
   const active = tracing.for(wx.snapshot.policy.tracing);
   if (!active) return;
-  wx.trace = new RequestTrace(active.tracer, active.trustIncoming, req, res, wx);
+  wx.trace = new RequestTrace(active, req, res, wx);
   // The access line's trace id: the trusted parent's (the same) or the new trace's.
   wx.traceId = wx.trace.traceId;
 }

@@ -270,6 +270,31 @@ describe('reload and shutdown', () => {
   });
 });
 
+describe('a reload that turns tracing on', () => {
+  let t: TestGateway;
+  before(async () => {
+    t = await startTestGateway(policy({ tracing: '' }), { env });
+  });
+  after(() => t.close());
+
+  test('requests are traced once the new policy is in force and the SDK has loaded', { timeout: 30_000 }, async () => {
+    writeFileSync(join(t.ctx.dir, 'gateway.yaml'), policy({})(t.ctx));
+    const reloaded = await t.gw.reload();
+    assert.ok(reloaded.ok, JSON.stringify(reloaded));
+    // The SDK is loaded on the first request that needs it; requests meanwhile go untraced.
+    let traced: { id: string; traceId: string } | undefined;
+    for (let i = 0; i < 500 && !traced; i++) {
+      const { res, id } = await call(t, { path: `/open/${i}` });
+      assert.equal(res.status, 200);
+      const traceId = (await accessLine(t, id))['trace_id'];
+      if (typeof traceId === 'string') traced = { id, traceId };
+    }
+    assert.ok(traced, 'a request was traced');
+    assert.equal((await serverSpan(traced.id)).traceId, traced.traceId);
+    await t.waitForLog((l) => l['msg'] === 'tracing on: spans exported over OTLP/HTTP', 'the tracing-on line');
+  });
+});
+
 describe('a collector that is down', () => {
   let t: TestGateway;
   before(async () => {

@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
 import { createLogger } from '../../gateway/observability/logger.js';
-import { LoggedExporter } from '../../gateway/observability/tracing.js';
+import { LoggedExporter } from '../../gateway/observability/tracing-sdk.js';
 
 function fixture() {
   const lines: Record<string, unknown>[] = [];
