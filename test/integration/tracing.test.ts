@@ -7,7 +7,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { httpsRequest, type RequestOptions } from '../helpers/https-client.js';
+import { PROTOCOLS, type Protocol } from '../helpers/h2-client.js';
+import type { RequestOptions } from '../helpers/https-client.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -95,8 +96,8 @@ function events(span: ReceivedSpan): string[] {
   return span.events.map((e) => `${e.name}:${String(e.attributes['wxgw.outcome'])}${e.attributes['wxgw.reason'] === undefined ? '' : `:${String(e.attributes['wxgw.reason'])}`}`);
 }
 
-async function call(t: TestGateway, opts: RequestOptions) {
-  const res = await httpsRequest(t.port, t.ca, opts);
+async function call(t: TestGateway, opts: RequestOptions, protocol: Protocol = PROTOCOLS[0]!) {
+  const res = await protocol.request(t.port, t.ca, opts);
   return { res, id: String(res.headers['x-request-id']) };
 }
 
@@ -107,8 +108,9 @@ describe('tracing on, the client not a trusted proxy', () => {
   });
   after(() => t.close());
 
-  test('a proxied request: one server span with the guard events, a child span for the upstream, one trace id everywhere', { timeout: 30_000 }, async () => {
-    const { res, id } = await call(t, { path: `/users/${PHONE}?phone=${PHONE}`, headers: { authorization: `Bearer ${token}` } });
+  for (const protocol of PROTOCOLS) {
+  test(`a proxied request over ${protocol.name}: one server span with the guard events, a child span for the upstream, one trace id everywhere`, { timeout: 30_000 }, async () => {
+    const { res, id } = await call(t, { path: `/users/${PHONE}?phone=${PHONE}`, headers: { authorization: `Bearer ${token}` } }, protocol);
     assert.equal(res.status, 200);
     const span = await serverSpan(id);
     assert.equal(span.name, 'GET users');
@@ -134,6 +136,7 @@ describe('tracing on, the client not a trusted proxy', () => {
     assert.equal((await accessLine(t, id))['trace_id'], span.traceId);
     assert.equal(receiver.headers.at(-1)!['authorization'], `Bearer ${OTLP_TOKEN}`, 'tracing.headers go with each export');
   });
+  }
 
   test('a refused request gets a span with the refusal reason, and the guard that refused it', { timeout: 30_000 }, async () => {
     const noToken = await call(t, { path: '/users/me' });
@@ -156,8 +159,9 @@ describe('tracing on, the client not a trusted proxy', () => {
     assert.equal(lost.name, 'GET');
   });
 
-  test("an untrusted client's traceparent starts nothing: a new trace, the gateway's traceparent upstream, its tracestate dropped", { timeout: 30_000 }, async () => {
-    const { res, id } = await call(t, { path: '/open/x', headers: { traceparent: CLIENT_TRACEPARENT, tracestate: 'vendor=abc' } });
+  for (const protocol of PROTOCOLS) {
+  test(`an untrusted client's traceparent over ${protocol.name} starts nothing: a new trace, the gateway's traceparent upstream, its tracestate dropped`, { timeout: 30_000 }, async () => {
+    const { res, id } = await call(t, { path: '/open/x', headers: { traceparent: CLIENT_TRACEPARENT, tracestate: 'vendor=abc' } }, protocol);
     assert.equal(res.status, 200);
     const span = await serverSpan(id);
     assert.notEqual(span.traceId, CLIENT_TRACE);
@@ -167,6 +171,7 @@ describe('tracing on, the client not a trusted proxy', () => {
     assert.equal(got.headers['traceparent'], `00-${span.traceId}-${child.spanId}-01`);
     assert.equal(got.headers['tracestate'], undefined);
   });
+  }
 
   test('no token, openid, phone number or secret in anything exported', { timeout: 30_000 }, async () => {
     await waitUntil(() => (receiver.spans.length > 0 ? true : undefined), 'some spans', { wake: receiver.wake });
@@ -182,8 +187,9 @@ describe('tracing on, the client a trusted proxy', () => {
   });
   after(() => t.close());
 
-  test("a trusted proxy's traceparent is the parent, and its tracestate goes on upstream", { timeout: 30_000 }, async () => {
-    const { res, id } = await call(t, { path: '/open/x', headers: { traceparent: CLIENT_TRACEPARENT, tracestate: 'vendor=abc' } });
+  for (const protocol of PROTOCOLS) {
+  test(`a trusted proxy's traceparent over ${protocol.name} is the parent, and its tracestate goes on upstream`, { timeout: 30_000 }, async () => {
+    const { res, id } = await call(t, { path: '/open/x', headers: { traceparent: CLIENT_TRACEPARENT, tracestate: 'vendor=abc' } }, protocol);
     assert.equal(res.status, 200);
     const span = await serverSpan(id);
     assert.equal(span.traceId, CLIENT_TRACE);
@@ -194,6 +200,7 @@ describe('tracing on, the client a trusted proxy', () => {
     assert.equal(got.headers['tracestate'], 'vendor=abc');
     assert.equal((await accessLine(t, id))['trace_id'], CLIENT_TRACE);
   });
+  }
 });
 
 describe('tracing on, trust_incoming: false', () => {
