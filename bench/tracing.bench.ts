@@ -6,6 +6,7 @@
 // Every gateway runs in its own process; the load generator and the sink run in this one.
 //   node --import tsx bench/tracing.bench.ts
 //   BENCH_ROUNDS=5 BENCH_SECONDS=10 node --import tsx bench/tracing.bench.ts
+//   BENCH_BASELINE=../wxgw-previous ...  also runs that checkout's wxgw (without tracing code) beside tracing off
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -20,6 +21,7 @@ import { benchPolicy, connections, measure, rounds, seconds, startTs, table, tar
 const here = fileURLToPath(new URL('.', import.meta.url));
 const root = join(here, '..');
 const PATH = '/api/member';
+const BASELINE = process.env.BENCH_BASELINE;
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'wxgw-bench-'));
@@ -48,20 +50,21 @@ async function main(): Promise<void> {
   await new Promise((r) => setTimeout(r, 300));
 
   const tracing = (ratio: number): string[] => ['tracing:', `  otlp_endpoint: "${endpoint}"`, `  sample_ratio: ${ratio}`];
-  const variants: [string, string[]][] = [
+  const variants: [string, string[], string?][] = [
     ['tracing off', []],
     ['tracing on, sample_ratio 1', tracing(1)],
     ['tracing on, sample_ratio 0', tracing(0)],
   ];
+  if (BASELINE) variants.push(['baseline checkout', [], BASELINE]);
 
   const children: ChildProcess[] = [backend];
   try {
     const targets: Target[] = [];
-    for (const [i, [name, sections]] of variants.entries()) {
+    for (const [i, [name, sections, tree]] of variants.entries()) {
       const port = await freePort();
       const file = join(dir, `gateway-${i}.yaml`);
       writeFileSync(file, benchPolicy({ port, chain, upstream, sections, tail: ['defaults: { allow: any }'] }));
-      const child = startTs('targets/wxgw.ts', [file, join(dir, `wxgw-${i}.log`)]);
+      const child = startTs('targets/wxgw.ts', [file, join(dir, `wxgw-${i}.log`)], tree);
       children.push(child);
       await waitReady(child, name);
       targets.push(target(name, `https://127.0.0.1:${port}${PATH}`, child.pid));
