@@ -66,15 +66,18 @@ function refusingGuard(reason: Reason, guards: readonly GuardName[]): GuardName 
   return undefined;
 }
 
-/** server.address and server.port of each upstream, parsed once. */
-const peers = new Map<string, Attributes>();
+/** server.address and server.port of each upstream, parsed once; with several targets only its name (the pick is the balancer's). */
+const peers = new WeakMap<UpstreamTarget, Attributes>();
 
 function peerOf(upstream: UpstreamTarget): Attributes {
-  let attrs = peers.get(upstream.origin);
+  let attrs = peers.get(upstream);
   if (!attrs) {
-    const url = new URL(upstream.origin);
-    attrs = { [ATTR_SERVER_ADDRESS]: url.hostname, [ATTR_SERVER_PORT]: Number(url.port || (url.protocol === 'https:' ? 443 : 80)), 'wxgw.upstream': upstream.name };
-    peers.set(upstream.origin, attrs);
+    const targets = upstream.config.targets;
+    const url = targets.length === 1 ? targets[0]! : undefined;
+    attrs = url
+      ? { [ATTR_SERVER_ADDRESS]: url.hostname, [ATTR_SERVER_PORT]: Number(url.port || (url.protocol === 'https:' ? 443 : 80)), 'wxgw.upstream': upstream.name }
+      : { 'wxgw.upstream': upstream.name };
+    peers.set(upstream, attrs);
   }
   return attrs;
 }
