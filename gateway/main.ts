@@ -20,6 +20,7 @@ import { compileLogRedactor } from './masking/redact.js';
 import { Decisions } from './observability/decisions.js';
 import { Metrics } from './observability/metrics.js';
 import { Alerts } from './observability/alerts/engine.js';
+import { Tracing } from './observability/tracing.js';
 import { droppedLines } from './observability/log-destination.js';
 import { bindAdmin, bindTraffic, drain, type DrainState, type Listener } from './runtime/listeners.js';
 import { readiness, unreadableFiles } from './runtime/readiness.js';
@@ -161,6 +162,9 @@ export async function startGateway(opts: {
   source = live;
   const policies = new PolicyRecords(metrics);
   policies.inForce(first);
+  // Outlives snapshots too: a reload with a changed `tracing` section replaces its exporter.
+  const tracing = new Tracing(logger);
+  await tracing.prepare(first.policy.tracing);
 
   let reloader: Reloader | undefined;
   const draining: DrainState = { draining: false };
@@ -169,7 +173,7 @@ export async function startGateway(opts: {
     reloader?.close();
     const { drain_delay, shutdown_timeout } = live.current.policy.server;
     stopping ??= drain(open, draining, { delayMs: withDelay ? drain_delay : 0, timeoutMs: shutdown_timeout }, logger).finally(() =>
-      Promise.all([live.current.dispose(), store.close(), pools.close(), alerts.close()]),
+      Promise.all([live.current.dispose(), store.close(), pools.close(), alerts.close(), tracing.close()]),
     );
     return stopping;
   };
@@ -180,7 +184,7 @@ export async function startGateway(opts: {
   decisions.listener = (d) => alerts.refused(d);
   try {
     const { server } = first.policy;
-    const { https, http } = await bindTraffic(open, { source: live, drain: draining, logger, decisions, metrics, pools });
+    const { https, http } = await bindTraffic(open, { source: live, drain: draining, logger, decisions, metrics, pools, tracing });
     const checks = readiness(live, open, Date.now, { drain: draining });
     ready = () => checks.failing().length === 0;
     const admin = server.admin ? await bindAdmin(open, server.admin.listen, server.admin.pos, checks, metrics.registry, draining, () => policies.current(live.current)) : undefined;

@@ -123,9 +123,14 @@ export interface ReportGuards {
   readonly rateLimit?: RateLimitGuard;
 }
 
+/** A kind of guard, as traces and logs name the steps of a chain. */
+export type GuardName = 'allowlist' | 'cors' | 'callback' | 'identity' | 'rate_limit';
+
 export interface GuardChain {
   /** Whether any step needs the body, a token or the store: if not, run() never returns a promise. */
   readonly stateful: boolean;
+  /** The kinds of guard the chain runs, in order (for traces: which decisions a verdict stands for). */
+  readonly guards: readonly GuardName[];
   run(input: GuardInput): Verdict | Promise<Verdict>;
 }
 
@@ -422,12 +427,15 @@ const PASSED: Passed = Object.freeze({
   storeBypassed: false,
 });
 
+/** Every chain decides the address and CORS, if only to allow any address and refuse preflights. */
+const ALWAYS: readonly GuardName[] = Object.freeze(['allowlist', 'cors']);
+
 const NO_CORS_PREFLIGHT: Refused = Object.freeze({ kind: 'refuse', reason: 'cors_origin_not_allowed', message: 'this route allows no cross-origin requests' });
 
 export function compileGuardChain(g: RouteGuards): GuardChain {
   // The commonest route (any address, no CORS, nothing stateful) is decided without allocating.
   if (g.ipAllow === EVERYONE && !g.cors && !g.callback && !g.identity && !g.rateLimit && !g.report) {
-    return Object.freeze({ stateful: false, run: (input: GuardInput): Verdict => (input.preflight ? NO_CORS_PREFLIGHT : PASSED) });
+    return Object.freeze({ stateful: false, guards: ALWAYS, run: (input: GuardInput): Verdict => (input.preflight ? NO_CORS_PREFLIGHT : PASSED) });
   }
   const report = g.report;
   const steps: Step[] = [ipStep(g.ipAllow, report), report?.cors !== undefined ? corsReportStep(report.cors) : corsStep(g.cors)];
@@ -436,8 +444,10 @@ export function compileGuardChain(g: RouteGuards): GuardChain {
   if (g.rateLimit) steps.push(rateLimitStep(g, g.rateLimit));
   if (report?.rateLimit) steps.push(rateLimitReportStep(g, report.rateLimit));
   Object.freeze(steps);
+  const guards: readonly GuardName[] = Object.freeze([...ALWAYS, ...(g.callback ? ['callback' as const] : []), ...(g.identity ? ['identity' as const] : []), ...(g.rateLimit || report?.rateLimit ? ['rate_limit' as const] : [])]);
   return Object.freeze({
     stateful: steps.length > 2,
+    guards,
     run(input: GuardInput): Verdict | Promise<Verdict> {
       const p: Progress = {
         input,

@@ -22,6 +22,7 @@ import type {
   RateLimitConfig,
   ReportRule,
   StoreConfig,
+  TracingConfig,
   WechatConfig,
   WechatPayConfig,
   ListenAddress,
@@ -101,6 +102,9 @@ export const DEFAULTS = {
   ...ALERT_DEFAULTS,
   request_id_header: 'x-request-id',
   request_id_trust: true,
+  sample_ratio: 1,
+  service_name: 'wxgw',
+  trust_incoming: true,
 } as const;
 
 /**
@@ -219,6 +223,7 @@ interface RawPolicy {
   defaults?: RawAccess;
   alerts?: RawAlerts;
   upstreams: Record<string, RawUpstream>;
+  tracing?: { otlp_endpoint: string; sample_ratio?: number; service_name?: string; trust_incoming?: boolean; headers?: Record<string, string> };
   routes: (RawAccess & {
     name: string;
     match: { path?: string; path_prefix?: string; methods?: string[]; host?: string };
@@ -393,6 +398,17 @@ function storeConfig(raw: RawPolicy['store'], pos: SourcePos): StoreConfig {
     key_prefix: store.key_prefix ?? DEFAULTS.key_prefix,
     command_timeout: sure(parseDuration(store.command_timeout ?? DEFAULTS.command_timeout)),
     on_unavailable: store.on_unavailable ?? DEFAULTS.on_unavailable,
+    pos,
+  };
+}
+
+function tracingConfig(t: NonNullable<RawPolicy['tracing']>, pos: SourcePos): TracingConfig {
+  return {
+    otlp_endpoint: t.otlp_endpoint,
+    sample_ratio: t.sample_ratio ?? DEFAULTS.sample_ratio,
+    service_name: t.service_name ?? DEFAULTS.service_name,
+    trust_incoming: t.trust_incoming ?? DEFAULTS.trust_incoming,
+    headers: { ...t.headers },
     pos,
   };
 }
@@ -653,5 +669,6 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
       Object.entries(raw.mask_profiles ?? {}).map(([name, p]) => [name, maskProfile(name, p, pos(['mask_profiles', name], 'key'))]),
     ),
     ...(raw.alerts && { alerts: alertsConfig(raw.alerts, ctx.baseDir, pos) }),
+    ...(raw.tracing && { tracing: tracingConfig(raw.tracing, pos(['tracing'], 'key')) }),
   };
 }

@@ -18,6 +18,7 @@ import { isRecord, type KeyPath } from './key-path.js';
 import { show, type Reporter } from './report.js';
 import { checkRoutes } from './routes.js';
 import { checkUpstream } from './upstream-checks.js';
+import { checkTracing } from './tracing-checks.js';
 import { closest } from './suggest.js';
 import { DEFAULTS } from './build.js';
 import { parseSeconds } from './units.js';
@@ -254,5 +255,6 @@ export async function checkSemantics(data: unknown, baseDir: string, report: Rep
     const identity = isRecord(data.identity) ? [data.identity.upstream_header, data.identity.unionid_header].filter((h): h is string => typeof h === 'string') : [];
     checkRequestId(report, data.server, [DEFAULTS.upstream_header, DEFAULTS.unionid_header, ...identity.map((h) => h.toLowerCase())]);
   }
+  checkTracing(data, report);
   await Promise.all([checker.readableFiles(), checkFeatures(data, baseDir, report), checkAlerts(data, baseDir, report)]);
 }

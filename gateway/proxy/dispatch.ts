@@ -15,6 +15,7 @@ import { GatewayError } from '../errors.js';
 import type { Answered, GuardInput, Refused, Verdict } from '../guards/chain.js';
 import type { Logger } from '../observability/logger.js';
 import type { Decisions } from '../observability/decisions.js';
+import type { Tracing } from '../observability/tracing.js';
 import type { RouteTarget, Snapshot } from '../snapshot.js';
 import { screenHeaderNames } from '../guards/header-plan.js';
 import { answerLogin } from './login-endpoint.js';
@@ -23,6 +24,7 @@ import { requestBody } from './proxied.js';
 import { readBody } from './read-body.js';
 import { requestState, type RequestState } from './request-state.js';
 import { route } from './routing.js';
+import { beginTrace } from './trace-hooks.js';
 
 export interface SnapshotSource {
   readonly current: Snapshot;
@@ -36,6 +38,8 @@ export interface DispatchOptions {
   logger: Logger;
   decisions: Decisions;
   proxied: ProxiedPath;
+  /** Spans per request when the policy has `tracing`; absent: never traced. */
+  tracing?: Tracing;
   /** Whether a request may be served at all: false sends it to Fastify's plain-HTTP answer. */
   servable(req: IncomingMessage, wx: RequestState): boolean;
 }
@@ -69,7 +73,7 @@ function NO_BODY(): Promise<Buffer> {
 }
 
 export function createDispatch(opts: DispatchOptions): (fastify: (req: IncomingMessage, res: ServerResponse) => void) => (req: IncomingMessage, res: ServerResponse) => void {
-  const { source, logger, decisions, proxied } = opts;
+  const { source, logger, decisions, proxied, tracing } = opts;
 
   return (fastify) => {
     const own = (req: IncomingMessage, res: ServerResponse, wx: RequestState, verdict: OwnVerdict): void => {
@@ -92,6 +96,7 @@ export function createDispatch(opts: DispatchOptions): (fastify: (req: IncomingM
     };
 
     const settled = (req: IncomingMessage, res: ServerResponse, wx: RequestState, target: RouteTarget, dest: string, verdict: Verdict): void => {
+      wx.trace?.verdict(target, verdict);
       wx.cors = verdict.cors;
       wx.allowedOrigin = verdict.allowedOrigin;
       if (verdict.shadow) wx.shadow = verdict.shadow;
@@ -129,6 +134,7 @@ export function createDispatch(opts: DispatchOptions): (fastify: (req: IncomingM
 
     return (req, res) => {
       const wx = requestState(req, source.current);
+      if (tracing) beginTrace(tracing, req, res, wx);
       if (!opts.servable(req, wx)) {
         fastify(req, res);
         return;

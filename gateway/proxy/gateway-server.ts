@@ -13,6 +13,7 @@ import { errorBody, GatewayError, REASONS, type Reason } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Decisions } from '../observability/decisions.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { Tracing } from '../observability/tracing.js';
 import { createAccessLog, createParserRefusalLog } from './access-log.js';
 import { errorAnswer, ownAnswer } from './own-answer.js';
 import type { UpstreamPools } from './forwarder.js';
@@ -36,6 +37,7 @@ export interface GatewayServerOptions {
   metrics: Metrics;
   /** Shared with the snapshots' login endpoints, so every call to an upstream uses one pool. */
   pools: UpstreamPools;
+  tracing?: Tracing;
 }
 
 /** Any reply, whichever server type produced it: errors are sent the same way everywhere. */
@@ -80,7 +82,7 @@ export function createGatewayServer(opts: GatewayServerOptions) {
   const viaTrustedHttps = (raw: IncomingMessage, wx: RequestState): boolean =>
     tls !== null || (wx.address.peerTrusted && forwardedHttps(raw.headers['x-forwarded-proto']));
 
-  const dispatch = createDispatch({ source, logger, decisions, proxied, servable: viaTrustedHttps });
+  const dispatch = createDispatch({ source, logger, decisions, proxied, tracing: opts.tracing, servable: viaTrustedHttps });
   const websockets = createWebSockets({ source, logger, decisions, metrics, accessLog, servable: viaTrustedHttps });
 
   // Node checks these timeouts on a timer that defaults to 30 s, which would stretch a 1 s

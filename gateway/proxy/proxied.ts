@@ -157,9 +157,11 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
     const request = { method: req.method!, path: dest, headers: req.headers, body, timeout: target.timeout, context };
     wx.upstream = target.upstream.name;
     wx.upstreamStart = performance.now();
+    if (wx.trace) context.added = wx.trace.upstream(target, req.method!, context.added);
     if (plan.kind === 'stream') {
       pools.stream(target.upstream, request, res, (err, answered) => {
         wx.upstreamMs = performance.now() - wx.upstreamStart;
+        wx.trace?.upstreamEnd(err, answered ? res.statusCode : undefined);
         if (!err || clientGone(err)) return;
         if (!answered) upstreamFailed(res, wx, target, err);
         else failedMidBody(res, wx, target, err);
@@ -168,6 +170,7 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
     }
     pools.fetch(target.upstream, request, res, collectUpTo(plan), (err, answer) => {
       wx.upstreamMs = performance.now() - wx.upstreamStart;
+      wx.trace?.upstreamEnd(err, answer?.statusCode);
       if (err || !answer) {
         if (!clientGone(err)) upstreamFailed(res, wx, target, err);
         return;

@@ -11,6 +11,7 @@ import type { MaskFindings } from '../masking/dry-run.js';
 import type { Snapshot } from '../snapshot.js';
 import type { OwnVerdict } from './dispatch.js';
 import { tlsOf, type TlsSession } from './access-log-fields.js';
+import type { RequestTrace } from './trace-hooks.js';
 
 export interface RequestState {
   readonly id: string;
@@ -53,6 +54,8 @@ export interface RequestState {
   shadow: readonly string[] | undefined;
   /** What the route's mask profile in report mode would have done to the answer. */
   maskReport: MaskFindings | undefined;
+  /** The request's trace (trace-hooks.ts); undefined when the policy has no `tracing`. */
+  trace: RequestTrace | undefined;
 }
 
 const kState = Symbol('wxgw.request');
@@ -111,6 +114,7 @@ export function requestState(raw: IncomingMessage, snapshot: Snapshot): RequestS
     allowedOrigin: undefined,
     shadow: undefined,
     maskReport: undefined,
+    trace: undefined,
   };
   (raw as RawWithState)[kState] = state;
   return state;

@@ -23,6 +23,7 @@ import { createAdminServer, type PolicyInForce, type Readiness } from '../observ
 import type { Decisions } from '../observability/decisions.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { Tracing } from '../observability/tracing.js';
 
 const WHY: Readonly<Record<string, string>> = {
   EADDRINUSE: 'the address is already in use',
@@ -70,6 +71,7 @@ export interface TrafficDeps {
   readonly decisions: Decisions;
   readonly metrics: Metrics;
   readonly pools: UpstreamPools;
+  readonly tracing?: Tracing;
 }
 
 /**

@@ -254,6 +254,20 @@ export interface AlertsConfig {
   pos: SourcePos;
 }
 
+/** `tracing`: OpenTelemetry spans sent over OTLP/HTTP; absent: no tracing at all. */
+export interface TracingConfig {
+  /** The collector's OTLP/HTTP traces URL, e.g. http://collector:4318/v1/traces. */
+  otlp_endpoint: string;
+  /** Share of new traces recorded, 0 to 1; a trusted parent's sampling decision is kept. */
+  sample_ratio: number;
+  service_name: string;
+  /** Whether a trusted proxy's traceparent continues its trace; nobody else's ever does. */
+  trust_incoming: boolean;
+  /** Headers sent with every export (a collector's token). Secrets already resolved. */
+  headers: Record<string, string>;
+  pos: SourcePos;
+}
+
 /** `wechat`: the account wxgw speaks for. Secrets already resolved from ${...}. */
 export interface WechatConfig {
   appid: string;
@@ -512,6 +526,7 @@ export interface PolicyConfig {
   /** Strings read from files with ${file:...}, by dotted key path; absent when there are none. */
   file_references?: Map<string, FileReference>;
   alerts?: AlertsConfig;
+  tracing?: TracingConfig;
 }
 
 /** A string of the policy read (partly) from files: what a reload watches, and keeps when they cannot be read. */

@@ -29,6 +29,7 @@ const SECRETS: Record<string, string> = {
   'server.log.openid_hmac_key': 'OpenidHmacKey-0123456789-abcdefghij-MN',
   'alerts.channels.*.url': 'https://oapi.dingtalk.com/robot/send?access_token=RobotToken0123456789abcdef',
   'alerts.channels.*.secret': 'SECrobotSigningSecret0123456789abcdef',
+  'tracing.headers.*': 'Bearer OtlpToken-0123456789-abcdefghij',
 };
 const ROTATED_APP_SECRET = 'AppSecretRotated0000111122223333';
 
@@ -91,6 +92,10 @@ alerts:
     ding: { kind: dingtalk, url: "\${DING_URL}", secret: "\${DING_SECRET}" }
   rules:
     - { name: reload, kind: reload_failed, channels: [ding] }
+tracing:
+  otlp_endpoint: "http://127.0.0.1:9/v1/traces"
+  sample_ratio: 0
+  headers: { authorization: "\${OTLP_AUTH}" }
 upstreams:
   legacy: { url: "${upstream.url}" }
 routes:
@@ -113,6 +118,7 @@ defaults: { allow: any }
     OPENID_HMAC_KEY: SECRETS['server.log.openid_hmac_key'],
     DING_URL: SECRETS['alerts.channels.*.url'],
     DING_SECRET: SECRETS['alerts.channels.*.secret'],
+    OTLP_AUTH: SECRETS['tracing.headers.*'],
   };
   const t = await startTestGateway(policy, { env }).catch(async (err: unknown) => {
     await upstream.close();

@@ -332,6 +332,9 @@ const DEFAULT_PATHS: Record<string, string[]> = {
   websocket_max_duration: ['routes[].websocket.max_duration', 'defaults.websocket.max_duration'],
   websocket_max_connections: ['routes[].websocket.max_connections', 'defaults.websocket.max_connections'],
   websocket_max_message: ['routes[].websocket.max_message', 'defaults.websocket.max_message'],
+  sample_ratio: ['tracing.sample_ratio'],
+  service_name: ['tracing.service_name'],
+  trust_incoming: ['tracing.trust_incoming'],
 };
 
 /**
