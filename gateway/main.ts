@@ -12,6 +12,7 @@ import { buildSnapshot, type Snapshot, type SnapshotDeps } from './snapshot.js';
 import { createStore } from './store/create.js';
 import { MemoryStore } from './store/memory-store.js';
 import { RedisStore } from './store/redis-store.js';
+import type { Store } from './store/store.js';
 import { timedStore } from './store/timed-store.js';
 import { UpstreamPools } from './proxy/forwarder.js';
 import { upstreamEvents } from './proxy/upstream-events.js';
@@ -102,6 +103,8 @@ export interface GatewayHandle {
   readonly admin: AddressInfo | undefined;
   /** How often this gateway refused or redirected a request, by reason. */
   readonly decisions: Decisions;
+  /** The store the snapshots share, itself: theirs is wrapped to time every operation. */
+  readonly store: Store;
   /** This gateway's Prometheus registry, served on the admin listener's /metrics. */
   readonly metrics: Metrics;
   /** The gateway's logger: each line is redacted by the policy in force when it is written. */
@@ -216,6 +219,7 @@ export async function startGateway(opts: {
       http,
       admin,
       decisions,
+      store,
       metrics,
       logger,
       reload: (): Promise<ReloadResult> => running.reload(),

@@ -97,7 +97,7 @@ describe('a callback refused while Redis was slow keeps its nonce for the retry'
     redis = await startRedis();
     admin = new Redis(redis.url, { maxRetriesPerRequest: 1 });
     t = await startTestGateway(policy(upstream, `{ kind: redis, redis_url: "${redis.url}", command_timeout: 50ms }`));
-    const store = t.gw.snapshot.store;
+    const store = t.gw.store;
     assert.ok(store instanceof RedisStore);
     assert.equal(await store.connect(5000), true);
   });

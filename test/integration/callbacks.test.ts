@@ -126,7 +126,7 @@ function send(t: TestGateway, path: string, req: CallbackRequest, extraHeaders: 
  * startup; 'takes callbacks as soon as it has started' is the test for what startGateway promises.
  */
 async function storeConnected(t: TestGateway): Promise<void> {
-  const store = t.gw.snapshot.store;
+  const store = t.gw.store;
   assert.ok(store instanceof RedisStore);
   assert.equal(await store.connect(5000), true, 'the gateway never connected to Redis');
 }

@@ -143,7 +143,7 @@ ${routes}
     }
     assert.equal(answers.length, 2 * PER_INSTANCE);
     // Undos owed for hits given up on (none, when every answer was read in time) are in Redis.
-    await Promise.all(pair.map((t) => (t.gw.snapshot.store as RedisStore).settled()));
+    await Promise.all(pair.map((t) => (t.gw.store as RedisStore).settled()));
     const figures: RunFigures = {
       admitted: answers.filter((a) => a.status === 200).length,
       limited: answers.filter((a) => a.status === 429 && a.reason === 'rate_limited').length,
