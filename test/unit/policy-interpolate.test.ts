@@ -106,6 +106,7 @@ test('secret fields are declared in the schema', () => {
     ['mask_profiles', '*', 'hash_key'],
     ['alerts', 'channels', '*', 'url'],
     ['alerts', 'channels', '*', 'secret'],
+    ['tracing', 'headers', '*'],
   ]);
 });
 
