@@ -4,11 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { policyContext } from '../helpers/gateway.js';
 import { repoRoot } from '../helpers/process.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const LIMIT = 200;
 
@@ -57,6 +58,11 @@ defaults: { allow: any }
     assert.deepEqual(await readyz(ctx.adminPort), { status: 200, failing: [] });
 
     // Ten connections at a time until /readyz turns; each holds one descriptor in the gateway.
+    // A connect completes in the kernel's backlog before the gateway accepts it: each batch waits
+    // until the gateway holds its descriptors, or a busy machine could let two batches land
+    // between one /readyz and the next and skip past 90% straight to the limit.
+    const held = (): number => readdirSync(`/proc/${child.pid}/fd`).length;
+    const base = held();
     let seen = await readyz(ctx.adminPort);
     while (seen.status === 200) {
       assert.ok(sockets.length < LIMIT, `${sockets.length} connections open and /readyz still ready:\n${out}`);
@@ -69,6 +75,7 @@ defaults: { allow: any }
           }),
         ),
       );
+      await waitUntil(() => (held() >= base + sockets.length ? true : undefined), `the gateway to accept ${sockets.length} connections`, { describe: () => `${held()} descriptors held` });
       seen = await readyz(ctx.adminPort);
     }
     assert.equal(seen.status, 503);
