@@ -58,6 +58,14 @@ function sendable(code: number): boolean {
   return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
 }
 
+/** A close from one leg sent on to the other: as it came, empty for 1005, else `lost` (the leg vanished). */
+function passClose(to: WebSocket, code: number, reason: Buffer, lost: number, why?: string): void {
+  if (to.readyState !== WebSocket.OPEN) return;
+  if (sendable(code)) to.close(code, reason);
+  else if (code === 1005) to.close();
+  else to.close(lost, why);
+}
+
 type Offered = { ok: true; protocols: string[]; token: string | undefined } | { ok: false; why: string };
 
 /** The client's subprotocols, with the token entry taken out. */
@@ -264,21 +272,13 @@ export function createWebSockets(opts: WebSocketsOptions): WebSockets {
     client.on('close', (code: number, reason: Buffer) => {
       closedBy ??= 'client';
       clientCode = code;
-      if (upstream.readyState === WebSocket.OPEN) {
-        if (sendable(code)) upstream.close(code, reason);
-        else if (code === 1005) upstream.close();
-        else upstream.close(1001);
-      }
+      passClose(upstream, code, reason, 1001);
       ended();
     });
     upstream.on('close', (code: number, reason: Buffer) => {
       closedBy ??= 'upstream';
       upstreamCode = code;
-      if (client.readyState === WebSocket.OPEN) {
-        if (sendable(code)) client.close(code, reason);
-        else if (code === 1005) client.close();
-        else client.close(1011, 'upstream connection lost');
-      }
+      passClose(client, code, reason, 1011, 'upstream connection lost');
       ended();
     });
     client.on('error', (err: Error) => logger.debug({ request_id: wx.id, route: name, err }, 'websocket client side failed'));
