@@ -45,16 +45,18 @@ defaults: { allow: any }
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  const wake = new Set<() => void>();
+  for (const stream of [child.stdout, child.stderr]) {
+    stream.on('data', (c: Buffer) => {
+      out += c.toString();
+      for (const w of wake) w();
+    });
+  }
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   const sockets: Socket[] = [];
   try {
-    const deadline = Date.now() + 15_000;
-    while (!out.includes('wxgw listening')) {
-      if (Date.now() > deadline || child.exitCode !== null) assert.fail(`gateway did not start:\n${out}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    await waitUntil(() => (out.includes('wxgw listening') || child.exitCode !== null ? true : undefined), 'the gateway to start', { wake, describe: () => out });
+    assert.ok(out.includes('wxgw listening'), `gateway did not start:\n${out}`);
     assert.deepEqual(await readyz(ctx.adminPort), { status: 200, failing: [] });
 
     // Ten connections at a time until /readyz turns; each holds one descriptor in the gateway.
