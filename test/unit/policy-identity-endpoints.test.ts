@@ -2,24 +2,25 @@
 // (a login to have a session_key, a session to end, an upstream that exists), each error at its line.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { reportModeRules } from '../../gateway/policy/report-mode.js';
 import { ENV, accept, edit, expectDiagnostics, reject } from '../fixtures/policy/harness.js';
 
 const SECRETS = { ...ENV, WX_APP_SECRET: 'app-secret-value', SESSION_KEY: 'k'.repeat(40) };
 
 const WECHAT = ['wechat: { appid: wx5823bf96d3bd56c7, app_secret: "${WX_APP_SECRET}" }'];
 
+const ENDPOINTS = [
+  ...WECHAT,
+  'identity:',
+  '  login: { path: /wx/login }',
+  '  decrypt: { path: /wx/decrypt, upstream: { upstream: legacy, path: /wx/open-data } }',
+  '  logout: { path: /wx/logout }',
+  '  session: { signing_key: "${SESSION_KEY}" }',
+  'upstreams:',
+].join('\n');
+
 test('decrypt and logout compile with their defaults', async () => {
-  const text = edit({
-    17: [
-      ...WECHAT,
-      'identity:',
-      '  login: { path: /wx/login }',
-      '  decrypt: { path: /wx/decrypt, upstream: { upstream: legacy, path: /wx/open-data } }',
-      '  logout: { path: /wx/logout }',
-      '  session: { signing_key: "${SESSION_KEY}" }',
-      'upstreams:',
-    ].join('\n'),
-  });
+  const text = edit({ 17: ENDPOINTS });
   const { config } = await accept(text, SECRETS);
   const identity = config.identity!;
   assert.deepEqual({ ...identity.decrypt, pos: undefined }, { path: '/wx/decrypt', upstream: { upstream: 'legacy', path: '/wx/open-data' }, max_age: 600_000, pos: undefined });
@@ -28,6 +29,11 @@ test('decrypt and logout compile with their defaults', async () => {
 
   const user = edit({ 21: '  logout: { path: /wx/logout, scope: user }' }, text);
   assert.equal((await accept(user, SECRETS)).config.identity!.logout!.scope, 'user');
+
+  // They take defaults' allow in report mode like the login endpoint, and validate lists them.
+  const reported = edit({ 17: ENDPOINTS, 28: 'defaults: { allow: [10.0.0.0/8], report: [allow] }' });
+  const routes = reportModeRules((await accept(reported, SECRETS)).config).map((e) => `${e.route}: ${e.rules.join(', ')}`);
+  assert.deepEqual(routes.filter((r) => r.startsWith('identity-')), ['identity-login: allow', 'identity-decrypt: allow', 'identity-logout: allow']);
 });
 
 test('decrypt needs a login, logout a session; upstreams, profiles and paths must exist and differ', async () => {
