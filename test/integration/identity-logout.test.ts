@@ -169,6 +169,27 @@ describe('logout across two instances on one Redis', () => {
     assert.equal((await call(d, 'GET', '/api/me', again)).status, 200, 'a login after the logout is not refused');
   });
 
+  test('while Redis hangs, a session token is refused with store_unavailable; a request without one goes on', async () => {
+    const token = await login(a, 'o_gina');
+    assert.equal((await call(b, 'GET', '/api/me', token)).status, 200);
+    redis.pause();
+    try {
+      const refused = await call(b, 'GET', '/api/me', token);
+      assert.equal(refused.status, 503);
+      assert.equal(reason(refused), 'store_unavailable');
+      assert.equal((await call(b, 'GET', '/api/public')).status, 200);
+    } finally {
+      redis.resume();
+    }
+    // Back once Redis answers the commands queued while it hung (bounded: a few round trips at most).
+    let back: ClientResponse;
+    for (let i = 0; ; i++) {
+      back = await call(b, 'GET', '/api/me', token);
+      if (reason(back) !== 'store_unavailable' || i === 100) break;
+    }
+    assert.equal(back.status, 200, back.text);
+  });
+
   test('a logout needs a session token', async () => {
     const res = await call(a, 'POST', '/wx/logout');
     assert.equal(res.status, 401);
