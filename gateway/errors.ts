@@ -45,6 +45,15 @@ export const REASONS = {
   websocket_origin_not_allowed: { status: 403, message: 'the policy does not allow WebSocket connections from this Origin to this route' },
   shutting_down: { status: 503, message: 'the gateway is shutting down; retry, and another instance will answer' },
   websocket_limit: { status: 503, message: 'this route has as many WebSocket connections open as the policy allows; retry later' },
+  session_revoked: { status: 401, message: 'this session was ended by a logout: log in again' },
+  session_unknown: { status: 401, message: 'the gateway holds no WeChat session for this token (expired, ended, or not a wxgw login): log in again' },
+  decrypt_invalid: { status: 400, message: 'the request must be a JSON object with string "encryptedData" and "iv" (and optionally "rawData" with "signature")' },
+  watermark_mismatch: { status: 403, message: 'the decrypted data was made for another mini-program (watermark.appid)' },
+  watermark_stale: { status: 403, message: 'the decrypted data is older than the policy accepts (watermark.timestamp): ask WeChat for it again' },
+  wx_user_blocked: {
+    status: 403,
+    message: 'WeChat has restricted this WeChat account as high risk and refuses to log it in (errcode 40226). Open WeChat, complete its security check, then try again.',
+  },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type Reason = keyof typeof REASONS;

@@ -29,6 +29,9 @@ import { selectedClaims } from './policy/mask-choice.js';
 import { compileIdentity, type IdentityVerifier } from './identity/verify.js';
 import { SessionSigner } from './identity/session-token.js';
 import { createLogin, type LoginUpstreamFailure, type LoginUpstreamRequest, type LoginUpstreamResponse } from './identity/login.js';
+import { createDecrypt, type Decrypt } from './identity/decrypt.js';
+import { openDataView } from './identity/open-data-mask.js';
+import { compileRevocation, type Revocation } from './identity/sessions.js';
 import type { Store } from './store/store.js';
 import type { Logger } from './observability/logger.js';
 import { DEFAULTS } from './policy/build.js';
@@ -80,8 +83,8 @@ export interface RouteTarget {
   readonly response: ResponsePlan;
   /** The route's `request_headers`; undefined without any. */
   readonly requestRules?: HeaderRules;
-  /** `login`: the identity login endpoint, answered by the gateway after the route's guards. */
-  readonly kind: 'proxy' | 'login';
+  /** `login`, `decrypt`, `logout`: the identity endpoints, answered by the gateway after the route's guards. */
+  readonly kind: 'proxy' | 'login' | 'decrypt' | 'logout';
   /** The route's guards in order (allowlist, CORS, signed callback, identity, rate limits). */
   readonly chain: GuardChain;
   /** What the upstream's answer goes through: streamed as it is, or masked by the route's profile. */
@@ -108,6 +111,10 @@ export interface Snapshot {
   /** Verifies identity tokens; undefined without an `identity` section. */
   readonly identity: IdentityVerifier | undefined;
   readonly login: LoginEndpoint | undefined;
+  /** `identity.decrypt`; undefined without it. */
+  readonly decrypt: Decrypt | undefined;
+  /** Ends sessions before their `exp` (`identity.logout`); undefined without it. */
+  readonly revocation: Revocation | undefined;
   /** How client request headers are screened: names only the gateway states (identity, callback verification), claims, folded spellings. */
   readonly reservedHeaders: RequestHeaderPlan;
   /** What every log line goes through while this snapshot is in force: its profiles' keys and detectors. */
@@ -178,7 +185,10 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
     ? await built(identity.pos, () => SessionSigner.create(identity.session!, { now: clock.now, versions: secrets.get('identity.session.signing_key'), clock }))
     : undefined;
   const claims = selectedClaims([policy.defaults.mask_by, ...policy.routes.map((r) => r.mask_by)]);
-  const verifier = identity ? await built(identity.pos, () => compileIdentity(identity, { signer, claims, now: clock.now })) : undefined;
+  const revocation = identity?.logout && identity.session ? compileRevocation(deps.store, identity.logout.scope, identity.session.ttl, clock.now) : undefined;
+  const verifier = identity
+    ? await built(identity.pos, () => compileIdentity(identity, { signer, claims, now: clock.now, ...(revocation && { revocation }) }))
+    : undefined;
   const callbacks = new Map<string, CallbackGuard>();
   const onCallback = { token: secrets.get('wechat.token'), encodingAesKey: secrets.get('wechat.encoding_aes_key'), clock };
   const onNotify = { apiv3Key: secrets.get('wechatpay.apiv3_key'), clock };
@@ -267,6 +277,31 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
     });
   }
 
+  let decrypt: Decrypt | undefined;
+  if (identity?.decrypt && login) {
+    const d = identity.decrypt;
+    const config = sessionRoute(policy, 'identity-decrypt', d.path, d.upstream.upstream, d.pos);
+    routes.unshift({ config, target: target(config, 'decrypt') });
+    const dataUpstream = upstreams.get(d.upstream.upstream)!;
+    const dataTimeout = policy.upstreams.get(d.upstream.upstream)!.timeout;
+    const profile = d.upstream.mask ?? policy.defaults.mask;
+    decrypt = createDecrypt({
+      decrypt: d,
+      identity,
+      appid: policy.wechat!.appid,
+      store: deps.store,
+      logger: deps.logger,
+      now: clock.now,
+      callUpstream: (req) => deps.pools.call(dataUpstream, { ...req, path: dataUpstream.basePath + req.path }, dataTimeout),
+      maskClient: openDataView(profile === undefined ? undefined : masks.get(profile)),
+      requestIdHeader: policy.server.request_id.header,
+    });
+  }
+  if (identity?.logout && revocation) {
+    const config = sessionRoute(policy, 'identity-logout', identity.logout.path, policy.upstreams.keys().next().value!, identity.logout.pos);
+    routes.unshift({ config, target: target(config, 'logout') });
+  }
+
   const redirectHosts = new Set<string>();
   for (const c of certificates) for (const n of c.names) if (!n.startsWith('*.')) redirectHosts.add(n);
   if (policy.server.public_host) redirectHosts.add(policy.server.public_host.toLowerCase());
@@ -282,6 +317,8 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
     store: deps.store,
     identity: verifier,
     login,
+    decrypt,
+    revocation,
     reservedHeaders: compileRequestHeaders({
       underscores: policy.server.headers.underscores,
       // The default names stay reserved when the policy renames them: a backend written for the
@@ -345,5 +382,29 @@ function loginRoute(policy: PolicyConfig): RouteConfig {
     on_mask_error: 'fail',
     ...(report.length > 0 && { report }),
     pos: login.pos,
+  };
+}
+
+/**
+ * The decrypt and logout endpoints as routes: POST on their exact path with a session token
+ * required, held to the defaults' allow, deny, cors and rate limits (by openid, which they have).
+ */
+function sessionRoute(policy: PolicyConfig, name: string, path: string, upstream: string, pos: SourcePos): RouteConfig {
+  const d = policy.defaults;
+  const report = loginReport(d);
+  return {
+    name,
+    match: { path, methods: ['POST'] },
+    // The decrypt endpoint's upstream is called by the gateway itself; the logout's is never called.
+    upstream,
+    allow: d.allow!,
+    deny: d.deny,
+    ...(d.cors && { cors: d.cors }),
+    json_charset: true,
+    rate_limits: d.rate_limits,
+    identity_required: true,
+    on_mask_error: 'fail',
+    ...(report.length > 0 && { report }),
+    pos,
   };
 }

@@ -333,6 +333,8 @@ function identityStep(g: RouteGuards, identity: IdentityVerifier): Step {
   const reportLimits = g.report?.rateLimit;
   return (p) => {
     const outcome = identity.identify(p.input.headers);
+    // A verified token whose revocation is still to look up (identity.logout): not charged as anonymous.
+    if (outcome.kind === 'checking') return outcome.check().then((o) => settled(p, o));
     if (outcome.kind !== 'pending') return settled(p, outcome);
     return (async () => {
       if (g.rateLimit) {

@@ -14,8 +14,12 @@ import type { IdentityConfig, WechatConfig } from '../types/policy.js';
 import { StoreUnavailableError, type Store } from '../store/store.js';
 import { WechatApiClient, WechatApiError, type Code2SessionResult } from '../wechat/api-client.js';
 import type { SessionSigner } from './session-token.js';
+import { sessionRecordKey } from './sessions.js';
 
-export type LoginResult = { kind: 'ok'; body: Record<string, unknown> } | { kind: 'refused'; reason: Reason; message?: string };
+export type LoginResult =
+  | { kind: 'ok'; body: Record<string, unknown> }
+  /** `headers`: for the refusal's answer (Retry-After on wx_rate_limited). */
+  | { kind: 'refused'; reason: Reason; message?: string; headers?: Record<string, string> };
 
 export interface LoginUpstreamRequest {
   path: string;
@@ -62,6 +66,12 @@ const CODE_CLAIM_TTL = 10 * 60 * 1000;
 /** wx.login() codes are 32 characters; the bound only keeps junk out of the store and the URL. */
 const CODE_SHAPE = /^[\x21-\x7e]{1,128}$/;
 
+/**
+ * Seconds a client waits after wx_rate_limited: 45011 is WeChat's per-minute API frequency
+ * limit, so a minute is when the next call can succeed.
+ */
+const RATE_LIMITED_RETRY_AFTER = '60';
+
 /** errcodes that mean wxgw itself is misconfigured, not that the user did anything wrong. */
 const CONFIG_ERRCODES = new Set([40013, 40125, 41002, 41004]);
 
@@ -80,6 +90,8 @@ function wechatReason(err: WechatApiError): Reason {
           return 'wx_code_used';
         case 45011:
           return 'wx_rate_limited';
+        case 40226:
+          return 'wx_user_blocked';
         case -1:
           return 'wx_unavailable';
         default:
@@ -170,17 +182,17 @@ export function createLogin(deps: LoginDeps): Login {
       const fields = { reason, wx_failure: err.kind, errcode: err.errcode, errmsg: err.errmsg };
       if (err.errcode !== undefined && CONFIG_ERRCODES.has(err.errcode)) {
         log.error(fields, `WeChat rejected wxgw's credentials (errcode ${err.errcode}): check wechat.appid and wechat.app_secret in the policy`);
-      } else if (reason === 'wx_code_invalid' || reason === 'wx_code_used') {
+      } else if (reason === 'wx_code_invalid' || reason === 'wx_code_used' || reason === 'wx_user_blocked') {
         log.info(fields, 'login refused by WeChat');
       } else {
         log.warn({ ...fields, err: err.kind === 'errcode' ? undefined : err.message }, 'WeChat login exchange failed');
       }
-      return { kind: 'refused', reason };
+      return reason === 'wx_rate_limited' ? { kind: 'refused', reason, headers: { 'retry-after': RATE_LIMITED_RETRY_AFTER } } : { kind: 'refused', reason };
     }
 
     const sid = randomBytes(16).toString('base64url');
     const record = { session_key: user.session_key, openid: user.openid, unionid: user.unionid };
-    await store.put(`session:${sid}`, JSON.stringify(record), sessionTtl);
+    await store.put(sessionRecordKey(sid), JSON.stringify(record), sessionTtl);
     const { token, expiresIn } = await signer.sign({ openid: user.openid, sid });
     // The client learns its own openid (it is who the token says it is); session_key and
     // unionid stay on the server.

@@ -1,7 +1,7 @@
 // The session tokens wxgw signs at login: HS256 JWTs whose `sub` is the openid and whose `sid`
-// names the server-side session (the one holding session_key). Stateless on purpose: verifying
-// one never touches the store, so a revoked session stays usable until `exp` (revocation is not
-// offered; keep `identity.session.ttl` short).
+// names the server-side session (the one holding session_key). Verifying one never touches the
+// store; a policy with `identity.logout` adds one store get per request for revocation
+// (identity/sessions.ts, identity/verify.ts), otherwise a token stays usable until `exp`.
 //
 // After the signing key changed, new tokens are signed with the new key and tokens signed with
 // the previous one still verify until they expire: the previous key's window is one ttl from the
@@ -66,7 +66,7 @@ export class SessionSigner {
    * `notAfter` (epoch ms) is set for a token the previous key verified: the end of that key's
    * window, past which the token must not be believed whatever its `exp` says.
    */
-  async verify(token: string): Promise<{ openid: string; sid: string; notAfter?: number }> {
+  async verify(token: string): Promise<{ openid: string; sid: string; iat: number; notAfter?: number }> {
     let notAfter: number | undefined;
     let payload: JWTPayload;
     try {
@@ -82,11 +82,11 @@ export class SessionSigner {
       this.clock.usedPrevious(this.name);
       notAfter = found.until;
     }
-    const { sub, sid } = payload;
-    if (typeof sub !== 'string' || sub === '' || typeof sid !== 'string' || sid === '') {
+    const { sub, sid, iat } = payload;
+    if (typeof sub !== 'string' || sub === '' || typeof sid !== 'string' || sid === '' || typeof iat !== 'number') {
       throw new IdentityError('token_invalid');
     }
-    return notAfter === undefined ? { openid: sub, sid } : { openid: sub, sid, notAfter };
+    return notAfter === undefined ? { openid: sub, sid, iat } : { openid: sub, sid, iat, notAfter };
   }
 
   /** The payload under the first previous key in its window that signed `token`, or why it is refused (expired). */
@@ -106,7 +106,7 @@ export class SessionSigner {
     const { payload } = await jwtVerify(token, key, {
       algorithms: ['HS256'],
       issuer: this.issuer,
-      requiredClaims: ['sub', 'sid', 'exp'],
+      requiredClaims: ['sub', 'sid', 'exp', 'iat'],
       currentDate: new Date(this.now()),
     });
     return payload;

@@ -7,6 +7,7 @@ import type { IdentityConfig } from '../types/policy.js';
 import { IdentityError, type TokenRefusal } from './identity-error.js';
 import { JwtVerifier } from './jwt-verifier.js';
 import { SessionSigner } from './session-token.js';
+import type { Revocation, SessionRef } from './sessions.js';
 
 /**
  * `claims`: the verified token's values of the claims the policy selects by (compileIdentity's
@@ -28,8 +29,20 @@ export interface IdentityVerifier {
    * verify() in two steps: settled at once for no token or a token already verified, otherwise
    * `pending` with the check still to run, so the caller can count the request before paying for it.
    */
-  identify(headers: IncomingHttpHeaders): IdentityOutcome | { kind: 'pending'; check(): Promise<IdentityOutcome> };
+  identify(headers: IncomingHttpHeaders): IdentityOutcome | Deferred;
+  /**
+   * The wxgw session behind the request's token, for the gateway's own endpoints (decrypt,
+   * logout) after the route's guards verified it; undefined for no token or another issuer's.
+   * Checks the signature (usually from the cache), not revocation: the guard did that.
+   */
+  session(headers: IncomingHttpHeaders): Promise<SessionRef | undefined>;
 }
+
+/**
+ * An outcome still to be found: `pending` costs a signature check (the caller may count the request
+ * first), `checking` is a token already verified whose revocation is still to be looked up.
+ */
+export type Deferred = { kind: 'pending'; check(): Promise<IdentityOutcome> } | { kind: 'checking'; check(): Promise<IdentityOutcome> };
 
 type Extracted = { kind: 'none' } | { kind: 'token'; token: string } | { kind: 'malformed' };
 
@@ -85,29 +98,38 @@ function extractToken(headers: IncomingHttpHeaders, source: IdentityConfig['toke
  * Tokens whose signature already verified, with their openid and expiry: a client sends the same
  * token with every request, and an HMAC or RSA check through WebCrypto costs more than the rest
  * of a proxied request. Only verified tokens enter, each until its own `exp`, so the cache admits
- * exactly what the verifier would (the tokens are stateless: nothing revokes them earlier either).
+ * exactly what the verifier would; revocation is checked beside it, on every request.
  * Bounded: past the limit the oldest entry goes.
  */
 class VerifiedTokens {
-  private readonly entries = new Map<string, { outcome: Verified; expiresAt: number }>();
+  private readonly entries = new Map<string, CachedToken>();
 
   constructor(private readonly limit: number) {}
 
-  get(token: string, now: number): Verified | undefined {
+  get(token: string, now: number): CachedToken | undefined {
     const entry = this.entries.get(token);
     if (entry === undefined) return undefined;
-    if (now < entry.expiresAt) return entry.outcome;
+    if (now < entry.expiresAt) return entry;
     this.entries.delete(token);
     return undefined;
   }
 
-  add(token: string, outcome: Verified, expiresAt: number): void {
+  add(token: string, entry: CachedToken): void {
     if (this.entries.size >= this.limit) this.entries.delete(this.entries.keys().next().value!);
-    this.entries.set(token, { outcome, expiresAt });
+    this.entries.set(token, entry);
   }
 }
 
+/** `session`: set for wxgw's own session tokens, which a logout can revoke. */
+interface CachedToken {
+  outcome: Verified;
+  expiresAt: number;
+  session?: SessionRef;
+}
+
 type Verified = Extract<IdentityOutcome, { kind: 'verified' }>;
+
+const REVOKED: IdentityOutcome = Object.freeze({ kind: 'refused', reason: 'session_revoked' });
 
 /** About 3 MB of tokens: far more distinct users than one instance sees within a token's life. */
 const VERIFIED_TOKENS = 10_000;
@@ -118,17 +140,18 @@ interface Candidate {
    * `payload`: the verified claims, for tokens that may carry the ones the policy selects by.
    * `notAfter`: an end earlier than `exp` (a token a rotated-out key verified, see session-token.ts).
    */
-  verify(token: string): Promise<{ openid: string; payload?: Readonly<Record<string, unknown>>; notAfter?: number }>;
+  verify(token: string): Promise<{ openid: string; payload?: Readonly<Record<string, unknown>>; notAfter?: number; session?: SessionRef }>;
 }
 
 /**
  * `now` (epoch milliseconds) exists for tests that need a token to expire without waiting.
  * `claims`: the claims the policy selects by (a route's `mask: { by: claim.role }`); verified
- * outcomes carry those and no others.
+ * outcomes carry those and no others. `revocation` (with `identity.logout`): every request with
+ * a wxgw session token costs its one store get, cached signature or not.
  */
 export async function compileIdentity(
   cfg: IdentityConfig,
-  deps: { signer?: SessionSigner; now?: () => number; claims?: readonly string[] },
+  deps: { signer?: SessionSigner; now?: () => number; claims?: readonly string[]; revocation?: Revocation },
 ): Promise<IdentityVerifier> {
   const now = deps.now ?? Date.now;
   const candidates: Candidate[] = [];
@@ -139,8 +162,9 @@ export async function compileIdentity(
     candidates.push({
       issuer: signer.issuer,
       verify: async (t) => {
-        const { openid, notAfter } = await signer.verify(t);
-        return notAfter === undefined ? { openid } : { openid, notAfter };
+        const { openid, sid, iat, notAfter } = await signer.verify(t);
+        const session = { openid, sid, iat };
+        return notAfter === undefined ? { openid, session } : { openid, notAfter, session };
       },
     });
   }
@@ -165,18 +189,33 @@ export async function compileIdentity(
   }
 
   const verified = new VerifiedTokens(VERIFIED_TOKENS);
+  const revocation = deps.revocation;
 
-  function identify(headers: IncomingHttpHeaders): IdentityOutcome | { kind: 'pending'; check(): Promise<IdentityOutcome> } {
+  /** The outcome, unless a logout revoked the session since. */
+  async function unlessRevoked(entry: CachedToken): Promise<IdentityOutcome> {
+    return entry.session && (await revocation!.revoked(entry.session)) ? REVOKED : entry.outcome;
+  }
+
+  function identify(headers: IncomingHttpHeaders): IdentityOutcome | Deferred {
     const found = extractToken(headers, cfg.token);
     if (found.kind === 'none') return found;
     if (found.kind === 'token') {
       const known = verified.get(found.token, now());
-      if (known !== undefined) return known;
+      if (known !== undefined) {
+        // A signature already verified: only the revocation get is left, which a made-up token never reaches.
+        return revocation && known.session ? { kind: 'checking', check: () => unlessRevoked(known) } : known.outcome;
+      }
     }
     return { kind: 'pending', check: () => check(found) };
   }
 
   async function check(found: Extracted): Promise<IdentityOutcome> {
+    const entry = await verifiedEntry(found);
+    if (!('outcome' in entry)) return entry;
+    return revocation ? unlessRevoked(entry) : entry.outcome;
+  }
+
+  async function verifiedEntry(found: Extracted): Promise<CachedToken | Extract<IdentityOutcome, { kind: 'refused' }>> {
     if (found.kind !== 'token' || found.token.length > MAX_TOKEN || !COMPACT_JWS.test(found.token)) {
       return { kind: 'refused', reason: 'token_invalid' };
     }
@@ -189,11 +228,14 @@ export async function compileIdentity(
     let reason: TokenRefusal = 'token_invalid';
     for (const candidate of eligible(claims.iss)) {
       try {
-        const { openid, payload, notAfter } = await candidate.verify(found.token);
-        const outcome = outcomeOf(openid, payload);
+        const { openid, payload, notAfter, session } = await candidate.verify(found.token);
+        const entry: CachedToken = { outcome: outcomeOf(openid, payload), expiresAt: Infinity, ...(session && { session }) };
         // Cached until `exp` itself, without the clock tolerance: an entry can only end early.
-        if (typeof claims.exp === 'number') verified.add(found.token, outcome, Math.min(claims.exp * 1000, notAfter ?? Infinity));
-        return outcome;
+        if (typeof claims.exp === 'number') {
+          entry.expiresAt = Math.min(claims.exp * 1000, notAfter ?? Infinity);
+          verified.add(found.token, entry);
+        }
+        return entry;
       } catch (err) {
         if (!(err instanceof IdentityError)) throw err;
         if (err.reason === 'token_expired') reason = 'token_expired';
@@ -204,8 +246,15 @@ export async function compileIdentity(
 
   async function verify(headers: IncomingHttpHeaders): Promise<IdentityOutcome> {
     const outcome = identify(headers);
-    return outcome.kind === 'pending' ? outcome.check() : outcome;
+    return outcome.kind === 'pending' || outcome.kind === 'checking' ? outcome.check() : outcome;
   }
 
-  return { upstreamHeader: cfg.upstream_header, verify, identify };
+  async function session(headers: IncomingHttpHeaders): Promise<SessionRef | undefined> {
+    const found = extractToken(headers, cfg.token);
+    if (found.kind !== 'token') return undefined;
+    const entry = verified.get(found.token, now()) ?? (await verifiedEntry(found));
+    return 'session' in entry ? entry.session : undefined;
+  }
+
+  return { upstreamHeader: cfg.upstream_header, verify, identify, session };
 }

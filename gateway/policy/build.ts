@@ -80,6 +80,8 @@ export const DEFAULTS = {
   // WeChat Pay retries a notification for about a day, encrypted as it was first sent.
   wechatpay_rotation_window: '1d',
   session_ttl: '2h',
+  // How far a decrypted watermark's timestamp may be from now: the data is fetched just before it is sent.
+  decrypt_max_age: '10m',
   session_issuer: 'wxgw',
   openid_claim: 'openid',
   clock_tolerance: '30s',
@@ -202,6 +204,8 @@ interface RawPolicy {
   wechatpay?: { apiv3_key?: string; platform_certificates?: string[]; public_keys?: { id: string; file: string }[]; rotation_window?: string; previous?: { apiv3_key?: string; until: string } };
   identity?: {
     login?: { path: string; upstream?: { upstream: string; path: string; mask?: string }; rate_limit?: RawAccess['rate_limit'] };
+    decrypt?: { path: string; upstream: { upstream: string; path: string; mask?: string }; max_age?: string };
+    logout?: { path: string; scope?: 'session' | 'user' };
     session?: { signing_key: string; ttl?: string; issuer?: string; previous?: { signing_key?: string; until: string } };
     jwt?: {
       secret?: string;
@@ -482,6 +486,15 @@ function identityConfig(i: NonNullable<RawPolicy['identity']>, baseDir: string, 
         pos: pos(['identity', 'login'], 'key'),
       },
     }),
+    ...(i.decrypt && {
+      decrypt: {
+        path: i.decrypt.path,
+        upstream: { ...i.decrypt.upstream },
+        max_age: sure(parseDuration(i.decrypt.max_age ?? DEFAULTS.decrypt_max_age)),
+        pos: pos(['identity', 'decrypt'], 'key'),
+      },
+    }),
+    ...(i.logout && { logout: { path: i.logout.path, scope: i.logout.scope ?? 'session', pos: pos(['identity', 'logout'], 'key') } }),
     ...(i.session && {
       session: {
         signing_key: i.session.signing_key,

@@ -176,6 +176,8 @@ class FeatureChecker {
       if (up) this.profileName(up.mask, ['identity', 'login', 'upstream', 'mask'], profiles);
       this.loginLimit(login);
     }
+    this.sessionEndpoint('decrypt', identity, upstreams, profiles);
+    this.sessionEndpoint('logout', identity, upstreams, profiles);
     if (session) {
       this.hmacKey(session.signing_key, ['identity', 'session', 'signing_key'], 'an HS256 signing key');
       const previous = this.previous(session.previous, ['identity', 'session', 'previous'], ['signing_key']);
@@ -208,6 +210,53 @@ class FeatureChecker {
     if (token && token.header !== undefined && token.cookie !== undefined) {
       this.report.error(['identity', 'token'], 'sets both `header` and `cookie`; keep exactly one', { anchor: 'key' });
     }
+  }
+
+  /** `identity.decrypt` and `identity.logout`: endpoints for a session wxgw's own login made. */
+  private sessionEndpoint(name: 'decrypt' | 'logout', identity: Data, upstreams: string[], profiles: string[]): void {
+    const endpoint = isRecord(identity[name]) ? identity[name] : undefined;
+    if (!endpoint) return;
+    if (typeof endpoint.path === 'string') {
+      const why = neverMatches(endpoint.path);
+      if (why) this.report.error(['identity', name, 'path'], `${show(endpoint.path)} ${why}`);
+      // Each pair said once, at the later of the two.
+      for (const o of name === 'decrypt' ? (['login'] as const) : (['login', 'decrypt'] as const)) {
+        const other = identity[o];
+        if (isRecord(other) && other.path === endpoint.path) this.report.error(['identity', name, 'path'], `${show(endpoint.path)} is also identity.${o}.path; give each endpoint its own path`);
+      }
+      const routes = Array.isArray(this.data.routes) ? this.data.routes : [];
+      routes.forEach((route: unknown, i) => {
+        if (isRecord(route) && isRecord(route.match) && route.match.path === endpoint.path) {
+          this.report.error(['routes', i, 'match', 'path'], `${show(endpoint.path)} is identity.${name}.path, which the gateway answers itself; give this route another path`);
+        }
+      });
+    }
+    const needs = name === 'decrypt' ? 'login' : 'session';
+    if (!isRecord(identity[needs])) {
+      this.report.error(
+        ['identity', name],
+        name === 'decrypt'
+          ? 'needs `identity.login`: only a session wxgw made at login holds the session_key to decrypt with'
+          : 'needs `identity.session`: only wxgw\'s own session tokens can be ended by a logout',
+        { anchor: 'key', missing: [['identity', needs]] },
+      );
+    }
+    const defaults = this.section('defaults');
+    if (!defaults || defaults.allow === undefined) {
+      this.report.error(['identity', name], 'takes its allow from `defaults.allow`, which is missing; add e.g. `defaults: { allow: any }`', { anchor: 'key' });
+    }
+    if (name === 'logout') return;
+    this.duration(endpoint.max_age, ['identity', 'decrypt', 'max_age']);
+    const up = isRecord(endpoint.upstream) ? endpoint.upstream : undefined;
+    if (up && typeof up.upstream === 'string' && !upstreams.includes(up.upstream)) {
+      const near = closest(up.upstream, upstreams);
+      this.report.error(['identity', 'decrypt', 'upstream', 'upstream'], `${show(up.upstream)} is not defined under upstreams${near ? `; did you mean \`${near}\`?` : ''}`);
+    }
+    if (up && typeof up.path === 'string') {
+      const why = neverMatches(up.path);
+      if (why) this.report.error(['identity', 'decrypt', 'upstream', 'path'], `${show(up.path)} ${why}`);
+    }
+    if (up) this.profileName(up.mask, ['identity', 'decrypt', 'upstream', 'mask'], profiles);
   }
 
   /**

@@ -81,12 +81,17 @@ export function reportModeSummary(config: PolicyConfig): string[] | undefined {
   return entries.length > 0 ? entries.map((e) => `${e.route}: ${e.rules.join(', ')}`) : undefined;
 }
 
-/** Every route (the login endpoint included) with a rule in report mode. */
+/** Every route (the identity endpoints included) with a rule in report mode. */
 export function reportModeRules(config: PolicyConfig): ReportModeEntry[] {
   const out: ReportModeEntry[] = [];
   const login = config.identity?.login;
   if (login) {
     const e = entry('identity-login', login.pos, loginReport(config.defaults), login.rate_limits);
+    if (e) out.push(e);
+  }
+  // The decrypt and logout endpoints take defaults' rate limits as they are (snapshot.ts sessionRoute).
+  for (const [route, endpoint] of [['identity-decrypt', config.identity?.decrypt], ['identity-logout', config.identity?.logout]] as const) {
+    const e = endpoint && entry(route, endpoint.pos, loginReport(config.defaults), config.defaults.rate_limits);
     if (e) out.push(e);
   }
   for (const r of config.routes) {

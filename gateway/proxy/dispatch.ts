@@ -19,6 +19,7 @@ import type { Tracing } from '../observability/tracing.js';
 import type { RouteTarget, Snapshot } from '../snapshot.js';
 import { screenHeaderNames } from '../guards/header-plan.js';
 import { answerLogin } from './login-endpoint.js';
+import { answerDecrypt, answerLogout } from './session-endpoints.js';
 import type { ProxiedPath } from './proxied.js';
 import { requestBody } from './proxied.js';
 import { readBody } from './read-body.js';
@@ -122,8 +123,12 @@ export function createDispatch(opts: DispatchOptions): (fastify: (req: IncomingM
         else failed(req, res, wx, err);
         return;
       }
-      if (target.kind === 'login') {
-        answerLogin(wx.snapshot.login!, wx, streamed, verdict).then(
+      if (target.kind !== 'proxy') {
+        const answering =
+          target.kind === 'login'
+            ? answerLogin(wx.snapshot.login!, wx, streamed, verdict)
+            : (target.kind === 'decrypt' ? answerDecrypt : answerLogout)(wx, req.headers, streamed, verdict);
+        answering.then(
           (answer) => own(req, res, wx, answer),
           (err: unknown) => failed(req, res, wx, err),
         );

@@ -11,7 +11,9 @@ const LOGIN_BODY_LIMIT = 16 * 1024;
 
 export async function answerLogin(login: LoginEndpoint, wx: RequestState, body: Readable | undefined, passed: Passed): Promise<Answered | Refused> {
   const result = await login.handle(await readBody(body, LOGIN_BODY_LIMIT), { requestId: wx.id });
-  if (result.kind === 'refused') return { kind: 'refuse', reason: result.reason, ...(result.message !== undefined && { message: result.message }) };
+  if (result.kind === 'refused') {
+    return { kind: 'refuse', reason: result.reason, ...(result.message !== undefined && { message: result.message }), ...(result.headers && { headers: result.headers }) };
+  }
   // The access line follows the user who just logged in (as an HMAC, never the openid itself).
   if (typeof result.body.openid === 'string') wx.openid = result.body.openid;
   return {

@@ -45,6 +45,7 @@ const GUARD_OF: Partial<Record<Reason, GuardName>> = {
   identity_required: 'identity',
   token_invalid: 'identity',
   token_expired: 'identity',
+  session_revoked: 'identity',
   rate_limited: 'rate_limit',
 };
 

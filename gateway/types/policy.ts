@@ -325,6 +325,27 @@ export interface IdentityConfig {
     rate_limits: RateLimitConfig[];
     pos: SourcePos;
   };
+  /**
+   * The decrypt endpoint: POST `{encryptedData, iv[, rawData, signature]}` with a session token;
+   * wxgw decrypts with the session's session_key and hands the plaintext to `upstream`.
+   */
+  decrypt?: {
+    /** Normalised exact path, e.g. /wx/decrypt; answered by the gateway, POST only. */
+    path: string;
+    /** Where the plaintext goes (POST, JSON, with the verified openid header); `mask`: the client's view (default: defaults' mask). */
+    upstream: { upstream: string; path: string; mask?: string };
+    /** Milliseconds a watermark timestamp may be away from now (default 10 min). */
+    max_age: number;
+    pos: SourcePos;
+  };
+  /** The logout endpoint: POST with a session token ends it before its `exp` (identity/sessions.ts). */
+  logout?: {
+    /** Normalised exact path, e.g. /wx/logout; answered by the gateway, POST only. */
+    path: string;
+    /** `session`: the token presented; `user`: every token of its openid (default session). */
+    scope: 'session' | 'user';
+    pos: SourcePos;
+  };
   /** Session tokens wxgw signs at login; required with `login`. */
   session?: {
     /** HS256 key bytes (utf-8 of the resolved value, at least 32 bytes). */

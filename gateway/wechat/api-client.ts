@@ -103,8 +103,9 @@ export class WechatApiClient {
       throw new WechatApiError('bad_answer', `WeChat answered HTTP ${status} with JSON that is not an object`);
     }
     const answer = parsed as Record<string, unknown>;
-    const { errcode, errmsg } = answer;
-    if (typeof errcode === 'number' && errcode !== 0) {
+    const errcode = errcodeOf(answer.errcode);
+    const { errmsg } = answer;
+    if (errcode !== undefined && errcode !== 0) {
       const msg = typeof errmsg === 'string' ? errmsg.slice(0, 200) : undefined;
       throw new WechatApiError('errcode', `WeChat answered errcode ${errcode}`, { errcode, errmsg: msg });
     }
@@ -113,3 +114,13 @@ export class WechatApiClient {
   }
 }
 
+
+/**
+ * WeChat's errcode as a number: some gateways in front of WeChat (and some of its own answers)
+ * send it as a string, `"40029"`, which must mean the same. Anything else is no errcode.
+ */
+function errcodeOf(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isSafeInteger(value) ? value : undefined;
+  if (typeof value === 'string' && /^-?\d{1,9}$/.test(value.trim())) return Number(value.trim());
+  return undefined;
+}

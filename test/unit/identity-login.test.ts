@@ -109,7 +109,7 @@ test("WeChat's errcodes map to reasons, and its raw answers never reach the clie
     ['used-code-00000000000000000000001', { errcode: 40163, errmsg: 'code been used, rid: x' }, 'wx_code_used'],
     ['limited-code-000000000000000000001', { errcode: 45011, errmsg: 'api minute-quota reach limit' }, 'wx_rate_limited'],
     ['busy-code-00000000000000000000001', { errcode: -1, errmsg: 'system error' }, 'wx_unavailable'],
-    ['risky-code-0000000000000000000001', { errcode: 40226, errmsg: 'invalid user' }, 'wx_error'],
+    ['risky-code-0000000000000000000001', { errcode: 40226, errmsg: 'invalid user' }, 'wx_user_blocked'],
     ['html-code-00000000000000000000001', { raw: '<html>bad gateway</html>', status: 502 }, 'wx_error'],
     ['text-code-00000000000000000000001', { raw: 'not json at all' }, 'wx_error'],
     ['empty-code-0000000000000000000001', { raw: '{}' }, 'wx_error'],
@@ -118,7 +118,8 @@ test("WeChat's errcodes map to reasons, and its raw answers never reach the clie
   for (const [code, answer, reason] of cases) {
     if (answer) env.fake.codes.set(code, answer);
     const result = await env.login.handle(body({ code }), ctx);
-    assert.deepEqual(result, { kind: 'refused', reason }, code);
+    const headers = reason === 'wx_rate_limited' ? { headers: { 'retry-after': '60' } } : {};
+    assert.deepEqual(result, { kind: 'refused', reason, ...headers }, code);
   }
   assert.equal(env.fake.calls.length, cases.length);
   assert.ok(!env.logs.some((l) => l.includes('bad gateway') || l.includes('not json at all')));

@@ -305,6 +305,7 @@ const DEFAULT_PATHS: Record<string, string[]> = {
   wechatpay_rotation_window: ['wechatpay.rotation_window'],
   session_ttl: ['identity.session.ttl'],
   session_issuer: ['identity.session.issuer'],
+  decrypt_max_age: ['identity.decrypt.max_age'],
   openid_claim: ['identity.jwt.openid_claim'],
   clock_tolerance: ['identity.jwt.clock_tolerance'],
   token_header: ['identity.token.header'],
@@ -357,6 +358,7 @@ const DEFAULTS_ELSEWHERE: string[] = [
   'mask_profiles.*.partial.*.keep_start', // maskProfile: rule.keep_start ?? 0
   'mask_profiles.*.partial.*.keep_end', // maskProfile: rule.keep_end ?? 0
   'routes[].wechat_callback.decrypt', // callbackConfig: c.decrypt ?? false
+  'identity.logout.scope', // identityConfig: i.logout.scope ?? 'session'
   'routes[].wechatpay_notify.decrypt', // callbackConfig: c.decrypt ?? false
 ];
 
