@@ -230,7 +230,8 @@ export function compileWechatCallback(
     try {
       if (req.method === 'GET') return await verifyUrl(q);
       if (req.method !== 'POST') return refuse('method_not_allowed', `${req.method} on a WeChat callback`);
-      const type = q.encrypt_type;
+      // WeCom always encrypts and says so by msg_signature alone: no encrypt_type, no signature.
+      const type = q.encrypt_type ?? (q.signature === undefined && q.msg_signature !== undefined ? 'aes' : undefined);
       if (type === undefined || type === 'raw') return await plainPush(q, req);
       if (type === 'aes') return await safePush(q, req);
       return refuse('callback_malformed', 'unknown encrypt_type');
