@@ -15,6 +15,7 @@ import { Aes, Formatter, Rsa, type WechatpayAxiosPlugin } from 'wechatpay-axios-
 import { startUpstream, type ReceivedRequest, type TestUpstream } from '../helpers/upstream.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { httpsRequest, type ClientResponse } from '../helpers/https-client.js';
+import { startFakeWechat } from '../helpers/fake-wechat.js';
 
 const AesGcm = (Aes as unknown as { AesGcm: typeof WechatpayAxiosPlugin.Aes.AesGcm }).AesGcm;
 
@@ -381,4 +382,44 @@ defaults: { allow: any }
     assert.equal(body.error.reason, reason);
     assert.equal(body.error.request_id, r.res.headers['x-request-id']);
   }
+});
+
+describe('identity.login.app', () => {
+  test('the login exchanges codes as the app it names, not the default one', async () => {
+    const wechat = await startFakeWechat({ appid: official.appid, secret: 'official-app-secret-0123456789ab' });
+    const upstream = await startUpstream();
+    const gw = await startTestGateway(
+      (ctx) => `version: 1
+server:
+  https: { listen: "127.0.0.1:${ctx.httpsPort}" }
+${ctx.tlsSection}
+wechat:
+  appid: ${mini.appid}
+  app_secret: \${MINI_SECRET}
+  api_base: "${wechat.url}"
+  apps:
+    official: { appid: ${official.appid}, app_secret: "\${OA_SECRET}" }
+identity:
+  login: { app: official, path: /wx/login }
+  session: { signing_key: "\${SESSION_SIGNING_KEY}", ttl: 1h }
+defaults: { allow: any }
+upstreams:
+  legacy: { url: "${upstream.url}" }
+routes:
+  - { name: open, match: { path_prefix: /open/ }, upstream: legacy }
+`,
+      { env: { MINI_SECRET: 'mini-app-secret-0123456789abcdef', OA_SECRET: wechat.secret, SESSION_SIGNING_KEY: 's'.repeat(48) } },
+    );
+    try {
+      wechat.codes.set('code-official', { openid: 'o-official', session_key: 'k' });
+      const res = await httpsRequest(gw.port, gw.ca, { method: 'POST', path: '/wx/login', headers: { 'content-type': 'application/json' }, body: '{"code":"code-official"}' });
+      assert.equal(res.status, 200, res.text);
+      assert.equal(wechat.calls.length, 1);
+      assert.equal(wechat.calls[0]!.query.appid, official.appid);
+    } finally {
+      await gw.close();
+      await upstream.close();
+      await wechat.close();
+    }
+  });
 });

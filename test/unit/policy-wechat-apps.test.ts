@@ -89,3 +89,21 @@ test("an app's token is held to WeChat's rules like the default app's", async ()
     { line: 23, col: 60, path: 'wechat.apps.corp.token', message: ['is not a message-push Token'] },
   ]);
 });
+
+function withLogin(login: string): string {
+  const limited = login.replace(' }', ', rate_limit: { key: ip, limit: 60, window: 1m } }');
+  const lines = [...WECHAT.slice(0, -1), 'identity:', `  login: ${limited}`, '  session: { signing_key: "${SESSION_KEY}" }', 'upstreams:'];
+  return edit({ 17: lines.join('\n') });
+}
+
+test('identity.login names its app; an unknown one, or one without app_secret, is an error', async () => {
+  const { config } = await acceptWith(withLogin('{ app: official, path: /wx/login }'), { ...SECRETS, SESSION_KEY: 'k'.repeat(40) });
+  assert.equal(config.identity?.login?.app, 'official');
+  assert.equal(wechatApp(config.wechat!, config.identity!.login!.app).app.app_secret, 'oa-secret');
+  expectDiagnostics(await rejectWith(withLogin('{ app: offical, path: /wx/login }'), { ...SECRETS, SESSION_KEY: 'k'.repeat(40) }), [
+    { line: 27, col: 17, path: 'identity.login.app', message: ['`offical` is not an app under wechat.apps', 'did you mean `official`?'] },
+  ]);
+  expectDiagnostics(await rejectWith(withLogin('{ app: corp, path: /wx/login }'), { ...SECRETS, SESSION_KEY: 'k'.repeat(40) }), [
+    { line: 27, col: 3, path: 'identity.login', message: ['needs `wechat.apps.corp.appid` and `app_secret`'] },
+  ]);
+});
