@@ -171,9 +171,14 @@ export function extractEncrypt(fields: Record<string, unknown>, format: BodyForm
 export function envelopeOnly(fields: Record<string, unknown>, format: BodyFormat, casing: EnvelopeCase): Buffer | undefined {
   const names = ENVELOPE_FIELDS[casing];
   if (Object.keys(fields).every((k) => names.includes(k))) return undefined;
-  const kept: [string, string][] = [];
+  const kept: [string, string | number][] = [];
   for (const name of names) {
     const value = fields[name];
+    // WeCom's JSON gives agentid as a number.
+    if (Number.isSafeInteger(value) && name !== names[2]) {
+      kept.push([name, value as number]);
+      continue;
+    }
     if (typeof value !== 'string') continue;
     if (name === names[2] ? !CIPHERTEXT.test(value) : !ENVELOPE_VALUE.test(value)) {
       if (name === names[2]) throw new CallbackError('callback_malformed', 'Encrypt is not base64');

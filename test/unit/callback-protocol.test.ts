@@ -78,6 +78,8 @@ test('compatible mode: the plain fields beside Encrypt are cut, in XML and JSON'
   assert.equal(envelopeOnly(xml, 'xml', 'wechat')?.toString(), '<xml><ToUserName><![CDATA[gh_1]]></ToUserName><Encrypt><![CDATA[QUJD]]></Encrypt></xml>');
   const json = parseCallbackBody(Buffer.from('{"ToUserName":"gh_1","Content":"forged","Encrypt":"QUJD"}'), 'json');
   assert.equal(envelopeOnly(json, 'json', 'wechat')?.toString(), '{"ToUserName":"gh_1","Encrypt":"QUJD"}');
+  const wecom = { tousername: 'ww1234567890abcdef', msgtype: 'text', encrypt: 'QUJD', agentid: 1000002 };
+  assert.equal(envelopeOnly(wecom, 'json', 'lower')?.toString(), '{"tousername":"ww1234567890abcdef","agentid":1000002,"encrypt":"QUJD"}');
   // Only the envelope: goes on as received.
   assert.equal(envelopeOnly(parseCallbackBody(Buffer.from('<xml><ToUserName>gh_1</ToUserName><Encrypt>QUJD</Encrypt></xml>'), 'xml'), 'xml', 'wechat'), undefined);
   // A ToUserName that could break out of CDATA is dropped, never copied.
