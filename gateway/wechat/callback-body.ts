@@ -136,10 +136,10 @@ function wellFormedXml(text: string): void {
  */
 export type EnvelopeCase = 'wechat' | 'lower';
 
-/** The fields of a safe-mode envelope besides the ciphertext, by spelling; anything else is a compatible-mode plain field. */
-const ENVELOPE_FIELDS: Record<EnvelopeCase, readonly string[]> = {
-  wechat: ['ToUserName', 'AgentID', 'Encrypt'],
-  lower: ['tousername', 'agentid', 'encrypt'],
+/** A safe-mode envelope's ciphertext field and the routing hints beside it, by spelling; anything else is a compatible-mode plain field. */
+const ENVELOPE_FIELDS: Record<EnvelopeCase, { encrypt: string; hints: readonly string[] }> = {
+  wechat: { encrypt: 'Encrypt', hints: ['ToUserName', 'AgentID'] },
+  lower: { encrypt: 'encrypt', hints: ['tousername', 'agentid'] },
 };
 const ENVELOPE_VALUE = /^[A-Za-z0-9_@.-]{1,128}$/;
 const CIPHERTEXT = /^[A-Za-z0-9+/=]+$/;
@@ -169,23 +169,17 @@ export function extractEncrypt(fields: Record<string, unknown>, format: BodyForm
  * signed (the decrypted message carries its own ToUserName).
  */
 export function envelopeOnly(fields: Record<string, unknown>, format: BodyFormat, casing: EnvelopeCase): Buffer | undefined {
-  const names = ENVELOPE_FIELDS[casing];
-  if (Object.keys(fields).every((k) => names.includes(k))) return undefined;
+  const { encrypt, hints } = ENVELOPE_FIELDS[casing];
+  if (Object.keys(fields).every((k) => k === encrypt || hints.includes(k))) return undefined;
   const kept: [string, string | number][] = [];
-  for (const name of names) {
+  for (const name of hints) {
     const value = fields[name];
-    // WeCom's JSON gives agentid as a number.
-    if (Number.isSafeInteger(value) && name !== names[2]) {
-      kept.push([name, value as number]);
-      continue;
-    }
-    if (typeof value !== 'string') continue;
-    if (name === names[2] ? !CIPHERTEXT.test(value) : !ENVELOPE_VALUE.test(value)) {
-      if (name === names[2]) throw new CallbackError('callback_malformed', 'Encrypt is not base64');
-      continue;
-    }
-    kept.push([name, value]);
+    // A hint that could break out of CDATA is dropped; WeCom's JSON gives agentid as a number.
+    if ((typeof value === 'string' && ENVELOPE_VALUE.test(value)) || Number.isSafeInteger(value)) kept.push([name, value as string | number]);
   }
+  const ciphertext = fields[encrypt] as string;
+  if (!CIPHERTEXT.test(ciphertext)) throw new CallbackError('callback_malformed', 'Encrypt is not base64');
+  kept.push([encrypt, ciphertext]);
   if (format === 'json') return Buffer.from(JSON.stringify(Object.fromEntries(kept)), 'utf8');
   return Buffer.from(`<xml>${kept.map(([k, v]) => `<${k}><![CDATA[${v}]]></${k}>`).join('')}</xml>`, 'utf8');
 }
