@@ -1,6 +1,8 @@
 // The WeChat message-push endpoint of a route (`wechat_callback`): URL verification (GET) and
 // pushes (POST), in plain mode (`signature` over token, timestamp, nonce: the body itself is not
-// signed) or safe mode (`encrypt_type=aes`, `msg_signature` also over the ciphertext).
+// signed) or safe mode (`encrypt_type=aes`, or WeCom's `msg_signature` alone; `msg_signature`
+// also covers the ciphertext). One route serves one app (its id, Token and EncodingAESKey); a
+// decrypted push reaches the upstream as a plain-mode push, so a WeChat SDK there works unchanged.
 //
 // Order of checks: the shape of the request, then the signature (cheap and stateless, so forged
 // requests stop before they cost anything or touch the store), then the clock, then decryption,
