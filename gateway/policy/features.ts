@@ -110,6 +110,12 @@ class FeatureChecker {
       const apps: [KeyPath, Data][] = [[['wechat'], wechat]];
       if (isRecord(wechat.apps)) for (const [name, app] of Object.entries(wechat.apps)) if (isRecord(app)) apps.push([['wechat', 'apps', name], app]);
       const secrets: [KeyPath, Data][] = [];
+      for (const [at, app] of apps) {
+        // WeCom ids start with ww or tj (old corp ids with wx too); WeChat AppIDs always with wx.
+        if ((app.kind === 'miniprogram' || app.kind === 'official') && typeof app.appid === 'string' && !app.appid.startsWith('wx')) {
+          this.report.error([...at, 'appid'], `is a WeCom corp or suite id, but \`kind\` says ${String(app.kind)}: a mini-program's or official account's AppID starts with wx`);
+        }
+      }
       for (const [at, app] of apps) secrets.push([at, app], [[...at, 'previous'], this.previous(app.previous, [...at, 'previous'], ['token', 'encoding_aes_key']) ?? {}]);
       for (const [at, w] of secrets) {
         if (typeof w.token === 'string' && !/^[A-Za-z0-9]{3,32}$/.test(w.token)) {
@@ -182,6 +188,8 @@ class FeatureChecker {
       const app = this.wechatApp(wechat, appName, ['identity', 'login', 'app']);
       if (app === null) {
         // Reported by wechatApp: the name is not one of wechat.apps.
+      } else if (app?.kind === 'wecom') {
+        this.report.error(appName === undefined ? ['identity', 'login'] : ['identity', 'login', 'app'], 'names a WeCom app: the login exchanges mini-program codes (jscode2session), which WeCom does not answer', { anchor: 'key' });
       } else if (!app || app.app_secret === undefined) {
         const where = appName === undefined ? '`wechat.appid` and `wechat.app_secret`' : `\`wechat.apps.${appName}.appid\` and \`app_secret\``;
         this.report.error(['identity', 'login'], `needs ${where} to exchange login codes with WeChat`, { anchor: 'key' });

@@ -103,7 +103,16 @@ test('identity.login names its app; an unknown one, or one without app_secret, i
   expectDiagnostics(await rejectWith(withLogin('{ app: offical, path: /wx/login }'), { ...SECRETS, SESSION_KEY: 'k'.repeat(40) }), [
     { line: 27, col: 17, path: 'identity.login.app', message: ['`offical` is not an app under wechat.apps', 'did you mean `official`?'] },
   ]);
-  expectDiagnostics(await rejectWith(withLogin('{ app: corp, path: /wx/login }'), { ...SECRETS, SESSION_KEY: 'k'.repeat(40) }), [
-    { line: 27, col: 3, path: 'identity.login', message: ['needs `wechat.apps.corp.appid` and `app_secret`'] },
+  expectDiagnostics(await rejectWith(withLogin('{ app: old, path: /wx/login }'), { ...SECRETS, SESSION_KEY: 'k'.repeat(40) }), [
+    { line: 27, col: 3, path: 'identity.login', message: ['needs `wechat.apps.old.appid` and `app_secret`'] },
   ]);
+});
+
+test('kind is held to the id: a mini-program or official account with a WeCom id, or a login as a WeCom app, is refused', async () => {
+  const bad = WECHAT.map((l) => l.replace('ww0123456789abcdef, kind: wecom', 'ww0123456789abcdef, kind: official'));
+  const diagnostics = await reject(edit({ 17: bad.join('\n') }));
+  assert.deepEqual(diagnostics.map((d) => [d.path, d.message.includes('`kind` says official')]), [['wechat.apps.corp.appid', true]]);
+  const login = await rejectWith(withLogin('{ app: corp, path: /wx/login }'), { ...SECRETS, SESSION_KEY: 'k'.repeat(40) });
+  assert.deepEqual(login.map((d) => d.path), ['identity.login.app']);
+  assert.match(login[0]!.message, /WeCom app/);
 });
