@@ -20,6 +20,7 @@ import { compileRouteRules } from './guards/report-mode.js';
 import type { CallbackGuard, Seal } from './guards/callback-types.js';
 import { VERIFIED_HEADER, compileWechatCallback } from './guards/wechat-callback.js';
 import { PAY_HEADERS, compileWechatPayNotify } from './guards/wechatpay-notify.js';
+import { wechatApp } from './policy/wechat-apps.js';
 import { compileMaskProfile } from './masking/compile.js';
 import type { CompiledMask } from './masking/compile.js';
 import { maskValue } from './masking/json-mask.js';
@@ -190,10 +191,14 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
     ? await built(identity.pos, () => compileIdentity(identity, { signer, claims, now: clock.now, ...(revocation && { revocation }) }))
     : undefined;
   const callbacks = new Map<string, CallbackGuard>();
-  const onCallback = { token: secrets.get('wechat.token'), encodingAesKey: secrets.get('wechat.encoding_aes_key'), clock };
   const onNotify = { apiv3Key: secrets.get('wechatpay.apiv3_key'), clock };
   for (const r of policy.routes) {
-    if (r.wechat_callback) callbacks.set(r.name, await built(r.wechat_callback.pos, () => compileWechatCallback(r.wechat_callback!, policy.wechat!, deps.store, undefined, onCallback)));
+    if (r.wechat_callback) {
+      // The route's app (wechat.apps, or the default one), with its own secrets in force.
+      const { app, secretKey } = wechatApp(policy.wechat!, r.wechat_callback.app);
+      const onCallback = { token: secrets.get(secretKey('token')), encodingAesKey: secrets.get(secretKey('encoding_aes_key')), clock };
+      callbacks.set(r.name, await built(r.wechat_callback.pos, () => compileWechatCallback(r.wechat_callback!, app, deps.store, undefined, onCallback)));
+    }
     else if (r.wechatpay_notify) callbacks.set(r.name, await built(r.wechatpay_notify.pos, () => compileWechatPayNotify(r.wechatpay_notify!, policy.wechatpay!, deps.store, undefined, onNotify)));
   }
 
@@ -264,7 +269,7 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
     const userTimeout = up && policy.upstreams.get(up.upstream)!.timeout;
     login = createLogin({
       identity,
-      wechat: policy.wechat!,
+      wechat: wechatApp(policy.wechat!, identity.login.app).app,
       store: deps.store,
       signer,
       logger: deps.logger,
@@ -288,7 +293,7 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
     decrypt = createDecrypt({
       decrypt: d,
       identity,
-      appid: policy.wechat!.appid,
+      appid: wechatApp(policy.wechat!, identity.login?.app).app.appid,
       store: deps.store,
       logger: deps.logger,
       now: clock.now,

@@ -30,7 +30,15 @@ export type CallbackOutcome =
       body: Buffer;
       contentType: string;
       headers: Record<string, string>;
-      sealReply?: (reply: { contentType: string | undefined; body: Buffer }) => { contentType: string; body: Buffer };
+      /** `status`: the upstream's; only a 2xx reply is sealed (absent: taken as 200). */
+      sealReply?: (reply: { status?: number; contentType: string | undefined; body: Buffer }) => { contentType: string; body: Buffer };
+      /**
+       * The query string (without `?`) the upstream gets instead of the client's: a decrypted push
+       * loses `encrypt_type` and `msg_signature`, so a WeChat SDK behind sees a plain-mode push.
+       */
+      query?: string;
+      /** Request headers, lower-case, that must not reach the upstream (Pay signatures over a body that was replaced). */
+      dropHeaders?: readonly string[];
       /**
        * Gives the nonce back. The server calls it when it refuses the callback after this guard
        * (a rate limit, the store) or the client goes before it was forwarded: WeChat retries

@@ -47,6 +47,10 @@ export interface Passed {
   readonly body: Buffer | undefined;
   /** Seals the upstream's reply into a signed, encrypted callback reply. */
   readonly seal: Seal | undefined;
+  /** Replaces the client's query string (a decrypted callback's, without its encryption parameters). */
+  readonly query?: string;
+  /** Client request headers kept from the upstream (a decrypted Pay notification's signature headers). */
+  readonly dropHeaders?: readonly string[];
   readonly openid: string | undefined;
   /** The verified token's claims the policy selects by (a mask chosen by role); never from a client header. */
   readonly claims: VerifiedClaims | undefined;
@@ -141,6 +145,8 @@ interface Progress {
   answerAdded: Record<string, string> | undefined;
   body: Buffer | undefined;
   seal: Seal | undefined;
+  query?: string;
+  dropHeaders?: readonly string[];
   openid: string | undefined;
   claims: VerifiedClaims | undefined;
   cors: CompiledCors | undefined;
@@ -262,6 +268,8 @@ function callbackStep(callback: CallbackGuard): Step {
     p.body = outcome.body;
     Object.assign(p.added, outcome.headers, { 'content-type': outcome.contentType, 'content-length': String(outcome.body.length) });
     p.seal = outcome.sealReply;
+    p.query = outcome.query;
+    p.dropHeaders = outcome.dropHeaders;
     p.release = outcome.release;
     return undefined;
   };
@@ -371,6 +379,8 @@ function passed(p: Progress): Passed {
     answerAdded: p.answerAdded,
     body: p.body,
     seal: p.seal,
+    ...(p.query !== undefined && { query: p.query }),
+    ...(p.dropHeaders && { dropHeaders: p.dropHeaders }),
     openid: p.openid,
     claims: p.claims,
     cors: p.cors,

@@ -1,6 +1,8 @@
 // The WeChat message-push endpoint of a route (`wechat_callback`): URL verification (GET) and
 // pushes (POST), in plain mode (`signature` over token, timestamp, nonce: the body itself is not
-// signed) or safe mode (`encrypt_type=aes`, `msg_signature` also over the ciphertext).
+// signed) or safe mode (`encrypt_type=aes`, or WeCom's `msg_signature` alone; `msg_signature`
+// also covers the ciphertext). One route serves one app (its id, Token and EncodingAESKey); a
+// decrypted push reaches the upstream as a plain-mode push, so a WeChat SDK there works unchanged.
 //
 // Order of checks: the shape of the request, then the signature (cheap and stateless, so forged
 // requests stop before they cost anything or touch the store), then the clock, then decryption,
@@ -23,10 +25,13 @@ import {
   buildReplyEnvelope,
   checkCallbackBody,
   detectFormat,
+  envelopeOnly,
   extractEncrypt,
+  isReplyEnvelope,
   parseCallbackBody,
   refuseDtd,
   type BodyFormat,
+  type EnvelopeCase,
 } from '../wechat/callback-body.js';
 
 /**
@@ -157,18 +162,26 @@ export function compileWechatCallback(
   async function safePush(q: Params, req: CallbackRequest): Promise<CallbackOutcome> {
     if (q.msg_signature === undefined) return refuse('callback_malformed', 'safe-mode push without msg_signature');
     const format = detectFormat(req.headers['content-type'], req.body);
-    const encrypt = extractEncrypt(parseCallbackBody(req.body, format));
+    const fields = parseCallbackBody(req.body, format);
+    const { encrypt, casing } = extractEncrypt(fields, format);
     const token = signedWith([q.timestamp, q.nonce, encrypt], q.msg_signature);
     if (token === undefined) return refuse('signature_invalid', 'msg_signature does not match');
     const stale = fresh(q.timestamp);
     if (stale) return stale;
     if (!cfg.decrypt) {
+      // Compatible mode: the plain fields beside Encrypt are not covered by msg_signature.
+      const envelope = envelopeOnly(fields, format, casing);
       return claimed(q.nonce, {
         kind: 'forward',
-        body: req.body,
-        contentType: req.headers['content-type'] ?? CONTENT_TYPES[format],
+        body: envelope ?? req.body,
+        contentType: envelope ? CONTENT_TYPES[format] : (req.headers['content-type'] ?? CONTENT_TYPES[format]),
         headers: { [VERIFIED_HEADER]: 'msg_signature' },
       });
+    }
+    // WeChat sends `signature` (token, timestamp, nonce) in safe mode too, and it goes on to the
+    // upstream as the plain-mode push's signature: it must be what WeChat signed as well.
+    if (q.signature !== undefined && !safeEqualHex(wechatSignature([token, q.timestamp, q.nonce]), q.signature)) {
+      return refuse('signature_invalid', 'signature does not match');
     }
     const { message, crypto } = decrypt(encrypt);
     // The signature covers the ciphertext, not what it holds: no DTD inside it reaches the
@@ -179,21 +192,36 @@ export function compileWechatCallback(
       body: Buffer.from(message, 'utf8'),
       contentType: CONTENT_TYPES[format],
       headers: { [VERIFIED_HEADER]: 'decrypted' },
-      sealReply: (reply) => seal(format, reply, { token, crypto }),
+      query: plainQuery(req.query),
+      sealReply: (reply) => seal(format, casing, reply, { token, crypto }),
     });
   }
 
-  /** Encrypts and signs the upstream's passive reply; `success` and empty go back as they are. */
-  function seal(format: BodyFormat, reply: { contentType: string | undefined; body: Buffer }, { token, crypto }: Matched): { contentType: string; body: Buffer } {
+  /**
+   * Encrypts and signs the upstream's passive reply. `success` and empty go back as they are, and
+   * so does a reply that already is an encrypted envelope (a backend whose SDK encrypts itself).
+   * A non-2xx reply is never sealed and never shown: an error page is the backend's internals, and
+   * WeChat reads only the status (it retries), so it gets the status with an empty body.
+   */
+  function seal(
+    format: BodyFormat,
+    casing: EnvelopeCase,
+    reply: { status?: number; contentType: string | undefined; body: Buffer },
+    { token, crypto }: Matched,
+  ): { contentType: string; body: Buffer } {
+    if (reply.status !== undefined && (reply.status < 200 || reply.status > 299)) {
+      return { contentType: 'text/plain; charset=utf-8', body: Buffer.alloc(0) };
+    }
     const text = reply.body.toString('utf8');
     if (text.trim() === '' || text.trim() === 'success') {
       return { contentType: reply.contentType ?? 'text/plain; charset=utf-8', body: reply.body };
     }
+    if (isReplyEnvelope(reply.body)) return { contentType: reply.contentType ?? CONTENT_TYPES[format], body: reply.body };
     const encrypt = crypto.encrypt(text);
     const timestamp = String(Math.floor(now() / 1000));
     const nonce = String(randomInt(100_000_000, 1_000_000_000));
     const signature = wechatSignature([token, timestamp, nonce, encrypt]);
-    const envelope = buildReplyEnvelope(format, { encrypt, signature, timestamp, nonce });
+    const envelope = buildReplyEnvelope(format, { encrypt, signature, timestamp, nonce }, casing);
     return { contentType: CONTENT_TYPES[format], body: Buffer.from(envelope, 'utf8') };
   }
 
@@ -204,7 +232,8 @@ export function compileWechatCallback(
     try {
       if (req.method === 'GET') return await verifyUrl(q);
       if (req.method !== 'POST') return refuse('method_not_allowed', `${req.method} on a WeChat callback`);
-      const type = q.encrypt_type;
+      // WeCom always encrypts and says so by msg_signature alone: no encrypt_type, no signature.
+      const type = q.encrypt_type ?? (q.signature === undefined && q.msg_signature !== undefined ? 'aes' : undefined);
       if (type === undefined || type === 'raw') return await plainPush(q, req);
       if (type === 'aes') return await safePush(q, req);
       return refuse('callback_malformed', 'unknown encrypt_type');
@@ -215,6 +244,19 @@ export function compileWechatCallback(
   }
 
   return { maxBody: cfg.max_body, check };
+}
+
+/**
+ * The query a decrypted push goes upstream with: the client's without `encrypt_type` and
+ * `msg_signature`. An SDK (wechatpy's parse, EasyWeChat's server) decides safe mode from
+ * `encrypt_type=aes` and would try to decrypt the plaintext again; `signature`, `timestamp`,
+ * `nonce` and `openid` stay, so its plain-mode check of `signature` still passes.
+ */
+function plainQuery(query: URLSearchParams): string {
+  const out = new URLSearchParams(query);
+  out.delete('encrypt_type');
+  out.delete('msg_signature');
+  return out.toString();
 }
 
 interface Params {

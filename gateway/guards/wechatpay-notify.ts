@@ -16,18 +16,23 @@ import type { WechatPayConfig, WechatPayNotifyConfig } from '../types/policy.js'
 import type { IncomingHttpHeaders } from 'node:http';
 import { claimNonce, refuse, type CallbackGuard, type CallbackOutcome, type CallbackRequest } from './callback-types.js';
 import { CallbackError } from '../wechat/callback-error.js';
-import { compilePayKeys, decryptPayResource, parsePayNotification, verifyPaySignature } from '../wechat/pay-notify.js';
+import { compilePayKeys, decryptPayResource, parsePayNotification, verifyPaySignature, type PayPlaintext } from '../wechat/pay-notify.js';
 import { only, systemClock, versioned, type RotationClock, type SecretVersions, type Versioned } from '../rotation/versions.js';
 
 /**
  * Set on every forwarded notification: `signature` (the body as received) or `decrypted` (the
- * body is the decrypted resource JSON; the envelope's id and event_type follow in
- * x-wechatpay-notify-id and x-wechatpay-event-type).
+ * body is the decrypted resource: JSON, or text/plain for other text; the envelope's id,
+ * event_type and the resource's original_type follow in x-wechatpay-notify-id,
+ * x-wechatpay-event-type and x-wechatpay-original-type; the Wechatpay-* signature headers are
+ * dropped).
  */
 export const PAY_VERIFIED_HEADER = 'x-wechatpay-verified';
 
 /** Every header this guard may set, for the server to strip from clients' requests. */
-export const PAY_HEADERS = [PAY_VERIFIED_HEADER, 'x-wechatpay-notify-id', 'x-wechatpay-event-type'] as const;
+export const PAY_HEADERS = [PAY_VERIFIED_HEADER, 'x-wechatpay-notify-id', 'x-wechatpay-event-type', 'x-wechatpay-original-type'] as const;
+
+/** WeChat Pay's signature headers, which a decrypting route keeps from the upstream. */
+const SIGNATURE_HEADERS = ['wechatpay-signature', 'wechatpay-serial', 'wechatpay-timestamp', 'wechatpay-nonce', 'wechatpay-signature-type'] as const;
 
 const TIMESTAMP = /^\d{1,12}$/;
 const NONCE = /^[\x21-\x7e]{1,128}$/;
@@ -50,14 +55,14 @@ export function compileWechatPayNotify(
   }
 
   /** Decrypts with the current key, else with a previous one in its window; throws the current key's error. */
-  function decrypt(resource: Record<string, unknown>): Buffer {
+  function decrypt(resource: Record<string, unknown>): PayPlaintext {
     try {
       return decryptPayResource(apiv3Keys!.current, resource);
     } catch (err) {
       if (!(err instanceof CallbackError)) throw err;
       for (const previous of apiv3Keys!.previous()) {
         if (previous.length !== 32) continue;
-        let plain: Buffer;
+        let plain: PayPlaintext;
         try {
           plain = decryptPayResource(previous, resource);
         } catch {
@@ -88,11 +93,16 @@ export function compileWechatPayNotify(
       const extra: Record<string, string> = { [PAY_VERIFIED_HEADER]: 'decrypted' };
       if (notification.id && HEADER_SAFE.test(notification.id)) extra['x-wechatpay-notify-id'] = notification.id;
       if (notification.event_type && HEADER_SAFE.test(notification.event_type)) extra['x-wechatpay-event-type'] = notification.event_type;
+      const originalType = notification.resource.original_type;
+      if (typeof originalType === 'string' && HEADER_SAFE.test(originalType)) extra['x-wechatpay-original-type'] = originalType;
+      const { plain, contentType } = decrypt(notification.resource);
       outcome = {
         kind: 'forward',
-        body: decrypt(notification.resource),
-        contentType: 'application/json; charset=utf-8',
+        body: plain,
+        contentType,
         headers: extra,
+        // They sign the envelope, not the resource that replaced it: a backend checking them would fail, or trust the wrong bytes.
+        dropHeaders: SIGNATURE_HEADERS,
       };
     } else {
       outcome = {

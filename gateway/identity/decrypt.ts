@@ -16,7 +16,7 @@ import { readSession, type SessionRef } from './sessions.js';
 export interface DecryptDeps {
   decrypt: NonNullable<IdentityConfig['decrypt']>;
   identity: IdentityConfig;
-  /** `wechat.appid`: what the watermark must name. */
+  /** The login's app id (`wechat.appid` or `wechat.apps.NAME.appid`): what the watermark must name. */
   appid: string;
   store: Store;
   logger: Logger;

@@ -23,6 +23,8 @@ import type {
   ReportRule,
   StoreConfig,
   TracingConfig,
+  WechatAppConfig,
+  WechatAppKind,
   WechatConfig,
   WechatPayConfig,
   ListenAddress,
@@ -152,6 +154,15 @@ interface RawAccess {
 
 type RawWebSocket = boolean | { idle_timeout?: string; max_duration?: string; max_connections?: number; max_message?: string };
 
+interface RawWechatApp {
+  appid: string;
+  kind?: WechatAppKind;
+  app_secret?: string;
+  token?: string;
+  encoding_aes_key?: string;
+  previous?: { token?: string; encoding_aes_key?: string; until: string };
+}
+
 interface RawCallback {
   decrypt?: boolean;
   max_skew?: string;
@@ -200,10 +211,10 @@ interface RawPolicy {
     hsts?: { max_age: string; include_subdomains?: boolean; preload?: boolean };
   };
   store?: { kind?: 'memory' | 'redis'; redis_url?: string; key_prefix?: string; command_timeout?: string; on_unavailable?: 'deny' | 'allow' };
-  wechat?: { appid: string; app_secret?: string; token?: string; encoding_aes_key?: string; api_base?: string; api_timeout?: string; rotation_window?: string; previous?: { token?: string; encoding_aes_key?: string; until: string } };
+  wechat?: RawWechatApp & { apps?: Record<string, RawWechatApp>; api_base?: string; api_timeout?: string; rotation_window?: string; previous?: { token?: string; encoding_aes_key?: string; until: string } };
   wechatpay?: { apiv3_key?: string; platform_certificates?: string[]; public_keys?: { id: string; file: string }[]; rotation_window?: string; previous?: { apiv3_key?: string; until: string } };
   identity?: {
-    login?: { path: string; upstream?: { upstream: string; path: string; mask?: string }; rate_limit?: RawAccess['rate_limit'] };
+    login?: { app?: string; path: string; upstream?: { upstream: string; path: string; mask?: string }; rate_limit?: RawAccess['rate_limit'] };
     decrypt?: { path: string; upstream: { upstream: string; path: string; mask?: string }; max_age?: string };
     logout?: { path: string; scope?: 'session' | 'user' };
     session?: { signing_key: string; ttl?: string; issuer?: string; previous?: { signing_key?: string; until: string } };
@@ -235,7 +246,7 @@ interface RawPolicy {
     timeout?: string;
     json_charset?: boolean;
     on_mask_error?: 'fail' | 'pass';
-    wechat_callback?: RawCallback;
+    wechat_callback?: RawCallback & { app?: string };
     wechatpay_notify?: RawCallback;
   })[];
 }
@@ -417,7 +428,7 @@ function tracingConfig(t: NonNullable<RawPolicy['tracing']>, pos: SourcePos): Tr
   };
 }
 
-function wechatConfig(w: NonNullable<RawPolicy['wechat']>, pos: SourcePos): WechatConfig {
+function wechatConfig(w: NonNullable<RawPolicy['wechat']>, pos: Pos): WechatConfig {
   return {
     appid: w.appid,
     ...(w.app_secret !== undefined && { app_secret: w.app_secret }),
@@ -427,6 +438,22 @@ function wechatConfig(w: NonNullable<RawPolicy['wechat']>, pos: SourcePos): Wech
     api_timeout: sure(parseDuration(w.api_timeout ?? DEFAULTS.api_timeout)),
     rotation_window: sure(parseDuration(w.rotation_window ?? DEFAULTS.wechat_rotation_window)),
     ...(w.previous && { previous: { ...w.previous, until: Date.parse(w.previous.until) } }),
+    ...(w.kind !== undefined && { kind: w.kind }),
+    ...(w.apps && {
+      apps: Object.fromEntries(Object.entries(w.apps).map(([name, a]) => [name, wechatApp(a, pos(['wechat', 'apps', name], 'key'))])),
+    }),
+    pos: pos(['wechat'], 'key'),
+  };
+}
+
+function wechatApp(a: RawWechatApp, pos: SourcePos): WechatAppConfig {
+  return {
+    appid: a.appid,
+    ...(a.app_secret !== undefined && { app_secret: a.app_secret }),
+    ...(a.token !== undefined && { token: a.token }),
+    ...(a.encoding_aes_key !== undefined && { encoding_aes_key: a.encoding_aes_key }),
+    ...(a.previous && { previous: { ...a.previous, until: Date.parse(a.previous.until) } }),
+    ...(a.kind !== undefined && { kind: a.kind }),
     pos,
   };
 }
@@ -480,6 +507,7 @@ function identityConfig(i: NonNullable<RawPolicy['identity']>, baseDir: string, 
   return {
     ...(i.login && {
       login: {
+        ...(i.login.app !== undefined && { app: i.login.app }),
         path: i.login.path,
         ...(i.login.upstream && { upstream: { ...i.login.upstream } }),
         rate_limits: loginLimits(i.login.rate_limit, defaults.rate_limit, pos, defaults.report?.includes('rate_limit') === true),
@@ -520,8 +548,9 @@ function identityConfig(i: NonNullable<RawPolicy['identity']>, baseDir: string, 
   };
 }
 
-function callbackConfig(c: RawCallback, pos: SourcePos) {
+function callbackConfig(c: RawCallback & { app?: string }, pos: SourcePos) {
   return {
+    ...(c.app !== undefined && { app: c.app }),
     decrypt: c.decrypt ?? false,
     max_skew: sure(parseDuration(c.max_skew ?? DEFAULTS.callback_max_skew)),
     max_body: sure(parseSize(c.max_body ?? DEFAULTS.callback_max_body)),
@@ -675,7 +704,7 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
       ...(defaults.report && defaults.report.length > 0 && { report: [...defaults.report] }),
     },
     store: storeConfig(raw.store, pos(raw.store ? ['store'] : [], 'key')),
-    ...(raw.wechat && { wechat: wechatConfig(raw.wechat, pos(['wechat'], 'key')) }),
+    ...(raw.wechat && { wechat: wechatConfig(raw.wechat, pos) }),
     ...(raw.wechatpay && { wechatpay: wechatPayConfig(raw.wechatpay, ctx.baseDir, pos(['wechatpay'], 'key')) }),
     ...(raw.identity && { identity: identityConfig(raw.identity, ctx.baseDir, pos, defaults) }),
     mask_profiles: new Map(

@@ -68,6 +68,20 @@ class FeatureChecker {
     return value;
   }
 
+  /**
+   * The app a route or the login names: the wechat section itself without a name, the entry of
+   * wechat.apps with one, null (reported at `at`) for a name wechat.apps does not have.
+   */
+  private wechatApp(wechat: Data | undefined, name: string | undefined, at: KeyPath): Data | undefined | null {
+    if (name === undefined) return wechat;
+    const apps = wechat && isRecord(wechat.apps) ? wechat.apps : {};
+    const app = apps[name];
+    if (isRecord(app)) return app;
+    const near = closest(name, Object.keys(apps));
+    this.report.error(at, `${show(name)} is not an app under wechat.apps${near ? `; did you mean \`${near}\`?` : ''}`);
+    return null;
+  }
+
   store(): void {
     const store = this.section('store');
     if (!store) return;
@@ -93,8 +107,17 @@ class FeatureChecker {
         if (!parsed.ok) this.report.error(['wechat', 'api_base'], `${show(wechat.api_base)} ${parsed.why}`);
       }
       this.duration(wechat.api_timeout, ['wechat', 'api_timeout']);
-      const previous = this.previous(wechat.previous, ['wechat', 'previous'], ['token', 'encoding_aes_key']);
-      for (const [at, w] of [[['wechat'], wechat], [['wechat', 'previous'], previous ?? {}]] as const) {
+      const apps: [KeyPath, Data][] = [[['wechat'], wechat]];
+      if (isRecord(wechat.apps)) for (const [name, app] of Object.entries(wechat.apps)) if (isRecord(app)) apps.push([['wechat', 'apps', name], app]);
+      const secrets: [KeyPath, Data][] = [];
+      for (const [at, app] of apps) {
+        // WeCom ids start with ww or tj (old corp ids with wx too); WeChat AppIDs always with wx.
+        if ((app.kind === 'miniprogram' || app.kind === 'official') && typeof app.appid === 'string' && !app.appid.startsWith('wx')) {
+          this.report.error([...at, 'appid'], `is a WeCom corp or suite id, but \`kind\` says ${String(app.kind)}: a mini-program's or official account's AppID starts with wx`);
+        }
+      }
+      for (const [at, app] of apps) secrets.push([at, app], [[...at, 'previous'], this.previous(app.previous, [...at, 'previous'], ['token', 'encoding_aes_key']) ?? {}]);
+      for (const [at, w] of secrets) {
         if (typeof w.token === 'string' && !/^[A-Za-z0-9]{3,32}$/.test(w.token)) {
           this.report.error([...at, 'token'], 'is not a message-push Token: WeChat accepts 3 to 32 letters and digits');
         }
@@ -161,8 +184,15 @@ class FeatureChecker {
         });
       }
       const wechat = this.section('wechat');
-      if (!wechat || wechat.app_secret === undefined) {
-        this.report.error(['identity', 'login'], 'needs `wechat.appid` and `wechat.app_secret` to exchange login codes with WeChat', { anchor: 'key' });
+      const appName = typeof login.app === 'string' ? login.app : undefined;
+      const app = this.wechatApp(wechat, appName, ['identity', 'login', 'app']);
+      if (app === null) {
+        // Reported by wechatApp: the name is not one of wechat.apps.
+      } else if (app?.kind === 'wecom') {
+        this.report.error(appName === undefined ? ['identity', 'login'] : ['identity', 'login', 'app'], 'names a WeCom app: the login exchanges mini-program codes (jscode2session), which WeCom does not answer', { anchor: 'key' });
+      } else if (!app || app.app_secret === undefined) {
+        const where = appName === undefined ? '`wechat.appid` and `wechat.app_secret`' : `\`wechat.apps.${appName}.appid\` and \`app_secret\``;
+        this.report.error(['identity', 'login'], `needs ${where} to exchange login codes with WeChat`, { anchor: 'key' });
       }
       const up = isRecord(login.upstream) ? login.upstream : undefined;
       if (up && typeof up.upstream === 'string' && !upstreams.includes(up.upstream)) {
@@ -358,9 +388,14 @@ class FeatureChecker {
       if (callback && notify) this.report.error([...at, 'wechatpay_notify'], 'cannot be combined with wechat_callback on one route; give each its own path', { anchor: 'key' });
       if (callback) {
         const cat = [...at, 'wechat_callback'];
-        if (!wechat || wechat.token === undefined) this.report.error(cat, 'needs `wechat.token` to verify signatures with', { anchor: 'key' });
-        else if (callback.decrypt === true && wechat.encoding_aes_key === undefined) {
-          this.report.error([...cat, 'decrypt'], 'needs `wechat.encoding_aes_key` to decrypt safe-mode messages');
+        const appName = typeof callback.app === 'string' ? callback.app : undefined;
+        const app = this.wechatApp(wechat, appName, [...cat, 'app']);
+        const section = appName === undefined ? 'wechat' : `wechat.apps.${appName}`;
+        if (app === null) {
+          // Reported by wechatApp: the name is not one of wechat.apps.
+        } else if (!app || app.token === undefined) this.report.error(appName === undefined ? cat : [...cat, 'app'], `needs \`${section}.token\` to verify signatures with`, { anchor: 'key' });
+        else if (callback.decrypt === true && app.encoding_aes_key === undefined) {
+          this.report.error([...cat, 'decrypt'], `needs \`${section}.encoding_aes_key\` to decrypt safe-mode messages`);
         }
         this.duration(callback.max_skew, [...cat, 'max_skew']);
         this.size(callback.max_body, [...cat, 'max_body']);

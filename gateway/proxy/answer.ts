@@ -74,7 +74,7 @@ function seal(plan: Extract<AnswerPlan, { kind: 'seal' }>, res: ForwardResponse,
     return { kind: 'failed', reason: 'upstream_unavailable', why: `the callback reply is ${String(encoding)}-encoded; sealing needs it plain` };
   }
   const contentType = res.headers['content-type'];
-  const sealed = plan.seal({ contentType: typeof contentType === 'string' ? contentType : undefined, body });
+  const sealed = plan.seal({ status: res.statusCode, contentType: typeof contentType === 'string' ? contentType : undefined, body });
   const headers: ForwardResponse['headers'] = { ...res.headers, 'content-type': sealed.contentType, 'content-length': String(sealed.body.length) };
   delete headers['etag'];
   return { kind: 'ready', res: { statusCode: res.statusCode, headers, body: sealed.body } };

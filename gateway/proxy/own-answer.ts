@@ -4,6 +4,8 @@
 // blocked request.
 import { errorBody, REASONS, type Reason } from '../errors.js';
 import type { RequestState } from './request-state.js';
+import type { Snapshot } from '../snapshot.js';
+import { payFailBody } from '../wechat/pay-notify.js';
 
 export interface OwnAnswer {
   status: number;
@@ -28,9 +30,23 @@ export function ownAnswer(wx: RequestState, status: number, contentType: string,
   return { status, headers, body };
 }
 
-/** JSON with a stable reason (errors.ts). */
+/** JSON with a stable reason (errors.ts); on a WeChat Pay notification route also in Pay's `{"code":"FAIL"}` format. */
 export function errorAnswer(wx: RequestState, reason: Reason, message?: string, extra?: Record<string, string>): OwnAnswer {
-  return ownAnswer(wx, REASONS[reason].status, JSON_TYPE, errorBody(reason, wx.id, message), extra);
+  const body = errorBody(reason, wx.id, message);
+  const pay = wx.route !== undefined && payRoutes(wx.snapshot).has(wx.route);
+  return ownAnswer(wx, REASONS[reason].status, JSON_TYPE, pay ? payFailBody(body, message ?? REASONS[reason].message) : body, extra);
+}
+
+const PAY_ROUTES = new WeakMap<Snapshot, ReadonlySet<string>>();
+
+/** The names of a snapshot's wechatpay_notify routes, worked out once per snapshot. */
+function payRoutes(snapshot: Snapshot): ReadonlySet<string> {
+  let names = PAY_ROUTES.get(snapshot);
+  if (!names) {
+    names = new Set(snapshot.policy.routes.filter((r) => r.wechatpay_notify).map((r) => r.name));
+    PAY_ROUTES.set(snapshot, names);
+  }
+  return names;
 }
 
 /** A JSON answer the gateway makes itself (the login): never cached. */

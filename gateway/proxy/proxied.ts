@@ -154,7 +154,9 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
       answerAdded: how.answerAdded,
       sendTimeout: wx.snapshot.policy.server.limits.send_timeout,
     };
-    const request = { method: req.method!, path: dest, headers: req.headers, body, timeout: target.timeout, context };
+    const path = how.query === undefined ? dest : withQuery(dest, how.query);
+    const headers = how.dropHeaders ? withoutHeaders(req.headers, how.dropHeaders) : req.headers;
+    const request = { method: req.method!, path, headers, body, timeout: target.timeout, context };
     wx.upstream = target.upstream.name;
     wx.upstreamStart = performance.now();
     if (wx.trace) context.added = wx.trace.upstream(target, req.method!, context.added);
@@ -210,4 +212,17 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
     res.once('close', () => accessLog(wx, req.method!, res.statusCode, res.writableFinished));
     forward(req, res, wx, target, dest, passed, body);
   };
+}
+
+/** `dest` with its query string replaced by `query` (none when empty). */
+function withQuery(dest: string, query: string): string {
+  const q = dest.indexOf('?');
+  return (q < 0 ? dest : dest.slice(0, q)) + (query === '' ? '' : `?${query}`);
+}
+
+/** A copy of `headers` without `names` in any spelling a CGI backend folds to them (`_` for `-`). */
+function withoutHeaders(headers: IncomingMessage['headers'], names: readonly string[]): IncomingMessage['headers'] {
+  const out: IncomingMessage['headers'] = {};
+  for (const name in headers) if (!names.includes(name.replace(/_/g, '-'))) out[name] = headers[name];
+  return out;
 }

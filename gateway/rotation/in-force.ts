@@ -22,6 +22,12 @@ function declared(policy: PolicyConfig): Declared[] {
     ['wechat.encoding_aes_key', w?.encoding_aes_key, w?.rotation_window ?? 0, w?.previous?.encoding_aes_key, w?.previous?.until],
     ['wechatpay.apiv3_key', p?.apiv3_key, p?.rotation_window ?? 0, p?.previous?.apiv3_key, p?.previous?.until],
     ['identity.session.signing_key', session?.signing_key, session?.ttl ?? 0, session?.previous?.signing_key, session?.previous?.until],
+    // Each app under wechat.apps rotates as the default app does, in the same window.
+    ...Object.entries(w?.apps ?? {}).flatMap(([name, a]): Declared[] => [
+      [`wechat.apps.${name}.app_secret`, a.app_secret, 0, undefined, undefined],
+      [`wechat.apps.${name}.token`, a.token, w?.rotation_window ?? 0, a.previous?.token, a.previous?.until],
+      [`wechat.apps.${name}.encoding_aes_key`, a.encoding_aes_key, w?.rotation_window ?? 0, a.previous?.encoding_aes_key, a.previous?.until],
+    ]),
   ];
 }
 

@@ -284,6 +284,24 @@ export interface WechatConfig {
   rotation_window?: number;
   /** Values replaced at WeChat's console, still accepted until `until` (epoch ms). */
   previous?: { token?: string; encoding_aes_key?: string; until: number };
+  /** `miniprogram`, `official` or `wecom`: for readers of the policy only. */
+  kind?: WechatAppKind;
+  /** Further apps by name (`wechat.apps`); the fields above are the default app. */
+  apps?: Record<string, WechatAppConfig>;
+  pos: SourcePos;
+}
+
+export type WechatAppKind = 'miniprogram' | 'official' | 'wecom';
+
+/** One app under `wechat.apps`: its own id and secrets, everything else shared with `wechat`. */
+export interface WechatAppConfig {
+  /** AppID, WeCom corp id or suite id: the receive id its decrypted messages end with. */
+  appid: string;
+  app_secret?: string;
+  token?: string;
+  encoding_aes_key?: string;
+  previous?: { token?: string; encoding_aes_key?: string; until: number };
+  kind?: WechatAppKind;
   pos: SourcePos;
 }
 
@@ -313,6 +331,8 @@ export interface WechatPayKey {
 export interface IdentityConfig {
   /** wxgw's own login endpoint exchanging a wx.login() code; absent when not offered. */
   login?: {
+    /** The `wechat.apps` name whose appid and app_secret exchange codes; absent: the default app. */
+    app?: string;
     /** Normalised exact path, e.g. /wx/login; answered by the gateway, POST only. */
     path: string;
     /** After a successful exchange, tell the legacy backend about the user. */
@@ -449,6 +469,8 @@ export interface MaskHeadersConfig {
 }
 
 export interface WechatCallbackConfig {
+  /** The `wechat.apps` name whose secrets verify the route; absent: the default app. */
+  app?: string;
   decrypt: boolean;
   /** Milliseconds a callback's timestamp may differ from the gateway's clock (default 300 s). */
   max_skew: number;

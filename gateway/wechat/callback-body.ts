@@ -130,13 +130,58 @@ function wellFormedXml(text: string): void {
   }
 }
 
-/** The safe-mode ciphertext of a parsed push body. */
-export function extractEncrypt(fields: Record<string, unknown>): string {
-  const encrypt = fields.Encrypt;
+/**
+ * How a safe-mode envelope spells its keys: WeChat's `Encrypt`/`ToUserName`, or WeCom's JSON
+ * callbacks' `encrypt`/`tousername`/`agentid` (WXBizJsonMsgCrypt), whose replies are lower-case too.
+ */
+export type EnvelopeCase = 'wechat' | 'lower';
+
+/** A safe-mode envelope's ciphertext field and the routing hints beside it, by spelling; anything else is a compatible-mode plain field. */
+const ENVELOPE_FIELDS: Record<EnvelopeCase, { encrypt: string; hints: readonly string[] }> = {
+  wechat: { encrypt: 'Encrypt', hints: ['ToUserName', 'AgentID'] },
+  lower: { encrypt: 'encrypt', hints: ['tousername', 'agentid'] },
+};
+const ENVELOPE_VALUE = /^[A-Za-z0-9_@.-]{1,128}$/;
+const CIPHERTEXT = /^[A-Za-z0-9+/=]+$/;
+
+/**
+ * The safe-mode ciphertext of a parsed push body and how its envelope spells keys. Only a JSON
+ * body may use WeCom's lower-case `encrypt`, and never beside `Encrypt`: two ciphertexts would
+ * leave the upstream to pick one the gateway never verified.
+ */
+export function extractEncrypt(fields: Record<string, unknown>, format: BodyFormat = 'xml'): { encrypt: string; casing: EnvelopeCase } {
+  const lower = format === 'json' && 'encrypt' in fields;
+  if (lower && 'Encrypt' in fields) throw new CallbackError('callback_malformed', 'body has both Encrypt and encrypt');
+  const encrypt = lower ? fields.encrypt : fields.Encrypt;
   if (typeof encrypt !== 'string' || encrypt.length === 0) {
     throw new CallbackError('callback_malformed', 'body has no single non-empty Encrypt field');
   }
-  return encrypt;
+  return { encrypt, casing: lower ? 'lower' : 'wechat' };
+}
+
+/**
+ * Compatible mode sends the message in plain fields beside `Encrypt`, but msg_signature covers
+ * the ciphertext alone. With the plain fields present this is the body cut down to the envelope
+ * (ToUserName, AgentID, Encrypt in the push's format and spelling): a backend that trusts the
+ * verified header then reads nothing the signature did not cover. undefined when the body holds
+ * nothing else and goes on as received. ToUserName and AgentID stay because the official
+ * WXBizMsgCrypt samples refuse an envelope without ToUserName; they are routing hints, not
+ * signed (the decrypted message carries its own ToUserName).
+ */
+export function envelopeOnly(fields: Record<string, unknown>, format: BodyFormat, casing: EnvelopeCase): Buffer | undefined {
+  const { encrypt, hints } = ENVELOPE_FIELDS[casing];
+  if (Object.keys(fields).every((k) => k === encrypt || hints.includes(k))) return undefined;
+  const kept: [string, string | number][] = [];
+  for (const name of hints) {
+    const value = fields[name];
+    // A hint that could break out of CDATA is dropped; WeCom's JSON gives agentid as a number.
+    if ((typeof value === 'string' && ENVELOPE_VALUE.test(value)) || Number.isSafeInteger(value)) kept.push([name, value as string | number]);
+  }
+  const ciphertext = fields[encrypt] as string;
+  if (!CIPHERTEXT.test(ciphertext)) throw new CallbackError('callback_malformed', 'Encrypt is not base64');
+  kept.push([encrypt, ciphertext]);
+  if (format === 'json') return Buffer.from(JSON.stringify(Object.fromEntries(kept)), 'utf8');
+  return Buffer.from(`<xml>${kept.map(([k, v]) => `<${k}><![CDATA[${v}]]></${k}>`).join('')}</xml>`, 'utf8');
 }
 
 export interface ReplyEnvelope {
@@ -147,10 +192,14 @@ export interface ReplyEnvelope {
 }
 
 /**
- * The passive-reply envelope of safe mode, in the format of the push it answers. Base64, hex and
- * the digits of timestamp and nonce cannot contain `]]>`, so CDATA needs no escaping.
+ * The passive-reply envelope of safe mode, in the format of the push it answers: XML (WeChat and
+ * WeCom alike), JSON with WeChat's keys, or JSON with WeCom's lower-case keys. Base64, hex and the
+ * digits of timestamp and nonce cannot contain `]]>`, so CDATA needs no escaping.
  */
-export function buildReplyEnvelope(format: BodyFormat, e: ReplyEnvelope): string {
+export function buildReplyEnvelope(format: BodyFormat, e: ReplyEnvelope, casing: EnvelopeCase = 'wechat'): string {
+  if (format === 'json' && casing === 'lower') {
+    return JSON.stringify({ encrypt: e.encrypt, msgsignature: e.signature, timestamp: Number(e.timestamp), nonce: e.nonce });
+  }
   if (format === 'json') {
     return JSON.stringify({ Encrypt: e.encrypt, MsgSignature: e.signature, TimeStamp: Number(e.timestamp), Nonce: e.nonce });
   }
@@ -160,4 +209,20 @@ export function buildReplyEnvelope(format: BodyFormat, e: ReplyEnvelope): string
     `<TimeStamp>${e.timestamp}</TimeStamp>` +
     `<Nonce><![CDATA[${e.nonce}]]></Nonce></xml>`
   );
+}
+
+/**
+ * Whether an upstream's reply is already a safe-mode reply envelope (the backend runs a WeChat
+ * SDK that encrypts itself): sealing it again would make WeChat decrypt to an envelope.
+ */
+export function isReplyEnvelope(body: Buffer): boolean {
+  const format = detectFormat(undefined, body);
+  let fields: Record<string, unknown>;
+  try {
+    fields = parseCallbackBody(body, format);
+  } catch {
+    return false;
+  }
+  const has = (a: string, b: string): boolean => typeof (fields[a] ?? fields[b]) === 'string';
+  return has('Encrypt', 'encrypt') && has('MsgSignature', 'msgsignature');
 }

@@ -59,8 +59,21 @@ export function parsePayNotification(body: Buffer): PayNotification {
   };
 }
 
-/** The plaintext of `resource` (JSON text); throws decrypt_failed. `apiv3Key` is 32 bytes. */
-export function decryptPayResource(apiv3Key: Buffer, resource: Record<string, unknown>): Buffer {
+/** A decrypted resource and the media type it goes upstream with. */
+export interface PayPlaintext {
+  plain: Buffer;
+  contentType: string;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The plaintext of `resource`; throws decrypt_failed. `apiv3Key` is 32 bytes. The GCM tag is what
+ * authenticates it, so any plaintext it covers is passed on: JSON (a transaction) as JSON, other
+ * text (a platform certificate's PEM, a plain message) as text/plain, anything else as bytes. A
+ * ciphertext of exactly the tag is an empty plaintext, authenticated like any other.
+ */
+export function decryptPayResource(apiv3Key: Buffer, resource: Record<string, unknown>): PayPlaintext {
   const { algorithm, ciphertext, nonce } = resource;
   const associated = resource.associated_data ?? '';
   if (algorithm !== 'AEAD_AES_256_GCM') throw new CallbackError('decrypt_failed', 'resource algorithm is not AEAD_AES_256_GCM');
@@ -69,7 +82,7 @@ export function decryptPayResource(apiv3Key: Buffer, resource: Record<string, un
   }
   if (!BASE64.test(ciphertext)) throw new CallbackError('decrypt_failed', 'resource ciphertext is not base64');
   const data = Buffer.from(ciphertext, 'base64');
-  if (data.length <= TAG) throw new CallbackError('decrypt_failed', 'resource ciphertext is shorter than its tag');
+  if (data.length < TAG) throw new CallbackError('decrypt_failed', 'resource ciphertext is shorter than its tag');
   let plain: Buffer;
   try {
     const decipher = createDecipheriv('aes-256-gcm', apiv3Key, Buffer.from(nonce, 'utf8'), { authTagLength: TAG });
@@ -79,10 +92,28 @@ export function decryptPayResource(apiv3Key: Buffer, resource: Record<string, un
   } catch {
     throw new CallbackError('decrypt_failed', 'resource does not authenticate under the APIv3 key');
   }
+  return { plain, contentType: mediaType(plain) };
+}
+
+function mediaType(plain: Buffer): string {
+  let text: string;
   try {
-    JSON.parse(plain.toString('utf8'));
+    text = utf8.decode(plain);
   } catch {
-    throw new CallbackError('decrypt_failed', 'decrypted resource is not JSON');
+    return 'application/octet-stream';
   }
-  return plain;
+  try {
+    JSON.parse(text);
+    return 'application/json; charset=utf-8';
+  } catch {
+    return 'text/plain; charset=utf-8';
+  }
+}
+
+/**
+ * A refusal in WeChat Pay's answer format, `{"code":"FAIL","message":…}`, with the gateway's own
+ * error object beside it so the stable reason and request id read as on every other route.
+ */
+export function payFailBody(errorBody: string, message: string): string {
+  return JSON.stringify({ code: 'FAIL', message, ...(JSON.parse(errorBody) as Record<string, unknown>) });
 }

@@ -25,6 +25,11 @@ const SECRETS: Record<string, string> = {
   'wechat.previous.token': 'PrevTok3nA1b2',
   'wechat.previous.encoding_aes_key': 'ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut',
   'wechatpay.previous.apiv3_key': 'PrevApiv3Key0123456789abcdefABCD',
+  'wechat.apps.*.app_secret': 'OaAppSecret0123456789abcdefABCDEF',
+  'wechat.apps.*.token': 'OaTok3nZ7x6c5v',
+  'wechat.apps.*.encoding_aes_key': 'OaKey0123456789abcdefghijklmnopqrstuvwxyzAB',
+  'wechat.apps.*.previous.token': 'OaPrevTok3nQ1w2',
+  'wechat.apps.*.previous.encoding_aes_key': 'OaPrevKey0123456789abcdefghijklmnopqrstuvwx',
   'identity.session.previous.signing_key': 'PrevSigningKey-0123456789-abcdefghij-KL',
   'server.log.openid_hmac_key': 'OpenidHmacKey-0123456789-abcdefghij-MN',
   'alerts.channels.*.url': 'https://oapi.dingtalk.com/robot/send?access_token=RobotToken0123456789abcdef',
@@ -77,6 +82,13 @@ wechat:
   token: "\${WX_TOKEN}"
   encoding_aes_key: "\${WX_AES_KEY}"
   previous: { token: "\${WX_PREV_TOKEN}", encoding_aes_key: "\${WX_PREV_AES_KEY}", until: "2099-01-01T00:00:00Z" }
+  apps:
+    official:
+      appid: wx0123456789abcdef
+      app_secret: "\${OA_SECRET}"
+      token: "\${OA_TOKEN}"
+      encoding_aes_key: "\${OA_AES_KEY}"
+      previous: { token: "\${OA_PREV_TOKEN}", encoding_aes_key: "\${OA_PREV_AES_KEY}", until: "2099-01-01T00:00:00Z" }
 wechatpay:
   apiv3_key: "\${APIV3_KEY}"
   previous: { apiv3_key: "\${PREV_APIV3_KEY}", until: "2099-01-01T00:00:00Z" }
@@ -119,6 +131,11 @@ defaults: { allow: any }
     DING_URL: SECRETS['alerts.channels.*.url'],
     DING_SECRET: SECRETS['alerts.channels.*.secret'],
     OTLP_AUTH: SECRETS['tracing.headers.*'],
+    OA_SECRET: SECRETS['wechat.apps.*.app_secret'],
+    OA_TOKEN: SECRETS['wechat.apps.*.token'],
+    OA_AES_KEY: SECRETS['wechat.apps.*.encoding_aes_key'],
+    OA_PREV_TOKEN: SECRETS['wechat.apps.*.previous.token'],
+    OA_PREV_AES_KEY: SECRETS['wechat.apps.*.previous.encoding_aes_key'],
   };
   const t = await startTestGateway(policy, { env }).catch(async (err: unknown) => {
     await upstream.close();
@@ -153,6 +170,9 @@ defaults: { allow: any }
     assert.equal(p.wechat.token, '[redacted]');
     assert.equal(p.wechat.encoding_aes_key, '[redacted]');
     assert.equal(p.wechat.appid, 'wx5823bf96d3bd56c7');
+    const official = (p.wechat.apps as Record<string, Record<string, unknown>>).official!;
+    assert.equal(official.token, '[redacted]');
+    assert.equal(official.appid, 'wx0123456789abcdef');
     assert.equal(p.wechatpay.apiv3_key, '[redacted]');
     assert.equal(p.identity.session.signing_key, '[redacted]');
     assert.equal(p.identity.jwt.key.secret, '[redacted]');

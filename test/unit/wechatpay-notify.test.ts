@@ -81,7 +81,9 @@ test('platform-certificate key: verified and decrypted; the envelope id and even
     [PAY_VERIFIED_HEADER]: 'decrypted',
     'x-wechatpay-notify-id': 'EV-2018022511223320873',
     'x-wechatpay-event-type': 'TRANSACTION.SUCCESS',
+    'x-wechatpay-original-type': 'transaction',
   });
+  assert.ok(f.dropHeaders?.includes('wechatpay-signature'));
   assert.equal(f.sealReply, undefined);
 });
 
@@ -144,7 +146,7 @@ test('stale and replayed notifications are refused', async () => {
   refused(await g.check(payNotification(pubKeys.privateKey, PUB_KEY_ID, body, { timestamp: T, nonce: 'NONCE0123456789' })), 'nonce_replayed');
 });
 
-test('decryption: wrong APIv3 key, tampered tag, tampered associated data, non-JSON plaintext', async () => {
+test('decryption: wrong APIv3 key, tampered tag, tampered associated data; non-JSON plaintext goes on as text', async () => {
   const g = guardFor();
   const send = (b: string): CallbackRequest => payNotification(certKeys.privateKey, cert.serial, b, { timestamp: T });
 
@@ -157,7 +159,9 @@ test('decryption: wrong APIv3 key, tampered tag, tampered associated data, non-J
   refused(await g.check(send(payNotificationBody({ ...resource, associated_data: 'refund' }))), 'decrypt_failed');
   refused(await g.check(send(payNotificationBody({ ...resource, ciphertext: data.subarray(0, 16).toString('base64') }))), 'decrypt_failed');
   refused(await g.check(send(payNotificationBody({ ...resource, algorithm: 'AES_128_CBC' }))), 'decrypt_failed');
-  refused(await g.check(send(payNotificationBody(encryptPayResource(APIV3_KEY, 'not json')))), 'decrypt_failed');
+  const text = forwarded(await g.check(send(payNotificationBody(encryptPayResource(APIV3_KEY, 'not json')))));
+  assert.equal(text.body.toString(), 'not json');
+  assert.equal(text.contentType, 'text/plain; charset=utf-8');
   // Signed but not a notification envelope.
   refused(await g.check(send('{"id":"EV-1"}')), 'callback_malformed');
   refused(await g.check(send('not json')), 'callback_malformed');
