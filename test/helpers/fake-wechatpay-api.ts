@@ -61,6 +61,11 @@ export interface FakeWechatpayApi {
   mode: AnswerMode;
   /** Pay's clock, seconds; the real one by default. */
   clock: () => number;
+  /** The merchant whose Authorization is accepted (a test may rotate its key). */
+  merchant: Merchant;
+  /** While set, answers other than /v3/certificates wait until release(): a Pay slower than any timeout. */
+  hold: boolean;
+  release(): void;
   /** How many /v3/certificates calls arrived. */
   certificateDownloads(): number;
   close(): Promise<void>;
@@ -81,8 +86,8 @@ function authorizationFields(header: string | undefined): Record<string, string>
 }
 
 export async function startFakeWechatpayApi(opts: { merchant: Merchant; apiv3Key: string; platforms: PlatformIdentity[] }): Promise<FakeWechatpayApi> {
-  const { merchant } = opts;
   const calls: FakePayCall[] = [];
+  const held: (() => void)[] = [];
   const stranger = newPlatformIdentity('stranger');
   const fake: FakeWechatpayApi = {
     url: '',
@@ -91,11 +96,24 @@ export async function startFakeWechatpayApi(opts: { merchant: Merchant; apiv3Key
     signer: undefined,
     mode: 'good',
     clock: () => Formatter.timestamp(),
+    merchant: opts.merchant,
+    hold: false,
+    release() {
+      fake.hold = false;
+      for (const send of held.splice(0)) send();
+    },
     certificateDownloads: () => calls.filter((c) => c.url === '/v3/certificates').length,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    close: () => {
+      fake.release();
+      return new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
   };
 
   const check = (method: string, url: string, headers: IncomingMessage['headers'], body: string): string | undefined => {
+    const { merchant } = fake;
     const f = authorizationFields(headers.authorization);
     if (!f) return 'no WECHATPAY2-SHA256-RSA2048 Authorization';
     if (f.mchid !== merchant.mchid) return `mchid ${f.mchid} is not the merchant's`;
@@ -131,7 +149,7 @@ export async function startFakeWechatpayApi(opts: { merchant: Merchant; apiv3Key
     const m = /^\/v3\/pay\/transactions\/out-trade-no\/([^/]+)$/.exec(path);
     if (method === 'GET' && m) {
       if (m[1] === 'missing') return { status: 404, body: JSON.stringify({ code: 'ORDER_NOT_EXIST', message: '订单不存在' }) };
-      return { status: 200, body: JSON.stringify({ out_trade_no: m[1], trade_state: 'SUCCESS', amount: { total: 100, currency: 'CNY' }, mchid: merchant.mchid }) };
+      return { status: 200, body: JSON.stringify({ out_trade_no: m[1], trade_state: 'SUCCESS', amount: { total: 100, currency: 'CNY' }, mchid: fake.merchant.mchid }) };
     }
     if (method === 'GET' && path === '/v3/billdownload/file') return { status: 200, body: 'bill,file,unsigned\n' };
     return { status: 404, body: JSON.stringify({ code: 'NOT_FOUND', message: 'no such API' }) };
@@ -169,8 +187,12 @@ export async function startFakeWechatpayApi(opts: { merchant: Merchant; apiv3Key
           'wechatpay-signature-type': 'WECHATPAY2-SHA256-RSA2048',
         });
       }
-      res.writeHead(answer.status, headers);
-      res.end(answer.body);
+      const send = (): void => {
+        res.writeHead(answer.status, headers);
+        res.end(answer.body);
+      };
+      if (fake.hold && url !== '/v3/certificates') held.push(send);
+      else send();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));

@@ -5,7 +5,7 @@
 // checked at the backend too: it got a 502 and none of the answer's content.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { Formatter, Rsa } from 'wechatpay-axios-plugin';
@@ -238,6 +238,64 @@ describe('WeChat Pay egress with downloaded platform certificates', () => {
     assert.ok((sample(text, 'wxgw_wechatpay_egress_requests_total{result="verified"}') ?? 0) >= 5);
     assert.equal(sample(text, 'wxgw_wechatpay_egress_requests_total{result="body_too_large"}'), 1);
     assert.equal(sample(text, 'wxgw_wechatpay_egress_requests_total{result="download"}'), 1);
+  });
+
+  test('a new merchant key and serial: Pay refusing the old one shows as 401 SIGN_ERROR, and a reload puts the new one in force', async () => {
+    const renewed = { ...newMerchant(merchant.mchid) };
+    fake.merchant = renewed;
+    const refused = await call(port, 'GET', '/v3/pay/transactions/out-trade-no/N1?mchid=1');
+    assert.equal(refused.status, 502);
+    assert.equal(reasonOf(refused), 'wechatpay_answer_unverified');
+    assert.match(refused.text, /HTTP 401 SIGN_ERROR/);
+    writeFileSync(join(gw.ctx.dir, 'apiclient_key.pem'), renewed.privateKeyPem);
+    const file = join(gw.ctx.dir, 'gateway.yaml');
+    writeFileSync(file, readFileSync(file, 'utf8').replace(merchant.serial, renewed.serial));
+    const result = await gw.gw.reload();
+    assert.ok(result.ok, JSON.stringify(result));
+    const ok = await call(port, 'GET', '/v3/pay/transactions/out-trade-no/N2?mchid=1');
+    assert.equal(ok.status, 200, ok.text);
+    assert.ok(fake.calls.at(-1)!.authorized);
+    const renewedLine = renewed.privateKeyPem.split('\n')[1]!;
+    assert.ok(!gw.logText().replace(/\\n/g, '').includes(renewedLine), 'the log holds the renewed private key');
+  });
+});
+
+describe('WeChat Pay egress facing certificates it cannot trust, and a Pay that does not answer', () => {
+  let fake: FakeWechatpayApi;
+  let gw: TestGateway;
+  let port: number;
+
+  before(async () => {
+    // Certificates encrypted under another APIv3 key: what an impostor without the key would serve.
+    fake = await startFakeWechatpayApi({ merchant, apiv3Key: 'Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4', platforms: [newPlatformIdentity()] });
+    const egressPort = await freePort();
+    gw = await startTestGateway((ctx) => policy(fake, egressPort)(ctx).replace('    timeout: 5s\n', '    timeout: 300ms\n'));
+    port = gw.gw.payEgress!.port;
+    await gw.waitForLog((l) => l.msg === 'wechatpay platform certificates could not be downloaded; answers signed with an unknown serial are refused until a download succeeds', 'the failed download');
+  });
+  after(async () => {
+    await gw?.close();
+    await fake?.close();
+  });
+
+  test('certificates that do not decrypt under the APIv3 key are not taken, and no answer verifies with them', async () => {
+    assert.equal(sample(await metrics(gw), 'wxgw_wechatpay_platform_cert_refresh_total{trigger="start",result="failed"}'), 1);
+    const reply = await call(port, 'GET', '/v3/pay/transactions/out-trade-no/I1?mchid=1');
+    assert.equal(reply.status, 502);
+    assert.equal(reasonOf(reply), 'wechatpay_answer_unverified');
+    assert.match(reply.text, /unknown serial/);
+    assert.equal(sample(await metrics(gw), 'wxgw_wechatpay_platform_cert_refresh_total{trigger="unknown_serial",result="failed"}'), 1);
+  });
+
+  test('a Pay that does not answer within timeout is 504 wechatpay_timeout', async () => {
+    fake.hold = true;
+    try {
+      const reply = await call(port, 'POST', '/v3/pay/transactions/jsapi', { out_trade_no: 'SLOW1' });
+      assert.equal(reply.status, 504);
+      assert.equal(reasonOf(reply), 'wechatpay_timeout');
+    } finally {
+      fake.release();
+    }
   });
 });
 
