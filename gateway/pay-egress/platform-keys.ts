@@ -50,11 +50,6 @@ export class PlatformKeys {
 
   constructor(private readonly deps: KeyDeps) {}
 
-  /** Serials known now, pinned ones included, for logs and tests. */
-  serials(): string[] {
-    return [...new Set([...this.deps.pinned().keys(), ...this.downloaded.keys()])];
-  }
-
   /** The key for a serial, downloading once more when it is unknown and downloading is on. */
   async keyFor(serial: string): Promise<KeyObject | undefined> {
     if (this.inflight) await this.inflight;

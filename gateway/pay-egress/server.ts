@@ -4,7 +4,7 @@
 // platform key its Wechatpay-Serial names before anything reaches the backend. The merchant key
 // is read from the policy in force for each call and appears in no header, log line or error.
 //
-//   startPayEgress(deps) -> { address, keys, close() }
+//   startPayEgress(deps) -> { address, close() }
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createPrivateKey, createPublicKey, randomUUID, type KeyObject } from 'node:crypto';
@@ -37,7 +37,6 @@ export interface PayEgressDeps {
 
 export interface PayEgress {
   readonly address: AddressInfo;
-  readonly keys: PlatformKeys;
   close(): Promise<void>;
 }
 
@@ -45,7 +44,8 @@ interface Compiled {
   egress: WechatPayEgressConfig;
   merchant: Merchant;
   pinned: Map<string, KeyObject>;
-  apiv3Keys: Buffer[];
+  /** The APIv3 key, and the previous one until its `until` (epoch ms). */
+  apiv3Keys: { key: Buffer; until: number }[];
 }
 
 function counters(registry: Registry) {
@@ -73,19 +73,19 @@ function counters(registry: Registry) {
 }
 
 /** Compiles what a `wechatpay` section gives the egress, once per section object (a reload makes a new one). */
-function compiler(): (section: WechatPayConfig | undefined, now: number) => Compiled | undefined {
+function compiler(): (section: WechatPayConfig | undefined) => Compiled | undefined {
   const done = new WeakMap<WechatPayConfig, Compiled>();
-  return (section, now) => {
+  return (section) => {
     if (!section?.egress) return undefined;
     let c = done.get(section);
     if (!c) {
       const { egress } = section;
-      const previous = section.previous?.apiv3_key !== undefined && section.previous.until > now ? [section.previous.apiv3_key] : [];
+      const previous = section.previous?.apiv3_key !== undefined ? [{ key: section.previous.apiv3_key, until: section.previous.until }] : [];
       c = {
         egress,
         merchant: { mchid: egress.mchid, serial: egress.serial_no, key: createPrivateKey(egress.private_key) },
         pinned: new Map(section.keys.map((k) => [k.serial.toUpperCase(), createPublicKey(k.public_key_pem)])),
-        apiv3Keys: [section.apiv3_key, ...previous].filter((k): k is string => k !== undefined).map((k) => Buffer.from(k, 'utf8')),
+        apiv3Keys: [...(section.apiv3_key !== undefined ? [{ key: section.apiv3_key, until: Number.POSITIVE_INFINITY }] : []), ...previous].map((k) => ({ key: Buffer.from(k.key, 'utf8'), until: k.until })),
       };
       done.set(section, c);
     }
@@ -130,7 +130,7 @@ export async function startPayEgress(deps: PayEgressDeps): Promise<PayEgress> {
   const { logger, now } = deps;
   const metrics = counters(deps.registry);
   const compile = compiler();
-  const current = (): Compiled | undefined => compile(deps.section(), now());
+  const current = (): Compiled | undefined => compile(deps.section());
   const first = current();
   if (!first) throw new Error('wechatpay.egress is not configured');
   const client = new PayClient();
@@ -139,7 +139,9 @@ export async function startPayEgress(deps: PayEgressDeps): Promise<PayEgress> {
     pinned: () => current()?.pinned ?? new Map(),
     downloads: () => {
       const c = current();
-      return c?.egress.download_certificates && c.apiv3Keys.length > 0 ? { apiv3Keys: c.apiv3Keys, maxSkew: c.egress.max_skew } : undefined;
+      const t = now();
+      const apiv3Keys = c?.apiv3Keys.filter((k) => k.until > t).map((k) => k.key) ?? [];
+      return c?.egress.download_certificates && apiv3Keys.length > 0 ? { apiv3Keys, maxSkew: c.egress.max_skew } : undefined;
     },
     fetchCertificates: () => {
       const c = current();
@@ -156,7 +158,7 @@ export async function startPayEgress(deps: PayEgressDeps): Promise<PayEgress> {
 
   const answer = (res: ServerResponse, reason: Reason, requestId: string, message?: string): void => {
     const body = errorBody(reason, requestId, message);
-    res.writeHead(REASONS[reason].status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.writeHead(REASONS[reason].status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-request-id': requestId });
     res.end(body);
   };
 
@@ -200,7 +202,7 @@ export async function startPayEgress(deps: PayEgressDeps): Promise<PayEgress> {
     try {
       if (method === 'GET' && (DOWNLOADS.has(path) || COMPLAINT_IMAGE.test(path))) {
         const got = await client.stream(c.egress.api_base, c.merchant, call, opts);
-        res.writeHead(got.status, returnedHeaders(got.headers));
+        res.writeHead(got.status, { ...returnedHeaders(got.headers), 'x-request-id': requestId });
         got.body.pipe(res);
         got.body.once('error', () => res.destroy());
         log(got.status, 'download', { pay_status: got.status });
@@ -219,7 +221,7 @@ export async function startPayEgress(deps: PayEgressDeps): Promise<PayEgress> {
         log(502, 'unverified', { pay_status: got.status, pay_code: code, pay_request_id: payRequestId, why, serial: got.headers['wechatpay-serial'] });
         return;
       }
-      res.writeHead(got.status, { ...returnedHeaders(got.headers), 'x-wxgw-pay-verified': 'true' });
+      res.writeHead(got.status, { ...returnedHeaders(got.headers), 'x-wxgw-pay-verified': 'true', 'x-request-id': requestId });
       res.end(got.body);
       log(got.status, 'verified', { pay_status: got.status, pay_request_id: payRequestId });
     } catch (err) {
@@ -260,7 +262,6 @@ export async function startPayEgress(deps: PayEgressDeps): Promise<PayEgress> {
 
   return {
     address,
-    keys,
     async close() {
       closed = true;
       clearTimeout(timer);

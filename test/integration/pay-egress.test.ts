@@ -37,8 +37,11 @@ async function call(port: number, method: 'GET' | 'POST', path: string, body?: u
   return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
 }
 
+/** The reason of a gateway error, which carries the request id of its log line in body and header. */
 function reasonOf(reply: Reply): string {
-  return (JSON.parse(reply.text) as { error: { reason: string } }).error.reason;
+  const { error } = JSON.parse(reply.text) as { error: { reason: string; request_id: string } };
+  assert.equal(reply.headers['x-request-id'], error.request_id);
+  return error.reason;
 }
 
 function policy(fake: FakeWechatpayApi, egressPort: number, extra: { section?: string; egress?: string } = {}): (ctx: PolicyContext) => string {
