@@ -20,6 +20,8 @@ export interface PayCall {
   /** Path and query under the Pay API base, e.g. /v3/certificates. */
   url: string;
   body: Buffer;
+  /** What the signature covers when it is not the body: a multipart upload's `meta` part. */
+  signed?: Buffer;
   /** Headers beside Authorization, Accept and User-Agent (lower-case names). */
   headers: Record<string, string>;
 }
@@ -99,7 +101,7 @@ export class PayClient {
       url: path,
       timestamp: Math.floor(opts.now / 1000),
       nonce: payNonce(),
-      body: call.body,
+      body: call.signed ?? call.body,
     });
     const deadline = new AbortController();
     const timer = setTimeout(() => deadline.abort(), opts.timeout);

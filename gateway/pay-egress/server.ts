@@ -12,6 +12,7 @@ import { Counter, type Registry } from 'prom-client';
 import { REASONS, errorBody, type Reason } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { WechatPayConfig, WechatPayEgressConfig } from '../types/policy.js';
+import { multipartMeta } from '../wechat/pay-sign.js';
 import { PayCallError, PayClient, type Merchant, type PayAnswer } from './pay-client.js';
 import { PlatformKeys, checkAnswer, type Trigger } from './platform-keys.js';
 
@@ -197,7 +198,14 @@ export async function startPayEgress(deps: PayEgressDeps): Promise<PayEgress> {
       const v = req.headers[name];
       if (typeof v === 'string') headers[name] = v;
     }
-    const call = { method, url: target, body, headers };
+    const contentType = headers['content-type'] ?? '';
+    const signed = /^multipart\/form-data\b/i.test(contentType) ? multipartMeta(body, contentType) : body;
+    if (!signed) {
+      answer(res, 'bad_request', requestId, 'a multipart upload to WeChat Pay needs its `meta` part: Pay signs that, not the body');
+      log(400, 'bad_request');
+      return;
+    }
+    const call = { method, url: target, body, signed, headers };
     const opts = { timeout: c.egress.timeout, maxAnswer: c.egress.max_body, now: now() };
     try {
       if (method === 'GET' && (DOWNLOADS.has(path) || COMPLAINT_IMAGE.test(path))) {

@@ -108,3 +108,28 @@ export function parsePlatformCertificates(body: Buffer, apiv3Key: Buffer, now: n
   }
   return out;
 }
+
+/**
+ * What Pay signs of a multipart upload (/v3/merchant/media/upload and the like): the `meta`
+ * part's content, not the body. Undefined when the body has no such part.
+ */
+export function multipartMeta(body: Buffer, contentType: string): Buffer | undefined {
+  const m = /;\s*boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);
+  const boundary = m?.[1] ?? m?.[2];
+  if (!boundary) return undefined;
+  const next = Buffer.from(`\r\n--${boundary}`);
+  // The first delimiter may open the body without the CRLF that precedes the others.
+  let at = body.subarray(0, boundary.length + 2).equals(next.subarray(2)) ? 0 : body.indexOf(next);
+  while (at >= 0) {
+    const start = body.indexOf('\r\n', at + 2) + 2;
+    if (start < 2 || body.subarray(at, start).toString('latin1').trimEnd().endsWith('--')) return undefined;
+    const headersEnd = body.indexOf('\r\n\r\n', start);
+    if (headersEnd < 0) return undefined;
+    const end = body.indexOf(next, headersEnd + 4);
+    if (end < 0) return undefined;
+    const headers = body.subarray(start, headersEnd).toString('latin1');
+    if (/^content-disposition:[^\r\n]*;\s*name="?meta"?(?:;|\s*$)/im.test(headers)) return body.subarray(headersEnd + 4, end);
+    at = end;
+  }
+  return undefined;
+}

@@ -112,7 +112,17 @@ export async function startFakeWechatpayApi(opts: { merchant: Merchant; apiv3Key
     },
   };
 
-  const check = (method: string, url: string, headers: IncomingMessage['headers'], body: string): string | undefined => {
+  /** What Pay verifies the signature over: the body, or a multipart upload's `meta` (read by the platform's own parser). */
+  const signedText = async (headers: IncomingMessage['headers'], raw: Buffer): Promise<string | undefined> => {
+    const type = headers['content-type'] ?? '';
+    if (!/^multipart\/form-data/i.test(type)) return raw.toString('utf8');
+    const meta = (await new Response(new Uint8Array(raw), { headers: { 'content-type': type } }).formData()).get('meta');
+    return typeof meta === 'string' ? meta : undefined;
+  };
+
+  const check = async (method: string, url: string, headers: IncomingMessage['headers'], raw: Buffer): Promise<string | undefined> => {
+    const body = await signedText(headers, raw);
+    if (body === undefined) return 'multipart upload without meta';
     const { merchant } = fake;
     const f = authorizationFields(headers.authorization);
     if (!f) return 'no WECHATPAY2-SHA256-RSA2048 Authorization';
@@ -139,8 +149,13 @@ export async function startFakeWechatpayApi(opts: { merchant: Merchant; apiv3Key
       }),
     });
 
-  const route = (method: string, url: string, body: string): { status: number; body: string } => {
+  const route = async (method: string, url: string, headers: IncomingMessage['headers'], raw: Buffer): Promise<{ status: number; body: string }> => {
     const path = url.split('?', 1)[0]!;
+    const body = raw.toString('utf8');
+    if (method === 'POST' && path === '/v3/merchant/media/upload') {
+      const file = (await new Response(new Uint8Array(raw), { headers: { 'content-type': headers['content-type'] ?? '' } }).formData()).get('file');
+      return { status: 200, body: JSON.stringify({ media_id: `fake-media-${file instanceof Blob ? file.size : 0}` }) };
+    }
     if (method === 'GET' && path === '/v3/certificates') return { status: 200, body: certificatesBody() };
     if (method === 'POST' && path === '/v3/pay/transactions/jsapi') {
       const order = JSON.parse(body) as { out_trade_no?: string };
@@ -158,11 +173,13 @@ export async function startFakeWechatpayApi(opts: { merchant: Merchant; apiv3Key
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
+    req.on('end', () => void answer());
+    const answer = async (): Promise<void> => {
       const method = req.method ?? 'GET';
       const url = req.url ?? '/';
-      const body = Buffer.concat(chunks).toString('utf8');
-      const why = check(method, url, req.headers, body);
+      const raw = Buffer.concat(chunks);
+      const body = raw.toString('utf8');
+      const why = await check(method, url, req.headers, raw);
       calls.push({ method, url, headers: req.headers, body, authorized: why === undefined, ...(why !== undefined && { why }) });
       if (why !== undefined) {
         // As Pay: a request it cannot authenticate gets an unsigned 401.
@@ -170,7 +187,7 @@ export async function startFakeWechatpayApi(opts: { merchant: Merchant; apiv3Key
         res.end(JSON.stringify({ code: 'SIGN_ERROR', message: why }));
         return;
       }
-      const answer = route(method, url, body);
+      const answer = await route(method, url, req.headers, raw);
       const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8', 'request-id': `fake-${calls.length}` };
       const signer = fake.signer ?? fake.platforms[0]!;
       if (fake.mode !== 'no_signature' && !url.startsWith('/v3/billdownload/')) {
@@ -193,7 +210,7 @@ export async function startFakeWechatpayApi(opts: { merchant: Merchant; apiv3Key
       };
       if (fake.hold && url !== '/v3/certificates') held.push(send);
       else send();
-    });
+    };
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   fake.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

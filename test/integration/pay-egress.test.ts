@@ -32,7 +32,7 @@ async function call(port: number, method: 'GET' | 'POST', path: string, body?: u
   const res = await request(`http://127.0.0.1:${port}${path}`, {
     method,
     headers: { accept: 'application/json', ...(body !== undefined && { 'content-type': 'application/json' }), ...headers },
-    ...(body !== undefined && { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+    ...(body !== undefined && { body: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body) }),
   });
   return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
 }
@@ -209,6 +209,25 @@ describe('WeChat Pay egress with downloaded platform certificates', () => {
     const reply = await call(port, 'GET', '/v3/billdownload/file?token=abc');
     assert.equal(reply.status, 200);
     assert.equal(reply.text, 'bill,file,unsigned\n');
+  });
+
+  test('a multipart upload is signed over its meta part, as Pay verifies it', async () => {
+    const meta = { filename: 'receipt.png', sha256: 'ab'.repeat(32) };
+    const form = new FormData();
+    form.append('meta', JSON.stringify(meta));
+    form.append('file', new Blob([Buffer.alloc(300, 7)], { type: 'image/png' }), 'receipt.png');
+    const encoded = new Request('http://backend.invalid/', { method: 'POST', body: form });
+    const raw = Buffer.from(await encoded.arrayBuffer());
+    const reply = await call(port, 'POST', '/v3/merchant/media/upload', raw, { 'content-type': encoded.headers.get('content-type')! });
+    assert.equal(reply.status, 200, reply.text);
+    assert.deepEqual(JSON.parse(reply.text), { media_id: 'fake-media-300' });
+    assert.ok(fake.calls.at(-1)!.authorized, fake.calls.at(-1)!.why);
+    const noMeta = new FormData();
+    noMeta.append('file', new Blob([Buffer.alloc(10)]), 'x.png');
+    const bare = new Request('http://backend.invalid/', { method: 'POST', body: noMeta });
+    const refused = await call(port, 'POST', '/v3/merchant/media/upload', Buffer.from(await bare.arrayBuffer()), { 'content-type': bare.headers.get('content-type')! });
+    assert.equal(refused.status, 400);
+    assert.equal(reasonOf(refused), 'bad_request');
   });
 
   test('a body over max_body is 413 and never sent to Pay', async () => {

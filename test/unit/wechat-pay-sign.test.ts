@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate, createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { Aes, Formatter, Rsa } from 'wechatpay-axios-plugin';
-import { CertificatesError, parsePlatformCertificates, payAuthorization, payNonce } from '../../gateway/wechat/pay-sign.js';
+import { CertificatesError, multipartMeta, parsePlatformCertificates, payAuthorization, payNonce } from '../../gateway/wechat/pay-sign.js';
 import { issueLeaf } from '../../gateway/tls/generate.js';
 
 const APIV3 = 'k1L2m3N4o5P6q7R8s9T0u1V2w3X4y5Z6';
@@ -64,4 +64,23 @@ test('an entry under another key, with other associated data, a wrong serial or 
   }
   assert.throws(() => parsePlatformCertificates(Buffer.from('{"code":"SIGN_ERROR"}'), Buffer.from(APIV3), now), /no data array/);
   assert.throws(() => parsePlatformCertificates(Buffer.from('<html>'), Buffer.from(APIV3), now), /not JSON/);
+});
+
+test('a multipart upload is signed over its meta part, found as a multipart parser finds it', async () => {
+  const meta = '{"filename":"a.png","sha256":"00"}';
+  const form = new FormData();
+  form.append('file', new Blob([Buffer.from('\r\n--not-the-boundary\r\n')]), 'a.png');
+  form.append('meta', meta);
+  const req = new Request('http://x.invalid/', { method: 'POST', body: form });
+  const type = req.headers.get('content-type')!;
+  const body = Buffer.from(await req.arrayBuffer());
+  assert.equal(multipartMeta(body, type)?.toString(), meta);
+  // A preamble before the first delimiter and a quoted boundary parameter.
+  const boundary = /boundary=(.+)$/.exec(type)![1]!;
+  assert.equal(multipartMeta(Buffer.concat([Buffer.from('preamble'), Buffer.from('\r\n'), body]), `multipart/form-data; boundary="${boundary}"`)?.toString(), meta);
+  const without = new FormData();
+  without.append('file', new Blob([Buffer.from('x')]), 'a.png');
+  const bare = new Request('http://x.invalid/', { method: 'POST', body: without });
+  assert.equal(multipartMeta(Buffer.from(await bare.arrayBuffer()), bare.headers.get('content-type')!), undefined);
+  assert.equal(multipartMeta(body, 'multipart/form-data'), undefined);
 });
