@@ -34,6 +34,10 @@ export const REASONS = {
   wx_error: { status: 502, message: 'WeChat answered the login with an error' },
   wx_timeout: { status: 504, message: 'WeChat did not answer the login in time' },
   mask_failed: { status: 502, message: 'the upstream answer could not be masked as the policy requires' },
+  wechatpay_answer_unverified: { status: 502, message: 'WeChat Pay answered, but its answer did not verify (signature, platform key serial or timestamp), so it is not passed on' },
+  wechatpay_unavailable: { status: 502, message: 'the gateway could not reach WeChat Pay' },
+  wechatpay_timeout: { status: 504, message: 'WeChat Pay did not answer in time' },
+  wechatpay_egress_off: { status: 503, message: 'the policy in force has no wechatpay.egress section: this listener signs nothing until it is back' },
   signature_invalid: { status: 403, message: 'the callback signature does not verify' },
   timestamp_stale: { status: 403, message: 'the callback timestamp is outside the allowed clock skew' },
   nonce_replayed: { status: 403, message: 'this callback nonce was already used' },
@@ -45,10 +49,6 @@ export const REASONS = {
   websocket_origin_not_allowed: { status: 403, message: 'the policy does not allow WebSocket connections from this Origin to this route' },
   shutting_down: { status: 503, message: 'the gateway is shutting down; retry, and another instance will answer' },
   websocket_limit: { status: 503, message: 'this route has as many WebSocket connections open as the policy allows; retry later' },
-  wechatpay_answer_unverified: { status: 502, message: 'WeChat Pay answered, but its answer did not verify (signature, platform key serial or timestamp), so it is not passed on' },
-  wechatpay_unavailable: { status: 502, message: 'the gateway could not reach WeChat Pay' },
-  wechatpay_timeout: { status: 504, message: 'WeChat Pay did not answer in time' },
-  wechatpay_egress_off: { status: 503, message: 'the policy in force has no wechatpay.egress section: this listener signs nothing until it is back' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type Reason = keyof typeof REASONS;

@@ -239,14 +239,16 @@ describe('WeChat Pay egress with downloaded platform certificates', () => {
   });
 
   test('the merchant private key appears in no log line, no header or body Pay got, no answer, no metric', async () => {
-    await call(port, 'POST', '/v3/pay/transactions/jsapi', { out_trade_no: 'K1' });
+    const reply = await call(port, 'POST', '/v3/pay/transactions/jsapi', { out_trade_no: 'K1' });
     const text = gw.logText().replace(/\\n/g, '');
+    const backendSaw = JSON.stringify(reply);
     for (const needle of [KEY_BODY, KEY_LINE]) {
       assert.ok(!text.includes(needle), 'the log holds the private key');
       for (const c of fake.calls) {
         assert.ok(!JSON.stringify(c.headers).includes(needle) && !c.body.includes(needle), 'Pay got the private key');
       }
       assert.ok(!(await metrics(gw)).includes(needle));
+      assert.ok(!backendSaw.includes(needle), 'the backend got the private key');
     }
     const res = await request(`http://127.0.0.1:${gw.gw.admin!.port}/config`);
     const config = await res.body.text();
