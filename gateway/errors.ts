@@ -37,7 +37,6 @@ export const REASONS = {
   wechatpay_answer_unverified: { status: 502, message: 'WeChat Pay answered, but its answer did not verify (signature, platform key serial or timestamp), so it is not passed on' },
   wechatpay_unavailable: { status: 502, message: 'the gateway could not reach WeChat Pay' },
   wechatpay_timeout: { status: 504, message: 'WeChat Pay did not answer in time' },
-  wechatpay_egress_off: { status: 503, message: 'the policy in force has no wechatpay.egress section: this listener signs nothing until it is back' },
   signature_invalid: { status: 403, message: 'the callback signature does not verify' },
   timestamp_stale: { status: 403, message: 'the callback timestamp is outside the allowed clock skew' },
   nonce_replayed: { status: 403, message: 'this callback nonce was already used' },

@@ -54,7 +54,7 @@ function counters(registry: Registry) {
   return {
     requests: new Counter({
       name: 'wxgw_wechatpay_egress_requests_total',
-      help: 'Backend calls through the Pay egress, by result: verified, download (a file Pay does not sign), unverified, too_large, timeout, unavailable, body_too_large, bad_request, egress_off.',
+      help: 'Backend calls through the Pay egress, by result: verified, download (a file Pay does not sign), unverified, too_large, timeout, unavailable, body_too_large, bad_request.',
       labelNames: ['result'],
       registers,
     }),
@@ -131,22 +131,25 @@ export async function startPayEgress(deps: PayEgressDeps): Promise<PayEgress> {
   const { logger, now } = deps;
   const metrics = counters(deps.registry);
   const compile = compiler();
-  const current = (): Compiled | undefined => compile(deps.section());
+  // A reload cannot remove the section while the listener runs (reloader.ts: restart required).
+  const current = (): Compiled => {
+    const c = compile(deps.section());
+    if (!c) throw new Error('the policy in force has no wechatpay.egress');
+    return c;
+  };
   const first = current();
-  if (!first) throw new Error('wechatpay.egress is not configured');
   const client = new PayClient();
 
   const keys = new PlatformKeys({
-    pinned: () => current()?.pinned ?? new Map(),
+    pinned: () => current().pinned,
     downloads: () => {
       const c = current();
       const t = now();
-      const apiv3Keys = c?.apiv3Keys.filter((k) => k.until > t).map((k) => k.key) ?? [];
-      return c?.egress.download_certificates && apiv3Keys.length > 0 ? { apiv3Keys, maxSkew: c.egress.max_skew } : undefined;
+      const apiv3Keys = c.apiv3Keys.filter((k) => k.until > t).map((k) => k.key);
+      return c.egress.download_certificates && apiv3Keys.length > 0 ? { apiv3Keys, maxSkew: c.egress.max_skew } : undefined;
     },
     fetchCertificates: () => {
       const c = current();
-      if (!c) return Promise.reject(new Error('wechatpay.egress is no longer configured'));
       return client.call(c.egress.api_base, c.merchant, { method: 'GET', url: '/v3/certificates', body: Buffer.alloc(0), headers: {} }, { timeout: c.egress.timeout, maxAnswer: c.egress.max_body, now: now() });
     },
     now,
@@ -177,11 +180,6 @@ export async function startPayEgress(deps: PayEgressDeps): Promise<PayEgress> {
       else logger.warn(line, 'wechatpay egress call');
     };
     const c = current();
-    if (!c) {
-      answer(res, 'wechatpay_egress_off', requestId);
-      log(503, 'egress_off');
-      return;
-    }
     if (!target.startsWith('/') || target.startsWith('//')) {
       answer(res, 'bad_request', requestId, 'send the Pay API path (origin-form, e.g. /v3/certificates) to the egress listener');
       log(400, 'bad_request');
@@ -260,9 +258,8 @@ export async function startPayEgress(deps: PayEgressDeps): Promise<PayEgress> {
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
   const schedule = (): void => {
-    const c = current();
-    if (closed || !c) return;
-    timer = setTimeout(() => void keys.refresh('schedule').then(schedule), c.egress.refresh);
+    if (closed) return;
+    timer = setTimeout(() => void keys.refresh('schedule').then(schedule), current().egress.refresh);
     timer.unref();
   };
   void keys.refresh('start').then(schedule);

@@ -282,6 +282,23 @@ describe('WeChat Pay egress with downloaded platform certificates', () => {
     const renewedLine = renewed.privateKeyPem.split('\n')[1]!;
     assert.ok(!gw.logText().replace(/\\n/g, '').includes(renewedLine), 'the log holds the renewed private key');
   });
+
+  test('a reload that moves the egress listener, or removes it, is refused until a restart', async () => {
+    const file = join(gw.ctx.dir, 'gateway.yaml');
+    const text = readFileSync(file, 'utf8');
+    try {
+      writeFileSync(file, text.replace(`listen: "127.0.0.1:${port}"`, `listen: "127.0.0.1:${await freePort()}"`));
+      const moved = await gw.gw.reload();
+      assert.ok(!moved.ok && moved.why === 'restart' && /wechatpay\.egress\.listen/.test(moved.message), JSON.stringify(moved));
+      writeFileSync(file, text.replace(/^wechatpay:\n[\s\S]*?(?=^upstreams:)/m, ''));
+      const removed = await gw.gw.reload();
+      assert.ok(!removed.ok && removed.why === 'restart', JSON.stringify(removed));
+    } finally {
+      writeFileSync(file, text);
+    }
+    const still = await call(port, 'GET', '/v3/pay/transactions/out-trade-no/L1?mchid=1');
+    assert.equal(still.status, 200, still.text);
+  });
 });
 
 describe('WeChat Pay egress facing certificates it cannot trust, and a Pay that does not answer', () => {
