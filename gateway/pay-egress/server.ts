@@ -220,7 +220,7 @@ export async function startPayEgress(deps: PayEgressDeps): Promise<PayEgress> {
       if (why) {
         metrics.failures.inc({ why });
         // Pay signs no answer to a request it could not authenticate (401 SIGN_ERROR): its status
-        // and code (a bare token) are what an operator needs, and carry no content of Pay's.
+        // and code (a bare token) are what an operator needs; nothing else of the answer goes on.
         const code = payCode(got.body);
         const what = `HTTP ${got.status}${code ? ` ${code}` : ''}`;
         answer(res, 'wechatpay_answer_unverified', requestId, `WeChat Pay answered ${what}, but the answer did not verify (${why.replace('_', ' ')}); it is not passed on`);
