@@ -412,5 +412,12 @@ describe('wechatpay.egress checks', () => {
     assert.ok(broken.errors.some((e) => e.startsWith('wechatpay.egress.private_key')), broken.errors.join('\n'));
     assert.ok(!broken.errors.join('\n').includes('s3cr3t'));
   });
+
+  test('a section whose keys are downloaded needs no configured ones, but a notify route still does', async () => {
+    const plain = await load((ctx) => policy(fake, 19903)(ctx));
+    assert.deepEqual(plain.errors, []);
+    const notify = await load((ctx) => policy(fake, 19903)(ctx).replace('allow: any }', 'allow: any, wechatpay_notify: {} }'));
+    assert.ok(notify.errors.some((e) => e.startsWith('routes[0].wechatpay_notify') && /configured keys only/.test(e)), notify.errors.join('\n'));
+  });
 });
 
