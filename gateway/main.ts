@@ -23,10 +23,11 @@ import { Metrics } from './observability/metrics.js';
 import { Alerts } from './observability/alerts/engine.js';
 import { Tracing } from './observability/tracing.js';
 import { droppedLines } from './observability/log-destination.js';
-import { bindAdmin, bindTraffic, drain, type DrainState, type Listener } from './runtime/listeners.js';
+import { ListenError, bindAdmin, bindTraffic, drain, type DrainState, type Listener } from './runtime/listeners.js';
 import { readiness, unreadableFiles } from './runtime/readiness.js';
 import { startReloader, type ReloadResult, type Reloader } from './runtime/reloader.js';
 import { PolicyRecords } from './runtime/policy-records.js';
+import { startPayEgress, type PayEgress } from './pay-egress/server.js';
 
 export type { ReloadResult } from './runtime/reloader.js';
 
@@ -101,6 +102,8 @@ export interface GatewayHandle {
   readonly https: AddressInfo | undefined;
   readonly http: AddressInfo | undefined;
   readonly admin: AddressInfo | undefined;
+  /** The `wechatpay.egress` listener, when the policy has one. */
+  readonly payEgress: AddressInfo | undefined;
   /** How often this gateway refused or redirected a request, by reason. */
   readonly decisions: Decisions;
   /** The store the snapshots share, itself: theirs is wrapped to time every operation. */
@@ -172,11 +175,13 @@ export async function startGateway(opts: {
   let reloader: Reloader | undefined;
   const draining: DrainState = { draining: false };
   let stopping: Promise<void> | undefined;
+  let payEgress: PayEgress | undefined;
   const stopAll = (withDelay: boolean): Promise<void> => {
     reloader?.close();
     const { drain_delay, shutdown_timeout } = live.current.policy.server;
+    // The Pay egress closes after the traffic listeners: requests they drain may still pay.
     stopping ??= drain(open, draining, { delayMs: withDelay ? drain_delay : 0, timeoutMs: shutdown_timeout }, logger).finally(() =>
-      Promise.all([live.current.dispose(), store.close(), pools.close(), alerts.close(), tracing.close()]),
+      Promise.all([live.current.dispose(), store.close(), pools.close(), alerts.close(), tracing.close(), payEgress?.close()]),
     );
     return stopping;
   };
@@ -191,6 +196,13 @@ export async function startGateway(opts: {
     const checks = readiness(live, open, Date.now, { drain: draining });
     ready = () => checks.failing().length === 0;
     const admin = server.admin ? await bindAdmin(open, server.admin.listen, server.admin.pos, checks, metrics.registry, draining, () => policies.current(live.current)) : undefined;
+    // Its listen address is read at start; keys, api_base and the merchant key follow reloads.
+    const egress = first.policy.wechatpay?.egress;
+    if (egress) {
+      payEgress = await startPayEgress({ section: () => live.current.policy.wechatpay, logger, registry: metrics.registry, now: rotation.now }).catch((err: unknown) => {
+        throw new ListenError(egress.listen, egress.pos, err);
+      });
+    }
     const running = startReloader({
       file: opts.config,
       source: live,
@@ -218,6 +230,7 @@ export async function startGateway(opts: {
       https,
       http,
       admin,
+      payEgress: payEgress?.address,
       decisions,
       store,
       metrics,

@@ -12,6 +12,7 @@ import { parseMaskTarget } from './mask-targets.js';
 import { resolveFrom } from './files.js';
 import { formatPath, type KeyPath } from './key-path.js';
 import { parseDuration, parseSeconds, parseSize, type Parsed } from './units.js';
+import { PAY_EGRESS_DEFAULTS, payEgressConfig, type RawPayEgress } from './pay-egress.js';
 import type {
   AddressList,
   CorsConfig,
@@ -81,6 +82,11 @@ export const DEFAULTS = {
   wechat_rotation_window: '1h',
   // WeChat Pay retries a notification for about a day, encrypted as it was first sent.
   wechatpay_rotation_window: '1d',
+  pay_egress_api_base: PAY_EGRESS_DEFAULTS.api_base,
+  pay_egress_refresh: PAY_EGRESS_DEFAULTS.refresh,
+  pay_egress_timeout: PAY_EGRESS_DEFAULTS.timeout,
+  pay_egress_max_skew: PAY_EGRESS_DEFAULTS.max_skew,
+  pay_egress_max_body: PAY_EGRESS_DEFAULTS.max_body,
   session_ttl: '2h',
   // How far a decrypted watermark's timestamp may be from now: the data is fetched just before it is sent.
   decrypt_max_age: '10m',
@@ -212,7 +218,7 @@ interface RawPolicy {
   };
   store?: { kind?: 'memory' | 'redis'; redis_url?: string; key_prefix?: string; command_timeout?: string; on_unavailable?: 'deny' | 'allow' };
   wechat?: RawWechatApp & { apps?: Record<string, RawWechatApp>; api_base?: string; api_timeout?: string; rotation_window?: string; previous?: { token?: string; encoding_aes_key?: string; until: string } };
-  wechatpay?: { apiv3_key?: string; platform_certificates?: string[]; public_keys?: { id: string; file: string }[]; rotation_window?: string; previous?: { apiv3_key?: string; until: string } };
+  wechatpay?: { apiv3_key?: string; platform_certificates?: string[]; public_keys?: { id: string; file: string }[]; rotation_window?: string; previous?: { apiv3_key?: string; until: string }; egress?: RawPayEgress };
   identity?: {
     login?: { app?: string; path: string; upstream?: { upstream: string; path: string; mask?: string }; rate_limit?: RawAccess['rate_limit'] };
     decrypt?: { path: string; upstream: { upstream: string; path: string; mask?: string }; max_age?: string };
@@ -459,7 +465,7 @@ function wechatApp(a: RawWechatApp, pos: SourcePos): WechatAppConfig {
 }
 
 /** Files were read and parsed by the checks already; reading them again cannot fail but by a race. */
-function wechatPayConfig(p: NonNullable<RawPolicy['wechatpay']>, baseDir: string, pos: SourcePos): WechatPayConfig {
+function wechatPayConfig(p: NonNullable<RawPolicy['wechatpay']>, baseDir: string, pos: SourcePos, egressPos: SourcePos): WechatPayConfig {
   const keys = [
     ...(p.platform_certificates ?? []).map((file) => {
       const path = resolveFrom(baseDir, file);
@@ -477,6 +483,7 @@ function wechatPayConfig(p: NonNullable<RawPolicy['wechatpay']>, baseDir: string
     keys,
     rotation_window: sure(parseDuration(p.rotation_window ?? DEFAULTS.wechatpay_rotation_window)),
     ...(p.previous && { previous: { ...p.previous, until: Date.parse(p.previous.until) } }),
+    ...(p.egress && { egress: payEgressConfig(p.egress, p.public_keys, egressPos) }),
     pos,
   };
 }
@@ -705,7 +712,7 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
     },
     store: storeConfig(raw.store, pos(raw.store ? ['store'] : [], 'key')),
     ...(raw.wechat && { wechat: wechatConfig(raw.wechat, pos) }),
-    ...(raw.wechatpay && { wechatpay: wechatPayConfig(raw.wechatpay, ctx.baseDir, pos(['wechatpay'], 'key')) }),
+    ...(raw.wechatpay && { wechatpay: wechatPayConfig(raw.wechatpay, ctx.baseDir, pos(['wechatpay'], 'key'), pos(['wechatpay', 'egress', 'listen'])) }),
     ...(raw.identity && { identity: identityConfig(raw.identity, ctx.baseDir, pos, defaults) }),
     mask_profiles: new Map(
       Object.entries(raw.mask_profiles ?? {}).map(([name, p]) => [name, maskProfile(name, p, pos(['mask_profiles', name], 'key'))]),

@@ -14,6 +14,7 @@ import { neverMatches } from './match-path.js';
 import { show, type Reporter } from './report.js';
 import { closest } from './suggest.js';
 import { checkDuration, checkSize } from './value-checks.js';
+import { checkPayEgress, downloadsCertificates } from './pay-egress.js';
 import { LOGIN_RATE_LIMIT } from './build.js';
 
 /** RFC 7518 asks HMAC keys to be at least as long as the hash output: 32 bytes for HS256. */
@@ -136,7 +137,9 @@ class FeatureChecker {
     }
     const certs = Array.isArray(pay.platform_certificates) ? pay.platform_certificates : [];
     const keys = Array.isArray(pay.public_keys) ? pay.public_keys : [];
-    if (certs.length === 0 && keys.length === 0) {
+    // The egress may download its keys; notify routes still need configured ones (checked there).
+    const egressDownloads = isRecord(pay.egress) && downloadsCertificates(pay.egress, pay.public_keys);
+    if (certs.length === 0 && keys.length === 0 && !egressDownloads) {
       this.report.error(['wechatpay'], 'names no verification key: add platform_certificates or public_keys, or no notification can ever be verified', {
         anchor: 'key',
       });
@@ -147,6 +150,7 @@ class FeatureChecker {
     keys.forEach((entry: unknown, i) => {
       if (isRecord(entry) && typeof entry.file === 'string') this.files.push({ at: ['wechatpay', 'public_keys', i, 'file'], file: entry.file, kind: 'pay_public_key' });
     });
+    checkPayEgress(this.report, pay, this.data.server);
   }
 
   identity(upstreams: string[], profiles: string[]): void {
@@ -403,6 +407,9 @@ class FeatureChecker {
       if (notify) {
         const nat = [...at, 'wechatpay_notify'];
         if (!pay) this.report.error(nat, 'needs a `wechatpay` section with the keys that verify notifications', { anchor: 'key' });
+        else if (!(Array.isArray(pay.platform_certificates) && pay.platform_certificates.length > 0) && !(Array.isArray(pay.public_keys) && pay.public_keys.length > 0)) {
+          this.report.error(nat, 'needs `wechatpay.platform_certificates` or `wechatpay.public_keys`: notifications are verified with configured keys only', { anchor: 'key' });
+        }
         else if (notify.decrypt === true && pay.apiv3_key === undefined) this.report.error([...nat, 'decrypt'], 'needs `wechatpay.apiv3_key` to decrypt notifications');
         this.duration(notify.max_skew, [...nat, 'max_skew']);
         this.size(notify.max_body, [...nat, 'max_body']);

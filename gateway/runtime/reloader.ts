@@ -51,6 +51,10 @@ export function listenerChange(old: PolicyConfig, next: PolicyConfig): string | 
   const { pos: _a, ...storeA } = old.store;
   const { pos: _b, ...storeB } = next.store;
   if (JSON.stringify(storeA) !== JSON.stringify(storeB)) return 'store changed; restart wxgw to apply it';
+  // The Pay egress listener is bound at start; its keys and api_base reload.
+  const egressA = old.wechatpay?.egress?.listen;
+  const egressB = next.wechatpay?.egress?.listen;
+  if (at(egressA) !== at(egressB)) return restart('wechatpay.egress.listen', at(egressA), at(egressB));
   return undefined;
 }
 

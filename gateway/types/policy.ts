@@ -315,6 +315,32 @@ export interface WechatPayConfig {
   rotation_window?: number;
   /** An APIv3 key replaced at the merchant platform, still decrypting until `until` (epoch ms). */
   previous?: { apiv3_key?: string; until: number };
+  /** `wechatpay.egress`: the listener that signs the backend's Pay API calls; absent when not offered. */
+  egress?: WechatPayEgressConfig;
+  pos: SourcePos;
+}
+
+/** `wechatpay.egress`. Secrets already resolved from ${...}. */
+export interface WechatPayEgressConfig {
+  /** Plain-HTTP listener the backend uses as its Pay API base URL. */
+  listen: ListenAddress;
+  mchid: string;
+  /** Serial number of the merchant API certificate (upper-case hex), sent as serial_no. */
+  serial_no: string;
+  /** PEM of the merchant API private key. A secret: it never leaves wxgw. */
+  private_key: string;
+  /** Base URL of the Pay API, default https://api.mch.weixin.qq.com (tests point it at a fake). */
+  api_base: URL;
+  /** Whether platform certificates are downloaded from /v3/certificates (needs apiv3_key). */
+  download_certificates: boolean;
+  /** Milliseconds between downloads of the platform certificates (default 12 h). */
+  refresh: number;
+  /** Milliseconds a Pay call may take, connect to last byte (default 10 s). */
+  timeout: number;
+  /** Milliseconds an answer's Wechatpay-Timestamp may differ from the gateway's clock (default 5 min). */
+  max_skew: number;
+  /** Largest request body, and largest signed answer, in bytes (default 1 MiB). */
+  max_body: number;
   pos: SourcePos;
 }
 

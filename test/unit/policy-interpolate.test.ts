@@ -105,6 +105,7 @@ test('secret fields are declared in the schema', () => {
     ['wechat', 'previous', 'encoding_aes_key'],
     ['wechatpay', 'apiv3_key'],
     ['wechatpay', 'previous', 'apiv3_key'],
+    ['wechatpay', 'egress', 'private_key'],
     ['identity', 'session', 'signing_key'],
     ['identity', 'session', 'previous', 'signing_key'],
     ['identity', 'jwt', 'secret'],

@@ -259,6 +259,11 @@ test('RawPolicy in build.ts has the shape config/policy.schema.json gives the po
  * map. An empty list is a DEFAULTS value the schema cannot show as a `default`; say why beside it.
  */
 const DEFAULT_PATHS: Record<string, string[]> = {
+  pay_egress_api_base: ['wechatpay.egress.api_base'],
+  pay_egress_refresh: ['wechatpay.egress.refresh'],
+  pay_egress_timeout: ['wechatpay.egress.timeout'],
+  pay_egress_max_skew: ['wechatpay.egress.max_skew'],
+  pay_egress_max_body: ['wechatpay.egress.max_body'],
   http_mode: ['server.http.mode'],
   body: ['server.limits.body'],
   handshake_timeout: ['server.limits.handshake_timeout'],
