@@ -29,6 +29,7 @@ import { selectedClaims } from './policy/mask-choice.js';
 import { compileIdentity, type IdentityVerifier } from './identity/verify.js';
 import { SessionSigner } from './identity/session-token.js';
 import { createLogin, type LoginUpstreamFailure, type LoginUpstreamRequest, type LoginUpstreamResponse } from './identity/login.js';
+import { PHONE_HEADERS, createPhone, type PhoneEndpoint, type WechatCaller } from './identity/phone.js';
 import type { Store } from './store/store.js';
 import type { Logger } from './observability/logger.js';
 import { DEFAULTS } from './policy/build.js';
@@ -81,7 +82,7 @@ export interface RouteTarget {
   /** The route's `request_headers`; undefined without any. */
   readonly requestRules?: HeaderRules;
   /** `login`: the identity login endpoint, answered by the gateway after the route's guards. */
-  readonly kind: 'proxy' | 'login';
+  readonly kind: 'proxy' | 'login' | 'phone';
   /** The route's guards in order (allowlist, CORS, signed callback, identity, rate limits). */
   readonly chain: GuardChain;
   /** What the upstream's answer goes through: streamed as it is, or masked by the route's profile. */
@@ -108,6 +109,8 @@ export interface Snapshot {
   /** Verifies identity tokens; undefined without an `identity` section. */
   readonly identity: IdentityVerifier | undefined;
   readonly login: LoginEndpoint | undefined;
+  /** The phone-number endpoint (`identity.phone`), answered by the gateway after the route's guards. */
+  readonly phone: PhoneEndpoint | undefined;
   /** How client request headers are screened: names only the gateway states (identity, callback verification), claims, folded spellings. */
   readonly reservedHeaders: RequestHeaderPlan;
   /** What every log line goes through while this snapshot is in force: its profiles' keys and detectors. */
@@ -133,6 +136,8 @@ export interface SnapshotDeps {
   readonly logger: Logger;
   /** The clock secrets' rotation windows and identity tokens are measured with, and the count of previous values used. */
   readonly rotation?: RotationClock;
+  /** WeChat API calls with the shared access_token (the egress), for the phone endpoint; without it there is none. */
+  readonly wechat?: WechatCaller;
 }
 
 /** Routes compiled between two turns of the event loop: about a millisecond's work. */
@@ -267,6 +272,24 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
     });
   }
 
+  let phone: PhoneEndpoint | undefined;
+  if (identity?.phone && deps.wechat) {
+    const config = phoneRoute(policy);
+    routes.unshift({ config, target: target(config, 'phone') });
+    const up = identity.phone.upstream;
+    const userMask = masks.get(up.mask ?? policy.defaults.mask ?? '');
+    const userUpstream = upstreams.get(up.upstream)!;
+    const userTimeout = policy.upstreams.get(up.upstream)!.timeout;
+    phone = createPhone({
+      wechat: policy.wechat!,
+      caller: deps.wechat,
+      logger: deps.logger,
+      requestIdHeader: policy.server.request_id.header,
+      callUpstream: (req) => deps.pools.call(userUpstream, { ...req, path: userUpstream.basePath + up.path }, userTimeout),
+      maskJson: (value: unknown) => (userMask ? maskValue(userMask, value) : value),
+    });
+  }
+
   const redirectHosts = new Set<string>();
   for (const c of certificates) for (const n of c.names) if (!n.startsWith('*.')) redirectHosts.add(n);
   if (policy.server.public_host) redirectHosts.add(policy.server.public_host.toLowerCase());
@@ -282,6 +305,7 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
     store: deps.store,
     identity: verifier,
     login,
+    phone,
     reservedHeaders: compileRequestHeaders({
       underscores: policy.server.headers.underscores,
       // The default names stay reserved when the policy renames them: a backend written for the
@@ -290,6 +314,7 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
         ...new Set([identity?.upstream_header ?? DEFAULTS.upstream_header, DEFAULTS.upstream_header, identity?.unionid_header ?? DEFAULTS.unionid_header, DEFAULTS.unionid_header]),
         VERIFIED_HEADER,
         ...PAY_HEADERS,
+        ...PHONE_HEADERS,
         // The request id header is the gateway's to state (`server.request_id`), in every spelling.
         policy.server.request_id.header,
       ],
@@ -320,6 +345,30 @@ function chooseAnswer(cfg: MaskChoiceConfig, masks: ReadonlyMap<string, Compiled
     return chosen;
   };
   return Object.freeze({ kind: 'choose', choose: compileMaskSelector(cfg, plan, plan(strictest.name)) });
+}
+
+/**
+ * The phone endpoint as a route: POST on its exact path with a verified caller, held to the
+ * defaults' allow, deny, cors and rate limits.
+ */
+function phoneRoute(policy: PolicyConfig): RouteConfig {
+  const phone = policy.identity!.phone!;
+  const d = policy.defaults;
+  return {
+    name: 'identity-phone',
+    match: { path: phone.path, methods: ['POST'] },
+    // Never forwarded as is: the number goes to identity.phone.upstream.
+    upstream: phone.upstream.upstream,
+    allow: d.allow!,
+    deny: d.deny,
+    ...(d.cors && { cors: d.cors }),
+    json_charset: true,
+    rate_limits: d.rate_limits,
+    identity_required: true,
+    on_mask_error: 'fail',
+    ...(d.report && d.report.length > 0 && { report: [...d.report] }),
+    pos: phone.pos,
+  };
 }
 
 /**

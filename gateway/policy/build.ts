@@ -34,6 +34,7 @@ import type {
   WebSocketConfig,
 } from '../types/policy.js';
 import type { Locator } from './yaml-source.js';
+import { quotaBudgets } from '../wechat/quotas.js';
 
 /** Defaults as the policy would spell them; config/policy.schema.json documents the same ones. */
 export const DEFAULTS = {
@@ -176,6 +177,7 @@ interface RawPolicy {
     https: { listen: string } | 'off';
     http?: { listen: string; mode?: 'redirect' | 'off' };
     admin?: { listen: string };
+    egress?: { listen: string };
     public_host?: string;
     public_port?: number;
     trusted_proxies?: string[];
@@ -198,10 +200,11 @@ interface RawPolicy {
     hsts?: { max_age: string; include_subdomains?: boolean; preload?: boolean };
   };
   store?: { kind?: 'memory' | 'redis'; redis_url?: string; key_prefix?: string; command_timeout?: string; on_unavailable?: 'deny' | 'allow' };
-  wechat?: { appid: string; app_secret?: string; token?: string; encoding_aes_key?: string; api_base?: string; api_timeout?: string; rotation_window?: string; previous?: { token?: string; encoding_aes_key?: string; until: string } };
+  wechat?: { appid: string; app_secret?: string; token?: string; encoding_aes_key?: string; api_base?: string; api_timeout?: string; quotas?: Record<string, { per_day: number }>; rotation_window?: string; previous?: { token?: string; encoding_aes_key?: string; until: string } };
   wechatpay?: { apiv3_key?: string; platform_certificates?: string[]; public_keys?: { id: string; file: string }[]; rotation_window?: string; previous?: { apiv3_key?: string; until: string } };
   identity?: {
     login?: { path: string; upstream?: { upstream: string; path: string; mask?: string }; rate_limit?: RawAccess['rate_limit'] };
+    phone?: { path: string; upstream: { upstream: string; path: string; mask?: string } };
     session?: { signing_key: string; ttl?: string; issuer?: string; previous?: { signing_key?: string; until: string } };
     jwt?: {
       secret?: string;
@@ -421,6 +424,7 @@ function wechatConfig(w: NonNullable<RawPolicy['wechat']>, pos: SourcePos): Wech
     ...(w.encoding_aes_key !== undefined && { encoding_aes_key: w.encoding_aes_key }),
     api_base: sure(parseUpstreamUrl(w.api_base ?? DEFAULTS.api_base)),
     api_timeout: sure(parseDuration(w.api_timeout ?? DEFAULTS.api_timeout)),
+    quotas: quotaBudgets(w.quotas),
     rotation_window: sure(parseDuration(w.rotation_window ?? DEFAULTS.wechat_rotation_window)),
     ...(w.previous && { previous: { ...w.previous, until: Date.parse(w.previous.until) } }),
     pos,
@@ -481,6 +485,9 @@ function identityConfig(i: NonNullable<RawPolicy['identity']>, baseDir: string, 
         rate_limits: loginLimits(i.login.rate_limit, defaults.rate_limit, pos, defaults.report?.includes('rate_limit') === true),
         pos: pos(['identity', 'login'], 'key'),
       },
+    }),
+    ...(i.phone && {
+      phone: { path: i.phone.path, upstream: { ...i.phone.upstream }, pos: pos(['identity', 'phone'], 'key') },
     }),
     ...(i.session && {
       session: {
@@ -568,7 +575,7 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
     ...ctx.locator.position(at, anchor),
     path: formatPath(at),
   });
-  const listener = (name: 'https' | 'http' | 'admin', listen: string): { listen: ListenAddress; pos: SourcePos } => ({
+  const listener = (name: 'https' | 'http' | 'admin' | 'egress', listen: string): { listen: ListenAddress; pos: SourcePos } => ({
     listen: sure(parseListen(listen)),
     pos: pos(['server', name, 'listen']),
   });
@@ -625,6 +632,7 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
       https: server.https === 'off' ? null : listener('https', server.https.listen),
       http: server.http ? { ...listener('http', server.http.listen), mode: server.http.mode ?? DEFAULTS.http_mode } : null,
       admin: server.admin ? listener('admin', server.admin.listen) : null,
+      egress: server.egress ? listener('egress', server.egress.listen) : null,
       ...(server.public_host !== undefined && { public_host: sure(parseHost(server.public_host)) }),
       ...(server.public_port !== undefined && { public_port: server.public_port }),
       trusted_proxies: (server.trusted_proxies ?? []).map((cidr) => sure(parseCidr(cidr))),

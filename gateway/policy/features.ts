@@ -15,6 +15,7 @@ import { show, type Reporter } from './report.js';
 import { closest } from './suggest.js';
 import { checkDuration, checkSize } from './value-checks.js';
 import { LOGIN_RATE_LIMIT } from './build.js';
+import { checkEgress } from './egress-checks.js';
 
 /** RFC 7518 asks HMAC keys to be at least as long as the hash output: 32 bytes for HS256. */
 const MIN_HMAC_BYTES = 32;
@@ -398,6 +399,7 @@ export async function checkFeatures(data: unknown, baseDir: string, report: Repo
   checker.store();
   checker.wechat();
   checker.identity(upstreams, profiles);
+  checkEgress(data, report, upstreams, profiles);
   checker.maskProfiles();
   checker.routes(profiles);
   await checker.keyFiles();

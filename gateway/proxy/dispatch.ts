@@ -19,6 +19,7 @@ import type { Tracing } from '../observability/tracing.js';
 import type { RouteTarget, Snapshot } from '../snapshot.js';
 import { screenHeaderNames } from '../guards/header-plan.js';
 import { answerLogin } from './login-endpoint.js';
+import { answerPhone } from './phone-endpoint.js';
 import type { ProxiedPath } from './proxied.js';
 import { requestBody } from './proxied.js';
 import { readBody } from './read-body.js';
@@ -124,6 +125,13 @@ export function createDispatch(opts: DispatchOptions): (fastify: (req: IncomingM
       }
       if (target.kind === 'login') {
         answerLogin(wx.snapshot.login!, wx, streamed, verdict).then(
+          (answer) => own(req, res, wx, answer),
+          (err: unknown) => failed(req, res, wx, err),
+        );
+        return;
+      }
+      if (target.kind === 'phone') {
+        answerPhone(wx.snapshot.phone!, wx, streamed, verdict).then(
           (answer) => own(req, res, wx, answer),
           (err: unknown) => failed(req, res, wx, err),
         );
