@@ -61,7 +61,7 @@ const START_ATTEMPTS = 3;
 
 export async function startTestGateway(
   policy: (ctx: PolicyContext) => string,
-  opts: { env?: Record<string, string | undefined> } = {},
+  opts: { env?: Record<string, string | undefined>; now?: () => number } = {},
 ): Promise<TestGateway> {
   for (let attempt = 1; ; attempt++) {
     try {
@@ -72,7 +72,7 @@ export async function startTestGateway(
   }
 }
 
-async function startOnce(policy: (ctx: PolicyContext) => string, opts: { env?: Record<string, string | undefined> }): Promise<TestGateway> {
+async function startOnce(policy: (ctx: PolicyContext) => string, opts: { env?: Record<string, string | undefined>; now?: () => number }): Promise<TestGateway> {
   const ctx = await policyContext();
   const file = join(ctx.dir, 'gateway.yaml');
   writeFileSync(file, policy(ctx));
@@ -86,7 +86,7 @@ async function startOnce(policy: (ctx: PolicyContext) => string, opts: { env?: R
     },
   });
   const logger = createLogger({ level: 'debug', destination: sink });
-  const gw = await startGateway({ config: file, logger, ...(opts.env && { env: opts.env }) });
+  const gw = await startGateway({ config: file, logger, ...(opts.env && { env: opts.env }), ...(opts.now && { now: opts.now }) });
   const text = (): string => chunks.join('');
   const lines = (): Record<string, unknown>[] =>
     text()
