@@ -632,7 +632,7 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
       https: server.https === 'off' ? null : listener('https', server.https.listen),
       http: server.http ? { ...listener('http', server.http.listen), mode: server.http.mode ?? DEFAULTS.http_mode } : null,
       admin: server.admin ? listener('admin', server.admin.listen) : null,
-      egress: server.egress ? listener('egress', server.egress.listen) : null,
+      ...(server.egress && { egress: listener('egress', server.egress.listen) }),
       ...(server.public_host !== undefined && { public_host: sure(parseHost(server.public_host)) }),
       ...(server.public_port !== undefined && { public_port: server.public_port }),
       trusted_proxies: (server.trusted_proxies ?? []).map((cidr) => sure(parseCidr(cidr))),

@@ -460,8 +460,8 @@ export interface ServerConfig {
   https: { listen: ListenAddress; pos: SourcePos } | null;
   http: { listen: ListenAddress; mode: 'redirect' | 'off'; pos: SourcePos } | null;
   admin: { listen: ListenAddress; pos: SourcePos } | null;
-  /** The WeChat API egress listener (plain HTTP, loopback or pod-local) the backend calls WeChat through; null without one. */
-  egress?: { listen: ListenAddress; pos: SourcePos } | null;
+  /** The WeChat API egress listener (plain HTTP, loopback or pod-local) the backend calls WeChat through; absent without one. */
+  egress?: { listen: ListenAddress; pos: SourcePos };
   /** Host used in redirects when the request's Host is not a name the certificates cover. */
   public_host?: string;
   /** Port redirects point at, when clients reach HTTPS on another port than the listener's. */
