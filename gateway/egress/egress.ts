@@ -35,7 +35,7 @@ export const QUOTA_WARN = 0.9;
 const QUOTA_WINDOW_MS = 25 * 3600_000;
 
 /** Hop-by-hop headers (RFC 9110 7.6.1) and those the egress states itself. */
-const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'content-length', 'expect', 'x-request-id']);
+const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'content-length', 'expect', 'x-request-id', 'accept-encoding']);
 
 export interface EgressCall {
   readonly method: string;
