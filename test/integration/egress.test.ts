@@ -5,8 +5,11 @@
 // and phone numbers by code end to end. No token or secret ever reaches a log line or a metric.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { SignJWT } from 'jose';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { startTestGateway, testChain, type TestGateway } from '../helpers/gateway.js';
 import { startFakeWechatApi, type FakeWechatApi } from '../helpers/fake-wechat-api.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
@@ -251,6 +254,23 @@ routes:
     }
   });
 
+  test('a large body is streamed to WeChat whole; a rejected token on it is not repeated, the next call has a new one', async () => {
+    const big = Buffer.alloc(2 * 1024 * 1024 + 17, 'a');
+    const upload = (i: number) =>
+      fetch(`http://127.0.0.1:${gws[i]!.gw.egress!.port}/cgi-bin/media/upload?type=image`, { method: 'POST', body: big, headers: { 'content-type': 'application/octet-stream' } }).then(
+        async (r) => (await r.json()) as Record<string, unknown>,
+      );
+    const ok = await upload(0);
+    assert.equal(ok.errcode, 0);
+    assert.equal(callsTo('/cgi-bin/media/upload').at(-1)!.body.length, big.length);
+    wx.revoke(wx.stableToken()!);
+    const sent = callsTo('/cgi-bin/media/upload').length;
+    const refused = await upload(0);
+    assert.equal(refused.errcode, 40001, 'passed back, not repeated');
+    assert.equal(callsTo('/cgi-bin/media/upload').length, sent + 1);
+    await eventually(async () => (await upload(0)).errcode === 0, 'the renewed token');
+  });
+
   test('phone number by code: the backend gets it in verified headers, the client only masked', async () => {
     const g = gws[1]!;
     wx.phones.set('phone-code-1', { phoneNumber: '13812345678', purePhoneNumber: '13812345678', countryCode: '86' });
@@ -290,6 +310,52 @@ routes:
       const text = g.logText() + (await g.gw.metrics.registry.metrics());
       for (const t of wx.issued) assert.ok(!text.includes(t), `token ${t.slice(0, 22)}... leaked`);
       assert.ok(!text.includes(wx.secret), 'secret leaked');
+    }
+  });
+});
+
+describe('WeChat API egress over TLS', () => {
+  test('a WeChat API base whose certificate is not trusted is never spoken to', async () => {
+    const chain = await testChain();
+    let requests = 0;
+    const fake = createHttpsServer({ cert: readFileSync(chain.fullchain), key: readFileSync(chain.key) }, (_req, res) => {
+      requests++;
+      res.end('{"access_token":"never","expires_in":7200}');
+    });
+    await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', () => resolve()));
+    const port = (fake.address() as AddressInfo).port;
+    const g = await startTestGateway(
+      (ctx) => `version: 1
+server:
+  https: { listen: "127.0.0.1:${ctx.httpsPort}" }
+  egress: { listen: "127.0.0.1:${ctx.httpPort}" }
+${ctx.tlsSection}
+wechat:
+  appid: wx0123456789abcdef
+  app_secret: \${WX_APP_SECRET}
+  api_base: "https://localhost:${port}"
+  api_timeout: 2s
+defaults:
+  allow: any
+upstreams:
+  legacy: { url: "http://127.0.0.1:9", timeout: 1s }
+routes:
+  - name: api
+    match: { path_prefix: /api/ }
+    upstream: legacy
+`,
+      { env: { WX_APP_SECRET: 'a-secret-for-the-tls-test-0123456789' } },
+    );
+    try {
+      const res = await fetch(`http://127.0.0.1:${g.gw.egress!.port}/cgi-bin/token?grant_type=client_credential`);
+      assert.equal(res.status, 503);
+      assert.equal(((await res.json()) as { error: { reason: string } }).error.reason, 'wx_token_unavailable');
+      assert.equal(requests, 0);
+      await g.waitForLog((l) => typeof l.err === 'string' && /certificate/i.test(l.err), 'the certificate failure logged');
+      assert.ok(!g.logText().includes('a-secret-for-the-tls-test'));
+    } finally {
+      await g.close();
+      await new Promise((resolve) => fake.close(resolve));
     }
   });
 });
