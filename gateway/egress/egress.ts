@@ -223,8 +223,9 @@ export class Egress {
         }
       }
       if (outcome.kind === 'refused') {
-        // Timeouts and unreachable WeChat: the circuit counts them like -1.
-        circuit.failure(this.now(), probe, false);
+        // Timeouts and unreachable WeChat: the circuit counts them like -1. A body too large says nothing about WeChat.
+        if (outcome.reason === 'body_too_large') circuit.abandoned(probe);
+        else circuit.failure(this.now(), probe, false);
       } else if (outcome.errcode !== undefined && CIRCUIT_ERRCODES.has(outcome.errcode)) {
         circuit.failure(this.now(), probe, outcome.errcode === 45009);
       } else {
@@ -284,6 +285,9 @@ export class Egress {
       this.logCall(call, res.statusCode, undefined, started);
       return { kind: 'answer', statusCode: res.statusCode, headers: out, body: res.body, errcode: undefined };
     } catch (err) {
+      if (err instanceof RangeError || (err as Error).cause instanceof RangeError) {
+        return { kind: 'refused', reason: 'body_too_large', errcode: 44002, message: `request bodies are limited to ${MAX_REQUEST} bytes` };
+      }
       const timeout = isTimeout(err);
       this.metrics.called(call.path, timeout ? 'timeout' : 'network');
       this.deps.logger.warn({ request_id: call.requestId, api: call.path, wx_failure: timeout ? 'timeout' : 'network', err: timeout ? undefined : (err as Error).message }, 'WeChat API call failed');

@@ -6,6 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { SignJWT } from 'jose';
@@ -269,6 +270,16 @@ routes:
     assert.equal(refused.errcode, 40001, 'passed back, not repeated');
     assert.equal(callsTo('/cgi-bin/media/upload').length, sent + 1);
     await eventually(async () => (await upload(0)).errcode === 0, 'the renewed token');
+    // A body declared larger than the bound is refused before any of it is read.
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest({ port: gws[0]!.gw.egress!.port, host: '127.0.0.1', method: 'POST', path: '/cgi-bin/media/upload', headers: { 'content-length': String(33 * 1024 * 1024) } }, (res) => {
+        resolve(res.statusCode!);
+        req.destroy();
+      });
+      req.on('error', reject);
+      req.flushHeaders();
+    });
+    assert.equal(status, 413);
   });
 
   test('phone number by code: the backend gets it in verified headers, the client only masked', async () => {
