@@ -126,6 +126,11 @@ export function createEgressServer(egress: Egress, source: { readonly current: S
   };
   const server = createServer({ requestTimeout: 120_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024 }, (req, res) => {
     handle(req, res).catch((err: unknown) => {
+      // The backend went away mid-request: nothing to answer, nothing wrong with the gateway.
+      if (req.destroyed && !req.complete) {
+        res.destroy();
+        return;
+      }
       egress.logger.error({ err: (err as Error).message }, 'egress request failed inside the gateway');
       if (!res.headersSent) refuse(res, newRequestId(), 'internal_error', -1);
       else res.destroy();

@@ -49,6 +49,9 @@ const RENEW_AHEAD_MS = 4 * 60_000;
 const MIN_RENEW_GAP_MS = 30_000;
 /** The old token is not served in its last seconds: a call made with it may arrive after its end. */
 const EXPIRY_MARGIN_MS = 10_000;
+/** After WeChat refused or did not answer, renewals pause this long (doubling to the maximum), so a wrong secret is not asked about at the rate of calls. */
+const FAILURE_PAUSE_MS = 2000;
+const FAILURE_PAUSE_MAX_MS = 60_000;
 const POLL_FIRST_MS = 20;
 const POLL_MAX_MS = 500;
 
@@ -75,6 +78,8 @@ export class TokenCache {
   private readonly holder = randomBytes(8).toString('hex');
   private readonly key: string;
   private readonly lockKey: string;
+  private pausedUntil = 0;
+  private pauseMs = FAILURE_PAUSE_MS;
 
   constructor(private readonly deps: TokenCacheDeps) {
     this.key = `wxtoken:${deps.appid}`;
@@ -102,6 +107,7 @@ export class TokenCache {
   }
 
   private renew(failed: string): Promise<CachedToken> {
+    if (this.deps.now() < this.pausedUntil) return Promise.reject(new TokenUnavailableError('the last access_token request failed; the next is due after a pause'));
     let flight = this.flights.get(failed);
     if (!flight) {
       flight = this.run(failed).finally(() => this.flights.delete(failed));
@@ -159,8 +165,11 @@ export class TokenCache {
       }
     } catch (err) {
       this.deps.refreshed('error');
+      this.pausedUntil = now() + this.pauseMs;
+      this.pauseMs = Math.min(this.pauseMs * 2, FAILURE_PAUSE_MAX_MS);
       throw err;
     }
+    this.pauseMs = FAILURE_PAUSE_MS;
     const t = now();
     const cached: CachedToken = { token: issued.token, expiresAt: issued.expiresAt, refreshAt: renewPoint(issued, t) };
     await store.put(this.key, JSON.stringify(cached), Math.max(1, cached.expiresAt - t));

@@ -3,7 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Circuit } from '../../gateway/egress/circuit.js';
-import { renewPoint } from '../../gateway/egress/token-cache.js';
+import { pino } from 'pino';
+import { TokenCache, renewPoint } from '../../gateway/egress/token-cache.js';
+import { MemoryStore } from '../../gateway/store/memory-store.js';
 import { errcodeOf, readTokenAnswer, tokenAnswer } from '../../gateway/wechat/access-token.js';
 import { quotaBudgets, quotaDay } from '../../gateway/wechat/quotas.js';
 import { maskPhone, readPhoneAnswer } from '../../gateway/wechat/phone-number.js';
@@ -87,4 +89,53 @@ test('phone numbers: masked for the client, refused when the watermark names ano
   assert.equal(readPhoneAnswer({ phone_info: info }, 'wxaaaaaaaaaaaaaaaa')?.countryCode, '86');
   assert.equal(readPhoneAnswer({ phone_info: info }, 'wxbbbbbbbbbbbbbbbb'), undefined);
   assert.equal(readPhoneAnswer({}, 'wxaaaaaaaaaaaaaaaa'), undefined);
+});
+
+test('token cache: one fetch for concurrent callers; a failure pauses renewals; a rejected token that comes back is forced', async () => {
+  const store = new MemoryStore();
+  let t = Date.parse('2026-03-01T08:00:00Z');
+  const asked: boolean[] = [];
+  let answer: () => { token: string; expiresAt: number } = () => ({ token: 'A', expiresAt: t + 7200_000 });
+  const results: string[] = [];
+  const cache = new TokenCache({
+    store,
+    appid: 'wx0123456789abcdef',
+    now: () => t,
+    fetch: async (force) => {
+      asked.push(force);
+      return answer();
+    },
+    lockTtlMs: 3000,
+    logger: pino({ level: 'silent' }),
+    refreshed: (r) => results.push(r),
+  });
+  try {
+    const got = await Promise.all(Array.from({ length: 20 }, () => cache.token()));
+    assert.ok(got.every((g) => g.token === 'A'));
+    assert.deepEqual(asked, [false]);
+    // Due for renewal: served from the cache while it renews.
+    t += 7200_000 - 200_000;
+    answer = () => {
+      throw new Error('WeChat down');
+    };
+    assert.equal((await cache.token()).token, 'A');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(results, ['ok', 'error']);
+    // Within the pause no request goes out; the valid token is still served.
+    assert.equal((await cache.token()).token, 'A');
+    assert.equal(asked.length, 2);
+    t += 2000;
+    answer = () => ({ token: 'B', expiresAt: t + 7200_000 });
+    assert.equal((await cache.token()).token, 'A');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal((await cache.token()).token, 'B');
+    // WeChat rejects B but stable_token still hands it out: one forced refresh.
+    let forcedOnce = false;
+    answer = () => (asked.at(-1) && !forcedOnce ? ((forcedOnce = true), { token: 'C', expiresAt: t + 7200_000 }) : { token: 'B', expiresAt: t + 7000_000 });
+    const replaced = await Promise.all([cache.replace('B'), cache.replace('B')]);
+    assert.deepEqual(replaced.map((r) => r.token), ['C', 'C']);
+    assert.deepEqual(asked.slice(-2), [false, true]);
+  } finally {
+    await store.close();
+  }
 });
