@@ -354,6 +354,7 @@ function chooseAnswer(cfg: MaskChoiceConfig, masks: ReadonlyMap<string, Compiled
 function phoneRoute(policy: PolicyConfig): RouteConfig {
   const phone = policy.identity!.phone!;
   const d = policy.defaults;
+  const report = loginReport(d);
   return {
     name: 'identity-phone',
     match: { path: phone.path, methods: ['POST'] },
@@ -366,7 +367,7 @@ function phoneRoute(policy: PolicyConfig): RouteConfig {
     rate_limits: d.rate_limits,
     identity_required: true,
     on_mask_error: 'fail',
-    ...(d.report && d.report.length > 0 && { report: [...d.report] }),
+    ...(report.length > 0 && { report }),
     pos: phone.pos,
   };
 }

@@ -89,6 +89,12 @@ export function reportModeRules(config: PolicyConfig): ReportModeEntry[] {
     const e = entry('identity-login', login.pos, loginReport(config.defaults), login.rate_limits);
     if (e) out.push(e);
   }
+  // The phone endpoint takes defaults' rate limits as they are (snapshot.ts phoneRoute).
+  const phone = config.identity?.phone;
+  if (phone) {
+    const e = entry('identity-phone', phone.pos, loginReport(config.defaults), config.defaults.rate_limits);
+    if (e) out.push(e);
+  }
   for (const r of config.routes) {
     const e = entry(r.name, r.pos, r.report ?? [], r.rate_limits);
     if (e) out.push(e);

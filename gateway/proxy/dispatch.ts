@@ -123,15 +123,15 @@ export function createDispatch(opts: DispatchOptions): (fastify: (req: IncomingM
         else failed(req, res, wx, err);
         return;
       }
-      if (target.kind === 'login') {
-        answerLogin(wx.snapshot.login!, wx, streamed, verdict).then(
+      if (target.kind === 'phone') {
+        answerPhone(wx.snapshot.phone!, wx, streamed, verdict).then(
           (answer) => own(req, res, wx, answer),
           (err: unknown) => failed(req, res, wx, err),
         );
         return;
       }
-      if (target.kind === 'phone') {
-        answerPhone(wx.snapshot.phone!, wx, streamed, verdict).then(
+      if (target.kind === 'login') {
+        answerLogin(wx.snapshot.login!, wx, streamed, verdict).then(
           (answer) => own(req, res, wx, answer),
           (err: unknown) => failed(req, res, wx, err),
         );
