@@ -73,8 +73,9 @@ export class Egress {
   private readonly apps = new Map<string, AppState>();
   private readonly circuits = new Map<string, Circuit>();
   private readonly budgets = new Map<number, RateBudget>();
-  /** `api|day` of the budgets already warned about today. */
-  private readonly warned = new Set<string>();
+  /** The budgets already warned about on `warnedDay`. */
+  private warned = new Set<string>();
+  private warnedDay = '';
 
   constructor(private readonly deps: EgressDeps) {
     this.now = deps.now ?? Date.now;
@@ -168,8 +169,12 @@ export class Egress {
     const used = limit - result!.remaining;
     const near = limit === 0 || used >= QUOTA_WARN * limit;
     this.metrics.budget(api, limit === 0 ? 1 : used / limit, near);
-    if (near && !this.warned.has(`${api}|${day}`)) {
-      this.warned.add(`${api}|${day}`);
+    if (day !== this.warnedDay) {
+      this.warned = new Set();
+      this.warnedDay = day;
+    }
+    if (near && !this.warned.has(api)) {
+      this.warned.add(api);
       this.deps.logger.warn({ appid: app.appid, api, used, per_day: limit, day }, `WeChat API budget ${Math.round(QUOTA_WARN * 100)}% used today (Beijing time)`);
     }
     if (result!.allowed) return undefined;
