@@ -316,6 +316,16 @@ routes:
     assert.ok(!g.logText().includes('13812345678'), 'the number is never logged');
   });
 
+  test('a reload keeps the token, the circuits and the budgets: no new token request', async () => {
+    const before = wx.stableRequests.length;
+    const result = await gws[0]!.gw.reload();
+    assert.equal(result.ok, true, JSON.stringify(result));
+    const a = await call(0, SEND, { body: { touser: 'o-6' } });
+    assert.equal(a.body.errcode, 0);
+    assert.equal(wx.stableRequests.length, before);
+    assert.equal((await call(0, QUOTA_API, { query: '?openid=o-6' })).status, 429, 'the day\'s count survived');
+  });
+
   test('no token and no secret in any log line, metric or answer', async () => {
     for (const g of gws) {
       const text = g.logText() + (await g.gw.metrics.registry.metrics());
