@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BASE, ENV, accept, edit, expectDiagnostics, reject } from '../fixtures/policy/harness.js';
+import { listenerChange } from '../../gateway/runtime/reloader.js';
 
 const WECHAT = `wechat:
   appid: wx0123456789abcdef
@@ -53,4 +54,11 @@ test('identity.phone needs a verified caller, the AppSecret and a known upstream
     ],
   );
   assert.ok(diagnostics.every((d) => d.line >= lines - 1));
+});
+
+test('adding, moving or removing the egress listener needs a restart', async () => {
+  const base = (await accept(BASE + WECHAT, env)).config;
+  const withEgress = (await accept(edit({ 5: '  admin: { listen: "127.0.0.1:9901" }\n  egress: { listen: "127.0.0.1:9902" }' }) + WECHAT, env)).config;
+  assert.equal(listenerChange(base, withEgress), 'server.egress.listen changed from off to 127.0.0.1:9902; restart wxgw to apply it');
+  assert.equal(listenerChange(withEgress, withEgress), undefined);
 });
