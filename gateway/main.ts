@@ -23,7 +23,9 @@ import { Metrics } from './observability/metrics.js';
 import { Alerts } from './observability/alerts/engine.js';
 import { Tracing } from './observability/tracing.js';
 import { droppedLines } from './observability/log-destination.js';
-import { ListenError, bindAdmin, bindTraffic, drain, type DrainState, type Listener } from './runtime/listeners.js';
+import { Egress } from './egress/egress.js';
+import { egressCaller } from './egress/caller.js';
+import { ListenError, bindAdmin, bindEgress, bindTraffic, drain, type DrainState, type Listener } from './runtime/listeners.js';
 import { readiness, unreadableFiles } from './runtime/readiness.js';
 import { startReloader, type ReloadResult, type Reloader } from './runtime/reloader.js';
 import { PolicyRecords } from './runtime/policy-records.js';
@@ -104,6 +106,8 @@ export interface GatewayHandle {
   readonly admin: AddressInfo | undefined;
   /** The `wechatpay.egress` listener, when the policy has one. */
   readonly payEgress: AddressInfo | undefined;
+  /** The WeChat API egress listener (server.egress); undefined without one. */
+  readonly egress: AddressInfo | undefined;
   /** How often this gateway refused or redirected a request, by reason. */
   readonly decisions: Decisions;
   /** The store the snapshots share, itself: theirs is wrapped to time every operation. */
@@ -156,12 +160,16 @@ export async function startGateway(opts: {
   // `metrics` exists before any request can use a previous value.
   const rotation = { now: opts.now ?? Date.now, usedPrevious: (key: string) => metrics.secretPreviousUsed.inc({ secret: key }) };
   // Snapshots reach the store through its timer only: every operation shows in the latency histogram.
-  const deps: SnapshotDeps = { store: timedStore(store, metrics.storeTimer(store.kind)), pools, logger, rotation };
+  const timed = timedStore(store, metrics.storeTimer(store.kind));
+  // Outlives snapshots like the store: one token cache, pools and circuits across reloads.
+  const inForce = { get current(): Snapshot { return source!.current; } };
+  const egress = new Egress({ source: inForce, store: timed, logger, registry: metrics.registry, ...(opts.now && { now: opts.now }) });
+  const deps: SnapshotDeps = { store: timed, pools, logger, rotation, wechat: egressCaller(egress, inForce) };
   let first: Snapshot;
   try {
     first = await compile(loaded, deps);
   } catch (err) {
-    await Promise.all([store.close(), pools.close()]);
+    await Promise.all([store.close(), pools.close(), egress.close()]);
     throw err;
   }
   const live = { current: first };
@@ -181,7 +189,7 @@ export async function startGateway(opts: {
     const { drain_delay, shutdown_timeout } = live.current.policy.server;
     // The Pay egress closes after the traffic listeners: requests they drain may still pay.
     stopping ??= drain(open, draining, { delayMs: withDelay ? drain_delay : 0, timeoutMs: shutdown_timeout }, logger).finally(() =>
-      Promise.all([live.current.dispose(), store.close(), pools.close(), alerts.close(), tracing.close(), payEgress?.close()]),
+      Promise.all([live.current.dispose(), store.close(), pools.close(), egress.close(), alerts.close(), tracing.close(), payEgress?.close()]),
     );
     return stopping;
   };
@@ -197,12 +205,13 @@ export async function startGateway(opts: {
     ready = () => checks.failing().length === 0;
     const admin = server.admin ? await bindAdmin(open, server.admin.listen, server.admin.pos, checks, metrics.registry, draining, () => policies.current(live.current)) : undefined;
     // Its listen address is read at start; keys, api_base and the merchant key follow reloads.
-    const egress = first.policy.wechatpay?.egress;
-    if (egress) {
+    const pay = first.policy.wechatpay?.egress;
+    if (pay) {
       payEgress = await startPayEgress({ section: () => live.current.policy.wechatpay, logger, registry: metrics.registry, now: rotation.now }).catch((err: unknown) => {
-        throw new ListenError(egress.listen, egress.pos, err);
+        throw new ListenError(pay.listen, pay.pos, err);
       });
     }
+    const egressAt = server.egress ? await bindEgress(open, server.egress.listen, server.egress.pos, egress, live, draining, opts.now) : undefined;
     const running = startReloader({
       file: opts.config,
       source: live,
@@ -220,7 +229,7 @@ export async function startGateway(opts: {
     });
     reloader = running;
     logger.info(
-      { https: https ? `${https.address}:${https.port}` : 'off (TLS terminated by a trusted proxy)', http: http && `${http.address}:${http.port}`, admin: admin && `${admin.address}:${admin.port}`, routes: first.policy.routes.length, report_mode: reportModeSummary(first.policy) },
+      { https: https ? `${https.address}:${https.port}` : 'off (TLS terminated by a trusted proxy)', http: http && `${http.address}:${http.port}`, admin: admin && `${admin.address}:${admin.port}`, egress: egressAt && `${egressAt.address}:${egressAt.port}`, pay_egress: payEgress && `${payEgress.address.address}:${payEgress.address.port}`, routes: first.policy.routes.length, report_mode: reportModeSummary(first.policy) },
       'wxgw listening',
     );
     return {
@@ -231,6 +240,7 @@ export async function startGateway(opts: {
       http,
       admin,
       payEgress: payEgress?.address,
+      egress: egressAt,
       decisions,
       store,
       metrics,

@@ -33,6 +33,7 @@ import { createLogin, type LoginUpstreamFailure, type LoginUpstreamRequest, type
 import { createDecrypt, type Decrypt } from './identity/decrypt.js';
 import { openDataView } from './identity/open-data-mask.js';
 import { compileRevocation, type Revocation } from './identity/sessions.js';
+import { PHONE_HEADERS, createPhone, type PhoneEndpoint, type WechatCaller } from './identity/phone.js';
 import type { Store } from './store/store.js';
 import type { Logger } from './observability/logger.js';
 import { DEFAULTS } from './policy/build.js';
@@ -84,8 +85,8 @@ export interface RouteTarget {
   readonly response: ResponsePlan;
   /** The route's `request_headers`; undefined without any. */
   readonly requestRules?: HeaderRules;
-  /** `login`, `decrypt`, `logout`: the identity endpoints, answered by the gateway after the route's guards. */
-  readonly kind: 'proxy' | 'login' | 'decrypt' | 'logout';
+  /** `login`, `decrypt`, `logout`, `phone`: the identity endpoints, answered by the gateway after the route's guards. */
+  readonly kind: 'proxy' | 'login' | 'decrypt' | 'logout' | 'phone';
   /** The route's guards in order (allowlist, CORS, signed callback, identity, rate limits). */
   readonly chain: GuardChain;
   /** What the upstream's answer goes through: streamed as it is, or masked by the route's profile. */
@@ -116,6 +117,8 @@ export interface Snapshot {
   readonly decrypt: Decrypt | undefined;
   /** Ends sessions before their `exp` (`identity.logout`); undefined without it. */
   readonly revocation: Revocation | undefined;
+  /** The phone-number endpoint (`identity.phone`), answered by the gateway after the route's guards. */
+  readonly phone: PhoneEndpoint | undefined;
   /** How client request headers are screened: names only the gateway states (identity, callback verification), claims, folded spellings. */
   readonly reservedHeaders: RequestHeaderPlan;
   /** What every log line goes through while this snapshot is in force: its profiles' keys and detectors. */
@@ -141,6 +144,8 @@ export interface SnapshotDeps {
   readonly logger: Logger;
   /** The clock secrets' rotation windows and identity tokens are measured with, and the count of previous values used. */
   readonly rotation?: RotationClock;
+  /** WeChat API calls with the shared access_token (the egress), for the phone endpoint; without it there is none. */
+  readonly wechat?: WechatCaller;
 }
 
 /** Routes compiled between two turns of the event loop: about a millisecond's work. */
@@ -306,6 +311,24 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
     const config = sessionRoute(policy, 'identity-logout', identity.logout.path, policy.upstreams.keys().next().value!, identity.logout.pos);
     routes.unshift({ config, target: target(config, 'logout') });
   }
+  let phone: PhoneEndpoint | undefined;
+  if (identity?.phone && deps.wechat) {
+    // Never forwarded as is: the number goes to identity.phone.upstream.
+    const config = sessionRoute(policy, 'identity-phone', identity.phone.path, identity.phone.upstream.upstream, identity.phone.pos);
+    routes.unshift({ config, target: target(config, 'phone') });
+    const up = identity.phone.upstream;
+    const userMask = masks.get(up.mask ?? policy.defaults.mask ?? '');
+    const userUpstream = upstreams.get(up.upstream)!;
+    const userTimeout = policy.upstreams.get(up.upstream)!.timeout;
+    phone = createPhone({
+      wechat: policy.wechat!,
+      caller: deps.wechat,
+      logger: deps.logger,
+      requestIdHeader: policy.server.request_id.header,
+      callUpstream: (req) => deps.pools.call(userUpstream, { ...req, path: userUpstream.basePath + up.path }, userTimeout),
+      maskJson: (value: unknown) => (userMask ? maskValue(userMask, value) : value),
+    });
+  }
 
   const redirectHosts = new Set<string>();
   for (const c of certificates) for (const n of c.names) if (!n.startsWith('*.')) redirectHosts.add(n);
@@ -324,6 +347,7 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
     login,
     decrypt,
     revocation,
+    phone,
     reservedHeaders: compileRequestHeaders({
       underscores: policy.server.headers.underscores,
       // The default names stay reserved when the policy renames them: a backend written for the
@@ -332,6 +356,7 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
         ...new Set([identity?.upstream_header ?? DEFAULTS.upstream_header, DEFAULTS.upstream_header, identity?.unionid_header ?? DEFAULTS.unionid_header, DEFAULTS.unionid_header]),
         VERIFIED_HEADER,
         ...PAY_HEADERS,
+        ...PHONE_HEADERS,
         // The request id header is the gateway's to state (`server.request_id`), in every spelling.
         policy.server.request_id.header,
       ],
@@ -391,7 +416,7 @@ function loginRoute(policy: PolicyConfig): RouteConfig {
 }
 
 /**
- * The decrypt and logout endpoints as routes: POST on their exact path with a session token
+ * The decrypt, logout and phone endpoints as routes: POST on their exact path with a verified caller
  * required, held to the defaults' allow, deny, cors and rate limits (by openid, which they have).
  */
 function sessionRoute(policy: PolicyConfig, name: string, path: string, upstream: string, pos: SourcePos): RouteConfig {
@@ -400,7 +425,7 @@ function sessionRoute(policy: PolicyConfig, name: string, path: string, upstream
   return {
     name,
     match: { path, methods: ['POST'] },
-    // The decrypt endpoint's upstream is called by the gateway itself; the logout's is never called.
+    // The decrypt and phone endpoints' upstreams are called by the gateway itself; the logout's is never called.
     upstream,
     allow: d.allow!,
     deny: d.deny,

@@ -37,6 +37,7 @@ import type {
   WebSocketConfig,
 } from '../types/policy.js';
 import type { Locator } from './yaml-source.js';
+import { quotaBudgets } from '../wechat/quotas.js';
 
 /** Defaults as the policy would spell them; config/policy.schema.json documents the same ones. */
 export const DEFAULTS = {
@@ -195,6 +196,7 @@ interface RawPolicy {
     https: { listen: string } | 'off';
     http?: { listen: string; mode?: 'redirect' | 'off' };
     admin?: { listen: string };
+    egress?: { listen: string };
     public_host?: string;
     public_port?: number;
     trusted_proxies?: string[];
@@ -217,12 +219,13 @@ interface RawPolicy {
     hsts?: { max_age: string; include_subdomains?: boolean; preload?: boolean };
   };
   store?: { kind?: 'memory' | 'redis'; redis_url?: string; key_prefix?: string; command_timeout?: string; on_unavailable?: 'deny' | 'allow' };
-  wechat?: RawWechatApp & { apps?: Record<string, RawWechatApp>; api_base?: string; api_timeout?: string; rotation_window?: string; previous?: { token?: string; encoding_aes_key?: string; until: string } };
+  wechat?: RawWechatApp & { apps?: Record<string, RawWechatApp>; api_base?: string; api_timeout?: string; quotas?: Record<string, { per_day: number }>; rotation_window?: string; previous?: { token?: string; encoding_aes_key?: string; until: string } };
   wechatpay?: { apiv3_key?: string; platform_certificates?: string[]; public_keys?: { id: string; file: string }[]; rotation_window?: string; previous?: { apiv3_key?: string; until: string }; egress?: RawPayEgress };
   identity?: {
     login?: { app?: string; path: string; upstream?: { upstream: string; path: string; mask?: string }; rate_limit?: RawAccess['rate_limit'] };
     decrypt?: { path: string; upstream: { upstream: string; path: string; mask?: string }; max_age?: string };
     logout?: { path: string; scope?: 'session' | 'user' };
+    phone?: { path: string; upstream: { upstream: string; path: string; mask?: string } };
     session?: { signing_key: string; ttl?: string; issuer?: string; previous?: { signing_key?: string; until: string } };
     jwt?: {
       secret?: string;
@@ -442,6 +445,7 @@ function wechatConfig(w: NonNullable<RawPolicy['wechat']>, pos: Pos): WechatConf
     ...(w.encoding_aes_key !== undefined && { encoding_aes_key: w.encoding_aes_key }),
     api_base: sure(parseUpstreamUrl(w.api_base ?? DEFAULTS.api_base)),
     api_timeout: sure(parseDuration(w.api_timeout ?? DEFAULTS.api_timeout)),
+    quotas: quotaBudgets(w.quotas),
     rotation_window: sure(parseDuration(w.rotation_window ?? DEFAULTS.wechat_rotation_window)),
     ...(w.previous && { previous: { ...w.previous, until: Date.parse(w.previous.until) } }),
     ...(w.kind !== undefined && { kind: w.kind }),
@@ -530,6 +534,9 @@ function identityConfig(i: NonNullable<RawPolicy['identity']>, baseDir: string, 
       },
     }),
     ...(i.logout && { logout: { path: i.logout.path, scope: i.logout.scope ?? 'session', pos: pos(['identity', 'logout'], 'key') } }),
+    ...(i.phone && {
+      phone: { path: i.phone.path, upstream: { ...i.phone.upstream }, pos: pos(['identity', 'phone'], 'key') },
+    }),
     ...(i.session && {
       session: {
         signing_key: i.session.signing_key,
@@ -617,7 +624,7 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
     ...ctx.locator.position(at, anchor),
     path: formatPath(at),
   });
-  const listener = (name: 'https' | 'http' | 'admin', listen: string): { listen: ListenAddress; pos: SourcePos } => ({
+  const listener = (name: 'https' | 'http' | 'admin' | 'egress', listen: string): { listen: ListenAddress; pos: SourcePos } => ({
     listen: sure(parseListen(listen)),
     pos: pos(['server', name, 'listen']),
   });
@@ -674,6 +681,7 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
       https: server.https === 'off' ? null : listener('https', server.https.listen),
       http: server.http ? { ...listener('http', server.http.listen), mode: server.http.mode ?? DEFAULTS.http_mode } : null,
       admin: server.admin ? listener('admin', server.admin.listen) : null,
+      ...(server.egress && { egress: listener('egress', server.egress.listen) }),
       ...(server.public_host !== undefined && { public_host: sure(parseHost(server.public_host)) }),
       ...(server.public_port !== undefined && { public_port: server.public_port }),
       trusted_proxies: (server.trusted_proxies ?? []).map((cidr) => sure(parseCidr(cidr))),

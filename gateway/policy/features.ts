@@ -16,6 +16,7 @@ import { closest } from './suggest.js';
 import { checkDuration, checkSize } from './value-checks.js';
 import { checkPayEgress, downloadsCertificates } from './pay-egress.js';
 import { LOGIN_RATE_LIMIT } from './build.js';
+import { checkEgress } from './egress-checks.js';
 
 /** RFC 7518 asks HMAC keys to be at least as long as the hash output: 32 bytes for HS256. */
 const MIN_HMAC_BYTES = 32;
@@ -489,6 +490,7 @@ export async function checkFeatures(data: unknown, baseDir: string, report: Repo
   checker.store();
   checker.wechat();
   checker.identity(upstreams, profiles);
+  checkEgress(data, report, upstreams, profiles);
   checker.maskProfiles();
   checker.routes(profiles);
   await checker.keyFiles();

@@ -89,8 +89,8 @@ export function reportModeRules(config: PolicyConfig): ReportModeEntry[] {
     const e = entry('identity-login', login.pos, loginReport(config.defaults), login.rate_limits);
     if (e) out.push(e);
   }
-  // The decrypt and logout endpoints take defaults' rate limits as they are (snapshot.ts sessionRoute).
-  for (const [route, endpoint] of [['identity-decrypt', config.identity?.decrypt], ['identity-logout', config.identity?.logout]] as const) {
+  // The decrypt, logout and phone endpoints take defaults' rate limits as they are (snapshot.ts sessionRoute).
+  for (const [route, endpoint] of [['identity-decrypt', config.identity?.decrypt], ['identity-logout', config.identity?.logout], ['identity-phone', config.identity?.phone]] as const) {
     const e = endpoint && entry(route, endpoint.pos, loginReport(config.defaults), config.defaults.rate_limits);
     if (e) out.push(e);
   }

@@ -26,7 +26,7 @@ import { checkDuration, checkSize } from './value-checks.js';
 import { checkWebSockets } from './websocket-checks.js';
 import type { ListenAddress } from '../types/policy.js';
 
-const LISTENERS = ['https', 'http', 'admin'] as const;
+const LISTENERS = ['https', 'http', 'admin', 'egress'] as const;
 
 /** hstspreload.org's shortest accepted max_age: one year, in seconds. */
 const PRELOAD_MIN_AGE_S = 31_536_000;
@@ -71,6 +71,12 @@ class Checker {
         );
       }
       listening.push({ name, address: parsed.value });
+      if (name === 'egress' && !isLoopback(parsed.value.host)) {
+        this.report.warn(
+          at,
+          `the WeChat API egress answers on ${show(section.listen)}: anyone who reaches it calls WeChat with this account's access_token (and reads it from /cgi-bin/token); listen on 127.0.0.1, ::1 or a pod-local address a network policy keeps private`,
+        );
+      }
       if (name === 'admin' && !isLoopback(parsed.value.host)) {
         this.report.warn(
           at,

@@ -19,6 +19,7 @@ import type { Tracing } from '../observability/tracing.js';
 import type { RouteTarget, Snapshot } from '../snapshot.js';
 import { screenHeaderNames } from '../guards/header-plan.js';
 import { answerLogin } from './login-endpoint.js';
+import { answerPhone } from './phone-endpoint.js';
 import { answerDecrypt, answerLogout } from './session-endpoints.js';
 import type { ProxiedPath } from './proxied.js';
 import { requestBody } from './proxied.js';
@@ -121,6 +122,13 @@ export function createDispatch(opts: DispatchOptions): (fastify: (req: IncomingM
         // The body is never read: the connection closes after the answer instead of draining it.
         if (err instanceof GatewayError) own(req, res, wx, { kind: 'refuse', reason: err.reason, headers: { connection: 'close' } });
         else failed(req, res, wx, err);
+        return;
+      }
+      if (target.kind === 'phone') {
+        answerPhone(wx.snapshot.phone!, wx, streamed, verdict).then(
+          (answer) => own(req, res, wx, answer),
+          (err: unknown) => failed(req, res, wx, err),
+        );
         return;
       }
       if (target.kind !== 'proxy') {

@@ -19,6 +19,8 @@ import type { UpstreamPools } from '../proxy/forwarder.js';
 import { createGatewayServer, type SnapshotSource } from '../proxy/gateway-server.js';
 import { goAway } from '../proxy/h2-server.js';
 import { createRedirectServer } from '../proxy/redirect-server.js';
+import { createEgressServer } from '../egress/server.js';
+import type { Egress } from '../egress/egress.js';
 import { createAdminServer, type PolicyInForce, type Readiness } from '../observability/admin-server.js';
 import type { Decisions } from '../observability/decisions.js';
 import type { Logger } from '../observability/logger.js';
@@ -50,7 +52,7 @@ export class ListenError extends Error {
 }
 
 export interface Listener {
-  readonly name: 'https' | 'http' | 'admin';
+  readonly name: 'https' | 'http' | 'admin' | 'egress';
   readonly server: Server;
   /** Every TCP connection the listener holds, those still in their TLS handshake included. */
   readonly sockets: ReadonlySet<Socket>;
@@ -212,6 +214,15 @@ export async function bindAdmin(
   const admin = createAdminServer(readiness, registry, policy);
   const bound = listener('admin', admin, drain, () => closeServer(admin));
   const address = await listen(admin, at, pos);
+  open.push(bound);
+  return address;
+}
+
+/** The WeChat API egress listener (server.egress): plain HTTP for the backend's SDK. */
+export async function bindEgress(open: Listener[], at: ListenAddress, pos: SourcePos, egress: Egress, source: SnapshotSource, drain: DrainState, now?: () => number): Promise<AddressInfo> {
+  const server = createEgressServer(egress, source, now);
+  const bound = listener('egress', server, drain, () => closeServer(server));
+  const address = await listen(server, at, pos);
   open.push(bound);
   return address;
 }

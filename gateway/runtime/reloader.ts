@@ -40,6 +40,7 @@ export function listenerChange(old: PolicyConfig, next: PolicyConfig): string | 
   if (at(a.http?.listen) !== at(b.http?.listen)) return restart('server.http.listen', at(a.http?.listen), at(b.http?.listen));
   if ((a.http?.mode ?? 'off') !== (b.http?.mode ?? 'off')) return restart('server.http.mode', a.http?.mode ?? 'off', b.http?.mode ?? 'off');
   if (at(a.admin?.listen) !== at(b.admin?.listen)) return restart('server.admin.listen', at(a.admin?.listen), at(b.admin?.listen));
+  if (at(a.egress?.listen) !== at(b.egress?.listen)) return restart('server.egress.listen', at(a.egress?.listen), at(b.egress?.listen));
   // ALPN and the SETTINGS a connection starts with belong to the server; http2_resets is read
   // from the policy in force as each connection arrives, so it reloads.
   if (a.http2 !== b.http2 && a.https) return restart('server.http2', String(a.http2), String(b.http2));

@@ -280,6 +280,8 @@ export interface WechatConfig {
   api_base: URL;
   /** Milliseconds a WeChat API call may take (default 5000). */
   api_timeout: number;
+  /** Daily budgets by API path for calls through the egress listener: the built-in defaults with the policy's entries over them. */
+  quotas?: ReadonlyMap<string, number>;
   /** Milliseconds a replaced token or encoding_aes_key still verifies after a reload changed it (the loader sets it, default 1h; none when absent). */
   rotation_window?: number;
   /** Values replaced at WeChat's console, still accepted until `until` (epoch ms). */
@@ -390,6 +392,13 @@ export interface IdentityConfig {
     path: string;
     /** `session`: the token presented; `user`: every token of its openid (default session). */
     scope: 'session' | 'user';
+    pos: SourcePos;
+  };
+  /** Phone numbers by code (getuserphonenumber); the number goes to `upstream` only, masked to the client. */
+  phone?: {
+    /** Normalised exact path, e.g. /wx/phone; answered by the gateway, POST only, identity required. */
+    path: string;
+    upstream: { upstream: string; path: string; mask?: string };
     pos: SourcePos;
   };
   /** Session tokens wxgw signs at login; required with `login`. */
@@ -520,6 +529,8 @@ export interface ServerConfig {
   https: { listen: ListenAddress; pos: SourcePos } | null;
   http: { listen: ListenAddress; mode: 'redirect' | 'off'; pos: SourcePos } | null;
   admin: { listen: ListenAddress; pos: SourcePos } | null;
+  /** The WeChat API egress listener (plain HTTP, loopback or pod-local) the backend calls WeChat through; absent without one. */
+  egress?: { listen: ListenAddress; pos: SourcePos };
   /** Host used in redirects when the request's Host is not a name the certificates cover. */
   public_host?: string;
   /** Port redirects point at, when clients reach HTTPS on another port than the listener's. */

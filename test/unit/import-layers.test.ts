@@ -29,6 +29,7 @@ const LAYERS: Record<string, number> = {
   snapshot: 6,
   proxy: 7,
   'pay-egress': 7,
+  egress: 7,
   runtime: 8,
   main: 9,
   demo: 10,
