@@ -183,8 +183,11 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
   const onCallback = { token: secrets.get('wechat.token'), encodingAesKey: secrets.get('wechat.encoding_aes_key'), clock };
   const onNotify = { apiv3Key: secrets.get('wechatpay.apiv3_key'), clock };
   for (const r of policy.routes) {
-    if (r.wechat_callback) callbacks.set(r.name, await built(r.wechat_callback.pos, () => compileWechatCallback(r.wechat_callback!, policy.wechat!, deps.store, undefined, onCallback)));
-    else if (r.wechatpay_notify) callbacks.set(r.name, await built(r.wechatpay_notify.pos, () => compileWechatPayNotify(r.wechatpay_notify!, policy.wechatpay!, deps.store, undefined, onNotify)));
+    // How long a delivery's upstream request may take: a pending claim outlives it (callback-replay.ts).
+    const u = policy.upstreams.get(r.upstream);
+    const budget = u && (r.timeout ?? u.timeout) + u.queue_timeout + u.connect_timeout;
+    if (r.wechat_callback) callbacks.set(r.name, await built(r.wechat_callback.pos, () => compileWechatCallback(r.wechat_callback!, policy.wechat!, deps.store, undefined, onCallback, budget)));
+    else if (r.wechatpay_notify) callbacks.set(r.name, await built(r.wechatpay_notify.pos, () => compileWechatPayNotify(r.wechatpay_notify!, policy.wechatpay!, deps.store, undefined, onNotify, budget)));
   }
 
   const target = (r: RouteConfig, kind: RouteTarget['kind']): RouteTarget => {
