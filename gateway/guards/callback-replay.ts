@@ -235,8 +235,13 @@ export class CallbackLedger {
       return [k, s] as const;
     });
     let ended = false;
+    // A delivery nobody ended (a bug on the way to the upstream) stops holding this process's
+    // retries when its claim expires in the store.
+    const expiry = setTimeout(() => end(undefined), this.times.pendingTtl);
+    expiry.unref();
     const end = (value: string | undefined): void => {
       ended = true;
+      clearTimeout(expiry);
       for (const [k, s] of settlings) {
         if (this.local.get(k) === s) this.local.delete(k);
         s.settle(value);

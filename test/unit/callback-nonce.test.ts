@@ -96,6 +96,25 @@ function contract(name: string, open: () => Promise<Store>): void {
     assert.deepEqual(await l.acquire({ request: 'cb:resigned' }), { kind: 'replay', by: 'request', answer }, 'a request answered by its message is recorded answered too');
   });
 
+  test(`${name}: a retry waiting on a delivery in flight gets its answer, or takes the claim over when it is given back`, async () => {
+    const l = new CallbackLedger(await open(), { window: 60_000, pendingTtl: 60_000, waitMs: 15_000 });
+    const answer = { status: 200, contentType: 'text/plain', body: Buffer.from('success') };
+    const first = await l.acquire({ request: 'cb:w1', message: 'cb:wm' });
+    assert.ok(first.kind === 'owned');
+    const sameRequest = l.acquire({ request: 'cb:w1', message: 'cb:wm' });
+    const sameMessage = l.acquire({ request: 'cb:w2', message: 'cb:wm' });
+    first.delivery.commit(answer);
+    assert.deepEqual(await sameRequest, { kind: 'replay', by: 'request', answer });
+    assert.deepEqual(await sameMessage, { kind: 'replay', by: 'message', answer });
+
+    const failing = await l.acquire({ request: 'cb:w3', message: 'cb:wm3' });
+    assert.ok(failing.kind === 'owned');
+    const retry = l.acquire({ request: 'cb:w3', message: 'cb:wm3' });
+    failing.delivery.release();
+    const taken = await retry;
+    assert.equal(taken.kind, 'owned', 'the retry of a delivery that failed is delivered');
+  });
+
   test(`${name}: a DOCTYPE inside a decrypted message is refused, and its nonce is not used up`, async () => {
     const g = wxGuard(await open());
     for (const format of ['xml', 'json'] as const) {
