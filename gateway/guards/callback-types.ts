@@ -49,7 +49,7 @@ export interface CallbackGuard {
   readonly maxBody: number;
   /**
    * Never rejects for a bad callback (that is a `refuse` outcome). Rejects with the store's
-   * StoreUnavailableError when the nonce cannot be recorded, so the server applies the store's
+   * StoreUnavailableError when the callback cannot be claimed, so the server applies the store's
    * `on_unavailable` policy in one place for every feature that needs the store.
    */
   check(req: CallbackRequest): Promise<CallbackOutcome>;
