@@ -48,6 +48,11 @@ export function requestBody(req: IncomingMessage, limit: number): Readable | und
   return !chunked && Number.isFinite(declared) ? req : req.pipe(new BodyLimit(limit));
 }
 
+/** Whether the client went away: an HTTP/2 answer (Node's compatibility layer) says so on its stream. */
+function clientLeft(res: ServerResponse): boolean {
+  return res.destroyed === true || (res as { stream?: { destroyed?: boolean } }).stream?.destroyed === true;
+}
+
 /** Stands for a streamed callback answer past ANSWER_LIMIT: the ledger keeps its status alone. */
 const TOO_LARGE = Buffer.alloc(ANSWER_LIMIT + 1);
 
@@ -76,7 +81,7 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
 
   const sendError = (res: ServerResponse, wx: RequestState, reason: Reason, message?: string, extra?: Record<string, string>): void => {
     // A callback's upstream request outlives its client: its line was written when the client went.
-    if (res.destroyed) return;
+    if (clientLeft(res)) return;
     wx.reason = reason;
     decisions.count(reason);
     if (res.headersSent) {
@@ -171,7 +176,7 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
 
   /** A callback answered after its client had gone: nothing is written, and a streamed body is read to its end to be kept. */
   const orphaned = (res: ServerResponse, wx: RequestState, target: RouteTarget, answer: ForwardResponse): boolean => {
-    if (!res.destroyed) return false;
+    if (!clientLeft(res)) return false;
     if (!Buffer.isBuffer(answer.body)) answer.body.resume();
     logger.info({ request_id: wx.id, route: target.name, upstream_status: answer.statusCode, callback: wx.callback }, 'callback answered after its client had gone; the answer is kept for the retry');
     return true;

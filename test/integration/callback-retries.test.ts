@@ -16,10 +16,11 @@ import type { CallbackRequest } from '../../gateway/guards/callback-types.js';
 import { RedisStore } from '../../gateway/store/redis-store.js';
 import { startTestGateway, type PolicyContext, type TestGateway } from '../helpers/gateway.js';
 import { httpsRequest, type ClientResponse } from '../helpers/https-client.js';
+import { h2Connect } from '../helpers/h2-client.js';
 import { sample } from '../helpers/metrics-text.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
-import { waitUntil } from '../helpers/wait.js';
+import { eventually, waitUntil } from '../helpers/wait.js';
 import { encryptPayResource, newMsgId, payNotification, payNotificationBody, plainPush, randomEncodingAesKey, textMessage, type WechatAccount } from '../helpers/wechat-callback.js';
 
 const account: WechatAccount = { appid: 'wx1234567890abcdef', token: 'tok3nForRetryTests', encodingAesKey: randomEncodingAesKey() };
@@ -323,7 +324,7 @@ describe('signed callbacks over WeChat retries: delivered once, retries answered
     const gets = async (): Promise<number> => Number(/cmdstat_get:calls=(\d+)/.exec(await admin.info('commandstats'))?.[1] ?? 0);
     const polled = await gets();
     const onB = send(b, '/wx/safe', push);
-    for (let i = 0; (await gets()) <= polled; i++) assert.ok(i < 1000, 'instance b never looked at the delivery in flight');
+    await eventually(async () => ((await gets()) > polled ? true : undefined), 'instance b looking at the delivery in flight');
     const onA = send(a, '/wx/safe', push);
     backend.held.shift()!();
     const [fromB, fromA] = await Promise.all([onB, onA]);
@@ -332,6 +333,32 @@ describe('signed callbacks over WeChat retries: delivered once, retries answered
     sameAnswer(fromA, fromB);
     await a.waitForLog((l) => l.msg === 'callback answered after its client had gone; the answer is kept for the retry', 'the first instance kept the answer');
     sameAnswer(await send(b, '/wx/safe', push), fromB);
+    assert.equal(backend.times(msgId), 1);
+  });
+
+  test('over HTTP/2, a stream reset while the backend is slow: the upstream request finishes and the retry gets its answer', async () => {
+    const msgId = newMsgId();
+    const push = wecomPush(textMessage(0, msgId));
+    backend.plan.push('hold');
+    const session = await h2Connect(a.port, a.ca);
+    try {
+      const stream = session.request({ ':method': 'POST', ':path': `/wx/safe?${push.query.toString()}`, 'content-type': 'text/xml' });
+      stream.on('error', () => undefined);
+      stream.end(push.body);
+      await waitUntil(() => (backend.held.length === 1 ? true : undefined), 'the backend holds the push');
+      stream.close();
+      await new Promise<void>((resolve) => stream.once('close', () => resolve()));
+    } finally {
+      session.close();
+    }
+    const kept = (): number => a.logs.filter((l) => l.msg === 'callback answered after its client had gone; the answer is kept for the retry' && l.route === 'wx-safe').length;
+    const keptBefore = kept();
+    backend.held.shift()!();
+    await waitUntil(() => (kept() > keptBefore ? true : undefined), 'the answer kept after the reset', { describe: a.logText });
+    const retry = await send(b, '/wx/safe', push);
+    assert.equal(retry.status, 200, retry.text);
+    assert.match(retry.text, /^<xml><Encrypt>/);
+    sameAnswer(await send(a, '/wx/safe', push), retry);
     assert.equal(backend.times(msgId), 1);
   });
 
