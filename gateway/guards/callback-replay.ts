@@ -70,6 +70,7 @@ export const WAIT_MS = 4000;
 /** Answers above this are kept as their status and content type with an empty body. */
 export const ANSWER_LIMIT = 64 * 1024;
 const POLL_MS = [20, 50, 100, 200, 250];
+const CLAIM_ATTEMPTS = 5;
 const GIVE_BACK_RETRIES = 5;
 const GIVE_BACK_RETRY_MS = 1000;
 
@@ -159,7 +160,7 @@ export class CallbackLedger {
     let request = false;
     let message = keys.message === undefined;
     let covered = keys.covers === undefined || keys.covers.length === 0;
-    for (;;) {
+    for (let attempt = 1; ; attempt++) {
       const wanted = [...(request ? [] : [keys.request]), ...(message ? [] : [keys.message!])];
       const marks = covered ? [] : keys.covers!;
       const results = await Promise.allSettled([...wanted.map((k) => this.store.claim(k, ttl, holder)), ...marks.map((k) => this.store.put(k, USED, this.times.window))]);
@@ -191,7 +192,8 @@ export class CallbackLedger {
         if (request) persist(() => this.store.put(keys.request, seen.value, this.times.window));
         return { kind: 'replay', by: request ? 'message' : 'request', answer };
       }
-      if (seen.kind === 'gone' && performance.now() < deadline) continue;
+      // Given back or expired: claimed again, a few times at most (others may be taking it too).
+      if (seen.kind === 'gone' && attempt < CLAIM_ATTEMPTS) continue;
       return this.abandon(request ? [keys.request] : [], holder, seen.kind === 'used' ? { kind: 'used' } : { kind: 'in_flight' });
     }
   }
