@@ -7,9 +7,9 @@
 //   - "plain mode": a signature-only push (the body is only checked for well-formedness).
 // The upstream answers every POST with the same ~300-byte text reply XML, so every target carries
 // the same reply back; only the callback route seals it.
-// Every callback needs a fresh nonce: autocannon's setupRequest signs each request as it is sent
-// (the ciphertext is built once; per request only nonce, timestamp and the SHA-1 signatures
-// change). The gateway and the upstream run in their own processes; the load generator here.
+// Every callback needs a fresh nonce and a message of its own (a new MsgId: the gateway answers a
+// message it delivered before from the store): autocannon's setupRequest builds, encrypts and
+// signs each request as it is sent. The gateway and the upstream run in their own processes; the load generator here.
 // Targets run in interleaved rounds and the median is reported.
 //   node --import tsx bench/callback-proxy.bench.ts
 //   BENCH_ROUNDS=5 BENCH_SECONDS=10 BENCH_CONNECTIONS=32 node --import tsx bench/callback-proxy.bench.ts
@@ -33,9 +33,12 @@ const connections = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const MESSAGE_BYTES = Number(process.env.BENCH_MESSAGE_BYTES ?? 500);
 
 const account = { appid: 'wx1234567890abcdef', token: 'tok3nForBench', encodingAesKey: 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG' };
+const msgCrypto = new WechatMsgCrypto(account.encodingAesKey, account.appid);
+/** A message of MESSAGE_BYTES with a MsgId never sent before in this process. */
+const freshMessage = (): string => textMessage(MESSAGE_BYTES, String(20_000_000_000_000_000n + BigInt(process.pid) * 1_000_000_000n + BigInt(++counter)));
+const safeBodyOf = (encrypt: string): string => `<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><Encrypt><![CDATA[${encrypt}]]></Encrypt></xml>`;
 const message = textMessage(MESSAGE_BYTES);
-const encrypt = new WechatMsgCrypto(account.encodingAesKey, account.appid).encrypt(message);
-const safeBody = `<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><Encrypt><![CDATA[${encrypt}]]></Encrypt></xml>`;
+const safeBody = safeBodyOf(msgCrypto.encrypt(message));
 
 // A passive text reply, as a legacy backend would answer a text message.
 const UPSTREAM = `
@@ -70,6 +73,7 @@ function stamp(): { timestamp: string; nonce: string } {
 
 function safeRequest(): { path: string; headers: Record<string, string>; body: string } {
   const { timestamp, nonce } = stamp();
+  const encrypt = msgCrypto.encrypt(freshMessage());
   const q = new URLSearchParams({
     signature: wechatSignature([account.token, timestamp, nonce]),
     timestamp,
@@ -78,13 +82,13 @@ function safeRequest(): { path: string; headers: Record<string, string>; body: s
     encrypt_type: 'aes',
     msg_signature: wechatSignature([account.token, timestamp, nonce, encrypt]),
   });
-  return { path: `/wx/safe?${q}`, headers: { 'content-type': 'text/xml' }, body: safeBody };
+  return { path: `/wx/safe?${q}`, headers: { 'content-type': 'text/xml' }, body: safeBodyOf(encrypt) };
 }
 
 function plainModeRequest(): { path: string; headers: Record<string, string>; body: string } {
   const { timestamp, nonce } = stamp();
   const q = new URLSearchParams({ signature: wechatSignature([account.token, timestamp, nonce]), timestamp, nonce, openid: 'oABCDEFG0123456789' });
-  return { path: `/wx/plain?${q}`, headers: { 'content-type': 'text/xml' }, body: message };
+  return { path: `/wx/plain?${q}`, headers: { 'content-type': 'text/xml' }, body: freshMessage() };
 }
 
 function proxyRequest(): { path: string; headers: Record<string, string>; body: string } {

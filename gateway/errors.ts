@@ -45,6 +45,7 @@ export const REASONS = {
   signature_invalid: { status: 403, message: 'the callback signature does not verify' },
   timestamp_stale: { status: 403, message: 'the callback timestamp is outside the allowed clock skew' },
   nonce_replayed: { status: 403, message: 'this callback nonce was already used' },
+  callback_in_flight: { status: 503, message: 'an earlier delivery of this callback is still in flight; retry, and its answer is given' },
   appid_mismatch: { status: 403, message: 'the callback was encrypted for another appid' },
   callback_malformed: { status: 400, message: 'the callback body or parameters are malformed' },
   serial_unknown: { status: 401, message: 'the notification is signed with a key this gateway does not know' },

@@ -198,13 +198,16 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
   const callbacks = new Map<string, CallbackGuard>();
   const onNotify = { apiv3Key: secrets.get('wechatpay.apiv3_key'), clock };
   for (const r of policy.routes) {
+    // How long a delivery's upstream request may take: a pending claim outlives it (callback-replay.ts).
+    const u = policy.upstreams.get(r.upstream);
+    const budget = u && (r.timeout ?? u.timeout) + u.queue_timeout + u.connect_timeout;
     if (r.wechat_callback) {
       // The route's app (wechat.apps, or the default one), with its own secrets in force.
       const { app, secretKey } = wechatApp(policy.wechat!, r.wechat_callback.app);
       const onCallback = { token: secrets.get(secretKey('token')), encodingAesKey: secrets.get(secretKey('encoding_aes_key')), clock };
-      callbacks.set(r.name, await built(r.wechat_callback.pos, () => compileWechatCallback(r.wechat_callback!, app, deps.store, undefined, onCallback)));
+      callbacks.set(r.name, await built(r.wechat_callback.pos, () => compileWechatCallback(r.wechat_callback!, app, deps.store, undefined, onCallback, budget)));
     }
-    else if (r.wechatpay_notify) callbacks.set(r.name, await built(r.wechatpay_notify.pos, () => compileWechatPayNotify(r.wechatpay_notify!, policy.wechatpay!, deps.store, undefined, onNotify)));
+    else if (r.wechatpay_notify) callbacks.set(r.name, await built(r.wechatpay_notify.pos, () => compileWechatPayNotify(r.wechatpay_notify!, policy.wechatpay!, deps.store, undefined, onNotify, budget)));
   }
 
   const target = (r: RouteConfig, kind: RouteTarget['kind']): RouteTarget => {

@@ -1,11 +1,10 @@
 // The one contract both callback guards (WeChat message push, WeChat Pay notifications) share
 // with the HTTP server: the server reads the whole body (up to `maxBody`), hands it over with the
 // query and headers, and acts on the outcome. The guards never touch sockets, so they are tested
-// and benchmarked in-process. Also what both do last: claim the nonce.
-import { randomUUID } from 'node:crypto';
+// and benchmarked in-process. Also what both do last: claim the callback once (deliverOnce).
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Reason } from '../errors.js';
-import type { Store } from '../store/store.js';
+import type { CallbackDelivery, CallbackKeys, CallbackLedger } from './callback-replay.js';
 
 export interface CallbackRequest {
   method: string;
@@ -16,8 +15,12 @@ export interface CallbackRequest {
 }
 
 export type CallbackOutcome =
-  /** The gateway answers itself (URL verification echo); the upstream is not involved. */
-  | { kind: 'answer'; status: number; contentType: string; body: string }
+  /**
+   * The gateway answers itself (URL verification echo), or from the store with what an earlier
+   * delivery of this request (`replayed: request`) or of its message (`message`) got; the
+   * upstream is not involved.
+   */
+  | { kind: 'answer'; status: number; contentType: string; body: string | Buffer; replayed?: 'request' | 'message' }
   /** `detail` is for the log only and never holds the token, keys or message contents. */
   | { kind: 'refuse'; reason: Reason; detail: string }
   /**
@@ -40,11 +43,10 @@ export type CallbackOutcome =
       /** Request headers, lower-case, that must not reach the upstream (Pay signatures over a body that was replaced). */
       dropHeaders?: readonly string[];
       /**
-       * Gives the nonce back. The server calls it when it refuses the callback after this guard
-       * (a rate limit, the store) or the client goes before it was forwarded: WeChat retries
-       * such a callback, and the retry must not be taken for a replay.
+       * How the delivery ends: committed with the answer once the upstream answered below 500,
+       * released when it did not, when a later guard refused the callback, or when the store failed.
        */
-      release?: () => void;
+      delivery?: CallbackDelivery;
     };
 
 /** Turns the upstream's reply to a verified callback into the signed, encrypted reply WeChat expects. */
@@ -55,7 +57,7 @@ export interface CallbackGuard {
   readonly maxBody: number;
   /**
    * Never rejects for a bad callback (that is a `refuse` outcome). Rejects with the store's
-   * StoreUnavailableError when the nonce cannot be recorded, so the server applies the store's
+   * StoreUnavailableError when the callback cannot be claimed, so the server applies the store's
    * `on_unavailable` policy in one place for every feature that needs the store.
    */
   check(req: CallbackRequest): Promise<CallbackOutcome>;
@@ -65,32 +67,22 @@ export function refuse(reason: Reason, detail: string): CallbackOutcome {
   return { kind: 'refuse', reason, detail };
 }
 
-/** A claim the store could not confirm is given back up to this many more times, a second apart. */
-const RELEASE_RETRIES = 5;
-const RELEASE_RETRY_MS = 1000;
-
 /**
- * Claims a callback's nonce for `ttlMs`: the means to give it back, or undefined when an earlier
- * callback holds it (a replay). When the store does not answer in time the claim is given back
- * before the error goes on: Redis may still record it after the gateway stopped waiting, and the
- * give-back, sent after it on the same connection, runs after it.
+ * The last step of both guards: `outcome` claimed once in the ledger (callback-replay.ts). A
+ * forward holds its delivery; a callback delivered before is answered as it was then; one whose
+ * delivery is in flight past the wait gets 503 callback_in_flight, which WeChat retries.
  */
-export async function claimNonce(store: Store, key: string, ttlMs: number): Promise<(() => void) | undefined> {
-  const holder = randomUUID();
-  const release = (): void => giveBack(store, key, holder, 0);
-  let first: boolean;
-  try {
-    first = await store.claim(key, ttlMs, holder);
-  } catch (err) {
-    release();
-    throw err;
+export async function deliverOnce(ledger: CallbackLedger, keys: CallbackKeys, outcome: Extract<CallbackOutcome, { kind: 'forward' | 'answer' }>): Promise<CallbackOutcome> {
+  const answered = outcome.kind === 'answer' ? { status: outcome.status, contentType: outcome.contentType, body: Buffer.from(outcome.body) } : undefined;
+  const claim = await ledger.acquire(keys, answered);
+  switch (claim.kind) {
+    case 'owned':
+      return outcome.kind === 'forward' ? { ...outcome, delivery: claim.delivery } : outcome;
+    case 'replay':
+      return { kind: 'answer', status: claim.answer.status, contentType: claim.answer.contentType, body: claim.answer.body, replayed: claim.by };
+    case 'in_flight':
+      return refuse('callback_in_flight', 'an earlier delivery of this callback is still in flight');
+    case 'used':
+      return refuse('nonce_replayed', 'this signature was already used by a callback of another mode');
   }
-  return first ? release : undefined;
-}
-
-/** In the background and best effort: a give-back the store cannot take now is retried a few times. */
-function giveBack(store: Store, key: string, holder: string, attempt: number): void {
-  store.release(key, holder).catch(() => {
-    if (attempt < RELEASE_RETRIES) setTimeout(() => giveBack(store, key, holder, attempt + 1), RELEASE_RETRY_MS).unref();
-  });
 }

@@ -18,6 +18,7 @@ import { GatewayError, type Reason } from '../errors.js';
 import type { IdentityVerifier, VerifiedClaims } from '../identity/verify.js';
 import type { RateRule, Store } from '../store/store.js';
 import type { CallbackGuard, Seal } from './callback-types.js';
+import type { CallbackDelivery } from './callback-replay.js';
 import type { CompiledCors } from './cors.js';
 import { EVERYONE, type IpAllow } from './ip-allow.js';
 import { rateLimitHeaders, type RateLimitGuard } from './rate-limit.js';
@@ -51,6 +52,11 @@ export interface Passed {
   readonly query?: string;
   /** Client request headers kept from the upstream (a decrypted Pay notification's signature headers). */
   readonly dropHeaders?: readonly string[];
+  /**
+   * A verified callback's claim: the proxy commits it with the answer once the upstream answered
+   * (below 500) or releases it, and never cancels its upstream request when the client hangs up.
+   */
+  readonly delivery?: CallbackDelivery;
   readonly openid: string | undefined;
   /** The verified token's claims the policy selects by (a mask chosen by role); never from a client header. */
   readonly claims: VerifiedClaims | undefined;
@@ -83,7 +89,9 @@ export interface Answered {
   readonly headers: Record<string, string>;
   /** undefined: no body (a preflight's 204). */
   readonly contentType?: string;
-  readonly body?: string;
+  readonly body?: string | Buffer;
+  /** A callback answered from the store: the same request answered before, or another carrying its message. */
+  readonly callback?: 'replayed' | 'deduplicated';
   readonly cors?: CompiledCors;
   readonly allowedOrigin?: string;
   readonly shadow?: readonly string[];
@@ -154,8 +162,8 @@ interface Progress {
   storeBypassed: boolean;
   /** Rate-limit rules already counted (a new token's address budget, before its check). */
   charged: readonly RateRule[];
-  /** Gives a verified callback's nonce back when a later step stops the request. */
-  release: (() => void) | undefined;
+  /** A verified callback's claim, released when a later step stops the request. */
+  delivery: CallbackDelivery | undefined;
   /** Report-mode limits already counted (the address budget of a token not verified before). */
   reportCharged: readonly RateRule[];
   /** What report-mode rules would have refused: `rule:reason`. */
@@ -204,7 +212,7 @@ function corsReportStep(cors: CompiledCors | null): Step {
 }
 
 /**
- * A callback in report mode is checked as it would be (its nonce claimed, so a replay shows), but
+ * A callback in report mode is checked as it would be (and claimed, so a replay shows), but
  * the upstream gets the client's bytes as they came: never the verified-callback headers, never a
  * decrypted body, never a sealed reply; URL verification is the backend's to answer.
  */
@@ -231,7 +239,9 @@ function callbackReportStep(callback: CallbackGuard): Step {
       return undefined;
     }
     if (outcome.kind === 'refuse') shadow(p, `callback:${outcome.reason}`);
-    else if (outcome.kind === 'forward') p.release = outcome.release;
+    else if (outcome.kind === 'forward') p.delivery = outcome.delivery;
+    // Enforced, it would have been answered from the store, never reaching the backend.
+    else if (outcome.replayed) shadow(p, `callback:${REPLAYED[outcome.replayed]}`);
     return undefined;
   };
 }
@@ -254,6 +264,8 @@ function corsStep(cors: CompiledCors | undefined): Step {
   };
 }
 
+const REPLAYED = { request: 'replayed', message: 'deduplicated' } as const;
+
 function callbackStep(callback: CallbackGuard): Step {
   return async (p) => {
     const raw = await p.input.readBody(callback.maxBody);
@@ -263,14 +275,15 @@ function callbackStep(callback: CallbackGuard): Step {
     const outcome = await callback.check({ method: p.input.method, query, headers: p.input.headers, body: raw });
     if (outcome.kind === 'refuse') return refused(p, outcome.reason, { detail: outcome.detail });
     if (outcome.kind === 'answer') {
-      return { kind: 'answer', status: outcome.status, contentType: outcome.contentType, body: outcome.body, headers: { 'cache-control': 'no-store' } };
+      const answered: Answered = { kind: 'answer', status: outcome.status, contentType: outcome.contentType, body: outcome.body, headers: { 'cache-control': 'no-store' } };
+      return outcome.replayed ? { ...answered, callback: REPLAYED[outcome.replayed] } : answered;
     }
     p.body = outcome.body;
     Object.assign(p.added, outcome.headers, { 'content-type': outcome.contentType, 'content-length': String(outcome.body.length) });
     p.seal = outcome.sealReply;
     p.query = outcome.query;
     p.dropHeaders = outcome.dropHeaders;
-    p.release = outcome.release;
+    p.delivery = outcome.delivery;
     return undefined;
   };
 }
@@ -381,6 +394,7 @@ function passed(p: Progress): Passed {
     seal: p.seal,
     ...(p.query !== undefined && { query: p.query }),
     ...(p.dropHeaders && { dropHeaders: p.dropHeaders }),
+    ...(p.delivery && { delivery: p.delivery }),
     openid: p.openid,
     claims: p.claims,
     cors: p.cors,
@@ -415,9 +429,9 @@ function runFrom(steps: readonly Step[], from: number, p: Progress): Verdict | P
   return passed(p);
 }
 
-/** A callback stopped after its check passed (a rate limit, the store) is retried by WeChat: its nonce goes back. */
+/** A callback stopped after its check passed (a rate limit, the store) is retried by WeChat: its claim goes back. */
 function given(p: Progress, verdict: Verdict): Verdict {
-  if (verdict.kind !== 'continue') p.release?.();
+  if (verdict.kind !== 'continue') p.delivery?.release();
   return p.shadow ? { ...verdict, shadow: p.shadow } : verdict;
 }
 
@@ -473,7 +487,7 @@ export function compileGuardChain(g: RouteGuards): GuardChain {
         allowedOrigin: undefined,
         storeBypassed: false,
         charged: [],
-        release: undefined,
+        delivery: undefined,
         reportCharged: NO_RULES,
         shadow: undefined,
       };

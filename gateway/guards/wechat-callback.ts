@@ -6,8 +6,10 @@
 //
 // Order of checks: the shape of the request, then the signature (cheap and stateless, so forged
 // requests stop before they cost anything or touch the store), then the clock, then decryption,
-// and last the nonce, so only a callback that passed everything else uses its nonce up; and one
-// refused after this guard gets it back (`release`).
+// and last the claim (callback-replay.ts), so only a callback that passed everything else is
+// recorded. The claim's keys: the signed request (timestamp, nonce and signature or
+// msg_signature) and the message's own id (MsgId, or FromUserName + CreateTime + Event), which
+// needs the EncodingAESKey in safe mode: a route that does not decrypt decrypts for the id alone.
 //
 // During a rotation the Token and the EncodingAESKey each have a previous value for a while
 // (rotation/versions.ts): tried only after the current one failed, and a reply is sealed with
@@ -15,7 +17,9 @@
 import { randomInt } from 'node:crypto';
 import type { Store } from '../store/store.js';
 import type { WechatCallbackConfig, WechatConfig } from '../types/policy.js';
-import { claimNonce, refuse, type CallbackGuard, type CallbackOutcome, type CallbackRequest } from './callback-types.js';
+import { deliverOnce, refuse, type CallbackGuard, type CallbackOutcome, type CallbackRequest } from './callback-types.js';
+import { CallbackLedger, ledgerTimes, messageKey, requestKey, type CallbackKeys } from './callback-replay.js';
+import { pushMessageId } from '../wechat/callback-message-id.js';
 import { CallbackError } from '../wechat/callback-error.js';
 import { safeEqualHex, wechatSignature } from '../wechat/signature.js';
 import { WechatMsgCrypto } from '../wechat/msg-crypto.js';
@@ -64,6 +68,8 @@ export function compileWechatCallback(
   store: Store,
   now: () => number = Date.now,
   secrets: CallbackSecrets = { clock: systemClock },
+  /** The route's upstream time budget in ms (callback-replay.ts ledgerTimes). */
+  upstreamBudget?: number,
 ): CallbackGuard {
   if (!wechat.token) throw new Error('wechat_callback needs wechat.token');
   const tokens = versioned(secrets.token ?? only('wechat.token', wechat.token), (t) => t, secrets.clock);
@@ -72,7 +78,8 @@ export function compileWechatCallback(
     ? versioned(secrets.encodingAesKey ?? only('wechat.encoding_aes_key', aesKey), (k) => new WechatMsgCrypto(k, wechat.appid), secrets.clock)
     : undefined;
   if (cfg.decrypt && !cryptos) throw new Error('wechat_callback with decrypt: true needs wechat.encoding_aes_key');
-  const noncePrefix = `nonce:wx:${wechat.appid}:`;
+  const prefix = `cb:wx:${wechat.appid}:`;
+  const ledger = new CallbackLedger(store, ledgerTimes(cfg.max_skew, upstreamBudget));
 
   /** The token whose signature over `parts` is `given`: the current one, else a previous one in its window. */
   function signedWith(parts: string[], given: string): string | undefined {
@@ -106,17 +113,34 @@ export function compileWechatCallback(
     }
   }
 
-  /** The clock check: stateless, unlike `claim`, which records the nonce. */
+  /** The clock check: stateless, unlike the claim (deliverOnce), which records the request. */
   function fresh(timestamp: string): CallbackOutcome | undefined {
     const skew = Math.abs(now() - Number(timestamp) * 1000);
     return skew > cfg.max_skew ? refuse('timestamp_stale', `timestamp is ${Math.round(skew / 1000)} s off`) : undefined;
   }
 
-  /** The last check: `outcome` once the nonce is claimed, with the means to give it back. */
-  async function claimed(nonce: string, outcome: CallbackOutcome): Promise<CallbackOutcome> {
-    const release = await claimNonce(store, noncePrefix + nonce, 2 * cfg.max_skew);
-    if (!release) return refuse('nonce_replayed', 'nonce already used');
-    return outcome.kind === 'forward' ? { ...outcome, release } : outcome;
+  /**
+   * The keys of one request signed with `signature`: timestamp and nonce in sorted order, as the
+   * signature has them, and the hex in one case, so no respelling of a signed request is new.
+   */
+  function keyOf(q: Params, signature: string): string {
+    return requestKey(prefix, [...[q.timestamp, q.nonce].sort(), signature.toLowerCase()]);
+  }
+
+  function keys(q: Params, signature: string, message: Buffer | string | undefined, covers?: string): CallbackKeys {
+    const id = message === undefined ? undefined : pushMessageId(message, detectFormat(undefined, Buffer.isBuffer(message) ? message : Buffer.from(message, 'utf8')));
+    return { request: keyOf(q, signature), ...(id !== undefined && { message: messageKey(prefix, id) }), ...(covers !== undefined && { covers: [keyOf(q, covers)] }) };
+  }
+
+  /** The decrypted message of a push the route passes on encrypted, for its id only; undefined when it does not decrypt. */
+  function idOnly(encrypt: string): string | undefined {
+    if (!cryptos) return undefined;
+    try {
+      return decrypt(encrypt).message;
+    } catch (err) {
+      if (err instanceof CallbackError) return undefined;
+      throw err;
+    }
   }
 
   async function verifyUrl(q: Params): Promise<CallbackOutcome> {
@@ -136,7 +160,7 @@ export function compileWechatCallback(
     const stale = fresh(q.timestamp);
     if (stale) return stale;
     const answer = encrypted ? decrypt(echostr).message : echostr;
-    return claimed(q.nonce, { kind: 'answer', status: 200, contentType: 'text/plain; charset=utf-8', body: answer });
+    return deliverOnce(ledger, keys(q, encrypted ? q.msg_signature! : q.signature!, undefined), { kind: 'answer', status: 200, contentType: 'text/plain; charset=utf-8', body: answer });
   }
 
   async function plainPush(q: Params, req: CallbackRequest): Promise<CallbackOutcome> {
@@ -151,7 +175,7 @@ export function compileWechatCallback(
     // DTD reaches the upstream's parser.
     const format = detectFormat(req.headers['content-type'], req.body);
     checkCallbackBody(req.body, format);
-    return claimed(q.nonce, {
+    return deliverOnce(ledger, keys(q, q.signature, req.body), {
       kind: 'forward',
       body: req.body,
       contentType: req.headers['content-type'] ?? CONTENT_TYPES[format],
@@ -171,7 +195,8 @@ export function compileWechatCallback(
     if (!cfg.decrypt) {
       // Compatible mode: the plain fields beside Encrypt are not covered by msg_signature.
       const envelope = envelopeOnly(fields, format, casing);
-      return claimed(q.nonce, {
+      // This route takes plain pushes too: the request's `signature` would sign one, so it is used up with it.
+      return deliverOnce(ledger, keys(q, q.msg_signature, idOnly(encrypt), q.signature), {
         kind: 'forward',
         body: envelope ?? req.body,
         contentType: envelope ? CONTENT_TYPES[format] : (req.headers['content-type'] ?? CONTENT_TYPES[format]),
@@ -187,7 +212,7 @@ export function compileWechatCallback(
     // The signature covers the ciphertext, not what it holds: no DTD inside it reaches the
     // upstream's parser either.
     refuseDtd(message, 'decrypted message');
-    return claimed(q.nonce, {
+    return deliverOnce(ledger, keys(q, q.msg_signature, message), {
       kind: 'forward',
       body: Buffer.from(message, 'utf8'),
       contentType: CONTENT_TYPES[format],

@@ -3,9 +3,10 @@
 // request is not a notification at all, and WeChat Pay always sends all four.
 //
 // Order of checks: header shape, key by serial, signature (stateless, so forged requests stop
-// before they cost anything or touch the store), clock, decryption, and last the nonce, so only
-// a notification that passed everything else uses its nonce up; and one refused after this guard
-// gets it back (`release`).
+// before they cost anything or touch the store), clock, decryption, and last the claim
+// (callback-replay.ts), so only a notification that passed everything else is recorded. Its keys:
+// the signed request (Wechatpay-Timestamp, -Nonce and the signature's bytes) and the
+// notification's own `id`, the same on every retry.
 //
 // During a rotation of the APIv3 key the replaced key still decrypts for its window
 // (rotation/versions.ts), tried only after the current key failed: retried notifications carry
@@ -14,7 +15,9 @@
 import type { Store } from '../store/store.js';
 import type { WechatPayConfig, WechatPayNotifyConfig } from '../types/policy.js';
 import type { IncomingHttpHeaders } from 'node:http';
-import { claimNonce, refuse, type CallbackGuard, type CallbackOutcome, type CallbackRequest } from './callback-types.js';
+import { deliverOnce, refuse, type CallbackGuard, type CallbackOutcome, type CallbackRequest } from './callback-types.js';
+import { CallbackLedger, ledgerTimes, messageKey, requestKey } from './callback-replay.js';
+import { payNotificationId } from '../wechat/callback-message-id.js';
 import { CallbackError } from '../wechat/callback-error.js';
 import { compilePayKeys, decryptPayResource, parsePayNotification, verifyPaySignature, type PayPlaintext } from '../wechat/pay-notify.js';
 import { only, systemClock, versioned, type RotationClock, type SecretVersions, type Versioned } from '../rotation/versions.js';
@@ -45,7 +48,11 @@ export function compileWechatPayNotify(
   store: Store,
   now: () => number = Date.now,
   secrets: { apiv3Key?: SecretVersions; clock: RotationClock } = { clock: systemClock },
+  /** The route's upstream time budget in ms (callback-replay.ts ledgerTimes). */
+  upstreamBudget?: number,
 ): CallbackGuard {
+  const prefix = 'cb:pay:';
+  const ledger = new CallbackLedger(store, ledgerTimes(cfg.max_skew, upstreamBudget));
   const keys = compilePayKeys(pay.keys);
   let apiv3Keys: Versioned<Buffer> | undefined;
   if (cfg.decrypt) {
@@ -112,8 +119,10 @@ export function compileWechatPayNotify(
         headers: { [PAY_VERIFIED_HEADER]: 'signature' },
       };
     }
-    const release = await claimNonce(store, `nonce:pay:${h.nonce}`, 2 * cfg.max_skew);
-    return release ? { ...outcome, release } : refuse('nonce_replayed', 'Wechatpay-Nonce already used');
+    // The signature's bytes, not its text: base64 spelt differently (padding bits) verifies the same.
+    const request = requestKey(prefix, [h.timestamp, h.nonce, Buffer.from(h.signature, 'base64').toString('base64')]);
+    const id = payNotificationId(req.body);
+    return deliverOnce(ledger, { request, ...(id !== undefined && { message: messageKey(prefix, id) }) }, outcome);
   }
 
   async function check(req: CallbackRequest): Promise<CallbackOutcome> {

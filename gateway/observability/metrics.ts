@@ -120,6 +120,7 @@ export class Metrics {
   readonly reloads: Counter<'result'>;
   private readonly shadowDecisions: Counter<'route' | 'rule' | 'reason'>;
   private readonly shadowChildren = new Map<string, Child>();
+  private readonly callbackReplays: Counter<'route' | 'result'>;
   /** WebSocket sessions open now, by route (proxy/websocket.ts). */
   readonly websocketsOpen: Gauge<'route'>;
   /** WebSocket message bytes, by route and direction: `in` from the client, `out` to it. */
@@ -193,6 +194,12 @@ export class Metrics {
       name: 'wxgw_shadow_decisions_total',
       help: 'Requests a rule in report mode would have refused (or answers it would have masked) and let through, by route, rule and reason.',
       labelNames: ['route', 'rule', 'reason'],
+      registers,
+    });
+    this.callbackReplays = new Counter({
+      name: 'wxgw_callback_replays_total',
+      help: 'Signed callbacks answered without reaching the upstream, by route and result: replayed (the same request delivered before, its answer from the store), deduplicated (another request with the same message id delivered before), in_flight (503 while an earlier delivery had not finished).',
+      labelNames: ['route', 'result'],
       registers,
     });
     this.websocketsOpen = new Gauge({
@@ -374,6 +381,10 @@ export class Metrics {
     this.policyInfo.reset();
     this.policyInfo.labels(hash).set(1);
     this.lastReload.set(at.getTime() / 1000);
+  }
+
+  callbackReplay(route: string | undefined, result: 'replayed' | 'deduplicated' | 'in_flight'): void {
+    this.callbackReplays.labels(route ?? NO_ROUTE, result).inc();
   }
 
   /** Labels are the policy's: a route name, a rule kind, a reason from errors.ts (or `masked`). */

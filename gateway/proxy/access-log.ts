@@ -59,6 +59,8 @@ export function createAccessLog(logger: Logger, decisions: Decisions, metrics: M
     const routeMetrics = metrics.route(wx.route);
     routeMetrics.request(method, status);
     if (wx.reason !== undefined && !isAdmission(wx.reason)) routeMetrics.refusal(wx.reason);
+    if (wx.callback === 'replayed' || wx.callback === 'deduplicated') metrics.callbackReplay(wx.route, wx.callback);
+    else if (wx.reason === 'callback_in_flight') metrics.callbackReplay(wx.route, 'in_flight');
     // The line's own counts, so the metrics and the log add up to the same bytes.
     const received = bytesIn(wx);
     if (received !== undefined) routeMetrics.bytesIn.inc(received);
@@ -83,6 +85,7 @@ export function createAccessLog(logger: Logger, decisions: Decisions, metrics: M
         // The profile's name only: which view of the data this caller was given.
         mask: wx.mask,
         shadow,
+        callback: wx.callback,
         client_ip: wx.address.client,
         user_agent: userAgent(wx.message.headers['user-agent']),
         bytes_in: received,

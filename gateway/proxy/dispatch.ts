@@ -103,6 +103,7 @@ export function createDispatch(opts: DispatchOptions): (fastify: (req: IncomingM
       wx.allowedOrigin = verdict.allowedOrigin;
       if (verdict.shadow) wx.shadow = verdict.shadow;
       if (verdict.kind !== 'continue') {
+        if (verdict.kind === 'answer' && verdict.callback) wx.callback = verdict.callback;
         if (verdict.kind === 'refuse' && verdict.detail !== undefined) {
           logger.warn({ request_id: wx.id, route: target.name, reason: verdict.reason, detail: verdict.detail }, 'request refused');
         }

@@ -23,6 +23,11 @@ export interface ForwardRequest {
   /** Milliseconds to wait for the response headers, and between body chunks. */
   timeout: number;
   context: ForwardContext;
+  /**
+   * The upstream request runs to its end (bounded by `timeout`) even when the client goes away:
+   * a signed callback, whose answer is kept for WeChat's retry (guards/callback-replay.ts).
+   */
+  detached?: boolean;
 }
 
 /** An upstream answer handed to the gateway before it goes to the client (to be masked or sealed). */
@@ -176,7 +181,7 @@ export class UpstreamPools {
    * holds the upstream back while unread.
    */
   fetch(upstream: UpstreamTarget, req: ForwardRequest, res: ServerResponse, collectUpTo: number, done: (err: Error | null, answer?: ForwardResponse) => void): void {
-    this.dispatch(upstream, req, new AnswerCollector(res, req.context, collectUpTo, done));
+    this.dispatch(upstream, req, new AnswerCollector(res, req.context, collectUpTo, done, req.detached === true));
   }
 
   /**
@@ -312,14 +317,14 @@ class ClientGone extends Error {
 /** Bytes of an answer held for a slow client before the upstream is paused. */
 const WRITE_AHEAD = 64 * 1024;
 
-/** What both undici handlers share: the upstream request ends when its client goes away. */
+/** What both undici handlers share: the upstream request ends when its client goes away, unless detached. */
 abstract class ClientBoundHandler {
   private controller: Dispatcher.DispatchController | undefined;
   protected finished = false;
 
   /** Whether the client went before the upstream answered: a request still waiting for a slot is dropped. */
   get gone(): boolean {
-    return this.res.destroyed && !this.finished;
+    return !this.detached && this.res.destroyed && !this.finished;
   }
 
   /** The request failed before it reached the upstream (no slot, no target up, shutting down). */
@@ -329,7 +334,11 @@ abstract class ClientBoundHandler {
   abstract onResponseEnd(controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void;
   abstract onResponseError(controller: Dispatcher.DispatchController, err: Error): void;
 
-  constructor(protected readonly res: ServerResponse) {
+  constructor(
+    protected readonly res: ServerResponse,
+    private readonly detached = false,
+  ) {
+    if (detached) return;
     // A client that hangs up before the answer should not keep an upstream request running.
     res.once('close', () => {
       if (!this.finished) this.controller?.abort(new ClientGone());
@@ -338,7 +347,7 @@ abstract class ClientBoundHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.res.destroyed) controller.abort(new ClientGone());
+    if (!this.detached && this.res.destroyed) controller.abort(new ClientGone());
   }
 }
 
@@ -403,8 +412,9 @@ class AnswerCollector extends ClientBoundHandler {
     private readonly context: ForwardContext,
     private readonly collectUpTo: number,
     private readonly done: (err: Error | null, answer?: ForwardResponse) => void,
+    detached: boolean,
   ) {
-    super(res);
+    super(res, detached);
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {

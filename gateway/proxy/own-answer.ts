@@ -10,12 +10,13 @@ import { payFailBody } from '../wechat/pay-notify.js';
 export interface OwnAnswer {
   status: number;
   headers: Record<string, string>;
-  body: string;
+  /** Bytes for a callback's answer replayed from the store, exactly as first sent. */
+  body: string | Buffer;
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
-export function ownAnswer(wx: RequestState, status: number, contentType: string, body: string, extra?: Record<string, string>): OwnAnswer {
+export function ownAnswer(wx: RequestState, status: number, contentType: string, body: string | Buffer, extra?: Record<string, string>): OwnAnswer {
   const headers: Record<string, string> = { ...extra, ...wx.snapshot.securityHeaders };
   if (wx.cors) {
     headers['vary'] = 'Origin';

@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { GatewayError, type Reason } from '../errors.js';
 import type { Passed } from '../guards/chain.js';
+import { ANSWER_LIMIT, type CallbackDelivery } from '../guards/callback-replay.js';
 import type { Logger } from '../observability/logger.js';
 import type { Decisions } from '../observability/decisions.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -47,6 +48,14 @@ export function requestBody(req: IncomingMessage, limit: number): Readable | und
   return !chunked && Number.isFinite(declared) ? req : req.pipe(new BodyLimit(limit));
 }
 
+/** Whether the client went away: an HTTP/2 answer (Node's compatibility layer) says so on its stream. */
+function clientLeft(res: ServerResponse): boolean {
+  return res.destroyed === true || (res as { stream?: { destroyed?: boolean } }).stream?.destroyed === true;
+}
+
+/** Stands for a streamed callback answer past ANSWER_LIMIT: the ledger keeps its status alone. */
+const TOO_LARGE = Buffer.alloc(ANSWER_LIMIT + 1);
+
 export interface ProxiedPathOptions {
   logger: Logger;
   decisions: Decisions;
@@ -71,6 +80,8 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
   };
 
   const sendError = (res: ServerResponse, wx: RequestState, reason: Reason, message?: string, extra?: Record<string, string>): void => {
+    // A callback's upstream request outlives its client: its line was written when the client went.
+    if (clientLeft(res)) return;
     wx.reason = reason;
     decisions.count(reason);
     if (res.headersSent) {
@@ -135,8 +146,45 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
     sendError(res, wx, reason);
   };
 
+  /**
+   * A callback's delivery ends with the upstream's answer: below 500 it is delivered, and what
+   * the client gets (`status`, `contentType`, `body`) is kept for WeChat's retries; 500 and above
+   * say it was not, and the claim goes back so a retry is delivered. A streamed body is kept
+   * once it ended, if it fit in ANSWER_LIMIT.
+   */
+  const endDelivery = (wx: RequestState, delivery: CallbackDelivery, upstreamStatus: number, status: number, contentType: string | string[] | undefined, body: Buffer | Readable): void => {
+    if (upstreamStatus >= 500) {
+      delivery.release();
+      wx.callback = 'released';
+      return;
+    }
+    wx.callback = 'delivered';
+    const type = typeof contentType === 'string' ? contentType : 'text/plain; charset=utf-8';
+    if (Buffer.isBuffer(body)) {
+      delivery.commit({ status, contentType: type, body });
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    body.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= ANSWER_LIMIT) chunks.push(chunk);
+    });
+    body.once('end', () => delivery.commit(size <= ANSWER_LIMIT ? { status, contentType: type, body: Buffer.concat(chunks) } : { status, contentType: type, body: TOO_LARGE }));
+    body.once('error', () => delivery.release());
+  };
+
+  /** A callback answered after its client had gone: nothing is written, and a streamed body is read to its end to be kept. */
+  const orphaned = (res: ServerResponse, wx: RequestState, target: RouteTarget, answer: ForwardResponse): boolean => {
+    if (!clientLeft(res)) return false;
+    if (!Buffer.isBuffer(answer.body)) answer.body.resume();
+    logger.info({ request_id: wx.id, route: target.name, upstream_status: answer.statusCode, callback: wx.callback }, 'callback answered after its client had gone; the answer is kept for the retry');
+    return true;
+  };
+
   const forward = (req: IncomingMessage, res: ServerResponse, wx: RequestState, target: RouteTarget, dest: string, how: Passed, streamed: Readable | undefined): void => {
     const body = how.body ?? streamed;
+    const delivery = how.delivery;
     const plan: AnswerPlan = how.seal ? { kind: 'seal', seal: how.seal } : planFor(target.answer, how, wx);
     const added = Object.keys(how.added).length > 0 ? how.added : undefined;
     const context = {
@@ -156,11 +204,11 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
     };
     const path = how.query === undefined ? dest : withQuery(dest, how.query);
     const headers = how.dropHeaders ? withoutHeaders(req.headers, how.dropHeaders) : req.headers;
-    const request = { method: req.method!, path, headers, body, timeout: target.timeout, context };
+    const request = { method: req.method!, path, headers, body, timeout: target.timeout, context, detached: delivery !== undefined };
     wx.upstream = target.upstream.name;
     wx.upstreamStart = performance.now();
     if (wx.trace) context.added = wx.trace.upstream(target, req.method!, context.added);
-    if (plan.kind === 'stream') {
+    if (plan.kind === 'stream' && !delivery) {
       pools.stream(target.upstream, request, res, (err, answered) => {
         wx.upstreamMs = performance.now() - wx.upstreamStart;
         wx.trace?.upstreamEnd(err, answered ? res.statusCode : undefined);
@@ -170,17 +218,35 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
       });
       return;
     }
-    pools.fetch(target.upstream, request, res, collectUpTo(plan), (err, answer) => {
+    // A callback's answer is held to be kept, even on a route that would stream it.
+    pools.fetch(target.upstream, request, res, plan.kind === 'stream' ? ANSWER_LIMIT : collectUpTo(plan), (err, answer) => {
       wx.upstreamMs = performance.now() - wx.upstreamStart;
       wx.trace?.upstreamEnd(err, answer?.statusCode);
       if (err || !answer) {
+        if (delivery) {
+          delivery.release();
+          wx.callback = 'released';
+        }
         if (!clientGone(err)) upstreamFailed(res, wx, target, err);
         return;
       }
+      if (plan.kind === 'stream') {
+        endDelivery(wx, delivery!, answer.statusCode, answer.statusCode, answer.headers['content-type'], answer.body);
+        if (!orphaned(res, wx, target, answer)) writeAnswer(res, wx, target, answer);
+        return;
+      }
+      /** The gateway's own error for an answer it could not pass on; a callback's is what its retries get. */
+      const refusedAnswer = (reason: Reason): void => {
+        if (delivery) {
+          const own = errorAnswer(wx, reason);
+          endDelivery(wx, delivery, answer.statusCode, own.status, own.headers['content-type'], Buffer.from(own.body));
+        }
+        sendError(res, wx, reason);
+      };
       const finish = (outcome: AnswerOutcome): void => {
         if (outcome.kind === 'failed') {
           logger.warn({ request_id: wx.id, route: target.name, why: outcome.why }, 'upstream answer could not be masked');
-          sendError(res, wx, outcome.reason);
+          refusedAnswer(outcome.reason);
           return;
         }
         if (outcome.maskReport) wx.maskReport = outcome.maskReport;
@@ -188,6 +254,10 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
           logger.warn({ request_id: wx.id, route: target.name, why: outcome.passedUnmasked }, 'upstream answer passed unmasked (on_mask_error: pass)');
           wx.reason = 'mask_failed_passed';
           decisions.count('mask_failed_passed');
+        }
+        if (delivery) {
+          endDelivery(wx, delivery, answer.statusCode, outcome.res.statusCode, outcome.res.headers['content-type'], outcome.res.body);
+          if (orphaned(res, wx, target, outcome.res)) return;
         }
         writeAnswer(res, wx, target, outcome.res);
       };
@@ -202,7 +272,7 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
         (answerErr: unknown) => {
           logger.error({ request_id: wx.id, err: answerErr, route: target.name }, 'upstream answer handling failed');
           if (!Buffer.isBuffer(answer.body)) answer.body.destroy();
-          sendError(res, wx, 'internal_error');
+          refusedAnswer('internal_error');
         },
       );
     });

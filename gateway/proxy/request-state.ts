@@ -56,6 +56,11 @@ export interface RequestState {
   maskReport: MaskFindings | undefined;
   /** The request's trace (trace-hooks.ts); undefined when the policy has no `tracing`. */
   trace: RequestTrace | undefined;
+  /**
+   * What became of a signed callback (guards/callback-replay.ts): delivered (its answer kept),
+   * released (not delivered: the retry will be), replayed or deduplicated (answered from the store).
+   */
+  callback: 'delivered' | 'released' | 'replayed' | 'deduplicated' | undefined;
 }
 
 const kState = Symbol('wxgw.request');
@@ -115,6 +120,7 @@ export function requestState(raw: IncomingMessage, snapshot: Snapshot): RequestS
     shadow: undefined,
     maskReport: undefined,
     trace: undefined,
+    callback: undefined,
   };
   (raw as RawWithState)[kState] = state;
   return state;

@@ -117,7 +117,7 @@ function upstreamUrl(target: RouteTarget, dest: string): string {
   return target.upstream.origin.replace(/^http/, 'ws') + dest;
 }
 
-function rawAnswer(answer: { status: number; headers: Record<string, string>; body?: string }): string {
+function rawAnswer(answer: { status: number; headers: Record<string, string>; body?: string | Buffer }): string {
   let head = `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status] ?? ''}\r\nconnection: close\r\n`;
   for (const [name, value] of Object.entries(answer.headers)) head += `${name}: ${value}\r\n`;
   return `${head}\r\n${answer.body ?? ''}`;

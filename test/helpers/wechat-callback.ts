@@ -77,12 +77,17 @@ export function safePush(
   };
 }
 
-/** A text message push as WeChat sends it, padded with `Content` to about `size` bytes. */
-export function textMessage(size = 0): string {
+/** A MsgId of WeChat's size (17 digits, past 2^53), different on every call: each message is a new one. */
+export function newMsgId(): string {
+  return (2n * 10n ** 16n + BigInt(`0x${randomBytes(6).toString('hex')}`)).toString();
+}
+
+/** A text message push as WeChat sends it, padded with `Content` to about `size` bytes; a new MsgId unless given. */
+export function textMessage(size = 0, msgId = newMsgId()): string {
   const head =
     '<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><FromUserName><![CDATA[oABCDEFG0123456789]]></FromUserName>' +
     '<CreateTime>1714037059</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[';
-  const tail = ']]></Content><MsgId>24571234567890123</MsgId></xml>';
+  const tail = `]]></Content><MsgId>${msgId}</MsgId></xml>`;
   return head + 'x'.repeat(Math.max(1, size - head.length - tail.length)) + tail;
 }
 
@@ -94,10 +99,10 @@ export function encryptPayResource(apiv3Key: string, plaintext: string, associat
   return { algorithm: 'AEAD_AES_256_GCM', ciphertext: data.toString('base64'), nonce, associated_data: associatedData, original_type: 'transaction' };
 }
 
-/** A notification body in WeChat Pay's envelope. */
-export function payNotificationBody(resource: Record<string, string>, eventType = 'TRANSACTION.SUCCESS'): string {
+/** A notification body in WeChat Pay's envelope; a new notification id unless given. */
+export function payNotificationBody(resource: Record<string, string>, eventType = 'TRANSACTION.SUCCESS', id = `EV-${randomBytes(8).toString('hex')}`): string {
   return JSON.stringify({
-    id: 'EV-2018022511223320873',
+    id,
     create_time: '2015-05-20T13:29:35+08:00',
     resource_type: 'encrypt-resource',
     event_type: eventType,

@@ -6,7 +6,7 @@
 // official account and a WeCom corp app, each verified with its own Token and EncodingAESKey.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, randomBytes, randomInt, type KeyObject } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes, randomInt, randomUUID, type KeyObject } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encrypt as wecomEncrypt, decrypt as wecomDecrypt, getSignature } from '@wecom/crypto';
@@ -38,7 +38,9 @@ const NEW_SERIAL = 'PUB_KEY_ID_0114232134912410000000000002';
 const MESSAGE =
   '<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><FromUserName><![CDATA[oUserOpenId0123]]></FromUserName>' +
   '<CreateTime>1714037059</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[CONTENT]]></Content><MsgId>24571234567890123</MsgId></xml>';
-const message = (content: string): string => MESSAGE.replace('CONTENT', content);
+// Each content its own message: the gateway delivers a MsgId once.
+const message = (content: string): string =>
+  MESSAGE.replace('CONTENT', content).replace('24571234567890123', String(BigInt(`0x${createHash('sha256').update(content).digest('hex').slice(0, 13)}`)));
 const REPLY =
   '<xml><ToUserName><![CDATA[oUserOpenId0123]]></ToUserName><FromUserName><![CDATA[gh_0123456789ab]]></FromUserName>' +
   '<CreateTime>1714037060</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[reply from the backend]]></Content></xml>';
@@ -120,7 +122,7 @@ function payNotification(key: KeyObject, serial: string, plaintext: string, reso
     associated_data: resourceType,
     nonce,
   };
-  const body = JSON.stringify({ id: 'EV-2018022511223320873', create_time: '2026-12-02T10:00:00+08:00', resource_type: 'encrypt-resource', event_type: 'TRANSACTION.SUCCESS', summary: 'ok', resource });
+  const body = JSON.stringify({ id: `EV-${randomUUID()}`, create_time: '2026-12-02T10:00:00+08:00', resource_type: 'encrypt-resource', event_type: 'TRANSACTION.SUCCESS', summary: 'ok', resource });
   const timestamp = String(Formatter.timestamp());
   const headerNonce = Formatter.nonce();
   return {

@@ -1,12 +1,14 @@
-// A callback's nonce is used up only by a callback that got through: one refused for any reason,
-// the store slow or down included, leaves it for WeChat's retry. Run against the memory store and
-// a real redis-server, which is paused (CLIENT PAUSE) to be slow exactly when a claim is sent.
+// A callback is recorded only once it got through: one refused for any reason, the store slow or
+// down included, leaves its claim for WeChat's retry, and one delivered answers its replays from
+// the store. Run against the memory store and a real redis-server, which is paused (CLIENT PAUSE)
+// to be slow exactly when a claim is sent.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { claimNonce, type CallbackOutcome } from '../../gateway/guards/callback-types.js';
+import type { CallbackOutcome } from '../../gateway/guards/callback-types.js';
+import { CallbackLedger } from '../../gateway/guards/callback-replay.js';
 import { compileWechatCallback } from '../../gateway/guards/wechat-callback.js';
 import { compileWechatPayNotify } from '../../gateway/guards/wechatpay-notify.js';
 import type { WechatConfig, WechatPayConfig } from '../../gateway/types/policy.js';
@@ -38,7 +40,19 @@ function wxGuard(store: Store) {
 }
 
 function kind(outcome: CallbackOutcome): string {
+  if (outcome.kind === 'answer' && outcome.replayed) return `replayed:${outcome.replayed}`;
   return outcome.kind === 'refuse' ? `refuse:${outcome.reason}` : outcome.kind;
+}
+
+/** The upstream answered a forwarded callback: its delivery is committed with that answer. */
+function delivered(outcome: CallbackOutcome, body = 'success'): void {
+  assert.ok(outcome.kind === 'forward' && outcome.delivery, JSON.stringify(outcome));
+  outcome.delivery.commit({ status: 200, contentType: 'text/plain', body: Buffer.from(body) });
+}
+
+/** A ledger whose retries never wait for a delivery in flight. */
+function ledger(store: Store): CallbackLedger {
+  return new CallbackLedger(store, { window: 60_000, pendingTtl: 60_000, waitMs: 0 });
 }
 
 /** Polls until `check` holds; the store's give-back runs in the background. */
@@ -64,13 +78,41 @@ function contract(name: string, open: () => Promise<Store>): void {
     await store.release('nonce:never', 'holder-a');
   });
 
-  test(`${name}: claimNonce gives back what it claimed, and refuses a nonce held`, async () => {
-    const store = await open();
-    const release = await claimNonce(store, 'nonce:y', 60_000);
-    assert.ok(release);
-    assert.equal(await claimNonce(store, 'nonce:y', 60_000), undefined);
-    release();
-    await eventually(async () => (await claimNonce(store, 'nonce:y', 60_000)) !== undefined, 'the nonce given back is claimable');
+  test(`${name}: the ledger gives a released claim back, and answers a committed one from the store`, async () => {
+    const l = ledger(await open());
+    const first = await l.acquire({ request: 'cb:y', message: 'cb:m' });
+    assert.ok(first.kind === 'owned');
+    assert.equal((await l.acquire({ request: 'cb:y' })).kind, 'in_flight');
+    assert.equal((await l.acquire({ request: 'cb:other', message: 'cb:m' })).kind, 'in_flight');
+    first.delivery.release();
+    let again: Awaited<ReturnType<CallbackLedger['acquire']>> | undefined;
+    await eventually(async () => (again = await l.acquire({ request: 'cb:y', message: 'cb:m' })).kind === 'owned', 'the claim given back is claimable');
+    assert.ok(again?.kind === 'owned');
+    again.delivery.commit({ status: 200, contentType: 'text/xml', body: Buffer.from('<xml>reply</xml>') });
+    const answer = { status: 200, contentType: 'text/xml', body: Buffer.from('<xml>reply</xml>') };
+    await eventually(async () => (await l.acquire({ request: 'cb:y' })).kind === 'replay', 'the commit is in the store');
+    assert.deepEqual(await l.acquire({ request: 'cb:y' }), { kind: 'replay', by: 'request', answer });
+    assert.deepEqual(await l.acquire({ request: 'cb:resigned', message: 'cb:m' }), { kind: 'replay', by: 'message', answer });
+    assert.deepEqual(await l.acquire({ request: 'cb:resigned' }), { kind: 'replay', by: 'request', answer }, 'a request answered by its message is recorded answered too');
+  });
+
+  test(`${name}: a retry waiting on a delivery in flight gets its answer, or takes the claim over when it is given back`, async () => {
+    const l = new CallbackLedger(await open(), { window: 60_000, pendingTtl: 60_000, waitMs: 15_000 });
+    const answer = { status: 200, contentType: 'text/plain', body: Buffer.from('success') };
+    const first = await l.acquire({ request: 'cb:w1', message: 'cb:wm' });
+    assert.ok(first.kind === 'owned');
+    const sameRequest = l.acquire({ request: 'cb:w1', message: 'cb:wm' });
+    const sameMessage = l.acquire({ request: 'cb:w2', message: 'cb:wm' });
+    first.delivery.commit(answer);
+    assert.deepEqual(await sameRequest, { kind: 'replay', by: 'request', answer });
+    assert.deepEqual(await sameMessage, { kind: 'replay', by: 'message', answer });
+
+    const failing = await l.acquire({ request: 'cb:w3', message: 'cb:wm3' });
+    assert.ok(failing.kind === 'owned');
+    const retry = l.acquire({ request: 'cb:w3', message: 'cb:wm3' });
+    failing.delivery.release();
+    const taken = await retry;
+    assert.equal(taken.kind, 'owned', 'the retry of a delivery that failed is delivered');
   });
 
   test(`${name}: a DOCTYPE inside a decrypted message is refused, and its nonce is not used up`, async () => {
@@ -81,8 +123,8 @@ function contract(name: string, open: () => Promise<Store>): void {
       assert.equal(kind(await g.check(safePush(account, DTD_MESSAGE, { format, nonce, timestamp }))), 'refuse:callback_malformed');
       assert.equal(kind(await g.check(safePush(account, '<!doctype x><xml/>', { format, nonce, timestamp }))), 'refuse:callback_malformed');
       const good = safePush(account, textMessage(), { format, nonce, timestamp });
-      assert.equal(kind(await g.check(good)), 'forward');
-      assert.equal(kind(await g.check(good)), 'refuse:nonce_replayed');
+      delivered(await g.check(good));
+      assert.equal(kind(await g.check(good)), 'replayed:request');
     }
   });
 
@@ -90,11 +132,13 @@ function contract(name: string, open: () => Promise<Store>): void {
     const g = wxGuard(await open());
     const push = safePush(account, textMessage(), { nonce: 'given-back' });
     const first = await g.check(push);
-    assert.ok(first.kind === 'forward' && first.release);
+    assert.ok(first.kind === 'forward' && first.delivery);
     // e.g. refused by the route's rate limit: WeChat's retry must not be a replay.
-    first.release();
-    await eventually(async () => kind(await g.check(push)) === 'forward', 'the retry is forwarded');
-    assert.equal(kind(await g.check(push)), 'refuse:nonce_replayed');
+    first.delivery.release();
+    let retried: CallbackOutcome | undefined;
+    await eventually(async () => kind((retried = await g.check(push))) === 'forward', 'the retry is forwarded');
+    delivered(retried!);
+    assert.equal(kind(await g.check(push)), 'replayed:request');
   });
 }
 
@@ -136,10 +180,12 @@ describe('redis', () => {
     await eventually(() => exists('slow:{nonce:bare}'), 'the bare claim lands once Redis resumes');
 
     await pause(400);
-    await assert.rejects(claimNonce(store, 'nonce:slow', 60_000), StoreUnavailableError);
+    const l = ledger(store);
+    await assert.rejects(l.acquire({ request: 'cb:slow', message: 'cb:slow-msg' }), StoreUnavailableError);
     // The give-back was sent after the SET on the same connection, so it runs after it.
-    await eventually(async () => (await admin.get('slow:{nonce:bare}')) !== null && !(await exists('slow:{nonce:slow}')), 'the slow claim is gone');
-    assert.ok(await claimNonce(store, 'nonce:slow', 60_000), 'the nonce is still free');
+    const gone = async (): Promise<boolean> => !(await exists('slow:{cb:slow}')) && !(await exists('slow:{cb:slow-msg}'));
+    await eventually(async () => (await admin.get('slow:{nonce:bare}')) !== null && (await gone()), 'the slow claims are gone');
+    assert.equal((await l.acquire({ request: 'cb:slow', message: 'cb:slow-msg' })).kind, 'owned', 'the callback is still free');
   });
 
   test('redis: a push refused while the store was slow is accepted when WeChat retries it', async () => {
@@ -155,7 +201,6 @@ describe('redis', () => {
         throw err;
       }
     }, 'the retried push is forwarded');
-    assert.equal(kind(await g.check(push)), 'refuse:nonce_replayed');
   });
 
   test('redis: a Pay notification refused while the store was slow is accepted when retried', async () => {
@@ -172,6 +217,5 @@ describe('redis', () => {
         throw err;
       }
     }, 'the retried notification is forwarded');
-    assert.equal(kind(await g.check(note)), 'refuse:nonce_replayed');
   });
 });

@@ -104,8 +104,9 @@ test('WeCom pushes (msg_signature alone) decrypt with the corp id and are sealed
   assert.deepEqual(Object.keys(reply), ['encrypt', 'msgsignature', 'timestamp', 'nonce']);
   assert.equal(new WechatMsgCrypto(corp.encodingAesKey, corp.appid).decrypt(reply.encrypt as string), '{"a":1}');
 
-  const xml = wecomPush((e) => `<xml><ToUserName><![CDATA[${corp.appid}]]></ToUserName><Encrypt><![CDATA[${e}]]></Encrypt><AgentID><![CDATA[1000002]]></AgentID></xml>`, textMessage(), 'text/xml');
-  assert.equal(forwarded(await guard(corp, true).check(xml)).body.toString(), textMessage());
+  const pushed = textMessage();
+  const xml = wecomPush((e) => `<xml><ToUserName><![CDATA[${corp.appid}]]></ToUserName><Encrypt><![CDATA[${e}]]></Encrypt><AgentID><![CDATA[1000002]]></AgentID></xml>`, pushed, 'text/xml');
+  assert.equal(forwarded(await guard(corp, true).check(xml)).body.toString(), pushed);
   // Encrypted for another corp: refused after decryption.
   refused(await guard({ ...corp, appid: 'ww0000000000000000' }, true).check(wecomPush((e) => JSON.stringify({ encrypt: e }), plain, 'application/json')), 'appid_mismatch');
 });

@@ -172,17 +172,22 @@ test('a forbidden address never reaches the body, the callback check, identity o
   assert.deepEqual(store.hits, [], 'nothing counted');
 });
 
-test('a forged callback never claims its nonce and costs no budget; a genuine one claims it once', async () => {
+test('a forged callback never claims and costs no budget; a genuine one claims once, and its replay is answered from the store', async () => {
   const { chain, store } = await chainFor({ callback: true, limits: [perIp(5)] });
   const genuine = plainPush(account, '<xml/>', { timestamp: T, nonce: '42' });
   const forged = { ...genuine, query: new URLSearchParams({ ...Object.fromEntries(genuine.query), signature: 'f'.repeat(40) }) };
   assert.equal(reason(await chain.run(fromPush(forged))), 'signature_invalid');
   assert.deepEqual(store.claims, []);
   assert.deepEqual(store.hits, []);
-  assert.equal(reason(await chain.run(fromPush(genuine))), 'continue');
+  const first = await chain.run(fromPush(genuine));
+  assert.equal(reason(first), 'continue');
   assert.equal(store.claims.length, 1);
   assert.equal(store.hits.length, 1);
-  assert.equal(reason(await chain.run(fromPush(genuine))), 'nonce_replayed');
+  assert.ok(first.kind === 'continue' && first.delivery);
+  first.delivery.commit({ status: 200, contentType: 'text/plain', body: Buffer.from('success') });
+  const replay = await chain.run(fromPush(genuine));
+  assert.ok(replay.kind === 'answer' && replay.callback === 'replayed', JSON.stringify(replay));
+  assert.deepEqual(replay.body, Buffer.from('success'));
   assert.equal(store.hits.length, 1, 'a replay costs no budget either');
 });
 

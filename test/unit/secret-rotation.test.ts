@@ -286,8 +286,8 @@ test('session tokens: after a key change new tokens use the new key, old ones ve
   clock.at = HOUR; // the key changes an hour into the old token's life
   const versions = rotate('identity.session.signing_key', rotate('identity.session.signing_key', undefined, oldKey, ttl, 0), newKey, ttl, clock.at);
   const after = await SessionSigner.create(session(newKey), { now: clock.now, versions, clock });
-  // Believed no longer than the old key's window, one ttl from the change.
-  assert.deepEqual(await after.verify(live), { openid: 'o-live', sid: 's1', notAfter: 3 * HOUR });
+  // Believed no longer than the old key's window, one ttl from the change; `iat` (seconds) is when it was signed.
+  assert.deepEqual(await after.verify(live), { openid: 'o-live', sid: 's1', iat: 0, notAfter: 3 * HOUR });
   assert.equal(clock.uses.get('identity.session.signing_key'), 1);
   const fresh = (await after.sign({ openid: 'o-new', sid: 's2' })).token;
   // Signed with the new key: a signer that only has the old one refuses it.

@@ -171,10 +171,12 @@ test('a callback in report mode: checked, never verified; a body over max_body s
   assert.equal(genuine.added[VERIFIED_HEADER], undefined);
   assert.deepEqual(genuine.body, push.body, 'the bytes as sent, not a decoded message');
   assert.equal(genuine.seal, undefined);
+  // The backend answered: enforced, a replay would be answered from the store.
+  genuine.delivery!.commit({ status: 200, contentType: 'text/plain', body: Buffer.from('success') });
 
   const replay = await run(push);
   assert.equal(replay.kind, 'continue');
-  assert.deepEqual(replay.shadow, ['callback:nonce_replayed']);
+  assert.deepEqual(replay.shadow, ['callback:replayed']);
 
   const big = plainPush(account, textMessage(1024), { timestamp: T });
   const large = await run(big);

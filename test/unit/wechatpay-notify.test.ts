@@ -57,7 +57,7 @@ function guardFor(o: { decrypt?: boolean; store?: Store; apiv3Key?: string; maxB
 }
 
 const transaction = JSON.stringify({ mchid: '1230000109', appid: 'wxd678efh567hg6787', out_trade_no: '1217752501201407033233368018', trade_state: 'SUCCESS', amount: { total: 100, payer_total: 100, currency: 'CNY' } });
-const body = payNotificationBody(encryptPayResource(APIV3_KEY, transaction));
+const body = payNotificationBody(encryptPayResource(APIV3_KEY, transaction), undefined, 'EV-2018022511223320873');
 
 function refused(outcome: CallbackOutcome, reason: string): void {
   assert.equal(outcome.kind, 'refuse', JSON.stringify(outcome));
@@ -135,15 +135,18 @@ test('missing headers and malformed timestamps are callback_malformed; wrong met
   refused(await g.check({ ...req, method: 'GET' }), 'method_not_allowed');
 });
 
-test('stale and replayed notifications are refused', async () => {
+test('stale notifications are refused; a replayed or re-signed one is answered from the store', async () => {
   const g = guardFor();
   refused(await g.check(payNotification(certKeys.privateKey, cert.serial, body, { timestamp: T - 301 })), 'timestamp_stale');
   refused(await g.check(payNotification(certKeys.privateKey, cert.serial, body, { timestamp: T + 301 })), 'timestamp_stale');
   const req = payNotification(certKeys.privateKey, cert.serial, body, { timestamp: T - 299, nonce: 'NONCE0123456789' });
-  forwarded(await g.check(req));
-  refused(await g.check(req), 'nonce_replayed');
-  // The same nonce signed again (another key, same store) is still a replay.
-  refused(await g.check(payNotification(pubKeys.privateKey, PUB_KEY_ID, body, { timestamp: T, nonce: 'NONCE0123456789' })), 'nonce_replayed');
+  const answer = { status: 200, contentType: 'application/json', body: Buffer.from('{"code":"SUCCESS"}') };
+  forwarded(await g.check(req)).delivery!.commit(answer);
+  assert.deepEqual(await g.check(req), { kind: 'answer', ...answer, replayed: 'request' });
+  // The same notification signed again (another key, same store) carries the same id: answered as it was.
+  assert.deepEqual(await g.check(payNotification(pubKeys.privateKey, PUB_KEY_ID, body, { timestamp: T, nonce: 'NONCE0123456789' })), { kind: 'answer', ...answer, replayed: 'message' });
+  // Another notification with that nonce is a new one.
+  forwarded(await g.check(payNotification(certKeys.privateKey, cert.serial, payNotificationBody(encryptPayResource(APIV3_KEY, transaction)), { timestamp: T - 299, nonce: 'NONCE0123456789' })));
 });
 
 test('decryption: wrong APIv3 key, tampered tag, tampered associated data; non-JSON plaintext goes on as text', async () => {
