@@ -302,7 +302,7 @@ storeContract(
       advance: (ms) => new Promise((r) => setTimeout(r, ms)),
       now: () => Date.now(),
       realClock: true,
-      allOrNothing: false,
+      allOrNothing: true,
     };
   },
   async () => redis.stop(),
