@@ -108,10 +108,17 @@ export function createRedisClient(target: RedisTarget, commandTimeoutMs: number)
       ...(c.tls === true && { tls: {} }),
     },
   };
-  return new Cluster(
+  const cluster = new Cluster(
     c.nodes.map(({ host, port }) => ({ host, port })),
     options,
   );
+  // A node connects on its first command, and with no offline queue the commands that come while
+  // it connects fail (and wait out a retry): connect each node as soon as the slot map names it,
+  // at start and after a failover, before a request needs it.
+  cluster.on('+node', (node: Redis) => {
+    if (node.status === 'wait') node.connect().catch(() => undefined);
+  });
+  return cluster;
 }
 
 /** Where the store's Redis is, for logs: never a password. */
