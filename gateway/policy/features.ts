@@ -103,7 +103,11 @@ class FeatureChecker {
       block[list].forEach((entry: unknown, i: number) => {
         if (typeof entry !== 'string') return;
         const parsed = parseRedisNode(entry);
-        if (!parsed.ok) return; // the schema check has said why
+        if (!parsed.ok) {
+          // Where the schema's pattern already failed, the loader keeps only the schema's word.
+          this.report.error(['store', section, list, i], `${show(entry)} ${parsed.why}`);
+          return;
+        }
         const id = `${parsed.value.host}:${parsed.value.port}`;
         const first = seen.get(id);
         if (first !== undefined) this.report.warn(['store', section, list, i], `repeats ${list}[${first}] (${id}): list each one once`);
