@@ -16,6 +16,8 @@ export interface Answer {
 
 export interface FailoverRun {
   answers: Answer[];
+  /** From the kill to the first answer from the store again. */
+  windowMs: number;
   count(status: number, phase?: Answer['phase']): number;
 }
 
@@ -98,7 +100,10 @@ routes:
           while (!stop) await one();
         }),
       );
+      let killedAt = 0;
+      let recoveredAt = 0;
       try {
+        killedAt = performance.now();
         await kill();
         await failedOver();
         // The gateway's client follows the failover by itself: the first answer from the
@@ -107,6 +112,7 @@ routes:
           const last = answers.at(-1);
           return last !== undefined && last.phase === 'during' && last.status !== 503 ? true : undefined;
         }, 'the gateway to answer from the store again after the failover', { timeoutMs: 20_000 });
+        recoveredAt = performance.now();
         phase = 'after';
         await eventually(async () => (enough(answers.filter((a) => a.phase === 'after')) ? true : undefined), 'enough answers after the failover', {
           timeoutMs: 20_000,
@@ -117,6 +123,7 @@ routes:
       }
       return {
         answers,
+        windowMs: Math.round(recoveredAt - killedAt),
         count: (status, at) => answers.filter((a) => a.status === status && (at === undefined || a.phase === at)).length,
       };
     },

@@ -131,7 +131,7 @@ describe('redis cluster store', () => {
       const admitted = result.count(200);
       // docs/operations.md: what the dead master had not yet replicated is lost, at most one
       // window's worth per key (the limit); usually the last few milliseconds of writes.
-      t.diagnostic(`admitted ${admitted} of limit ${LIMIT}: ${Math.max(0, admitted - LIMIT)} over, lost with the dead master`);
+      t.diagnostic(`store_unavailable window ${result.windowMs} ms; admitted ${admitted} of limit ${LIMIT}: ${Math.max(0, admitted - LIMIT)} over, lost with the dead master`);
       assert.ok(admitted <= 2 * LIMIT, `admitted ${admitted}, beyond the documented bound of ${2 * LIMIT}`);
       assert.ok(result.count(429, 'after') > 0, 'the limit holds again after the failover');
       assert.equal(gw.gateway.gw.snapshot.store.kind, 'redis');
