@@ -74,9 +74,8 @@ export function createRedisClient(target: RedisTarget, commandTimeoutMs: number)
       ...(s.password !== undefined && { password: s.password }),
       ...(s.sentinelPassword !== undefined && { sentinelPassword: s.sentinelPassword }),
       ...(s.tls === true && { tls: {}, sentinelTLS: {}, enableTLSForSentinelMode: true }),
-      // The master answers only as long as it is one: ask the sentinels again on every reconnect,
-      // and reconnect as soon as they announce a new master, not when the old one times out.
-      failoverDetector: true,
+      // Every reconnect asks the sentinels for the master again. Not ioredis's failoverDetector:
+      // its subscriptions to the sentinels report their errors on stderr, outside the log.
       // A sentinel that hangs is skipped for the next one within a connection's own timeout.
       sentinelCommandTimeout: base.connectTimeout!,
     });

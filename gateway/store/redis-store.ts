@@ -283,12 +283,11 @@ export class RedisStore implements Store {
         // Undos still owed go out before QUIT; a Redis that hangs gets one budget for them, and one for QUIT.
         await withinBudget(this.settled(), this.budgetMs).catch(() => undefined);
         await withinBudget(this.redis.quit(), this.budgetMs);
+        return;
       } catch {
         // Falls through to the hard disconnect.
       }
     }
-    // Also after QUIT: only disconnect() ends the connections Sentinel mode keeps to the
-    // sentinels for failover announcements, which would otherwise reconnect forever.
     this.redis.disconnect();
   }
 

@@ -83,6 +83,12 @@ export interface TestCluster {
   masterOf(key: string): Promise<number>;
   /** SIGKILL one node: a crash, as the gateway sees one. */
   kill(port: number): Promise<void>;
+  /**
+   * A planned failover (CLUSTER FAILOVER on a replica of the master on `masterPort`): the master
+   * stops writes until its replica has them all, then they swap roles. Resolves with the new
+   * master's port once every node agrees.
+   */
+  handOver(masterPort: number): Promise<number>;
   /** Until a replica has taken over every slot the dead node served, and every live node says ok. */
   waitForFailover(deadPort: number): Promise<void>;
   stop(): Promise<void>;
@@ -145,6 +151,25 @@ export async function startCluster(opts: { nodeTimeoutMs?: number } = {}): Promi
       async kill(port) {
         const p = procs.find((x) => x.port === port);
         if (p !== undefined) await kill(p, 'SIGKILL');
+      },
+      async handOver(masterPort) {
+        const nodes = await redisCliRaw(masterPort, 'CLUSTER', 'NODES');
+        const masterId = nodes.split('\n').find((l) => l.includes('myself'))!.split(' ')[0]!;
+        const replicaPort = Number(/:(\d+)@/.exec(nodes.split('\n').find((l) => l.split(' ')[3] === masterId)!.split(' ')[1]!)![1]);
+        const answer = await redisCli(replicaPort, 'CLUSTER', 'FAILOVER');
+        if (answer !== 'OK') throw new Error(`CLUSTER FAILOVER: ${answer}`);
+        await eventually(
+          async () => {
+            for (const p of live()) {
+              const masters = liveMasters(await redisCliRaw(p.port, 'CLUSTER', 'NODES'));
+              if (!masters.includes(replicaPort) || masters.includes(masterPort)) return undefined;
+            }
+            return true;
+          },
+          `the replica on ${replicaPort} to take over from ${masterPort}`,
+          { timeoutMs: 20_000 },
+        );
+        return replicaPort;
       },
       async waitForFailover(deadPort) {
         await eventually(

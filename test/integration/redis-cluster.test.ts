@@ -11,6 +11,7 @@ import { RedisStore } from '../../gateway/store/redis-store.js';
 import { rateBudget } from '../../gateway/store/sliding-window.js';
 import { StoreUnavailableError, type RateRule } from '../../gateway/store/store.js';
 import { redisCli, startCluster, type TestCluster } from '../helpers/redis-cluster.js';
+import { eventually } from '../helpers/wait.js';
 import { storeContract } from '../helpers/store-contract.js';
 import { startFailoverGateway, type FailoverGateway } from '../helpers/store-failover.js';
 
@@ -98,6 +99,41 @@ describe('redis cluster store', () => {
     await assert.rejects(store.hit([rule(good, 5), rule(broken, 5)], { admitsUnanswered: true }), StoreUnavailableError);
     await store.settled();
     assert.equal(await counted(`c-broken:{${good}}`), 1);
+  });
+
+  test('a planned failover under load: the client follows MOVED to the new master, and the limit stays exact', async () => {
+    const store = await open('c-moved:');
+    const key = `rl:moved:${randomBytes(4).toString('hex')}`;
+    const r = rule(key, 200);
+    const old = await cluster.masterOf(`c-moved:{${key}}`);
+    const outcomes: (boolean | Error)[] = [];
+    let stop = false;
+    const load = Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (!stop) outcomes.push(await store.hit([r]).then(([res]) => res!.allowed, (err: Error) => err));
+      }),
+    );
+    let moved: number;
+    try {
+      await eventually(async () => (outcomes.length >= 50 ? true : undefined), 'load before the failover');
+      moved = await cluster.handOver(old);
+      const at = outcomes.length;
+      await eventually(async () => (outcomes.length >= at + 50 && outcomes.slice(at).some((o) => o === false) ? true : undefined), 'load after the failover');
+    } finally {
+      stop = true;
+      await load;
+    }
+    assert.notEqual(moved, old);
+    assert.equal(await cluster.masterOf(`c-moved:{${key}}`), moved);
+    // The old master, now a replica, answered the store's next commands with MOVED, which it followed.
+    assert.match(await redisCli(old, '--raw', 'INFO', 'errorstats'), /errorstat_MOVED:count=[1-9]/);
+    // A planned failover loses no write: every admission counted on the old master is on the new one.
+    const failed = outcomes.filter((o) => o instanceof Error);
+    assert.ok(failed.every((e) => e instanceof StoreUnavailableError), String(failed[0]));
+    // Any that gave up meanwhile (past command_timeout) were taken back when their answer came.
+    await store.settled();
+    assert.equal(outcomes.filter((o) => o === true).length, 200);
+    assert.equal(await counted(`c-moved:{${key}}`), 200);
   });
 
   test('a master SIGKILLed mid-load: its replica takes over, the gateway answers store_unavailable meanwhile, then works again by itself within the documented bound', async (t) => {
