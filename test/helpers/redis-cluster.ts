@@ -11,6 +11,13 @@ import { eventually } from './wait.js';
 
 const run = promisify(execFile);
 
+/**
+ * Every node and sentinel requires this password (and uses it towards the others), so the
+ * tests go through the store's credentials; redis-cli reads it from REDISCLI_AUTH.
+ */
+export const TOPOLOGY_PASSWORD = 'pw-topology-7Kq-never-logged';
+const cliEnv = { ...process.env, REDISCLI_AUTH: TOPOLOGY_PASSWORD };
+
 /** One redis-server (or sentinel) process. */
 interface Proc {
   readonly port: number;
@@ -21,7 +28,7 @@ interface Proc {
 /** Runs redis-cli against a port; its reply as text (errors are replies too). */
 export async function redisCli(port: number, ...args: string[]): Promise<string> {
   try {
-    const { stdout } = await run('redis-cli', ['-p', String(port), '--no-raw', ...args], { timeout: 5000 });
+    const { stdout } = await run('redis-cli', ['-p', String(port), '--no-raw', ...args], { timeout: 5000, env: cliEnv });
     return stdout.trim();
   } catch (err) {
     const e = err as { code?: string; stdout?: string; stderr?: string };
@@ -31,7 +38,7 @@ export async function redisCli(port: number, ...args: string[]): Promise<string>
 }
 
 async function redisCliRaw(port: number, ...args: string[]): Promise<string> {
-  const { stdout } = await run('redis-cli', ['-p', String(port), '--raw', ...args], { timeout: 5000 }).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }));
+  const { stdout } = await run('redis-cli', ['-p', String(port), '--raw', ...args], { timeout: 5000, env: cliEnv }).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }));
   return stdout.trim();
 }
 
@@ -72,7 +79,7 @@ async function waitForPing(p: Proc): Promise<void> {
 }
 
 /** Redis's own server settings for a test: nothing persisted, only loopback. */
-const BASE = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+const BASE = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--requirepass', TOPOLOGY_PASSWORD, '--masterauth', TOPOLOGY_PASSWORD];
 
 export interface TestCluster {
   /** host:port of every node, the seeds a client is given. */
@@ -284,7 +291,10 @@ export async function startSentinels(opts: { downAfterMs?: number } = {}): Promi
           `port ${port}`,
           'bind 127.0.0.1',
           `dir ${dir}`,
+          `requirepass ${TOPOLOGY_PASSWORD}`,
           `sentinel monitor ${name} 127.0.0.1 ${masterPort} 2`,
+          `sentinel auth-pass ${name} ${TOPOLOGY_PASSWORD}`,
+          `sentinel sentinel-pass ${TOPOLOGY_PASSWORD}`,
           `sentinel down-after-milliseconds ${name} ${opts.downAfterMs ?? 1000}`,
           `sentinel failover-timeout ${name} 10000`,
           `sentinel parallel-syncs ${name} 1`,

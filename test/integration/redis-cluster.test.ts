@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { RedisStore } from '../../gateway/store/redis-store.js';
 import { rateBudget } from '../../gateway/store/sliding-window.js';
 import { StoreUnavailableError, type RateRule } from '../../gateway/store/store.js';
-import { redisCli, startCluster, type TestCluster } from '../helpers/redis-cluster.js';
+import { TOPOLOGY_PASSWORD, redisCli, startCluster, type TestCluster } from '../helpers/redis-cluster.js';
 import { eventually } from '../helpers/wait.js';
 import { storeContract } from '../helpers/store-contract.js';
 import { startFailoverGateway, type FailoverGateway } from '../helpers/store-failover.js';
@@ -28,7 +28,7 @@ const nodes = (): { host: string; port: number }[] =>
 
 async function open(prefix: string, commandTimeoutMs = 2000): Promise<RedisStore> {
   await started;
-  const store = new RedisStore({ cluster: { nodes: nodes() }, keyPrefix: prefix, commandTimeoutMs, logger });
+  const store = new RedisStore({ cluster: { nodes: nodes(), password: TOPOLOGY_PASSWORD }, keyPrefix: prefix, commandTimeoutMs, logger });
   stores.push(store);
   assert.equal(await store.connect(5000), true);
   return store;
@@ -139,8 +139,17 @@ describe('redis cluster store', () => {
   test('a master SIGKILLed mid-load: its replica takes over, the gateway answers store_unavailable meanwhile, then works again by itself within the documented bound', async (t) => {
     const LIMIT = 150;
     const gw: FailoverGateway = await startFailoverGateway(
-      ['  kind: redis', '  cluster:', `    nodes: [${cluster.seeds.map((s) => `"${s}"`).join(', ')}]`, '  key_prefix: "c-gw:"', '  command_timeout: 300ms', '  on_unavailable: deny'].join('\n'),
+      [
+        '  kind: redis',
+        '  cluster:',
+        `    nodes: [${cluster.seeds.map((s) => `"${s}"`).join(', ')}]`,
+        '    password: ${REDIS_PASSWORD}',
+        '  key_prefix: "c-gw:"',
+        '  command_timeout: 300ms',
+        '  on_unavailable: deny',
+      ].join('\n'),
       LIMIT,
+      { REDIS_PASSWORD: TOPOLOGY_PASSWORD },
     );
     try {
       let killed = 0;
@@ -171,6 +180,8 @@ describe('redis cluster store', () => {
       assert.ok(admitted <= 2 * LIMIT, `admitted ${admitted}, beyond the documented bound of ${2 * LIMIT}`);
       assert.ok(result.count(429, 'after') > 0, 'the limit holds again after the failover');
       assert.equal(gw.gateway.gw.snapshot.store.kind, 'redis');
+      assert.ok(!gw.gateway.logText().includes(TOPOLOGY_PASSWORD), 'the password was logged');
+      assert.ok(gw.gateway.logs.some((l) => l.msg === 'redis store connected' && l.redis === `cluster ${cluster.seeds.join(',')}`));
     } finally {
       await gw.close();
     }

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { RedisStore } from '../../gateway/store/redis-store.js';
-import { startSentinels, type TestSentinels } from '../helpers/redis-cluster.js';
+import { TOPOLOGY_PASSWORD, startSentinels, type TestSentinels } from '../helpers/redis-cluster.js';
 import { storeContract } from '../helpers/store-contract.js';
 import { startFailoverGateway } from '../helpers/store-failover.js';
 
@@ -33,7 +33,9 @@ storeContract(
     await started;
     return {
       open: async (prefix) => {
-        const store = new RedisStore({ sentinel: { hosts: hosts(), name: sentinels.name }, keyPrefix: prefix, commandTimeoutMs: 2000, logger });
+        const store = new RedisStore({
+          sentinel: { hosts: hosts(), name: sentinels.name, password: TOPOLOGY_PASSWORD, sentinelPassword: TOPOLOGY_PASSWORD },
+          keyPrefix: prefix, commandTimeoutMs: 2000, logger });
         stores.push(store);
         assert.equal(await store.connect(5000), true);
         return store;
@@ -57,11 +59,14 @@ describe('sentinel-managed redis store', () => {
         '  sentinels:',
         `    hosts: [${sentinels.hosts.map((s) => `"${s}"`).join(', ')}]`,
         `    name: ${sentinels.name}`,
+        '    password: ${REDIS_PASSWORD}',
+        '    sentinel_password: ${SENTINEL_PASSWORD}',
         '  key_prefix: "s-gw:"',
         '  command_timeout: 300ms',
         '  on_unavailable: deny',
       ].join('\n'),
       LIMIT,
+      { REDIS_PASSWORD: TOPOLOGY_PASSWORD, SENTINEL_PASSWORD: TOPOLOGY_PASSWORD },
     );
     try {
       let killed = 0;
@@ -87,6 +92,8 @@ describe('sentinel-managed redis store', () => {
       t.diagnostic(`store_unavailable window ${result.windowMs} ms; admitted ${admitted} of limit ${LIMIT}: ${Math.max(0, admitted - LIMIT)} over, lost with the dead master`);
       assert.ok(admitted <= 2 * LIMIT, `admitted ${admitted}, beyond the documented bound of ${2 * LIMIT}`);
       assert.ok(result.count(429, 'after') > 0, 'the limit holds again after the failover');
+      assert.ok(!gw.gateway.logText().includes(TOPOLOGY_PASSWORD), 'a password was logged');
+      assert.ok(gw.gateway.logs.some((l) => l.msg === 'redis store connected' && l.redis === `sentinel master ${sentinels.name} via ${sentinels.hosts.join(',')}`));
     } finally {
       await gw.close();
     }
