@@ -86,6 +86,8 @@ export interface TestCluster {
   readonly seeds: readonly string[];
   /** Ports of the nodes alive now. */
   alivePorts(): number[];
+  /** Ports of the masters alive now. */
+  masterPorts(): Promise<number[]>;
   /** The port of the master that serves `key` now (the key as Redis sees it, hash tag included). */
   masterOf(key: string): Promise<number>;
   /** SIGKILL one node: a crash, as the gateway sees one. */
@@ -149,6 +151,7 @@ export async function startCluster(opts: { nodeTimeoutMs?: number } = {}): Promi
     return {
       seeds,
       alivePorts: () => live().map((p) => p.port),
+      masterPorts: async () => liveMasters(await redisCliRaw(live()[0]!.port, 'CLUSTER', 'NODES')),
       async masterOf(key) {
         const slot = Number(await redisCliRaw(live()[0]!.port, 'CLUSTER', 'KEYSLOT', key));
         const port = ownerOf(await redisCliRaw(live()[0]!.port, 'CLUSTER', 'NODES'), slot);

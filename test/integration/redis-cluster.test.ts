@@ -1,6 +1,7 @@
 // The store on a real Redis Cluster: 3 masters with a replica each, on free ports. The shared
 // store contract against it; every key in one slot, a request's rules decided key by key with
-// a refused request's counts taken back; and a gateway under load whose master is SIGKILLed:
+// a refused request's counts taken back; redirections (a planned failover's MOVED, a migrating
+// slot's ASK) followed with every count kept; and a gateway under load whose master is SIGKILLed:
 // the replica takes over, the gateway answers store_unavailable (on_unavailable: deny) in the
 // window and comes back by itself, and the limit holds within the bound docs/operations.md states.
 import { after, before, describe, test } from 'node:test';
@@ -134,6 +135,35 @@ describe('redis cluster store', () => {
     await store.settled();
     assert.equal(outcomes.filter((o) => o === true).length, 200);
     assert.equal(await counted(`c-moved:{${key}}`), 200);
+  });
+
+  test('the slot of a key migrating to another master: the store follows ASK, then MOVED, and every count carries over', async () => {
+    const store = await open('c-ask:');
+    const key = `rl:ask:${randomBytes(4).toString('hex')}`;
+    const full = `c-ask:{${key}}`;
+    const r = rule(key, 10);
+    const remaining = async (): Promise<number> => (await store.hit([r]))[0]!.remaining;
+    assert.equal(await remaining(), 9);
+    const source = await cluster.masterOf(full);
+    const target = (await cluster.masterPorts()).find((p) => p !== source)!;
+    const slot = await redisCli(source, '--raw', 'CLUSTER', 'KEYSLOT', full);
+    const id = async (port: number): Promise<string> => redisCli(port, '--raw', 'CLUSTER', 'MYID');
+    const [sourceId, targetId] = [await id(source), await id(target)];
+    assert.equal(await redisCli(target, 'CLUSTER', 'SETSLOT', slot, 'IMPORTING', sourceId), 'OK');
+    assert.equal(await redisCli(source, 'CLUSTER', 'SETSLOT', slot, 'MIGRATING', targetId), 'OK');
+    assert.equal(await remaining(), 8, 'the key is still on the source: answered there');
+    assert.equal(await redisCli(source, 'MIGRATE', '127.0.0.1', String(target), '', '0', '5000', 'AUTH', TOPOLOGY_PASSWORD, 'KEYS', full), 'OK');
+    // The source no longer has the key: it answers ASK, and the store asks the target.
+    assert.equal(await remaining(), 7);
+    assert.equal(await remaining(), 6);
+    assert.match(await redisCli(source, '--raw', 'INFO', 'errorstats'), /errorstat_ASK:count=[1-9]/);
+    for (const port of await cluster.masterPorts()) assert.equal(await redisCli(port, 'CLUSTER', 'SETSLOT', slot, 'NODE', targetId), 'OK');
+    // The slot is the target's now: the source answers MOVED, and the store follows it.
+    assert.equal(await remaining(), 5);
+    assert.equal(await cluster.masterOf(full), target);
+    for (let left = 4; left >= 0; left--) assert.equal(await remaining(), left);
+    assert.equal((await store.hit([r]))[0]!.allowed, false);
+    assert.equal(await counted(full), 10);
   });
 
   test('a master SIGKILLed mid-load: its replica takes over, the gateway answers store_unavailable meanwhile, then works again by itself within the documented bound', async (t) => {
