@@ -291,7 +291,11 @@ export class RedisStore implements Store {
     this.redis.disconnect();
   }
 
-  /** `<prefix>{<logical key>}`: the hash tag keeps a key in one Cluster slot. */
+  /**
+   * `<prefix>{<logical key>}`: the hash tag keeps a key in one Cluster slot. Every command names
+   * its keys through this; one that needs several logical keys at once cannot run on a cluster
+   * (they live on different nodes) and goes key by key there, as hit() does.
+   */
   private key(logical: string): string {
     return `${this.prefix}{${logical}}`;
   }
