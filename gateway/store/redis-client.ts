@@ -74,10 +74,10 @@ export function createRedisClient(target: RedisTarget, commandTimeoutMs: number)
       ...(s.password !== undefined && { password: s.password }),
       ...(s.sentinelPassword !== undefined && { sentinelPassword: s.sentinelPassword }),
       ...(s.tls === true && { tls: {}, sentinelTLS: {}, enableTLSForSentinelMode: true }),
-      // Every reconnect asks the sentinels for the master again. Not ioredis's failoverDetector:
-      // its subscriptions to the sentinels report their errors on stderr, outside the log.
       // A sentinel that hangs is skipped for the next one within a connection's own timeout.
       sentinelCommandTimeout: base.connectTimeout!,
+      // Every reconnect asks the sentinels for the master again. Not ioredis's failoverDetector:
+      // its subscriptions to the sentinels report their errors on stderr, outside the log.
     });
   }
   const c = target.cluster;
