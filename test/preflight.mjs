@@ -15,6 +15,8 @@ const onPath = (cmd) => {
   }
 };
 if (!onPath('redis-server')) missing.push('redis-server (apt-get install -y redis-server)');
+// The cluster and sentinel tests build their topology and watch its state with redis-cli.
+if (!onPath('redis-cli')) missing.push('redis-cli (apt-get install -y redis-tools)');
 const chromium = process.env.WXGW_CHROMIUM || '/usr/bin/chromium';
 try {
   accessSync(chromium, constants.X_OK);

@@ -259,3 +259,23 @@ export function parseOrigin(text: string): Parsed<string> {
   }
   return { ok: true, value: lower };
 }
+
+/** host:port of a Redis node or sentinel (`store.cluster.nodes`, `store.sentinels.hosts`); names are resolved when connecting. */
+export function parseRedisNode(text: string): Parsed<{ host: string; port: number }> {
+  const fail = (why: string): Parsed<{ host: string; port: number }> => ({ ok: false, why: `${why}; expected host:port such as redis-a:6379, 10.0.0.5:6379 or [2001:db8::5]:6379` });
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) return fail('is a URL');
+  const match = /^(?:\[([^\]]*)\]|([^:[\]]*)):(\d+)$/.exec(text);
+  if (!match) return fail(/:\d+$/.test(text) ? 'holds an IPv6 address without brackets' : 'has no port');
+  const [, bracketed, plain, portText] = match;
+  const port = Number(portText);
+  if (port < 1 || port > 65535) return fail(`has port ${portText}, outside 1..65535`);
+  if (bracketed !== undefined) {
+    const ip = readIp(bracketed);
+    if (!ip?.v6) return fail(`holds \`${bracketed}\`, which is not an IPv6 address`);
+    return { ok: true, value: { host: formatV6(ip.bytes), port } };
+  }
+  if (readIp(plain!)?.v6 === false) return { ok: true, value: { host: plain!, port } };
+  const host = parseHost(plain!);
+  if (!host.ok) return fail(`names \`${plain}\`, which is not a host name or IP address`);
+  return { ok: true, value: { host: host.value, port } };
+}

@@ -5,7 +5,7 @@ import { X509Certificate, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isAddressText } from './access.js';
 import { ALERT_DEFAULTS, alertsConfig, type RawAlerts } from './alerts.js';
-import { parseCidr, parseClientCidr, parseHost, parseListen, parseOrigin, parseUpstreamUrl } from './addresses.js';
+import { parseCidr, parseClientCidr, parseHost, parseListen, parseOrigin, parseRedisNode, parseUpstreamUrl } from './addresses.js';
 import { mergedHeaderRules, type RawHeaderRules, type Side } from './header-rules.js';
 import { maskFields, type RawMaskChoice } from './mask-choice.js';
 import { parseMaskTarget } from './mask-targets.js';
@@ -22,7 +22,10 @@ import type {
   MaskTarget,
   RateLimitConfig,
   ReportRule,
+  RedisNodeAddress,
+  StoreClusterConfig,
   StoreConfig,
+  StoreSentinelConfig,
   TracingConfig,
   WechatAppConfig,
   WechatAppKind,
@@ -218,7 +221,15 @@ interface RawPolicy {
     certificates?: { cert: string; key: string; passphrase?: string }[];
     hsts?: { max_age: string; include_subdomains?: boolean; preload?: boolean };
   };
-  store?: { kind?: 'memory' | 'redis'; redis_url?: string; key_prefix?: string; command_timeout?: string; on_unavailable?: 'deny' | 'allow' };
+  store?: {
+    kind?: 'memory' | 'redis';
+    redis_url?: string;
+    cluster?: { nodes: string[]; username?: string; password?: string; tls?: boolean };
+    sentinels?: { hosts: string[]; name: string; username?: string; password?: string; sentinel_password?: string; tls?: boolean };
+    key_prefix?: string;
+    command_timeout?: string;
+    on_unavailable?: 'deny' | 'allow';
+  };
   wechat?: RawWechatApp & { apps?: Record<string, RawWechatApp>; api_base?: string; api_timeout?: string; quotas?: Record<string, { per_day: number }>; rotation_window?: string; previous?: { token?: string; encoding_aes_key?: string; until: string } };
   wechatpay?: { apiv3_key?: string; platform_certificates?: string[]; public_keys?: { id: string; file: string }[]; rotation_window?: string; previous?: { apiv3_key?: string; until: string }; egress?: RawPayEgress };
   identity?: {
@@ -418,11 +429,37 @@ function storeConfig(raw: RawPolicy['store'], pos: SourcePos): StoreConfig {
   const kind = store.kind ?? DEFAULTS.store_kind;
   return {
     kind,
-    ...(kind === 'redis' && { redis_url: store.redis_url! }),
+    ...(kind === 'redis' && store.redis_url !== undefined && { redis_url: store.redis_url }),
+    ...(kind === 'redis' && store.cluster !== undefined && { cluster: clusterConfig(store.cluster) }),
+    ...(kind === 'redis' && store.sentinels !== undefined && { sentinels: sentinelConfig(store.sentinels) }),
     key_prefix: store.key_prefix ?? DEFAULTS.key_prefix,
     command_timeout: sure(parseDuration(store.command_timeout ?? DEFAULTS.command_timeout)),
     on_unavailable: store.on_unavailable ?? DEFAULTS.on_unavailable,
     pos,
+  };
+}
+
+type RawStore = NonNullable<RawPolicy['store']>;
+
+const redisNodes = (list: readonly string[]): RedisNodeAddress[] => list.map((text) => sure(parseRedisNode(text)));
+
+function clusterConfig(c: NonNullable<RawStore['cluster']>): StoreClusterConfig {
+  return {
+    nodes: redisNodes(c.nodes),
+    ...(c.username !== undefined && { username: c.username }),
+    ...(c.password !== undefined && { password: c.password }),
+    tls: c.tls ?? false,
+  };
+}
+
+function sentinelConfig(s: NonNullable<RawStore['sentinels']>): StoreSentinelConfig {
+  return {
+    hosts: redisNodes(s.hosts),
+    name: s.name,
+    ...(s.username !== undefined && { username: s.username }),
+    ...(s.password !== undefined && { password: s.password }),
+    ...(s.sentinel_password !== undefined && { sentinel_password: s.sentinel_password }),
+    tls: s.tls ?? false,
   };
 }
 

@@ -4,7 +4,7 @@
 // Secret values are checked for shape but never quoted.
 
 import { X509Certificate, createPublicKey } from 'node:crypto';
-import { parseRedisUrl, parseUpstreamUrl } from './addresses.js';
+import { parseRedisNode, parseRedisUrl, parseUpstreamUrl } from './addresses.js';
 import { resolveFrom, readText } from './files.js';
 import { isRecord, type KeyPath } from './key-path.js';
 import { checkMaskChoice } from './mask-choice.js';
@@ -88,15 +88,47 @@ class FeatureChecker {
     const store = this.section('store');
     if (!store) return;
     const kind = store.kind ?? 'memory';
-    if (kind === 'redis' && store.redis_url === undefined) {
-      this.report.error(['store', 'kind'], '`redis` needs `redis_url`, e.g. `redis_url: ${REDIS_URL}`', { missing: [['store', 'redis_url']] });
+    // Exactly one way to reach Redis: one server, a cluster, or the sentinels of a master.
+    const modes = (['redis_url', 'cluster', 'sentinels'] as const).filter((k) => store[k] !== undefined);
+    if (kind === 'redis' && modes.length === 0) {
+      this.report.error(['store', 'kind'], '`redis` needs `redis_url` (one server), `cluster` or `sentinels`, e.g. `redis_url: ${REDIS_URL}`', {
+        missing: [['store', 'redis_url']],
+      });
     }
-    if (kind === 'memory' && store.redis_url !== undefined) {
-      this.report.warn(['store', 'redis_url'], 'is ignored: store.kind is memory, so counters live in this process only; set `kind: redis` to share them');
+    if (kind === 'redis' && modes.length > 1) {
+      for (const k of modes.slice(1)) {
+        this.report.error(['store', k], `conflicts with \`${modes[0]}\`: name the store's Redis one way only (redis_url for one server, cluster, or sentinels)`);
+      }
+    }
+    if (kind === 'memory') {
+      for (const k of modes) {
+        this.report.warn(['store', k], 'is ignored: store.kind is memory, so counters live in this process only; set `kind: redis` to share them');
+      }
     }
     if (typeof store.redis_url === 'string') {
       const parsed = parseRedisUrl(store.redis_url);
       if (!parsed.ok) this.report.error(['store', 'redis_url'], parsed.why);
+    }
+    for (const [section, list] of [
+      ['cluster', 'nodes'],
+      ['sentinels', 'hosts'],
+    ] as const) {
+      const block = store[section];
+      if (!isRecord(block) || !Array.isArray(block[list])) continue;
+      const seen = new Map<string, number>();
+      block[list].forEach((entry: unknown, i: number) => {
+        if (typeof entry !== 'string') return;
+        const parsed = parseRedisNode(entry);
+        if (!parsed.ok) {
+          // Where the schema's pattern already failed, the loader keeps only the schema's word.
+          this.report.error(['store', section, list, i], `${show(entry)} ${parsed.why}`);
+          return;
+        }
+        const id = `${parsed.value.host}:${parsed.value.port}`;
+        const first = seen.get(id);
+        if (first !== undefined) this.report.warn(['store', section, list, i], `repeats ${list}[${first}] (${id}): list each one once`);
+        else seen.set(id, i);
+      });
     }
     this.duration(store.command_timeout, ['store', 'command_timeout']);
   }

@@ -2,7 +2,7 @@
 // people: what was found, what is expected, and the closest known word when one is near.
 
 import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
-import { parseCidr, parseHost, parseListen, parseRedisUrl, parseUpstreamUrl, redactUrl } from './addresses.js';
+import { parseCidr, parseHost, parseListen, parseRedisNode, parseRedisUrl, parseUpstreamUrl, redactUrl } from './addresses.js';
 import { fromPointer, isWithin, type KeyPath } from './key-path.js';
 import { show, type FindingOptions, type Reporter } from './report.js';
 import { SCHEMA_ANNOTATIONS, policySchema, type SchemaNode } from './schema.js';
@@ -24,6 +24,7 @@ const PARSERS: Record<string, (text: string) => Parsed<unknown>> = {
   host: parseHost,
   url: parseUpstreamUrl,
   redis_url: parseRedisUrl,
+  redis_node: parseRedisNode,
 };
 
 export interface SchemaOutcome {

@@ -10,6 +10,11 @@
 // run. So the timer only asks for a verdict and the verdict is given from setImmediate: the poll
 // phase runs in between and settles every command whose answer is already there. What is still
 // unanswered then has had its whole budget.
+//
+// On Redis Cluster one call may be redirected (MOVED after a failover or resharding, ASK during a
+// slot migration) or retried by ioredis while a failed master's slots move to its replica: the
+// budget covers all of it, from the first send to the final answer, and whoever gives up on a
+// call can still take back what its late answer counted.
 
 /** Its message is ioredis's own for a command past commandTimeout, which logs and checks already know. */
 export class CommandTimeoutError extends Error {

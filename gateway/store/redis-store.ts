@@ -1,111 +1,137 @@
 // The store shared by several gateway instances. Every decision is one script run on the Redis
 // server, timed by the server's clock, so instances with skewed clocks still share one window.
 //
-// Redis Cluster: each rule's key is its own hash slot, so a request with several rules runs one
-// script per rule (sent together, one round trip) rather than one script over keys that may
-// live on different nodes. The price: a request refused by one rule has still been charged by
-// the rules that admitted it. That only ever refuses more, never admits more.
-import { Redis } from 'ioredis';
+// One server or Sentinel-managed Redis: a request's rules are decided by one script over all
+// their keys, all or nothing, as the memory store does. Redis Cluster: every logical key is its
+// own hash slot (`<prefix>{<key>}`), so the rules of one request live on different nodes and no
+// script can see them together: each distinct key is decided by its own script (all sent
+// together, one round trip), and when the request is refused, the counts of the rules that
+// admitted it are taken back. Each key is still exact on its own; what is weaker is only the
+// moment between a rule's count and its taking back (one round trip), in which that count may
+// refuse a concurrent request it should not have. Nothing is ever admitted beyond a limit.
 import type { Logger } from '../observability/logger.js';
 import { CommandTimeoutError, withinBudget } from './command-budget.js';
+import { createRedisClient, describeTarget, type RedisClient, type RedisTarget } from './redis-client.js';
 import { refusedByZeroLimit } from './sliding-window.js';
 import { StoreUnavailableError, type HitOptions, type RateResult, type RateRule, type Store } from './store.js';
 
-// The Lua twin of sliding-window.ts (read its header for the algorithm and its bound). The key
-// is a hash: field "s" holds the layout "n:b", every other field is a bucket index with its count.
-// Stale buckets are deleted as they are seen; the key's PTTL is renewed on every write to the
-// moment its newest bucket leaves the window, so an idle key disappears by itself.
-// ARGV: limit, n, b. Returns {allowed, remaining, retryAfterMs, resetMs, bucket}: the bucket it
-// counted an admission in, which UNDO_LUA needs to take that one count back.
+// The Lua twin of sliding-window.ts (read its header for the algorithm and its bound), over
+// every key of one call. Each key is a hash: field "s" holds the layout "n:b", every other field
+// is a bucket index with its count. Stale buckets are deleted as they are seen; the key's PTTL is
+// renewed on every write to the moment its newest bucket leaves the window, so an idle key
+// disappears by itself.
+// ARGV: charge (0: decide only, the request is refused by a rule not in this call), then limit,
+// n, b per key. The request is counted on every key only when every key admits it.
+// Returns {charged, then per key: allowed, remaining, retryAfterMs, resetMs, bucket}: the bucket
+// it counted in, which UNDO_LUA needs to take that count back.
 const HIT_LUA = `
-local key = KEYS[1]
-local limit = tonumber(ARGV[1])
-local n = tonumber(ARGV[2])
-local b = tonumber(ARGV[3])
-local shape = ARGV[2] .. ':' .. ARGV[3]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local c = math.floor(now / b)
 local function field(j) return string.format('%d', j) end
-local raw = redis.call('HGETALL', key)
-local buckets = {}
-local stored = nil
-for i = 1, #raw, 2 do
-  if raw[i] == 's' then
-    stored = raw[i + 1]
-  else
-    local j = tonumber(raw[i])
-    buckets[j] = tonumber(raw[i + 1])
-    if j > c then c = j end
-  end
-end
-local sum = 0
-local wrote = false
-if #raw > 0 and stored ~= shape then
-  for _, v in pairs(buckets) do sum = sum + v end
-  c = math.floor(now / b)
-  buckets = {}
-  redis.call('DEL', key)
-  if sum > 0 then
-    buckets[c] = sum
-    redis.call('HSET', key, 's', shape, field(c), sum)
-    wrote = true
-  end
-else
-  local stale = {}
-  for j, v in pairs(buckets) do
-    if j < c - n then
-      stale[#stale + 1] = field(j)
+local charge = ARGV[1] == '1'
+local rules = {}
+local named = {}
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local limit = tonumber(ARGV[3 * i - 1])
+  local n = tonumber(ARGV[3 * i])
+  local b = tonumber(ARGV[3 * i + 1])
+  local shape = n .. ':' .. b
+  local c = math.floor(now / b)
+  local raw = redis.call('HGETALL', key)
+  local buckets = {}
+  local stored = nil
+  for k = 1, #raw, 2 do
+    if raw[k] == 's' then
+      stored = raw[k + 1]
     else
-      sum = sum + v
+      local j = tonumber(raw[k])
+      buckets[j] = tonumber(raw[k + 1])
+      if j > c then c = j end
     end
   end
-  for _, f in ipairs(stale) do buckets[tonumber(f)] = nil end
-  if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
+  local sum = 0
+  if #raw > 0 and stored ~= shape then
+    for _, v in pairs(buckets) do sum = sum + v end
+    c = math.floor(now / b)
+    buckets = {}
+    redis.call('DEL', key)
+    if sum > 0 then
+      buckets[c] = sum
+      redis.call('HSET', key, 's', shape, field(c), sum)
+      redis.call('PEXPIRE', key, field((c + n + 1) * b - now))
+    end
+  else
+    local stale = {}
+    for j, v in pairs(buckets) do
+      if j < c - n then
+        stale[#stale + 1] = field(j)
+      else
+        sum = sum + v
+      end
+    end
+    for _, f in ipairs(stale) do buckets[tonumber(f)] = nil end
+    if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
+  end
+  -- One key named twice in a call: the earlier rule's pending count is counted too.
+  local pending = named[key] or 0
+  named[key] = pending + 1
+  rules[i] = {key = key, limit = limit, n = n, b = b, shape = shape, c = c, buckets = buckets, sum = sum + pending}
+  if sum + pending >= limit then charge = false end
 end
-local allowed = 0
-if sum < limit then
-  allowed = 1
-  sum = sum + 1
-  buckets[c] = (buckets[c] or 0) + 1
-  redis.call('HINCRBY', key, field(c), 1)
-  redis.call('HSET', key, 's', shape)
-  wrote = true
-end
-if wrote then redis.call('PEXPIRE', key, field((c + n + 1) * b - now)) end
-local retry = 0
-if sum >= limit then
-  local freed = 0
-  for j = c - n, c do
-    freed = freed + (buckets[j] or 0)
-    if sum - freed < limit then
-      retry = (j + n + 1) * b - now
+local out = {charge and 1 or 0}
+for i, r in ipairs(rules) do
+  local allowed = 0
+  if r.sum < r.limit then allowed = 1 end
+  if charge then
+    r.sum = r.sum + 1
+    r.buckets[r.c] = (r.buckets[r.c] or 0) + 1
+    redis.call('HINCRBY', r.key, field(r.c), 1)
+    redis.call('HSET', r.key, 's', r.shape)
+    redis.call('PEXPIRE', r.key, field((r.c + r.n + 1) * r.b - now))
+  end
+  local retry = 0
+  if r.sum >= r.limit then
+    local freed = 0
+    for j = r.c - r.n, r.c do
+      freed = freed + (r.buckets[j] or 0)
+      if r.sum - freed < r.limit then
+        retry = (j + r.n + 1) * r.b - now
+        break
+      end
+    end
+  end
+  local reset = 0
+  for j = r.c, r.c - r.n, -1 do
+    if (r.buckets[j] or 0) > 0 then
+      reset = (j + r.n + 1) * r.b - now
       break
     end
   end
+  local remaining = r.limit - r.sum
+  if remaining < 0 then remaining = 0 end
+  out[#out + 1] = allowed
+  out[#out + 1] = remaining
+  out[#out + 1] = retry
+  out[#out + 1] = reset
+  out[#out + 1] = r.c
 end
-local reset = 0
-for j = c, c - n, -1 do
-  if (buckets[j] or 0) > 0 then
-    reset = (j + n + 1) * b - now
-    break
-  end
-end
-local remaining = limit - sum
-if remaining < 0 then remaining = 0 end
-return {allowed, remaining, retry, reset, c}
+return out
 `;
 
-// Takes back the one count a hit put in bucket ARGV[2] of layout ARGV[1] (a request the gateway
-// gave up on). Sent at most once per hit, so it never takes back more than was counted; a key
-// whose layout changed since (a reload folded its counts) or whose bucket has left the window
-// is left alone: keeping a count only ever refuses more.
+// Takes back the one count a hit put in bucket ARGV[2i] of layout ARGV[2i-1] of each KEYS[i] (a
+// request the gateway gave up on, or refused by a rule decided elsewhere). Sent at most once per
+// charged hit, so it never takes back more than was counted; a key whose layout changed since (a
+// reload folded its counts) or whose bucket has left the window is left alone: keeping a count
+// only ever refuses more.
 const UNDO_LUA = `
-local key = KEYS[1]
-if redis.call('HGET', key, 's') ~= ARGV[1] then return 0 end
-local v = tonumber(redis.call('HGET', key, ARGV[2]) or '0')
-if v < 1 then return 0 end
-if v == 1 then redis.call('HDEL', key, ARGV[2]) else redis.call('HINCRBY', key, ARGV[2], -1) end
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  if redis.call('HGET', key, 's') == ARGV[2 * i - 1] then
+    local v = tonumber(redis.call('HGET', key, ARGV[2 * i]) or '0')
+    if v == 1 then redis.call('HDEL', key, ARGV[2 * i]) elseif v > 1 then redis.call('HINCRBY', key, ARGV[2 * i], -1) end
+  end
+end
 return 1
 `;
 
@@ -115,27 +141,19 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `;
 
-type HitReply = [allowed: number, remaining: number, retryAfterMs: number, resetMs: number, bucket: number];
-interface ScriptedRedis extends Redis {
-  wxgwHit(key: string, limit: number, buckets: number, bucketMs: number): Promise<HitReply>;
-  wxgwUndo(key: string, layout: string, bucket: string): Promise<number>;
+/** Flat: charged, then allowed, remaining, retryAfterMs, resetMs, bucket per key. */
+type HitReply = number[];
+interface Scripts {
+  wxgwHit(keyCount: number, ...keysThenArgs: (string | number)[]): Promise<HitReply>;
+  wxgwUndo(keyCount: number, ...keysThenArgs: string[]): Promise<number>;
   wxgwRelease(key: string, holder: string): Promise<number>;
 }
+type ScriptedRedis = RedisClient & Scripts;
 
-/** Reconnect delays: 100 ms doubling to a cap of 2 s, forever. */
-function reconnectDelay(attempt: number): number {
-  return Math.min(50 * 2 ** Math.min(attempt, 6), 2000);
-}
+/** The rules of one request decided by one script: indexes into the rules of the call. */
+type Group = readonly number[];
 
-/** host:port of a redis URL, for logs: the URL itself may carry a password. */
-function redisAddress(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.hostname}:${u.port === '' ? '6379' : u.port}`;
-  } catch {
-    return '(unparsable redis url)';
-  }
-}
+export type RedisStoreOptions = RedisTarget & { keyPrefix: string; commandTimeoutMs: number; logger: Logger };
 
 export class RedisStore implements Store {
   readonly kind = 'redis' as const;
@@ -148,6 +166,8 @@ export class RedisStore implements Store {
   private readonly logger: Logger;
   private readonly address: string;
   private readonly budgetMs: number;
+  /** Cluster: one script per distinct key, each in its own slot; otherwise one script per call. */
+  private readonly perKey: boolean;
   /** Undos of hits given up on, until Redis has answered them (close() waits for them). */
   private readonly owed = new Set<Promise<void>>();
   private state: 'starting' | 'up' | 'down' | 'closed' = 'starting';
@@ -157,26 +177,16 @@ export class RedisStore implements Store {
   private timingOut = false;
 
   /** Starts connecting at once and keeps reconnecting forever; never throws for a down Redis. */
-  constructor(opts: { url: string; keyPrefix: string; commandTimeoutMs: number; logger: Logger }) {
+  constructor(opts: RedisStoreOptions) {
     this.prefix = opts.keyPrefix;
     this.logger = opts.logger;
-    this.address = redisAddress(opts.url);
+    this.address = describeTarget(opts);
     this.budgetMs = opts.commandTimeoutMs;
-    this.redis = new Redis(opts.url, {
-      // A request must never wait for a connection: without one, commands fail at once.
-      enableOfflineQueue: false,
-      // Commands in flight when the connection drops fail instead of being retried later.
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      // No commandTimeout: ioredis would time a command from a timer that a busy event loop runs
-      // late, before reading the answer waiting in the socket. call() times it (command-budget.ts).
-      // A connection (TCP, TLS, AUTH) may take longer than one command; requests never wait for it.
-      connectTimeout: Math.max(1000, opts.commandTimeoutMs),
-      retryStrategy: reconnectDelay,
-    }) as ScriptedRedis;
-    this.redis.defineCommand('wxgwHit', { numberOfKeys: 1, lua: HIT_LUA });
+    this.perKey = 'cluster' in opts;
+    this.redis = createRedisClient(opts, opts.commandTimeoutMs) as ScriptedRedis;
+    this.redis.defineCommand('wxgwHit', { lua: HIT_LUA });
     this.redis.defineCommand('wxgwRelease', { numberOfKeys: 1, lua: RELEASE_LUA });
-    this.redis.defineCommand('wxgwUndo', { numberOfKeys: 1, lua: UNDO_LUA });
+    this.redis.defineCommand('wxgwUndo', { lua: UNDO_LUA });
     this.redis.on('error', (err: Error) => this.onError(err));
     this.redis.on('ready', () => this.onReady());
     this.redis.on('close', () => this.onClose());
@@ -201,24 +211,44 @@ export class RedisStore implements Store {
   }
 
   async hit(rules: readonly RateRule[], opts?: HitOptions): Promise<RateResult[]> {
+    // A zero limit refuses the request without asking Redis; the other rules are still asked
+    // for their verdict (and headers), and charged nothing.
+    const charge = rules.every((r) => r.budget.limit > 0);
+    const groups = this.groups(rules);
     // All scripts are issued in this tick: they travel together and answer in one round trip.
-    const sent = rules.map(({ key, budget }) => {
-      if (budget.limit === 0) return undefined;
-      return this.redis.wxgwHit(this.key(key), budget.limit, budget.layout.buckets, budget.layout.bucketMs);
-    });
-    let replies: (HitReply | undefined)[];
+    const sent = groups.map((group) => this.send(rules, group, charge));
+    let replies: HitReply[];
     try {
       replies = await this.call(() => Promise.all(sent));
     } catch (err) {
-      if (opts?.admitsUnanswered !== true) this.takeBack(rules, sent);
+      if (opts?.admitsUnanswered !== true) sent.forEach((reply, g) => this.takeBack(rules, groups[g]!, reply));
       throw err;
     }
-    return rules.map(({ budget }, i) => {
-      const reply = replies[i];
-      if (reply === undefined) return refusedByZeroLimit(budget);
-      const [allowed, remaining, retryAfterMs, resetMs] = reply;
-      return { allowed: allowed === 1, limit: budget.limit, remaining, retryAfterMs, resetMs };
+    const results = new Array<RateResult>(rules.length);
+    rules.forEach((r, i) => {
+      if (r.budget.limit === 0) results[i] = refusedByZeroLimit(r.budget);
     });
+    // Cluster: a script that admitted the request on its keys while another refused it gets its
+    // counts taken back; the rules report their own verdict and what they still admit.
+    const refused = replies.some((reply) => reply[0] !== 1);
+    replies.forEach((reply, g) => {
+      const group = groups[g]!;
+      const undone = refused && reply[0] === 1;
+      if (undone) this.owe(this.undo(rules, group, reply));
+      group.forEach((i, k) => {
+        const { budget } = rules[i]!;
+        const at = 1 + 5 * k;
+        const remaining = reply[at + 1]! + (undone ? 1 : 0);
+        results[i] = {
+          allowed: reply[at] === 1,
+          limit: budget.limit,
+          remaining: Math.min(remaining, budget.limit),
+          retryAfterMs: reply[at + 2]!,
+          resetMs: reply[at + 3]!,
+        };
+      });
+    });
+    return results;
   }
 
   async claim(key: string, ttlMs: number, holder = '1'): Promise<boolean> {
@@ -261,7 +291,11 @@ export class RedisStore implements Store {
     this.redis.disconnect();
   }
 
-  /** `<prefix>{<logical key>}`: the hash tag keeps a key in one Cluster slot. */
+  /**
+   * `<prefix>{<logical key>}`: the hash tag keeps a key in one Cluster slot. Every command names
+   * its keys through this; one that needs several logical keys at once cannot run on a cluster
+   * (they live on different nodes) and goes key by key there, as hit() does.
+   */
   private key(logical: string): string {
     return `${this.prefix}{${logical}}`;
   }
@@ -284,28 +318,59 @@ export class RedisStore implements Store {
   }
 
   /**
+   * The scripts of one call: every rule with a limit in one group, or in a cluster one group per
+   * distinct key (a key named twice in a call stays in one script, which counts both).
+   */
+  private groups(rules: readonly RateRule[]): Group[] {
+    const limited = [...rules.keys()].filter((i) => rules[i]!.budget.limit > 0);
+    if (!this.perKey) return limited.length === 0 ? [] : [limited];
+    const byKey = new Map<string, number[]>();
+    for (const i of limited) {
+      const key = rules[i]!.key;
+      const group = byKey.get(key);
+      if (group === undefined) byKey.set(key, [i]);
+      else group.push(i);
+    }
+    return [...byKey.values()];
+  }
+
+  private send(rules: readonly RateRule[], group: Group, charge: boolean): Promise<HitReply> {
+    const keys = group.map((i) => this.key(rules[i]!.key));
+    const args = group.flatMap((i) => {
+      const { budget } = rules[i]!;
+      return [budget.limit, budget.layout.buckets, budget.layout.bucketMs];
+    });
+    return this.redis.wxgwHit(keys.length, ...keys, charge ? 1 : 0, ...args);
+  }
+
+  /**
    * A request the store could not answer is not charged. Each of its scripts that counted an
-   * admission after all (its answer came late, or another rule's command failed) gets that one
-   * count taken back, in the bucket it went to. Redis runs a connection's commands in order, so
-   * the undo runs after the hit it undoes; a hit whose answer is lost with the connection stays
+   * admission after all (its answer came late, or another script's command failed) gets its
+   * counts taken back, in the buckets they went to. Redis runs a connection's commands in order,
+   * so the undo runs after the hit it undoes; a hit whose answer is lost with the connection stays
    * counted, which only refuses more, for one window at most.
    */
-  private takeBack(rules: readonly RateRule[], sent: readonly (Promise<HitReply> | undefined)[]): void {
-    sent.forEach((reply, i) => {
-      if (reply === undefined) return;
-      const { key, budget } = rules[i]!;
-      const undone = reply
-        .then(([allowed, , , , bucket]) => {
-          if (allowed !== 1) return undefined;
-          return this.redis.wxgwUndo(this.key(key), `${budget.layout.buckets}:${budget.layout.bucketMs}`, String(bucket));
-        })
-        .then(
-          () => undefined,
-          () => undefined,
-        );
-      this.owed.add(undone);
-      void undone.then(() => this.owed.delete(undone));
+  private takeBack(rules: readonly RateRule[], group: Group, sent: Promise<HitReply>): void {
+    this.owe(sent.then((reply) => (reply[0] === 1 ? this.undo(rules, group, reply) : undefined)));
+  }
+
+  /** Sends the undo of a charged script's counts now, before the next command on its connection. */
+  private undo(rules: readonly RateRule[], group: Group, reply: HitReply): Promise<unknown> {
+    const keys = group.map((i) => this.key(rules[i]!.key));
+    const args = group.flatMap((i, k) => {
+      const { layout } = rules[i]!.budget;
+      return [`${layout.buckets}:${layout.bucketMs}`, String(reply[1 + 5 * k + 4])];
     });
+    return this.redis.wxgwUndo(keys.length, ...keys, ...args);
+  }
+
+  private owe(undone: Promise<unknown>): void {
+    const settled = undone.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.owed.add(settled);
+    void settled.then(() => this.owed.delete(settled));
   }
 
   private onError(err: Error): void {

@@ -202,10 +202,41 @@ export interface WebSocketConfig {
 }
 
 /** `store`: where rate-limit counters, callback nonces, one-time login codes and sessions live. */
+/** host:port of a Redis node or sentinel; the host may be a name, resolved when connecting. */
+export interface RedisNodeAddress {
+  host: string;
+  port: number;
+}
+
+export interface StoreClusterConfig {
+  nodes: RedisNodeAddress[];
+  username?: string;
+  /** A secret: never logged. */
+  password?: string;
+  tls: boolean;
+}
+
+export interface StoreSentinelConfig {
+  hosts: RedisNodeAddress[];
+  /** The master's name as the sentinels monitor it. */
+  name: string;
+  /** For the master and replicas. */
+  username?: string;
+  /** A secret: never logged. */
+  password?: string;
+  /** The sentinels' own password. A secret. */
+  sentinel_password?: string;
+  tls: boolean;
+}
+
 export interface StoreConfig {
   kind: 'memory' | 'redis';
-  /** redis:// or rediss:// URL; present exactly when kind is redis. */
+  /** redis:// or rediss:// URL of one server; with kind redis, exactly one of redis_url, cluster and sentinels is present. */
   redis_url?: string;
+  /** Redis Cluster: seed nodes and the credentials of every node. */
+  cluster?: StoreClusterConfig;
+  /** Sentinel-managed Redis: the sentinels and the master's name. */
+  sentinels?: StoreSentinelConfig;
   /** Prefix of every key wxgw writes (default `wxgw:`). */
   key_prefix: string;
   /** Milliseconds one Redis command may take before the store counts as unavailable (default 50). */

@@ -93,6 +93,9 @@ test('secret fields are declared in the schema', () => {
   assert.deepEqual(secretPaths, [
     ['server', 'log', 'openid_hmac_key'],
     ['tls', 'certificates', '*', 'passphrase'],
+    ['store', 'cluster', 'password'],
+    ['store', 'sentinels', 'password'],
+    ['store', 'sentinels', 'sentinel_password'],
     ['wechat', 'app_secret'],
     ['wechat', 'token'],
     ['wechat', 'encoding_aes_key'],

@@ -353,6 +353,8 @@ const DEFAULTS_ELSEWHERE: string[] = [
   'server.trusted_proxies', // buildConfig: server.trusted_proxies ?? []
   'tls.hsts.include_subdomains', // buildConfig: tls.hsts.include_subdomains ?? false
   'tls.hsts.preload', // buildConfig: tls.hsts.preload ?? false
+  'store.cluster.tls', // clusterConfig: c.tls ?? false
+  'store.sentinels.tls', // sentinelConfig: s.tls ?? false
   'upstreams.*.preserve_host', // upstreamConfig: u.preserve_host ?? false
   'defaults.cors.credentials', // corsConfig: cors.credentials ?? false
   'defaults.cors.headers', // corsConfig: cors.headers ?? []
