@@ -12,6 +12,7 @@ import { parseMaskTarget } from './mask-targets.js';
 import { resolveFrom } from './files.js';
 import { formatPath, type KeyPath } from './key-path.js';
 import { parseDuration, parseSeconds, parseSize, type Parsed } from './units.js';
+import { DELIVERY_QUEUE_DEFAULTS } from '../store/delivery-queue.js';
 import type {
   AddressList,
   CorsConfig,
@@ -91,6 +92,11 @@ export const DEFAULTS = {
   on_mask_error: 'fail',
   callback_max_skew: '300s',
   callback_max_body: '64kb',
+  delivery_attempts: 8,
+  delivery_backoff: '1s',
+  delivery_max_backoff: '5m',
+  push_dedupe_window: '1h',
+  pay_dedupe_window: '25h',
   semicolons: 'reject',
   header_underscores: 'drop',
   ipv6_prefix: 64,
@@ -154,6 +160,9 @@ interface RawCallback {
   decrypt?: boolean;
   max_skew?: string;
   max_body?: string;
+  delivery?: 'sync' | 'async';
+  retry?: { attempts?: number; backoff?: string; max_backoff?: string };
+  dedupe_window?: string;
 }
 
 interface RawMaskProfile {
@@ -197,7 +206,7 @@ interface RawPolicy {
     certificates?: { cert: string; key: string; passphrase?: string }[];
     hsts?: { max_age: string; include_subdomains?: boolean; preload?: boolean };
   };
-  store?: { kind?: 'memory' | 'redis'; redis_url?: string; key_prefix?: string; command_timeout?: string; on_unavailable?: 'deny' | 'allow' };
+  store?: { kind?: 'memory' | 'redis'; redis_url?: string; key_prefix?: string; command_timeout?: string; on_unavailable?: 'deny' | 'allow'; delivery_queue?: { concurrency?: number; takeover_after?: string; dead_letters?: number } };
   wechat?: { appid: string; app_secret?: string; token?: string; encoding_aes_key?: string; api_base?: string; api_timeout?: string; rotation_window?: string; previous?: { token?: string; encoding_aes_key?: string; until: string } };
   wechatpay?: { apiv3_key?: string; platform_certificates?: string[]; public_keys?: { id: string; file: string }[]; rotation_window?: string; previous?: { apiv3_key?: string; until: string } };
   identity?: {
@@ -398,6 +407,11 @@ function storeConfig(raw: RawPolicy['store'], pos: SourcePos): StoreConfig {
     key_prefix: store.key_prefix ?? DEFAULTS.key_prefix,
     command_timeout: sure(parseDuration(store.command_timeout ?? DEFAULTS.command_timeout)),
     on_unavailable: store.on_unavailable ?? DEFAULTS.on_unavailable,
+    delivery_queue: {
+      concurrency: store.delivery_queue?.concurrency ?? DELIVERY_QUEUE_DEFAULTS.concurrency,
+      takeover_after: store.delivery_queue?.takeover_after === undefined ? DELIVERY_QUEUE_DEFAULTS.takeover_after : sure(parseDuration(store.delivery_queue.takeover_after)),
+      dead_letters: store.delivery_queue?.dead_letters ?? DELIVERY_QUEUE_DEFAULTS.dead_letters,
+    },
     pos,
   };
 }
@@ -507,11 +521,22 @@ function identityConfig(i: NonNullable<RawPolicy['identity']>, baseDir: string, 
   };
 }
 
-function callbackConfig(c: RawCallback, pos: SourcePos) {
+/** `dedupeWindow`: the default differs by product (a push is retried for seconds, a Pay notification for a day). */
+function callbackConfig(c: RawCallback, pos: SourcePos, dedupeWindow: string) {
   return {
     decrypt: c.decrypt ?? false,
     max_skew: sure(parseDuration(c.max_skew ?? DEFAULTS.callback_max_skew)),
     max_body: sure(parseSize(c.max_body ?? DEFAULTS.callback_max_body)),
+    ...(c.delivery === 'async' && {
+      async: {
+        retry: {
+          attempts: c.retry?.attempts ?? DEFAULTS.delivery_attempts,
+          backoff: sure(parseDuration(c.retry?.backoff ?? DEFAULTS.delivery_backoff)),
+          max_backoff: sure(parseDuration(c.retry?.max_backoff ?? DEFAULTS.delivery_max_backoff)),
+        },
+        dedupe_window: sure(parseDuration(c.dedupe_window ?? dedupeWindow)),
+      },
+    }),
     pos,
   };
 }
@@ -608,8 +633,8 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
       identity_required: r.identity_required ?? defaults.identity_required ?? false,
       ...maskFields(r.mask ?? defaults.mask, raw.openid_lists, () => pos(maskAt, 'key')),
       on_mask_error: r.on_mask_error ?? DEFAULTS.on_mask_error,
-      ...(r.wechat_callback && { wechat_callback: callbackConfig(r.wechat_callback, pos(['routes', i, 'wechat_callback'], 'key')) }),
-      ...(r.wechatpay_notify && { wechatpay_notify: callbackConfig(r.wechatpay_notify, pos(['routes', i, 'wechatpay_notify'], 'key')) }),
+      ...(r.wechat_callback && { wechat_callback: callbackConfig(r.wechat_callback, pos(['routes', i, 'wechat_callback'], 'key'), DEFAULTS.push_dedupe_window) }),
+      ...(r.wechatpay_notify && { wechatpay_notify: callbackConfig(r.wechatpay_notify, pos(['routes', i, 'wechatpay_notify'], 'key'), DEFAULTS.pay_dedupe_window) }),
       ...headerRules('request_headers', defaults.request_headers, r.request_headers),
       ...headerRules('response_headers', defaults.response_headers, r.response_headers),
       ...(report.length > 0 && { report: [...report] }),
