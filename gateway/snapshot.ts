@@ -18,6 +18,7 @@ import {
 } from './guards/header-plan.js';
 import { compileRouteRules } from './guards/report-mode.js';
 import type { CallbackGuard, Seal } from './guards/callback-types.js';
+import { compileAsyncDelivery, type AsyncDelivery, type DeliveryIntake } from './guards/async-delivery.js';
 import { VERIFIED_HEADER, compileWechatCallback } from './guards/wechat-callback.js';
 import { PAY_HEADERS, compileWechatPayNotify } from './guards/wechatpay-notify.js';
 import { compileMaskProfile } from './masking/compile.js';
@@ -88,6 +89,8 @@ export interface RouteTarget {
   readonly answer: RouteAnswer;
   /** The route's WebSocket limits; undefined: upgrades are refused (proxy/websocket.ts). */
   readonly websocket: WebSocketConfig | undefined;
+  /** A callback route with `delivery: async`: verified messages are queued, not forwarded. */
+  readonly delivery?: AsyncDelivery;
 }
 
 /** What a snapshot's login endpoint does with a request body. */
@@ -133,6 +136,8 @@ export interface SnapshotDeps {
   readonly logger: Logger;
   /** The clock secrets' rotation windows and identity tokens are measured with, and the count of previous values used. */
   readonly rotation?: RotationClock;
+  /** The queue of `delivery: async` callback routes; needed only by policies that have one. */
+  readonly deliveries?: DeliveryIntake;
 }
 
 /** Routes compiled between two turns of the event loop: about a millisecond's work. */
@@ -205,6 +210,7 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
     });
     const mask = r.mask === undefined ? undefined : masks.get(r.mask);
     const failOpen = r.on_mask_error === 'pass';
+    const delivery = compileAsyncDelivery(r, policy.wechat, deps.store, deps.deliveries);
     const chain = compileGuardChain({
       ipAllow: rules.ipAllow,
       cors: response.cors,
@@ -234,6 +240,7 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
             ? chooseAnswer(r.mask_by, masks, mask, failOpen)
             : Object.freeze<AnswerPlan>({ kind: 'mask', mask, failOpen }),
       websocket: r.websocket && Object.freeze({ ...r.websocket }),
+      ...(delivery && { delivery }),
     });
   };
   const routes: CompiledRoute<RouteTarget>[] = [];

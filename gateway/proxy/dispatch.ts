@@ -129,6 +129,14 @@ export function createDispatch(opts: DispatchOptions): (fastify: (req: IncomingM
         );
         return;
       }
+      if (target.delivery) {
+        // delivery: async: the verified message is queued and WeChat answered at once.
+        target.delivery.accept(verdict, dest).then(
+          (answer) => own(req, res, wx, answer),
+          (err: unknown) => failed(req, res, wx, err),
+        );
+        return;
+      }
       proxied(req, res, wx, target, dest, verdict, streamed);
     };
 

@@ -28,6 +28,7 @@ const LAYERS: Record<string, number> = {
   policy: 5,
   snapshot: 6,
   proxy: 7,
+  delivery: 7,
   runtime: 8,
   main: 9,
   demo: 10,
