@@ -1,0 +1,199 @@
+// delivery: async through the real gateway, a real upstream and a real redis-server: WeChat is
+// answered at once, and every verified message reaches the backend exactly once (by its
+// idempotency key), in order per user, across a backend outage, two instances on one Redis, and
+// dead letters replayed. The gateway killed mid-delivery is in callback-async-kill.test.ts.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { CallbackRequest } from '../../gateway/guards/callback-types.js';
+import { startTestGateway, type PolicyContext, type TestGateway } from '../helpers/gateway.js';
+import { httpsRequest, type ClientResponse } from '../helpers/https-client.js';
+import { sample } from '../helpers/metrics-text.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+import type { TestUpstream } from '../helpers/upstream.js';
+import { waitUntil } from '../helpers/wait.js';
+import { plainPush, randomEncodingAesKey, safePush, type WechatAccount } from '../helpers/wechat-callback.js';
+import { DeliveringBackend, eventXml, pushXml, runCli } from '../helpers/async-delivery.js';
+
+const account: WechatAccount = { appid: 'wx1234567890abcdef', token: 'tok3nForAsyncTests', encodingAesKey: randomEncodingAesKey() };
+
+interface PolicyOptions {
+  upstream: TestUpstream;
+  store: string;
+  attempts?: number;
+}
+
+function policy(o: PolicyOptions): (ctx: PolicyContext) => string {
+  const retry = `{ attempts: ${o.attempts ?? 1000}, backoff: 10ms, max_backoff: 50ms }`;
+  return (ctx) => `version: 1
+server:
+  https: { listen: "127.0.0.1:${ctx.httpsPort}" }
+${ctx.tlsSection}
+wechat:
+  appid: ${account.appid}
+  token: ${account.token}
+  encoding_aes_key: "${account.encodingAesKey}"
+store: ${o.store}
+upstreams:
+  legacy: { url: "${o.upstream.url}", timeout: 5s }
+routes:
+  - name: wx
+    match: { path: /wx/callback }
+    upstream: legacy
+    wechat_callback: { delivery: async, retry: ${retry} }
+  - name: wx-raw
+    match: { path: /wx/raw }
+    upstream: legacy
+    wechat_callback: { delivery: async, retry: ${retry} }
+defaults: { allow: any }
+`;
+}
+
+function send(t: TestGateway, req: CallbackRequest, path = '/wx/callback'): Promise<ClientResponse> {
+  return httpsRequest(t.port, t.ca, { method: 'POST', path: `${path}?${req.query.toString()}`, headers: req.headers, body: req.body });
+}
+
+async function sendOk(t: TestGateway, req: CallbackRequest, path?: string): Promise<void> {
+  const res = await send(t, req, path);
+  assert.equal(res.status, 200, res.text);
+  assert.equal(res.text, 'success');
+  assert.match(String(res.headers['content-type']), /^text\/plain/);
+}
+
+describe('async delivery with the memory store', () => {
+  let backend: DeliveringBackend;
+  let t: TestGateway;
+  before(async () => {
+    backend = await DeliveringBackend.start();
+    t = await startTestGateway(policy({ upstream: backend.upstream, store: '{ kind: memory }' }));
+  });
+  after(async () => {
+    await t.close();
+    await backend.close();
+  });
+
+  test('the policy load warns that queued messages die with the process', () => {
+    const warned = t.logs.find((l) => String(l.msg).includes("queues in this process's memory"));
+    assert.ok(warned, t.logText());
+    assert.equal(warned.key, 'routes[0].wechat_callback.delivery');
+  });
+
+  test('answered success at once, delivered with the idempotency key; a retry WeChat re-signs is not queued again', async () => {
+    await sendOk(t, plainPush(account, pushXml('oUserA', '1001')));
+    await sendOk(t, plainPush(account, pushXml('oUserA', '1001')));
+    // An event has no MsgId: its key is a hash of who, when and what, with no openid in it.
+    await sendOk(t, plainPush(account, eventXml('oUserA', 1714037059, 'subscribe')));
+    await sendOk(t, plainPush(account, eventXml('oUserA', 1714037059, 'subscribe')));
+    await backend.until(2);
+    const [msg, event] = backend.delivered;
+    assert.equal(msg!.key, '1001');
+    assert.equal(msg!.headers['x-wx-callback-verified'], 'signature');
+    assert.equal(msg!.headers['x-wx-delivery-attempt'], '1');
+    assert.match(String(msg!.headers['content-type']), /xml/);
+    assert.match(event!.key, /^evt-[0-9a-f]{32}$/);
+    assert.doesNotMatch(t.logText(), /oUserA/, 'no openid in the log');
+    const text = await t.gw.metrics.registry.metrics();
+    assert.equal(sample(text, 'wxgw_callback_queue_total{route="wx",event="queued"}'), 2);
+    assert.equal(sample(text, 'wxgw_callback_queue_total{route="wx",event="duplicate"}'), 2);
+    await waitUntil(() => (t.logs.filter((l) => l.msg === 'callback delivered').length >= 2 ? true : undefined), 'two delivered lines');
+    assert.equal(sample(await t.gw.metrics.registry.metrics(), 'wxgw_callback_queue_total{route="wx",event="delivered"}'), 2);
+    assert.equal(backend.delivered.length, 2);
+  });
+
+  test('a safe-mode push forwarded encrypted is keyed by the MsgId inside it', async () => {
+    await sendOk(t, safePush(account, pushXml('oUserB', '2002')), '/wx/raw');
+    const seen = await backend.until(3);
+    const got = seen.find((d) => d.key === '2002');
+    assert.ok(got, JSON.stringify(seen.map((d) => d.key)));
+    assert.match(got.body, /<Encrypt>/);
+  });
+});
+
+describe('async delivery with the Redis store', () => {
+  let redis: TestRedis;
+  let backend: DeliveringBackend;
+  let a: TestGateway;
+  let b: TestGateway;
+  before(async () => {
+    redis = await startRedis();
+    backend = await DeliveringBackend.start();
+    const store = `{ kind: redis, redis_url: "${redis.url}", command_timeout: 1s, delivery_queue: { concurrency: 4, takeover_after: 2s } }`;
+    a = await startTestGateway(policy({ upstream: backend.upstream, store }));
+    b = await startTestGateway(policy({ upstream: backend.upstream, store }));
+  });
+  after(async () => {
+    await Promise.all([a?.close(), b?.close()]);
+    await backend.close();
+    await redis.stop();
+  });
+
+  test('the backend down for a while, then up: every message delivered once, in order per user, over two instances', async () => {
+    backend.reset();
+    backend.down = true;
+    const users = ['oUser1', 'oUser2', 'oUser3'];
+    const sent: { user: string; id: string }[] = [];
+    for (let i = 0; i < 30; i++) {
+      const user = users[i % users.length]!;
+      const id = String(500_000 + i);
+      sent.push({ user, id });
+      // Alternating instances; every fifth also arrives at the other one, re-signed (WeChat's retry).
+      await sendOk(i % 2 ? a : b, plainPush(account, pushXml(user, id)));
+      if (i % 5 === 0) await sendOk(i % 2 ? b : a, plainPush(account, pushXml(user, id)));
+    }
+    // Every user's first message has been refused a few times before the backend comes back.
+    await waitUntil(() => (backend.refused >= 3 * users.length ? true : undefined), 'attempts refused while down');
+    backend.down = false;
+    await backend.until(sent.length);
+    const keys = backend.delivered.map((d) => d.key);
+    assert.equal(new Set(keys).size, keys.length, `delivered twice: ${keys.join(' ')}`);
+    assert.deepEqual([...keys].sort(), sent.map((s) => s.id).sort());
+    // One instance's messages of a user are never overtaken by its later ones.
+    for (const user of users) {
+      for (const gw of ['a', 'b']) {
+        const mine = sent.filter((s, i) => s.user === user && (i % 2 ? 'a' : 'b') === gw).map((s) => s.id);
+        const got = backend.delivered.filter((d) => d.user === user && mine.includes(d.key)).map((d) => d.key);
+        assert.deepEqual(got, mine, `order of ${user} via ${gw}`);
+      }
+    }
+    const retried = backend.delivered.filter((d) => Number(d.headers['x-wx-delivery-attempt']) > 1);
+    assert.ok(retried.length >= users.length, 'the heads were delivered on a later attempt, with the same key');
+    const text = (await a.gw.metrics.registry.metrics()) + (await b.gw.metrics.registry.metrics());
+    assert.match(text, /wxgw_callback_queue_total\{route="wx",event="retried"\} [1-9]/);
+  });
+
+  test('after N attempts a message is a dead letter; replayed into the queue it is delivered', async () => {
+    backend.reset();
+    backend.failKeys.add('777');
+    // A route with 3 attempts: a third instance on the same Redis, policy `attempts: 3`.
+    const c = await startTestGateway(policy({ upstream: backend.upstream, store: `{ kind: redis, redis_url: "${redis.url}", key_prefix: "dl:", command_timeout: 1s }`, attempts: 3 }));
+    try {
+      await sendOk(c, plainPush(account, pushXml('oUserD', '777')));
+      const line = await c.waitForLog((l) => l.msg === 'callback delivery gave up; kept as a dead letter (wxgw deliveries)', 'the dead-letter line');
+      assert.equal(line.idempotency_key, '777');
+      assert.equal(line.attempts, 3);
+      assert.equal(backend.attempts.filter((k) => k === '777').length, 3);
+      const text = await c.gw.metrics.registry.metrics();
+      assert.equal(sample(text, 'wxgw_callback_queue_total{route="wx",event="dead"}'), 1);
+      assert.equal(sample(text, 'wxgw_callback_dead_letters{route="wx"}'), 1);
+      const file = `${c.ctx.dir}/gateway.yaml`;
+      const listed = await runCli(['deliveries', 'list', '--config', file]);
+      assert.equal(listed.status, 0, listed.stderr);
+      const [id] = listed.stdout.trim().split(/\s+/);
+      assert.match(listed.stdout, /  wx  777  attempts=3  error="status 503"/);
+      const shown = await runCli(['deliveries', 'show', '--config', file, '--route', 'wx', id!]);
+      assert.match(shown.stdout, /header: x-wx-callback-verified: signature/);
+      assert.doesNotMatch(shown.stdout, /oUserD/, 'show prints no body unless asked');
+      backend.failKeys.clear();
+      const replayed = await runCli(['deliveries', 'replay', '--config', file, id!]);
+      assert.equal(replayed.status, 0, replayed.stderr);
+      assert.match(replayed.stdout, new RegExp(`^replayed ${id} \\(route wx, key 777\\)`));
+      await backend.until(1);
+      assert.deepEqual(backend.delivered.map((d) => d.key), ['777']);
+      assert.equal((await runCli(['deliveries', 'replay', '--config', file, id!])).status, 1, 'gone once replayed');
+      const none = await runCli(['deliveries', 'list', '--config', file]);
+      assert.equal(none.stdout, '');
+      assert.match(none.stderr, /no dead letters/);
+    } finally {
+      await c.close();
+    }
+  });
+});
