@@ -97,6 +97,9 @@ export const DEFAULTS = {
   delivery_max_backoff: '5m',
   push_dedupe_window: '1h',
   pay_dedupe_window: '25h',
+  delivery_concurrency: DELIVERY_QUEUE_DEFAULTS.concurrency,
+  delivery_takeover_after: '60s',
+  delivery_dead_letters: DELIVERY_QUEUE_DEFAULTS.dead_letters,
   semicolons: 'reject',
   header_underscores: 'drop',
   ipv6_prefix: 64,
@@ -407,11 +410,14 @@ function storeConfig(raw: RawPolicy['store'], pos: SourcePos): StoreConfig {
     key_prefix: store.key_prefix ?? DEFAULTS.key_prefix,
     command_timeout: sure(parseDuration(store.command_timeout ?? DEFAULTS.command_timeout)),
     on_unavailable: store.on_unavailable ?? DEFAULTS.on_unavailable,
-    delivery_queue: {
-      concurrency: store.delivery_queue?.concurrency ?? DELIVERY_QUEUE_DEFAULTS.concurrency,
-      takeover_after: store.delivery_queue?.takeover_after === undefined ? DELIVERY_QUEUE_DEFAULTS.takeover_after : sure(parseDuration(store.delivery_queue.takeover_after)),
-      dead_letters: store.delivery_queue?.dead_letters ?? DELIVERY_QUEUE_DEFAULTS.dead_letters,
-    },
+    // Absent unless written: the code that reads it (store/create-delivery-queue.ts) has the same defaults.
+    ...(store.delivery_queue && {
+      delivery_queue: {
+        concurrency: store.delivery_queue.concurrency ?? DEFAULTS.delivery_concurrency,
+        takeover_after: sure(parseDuration(store.delivery_queue.takeover_after ?? DEFAULTS.delivery_takeover_after)),
+        dead_letters: store.delivery_queue.dead_letters ?? DEFAULTS.delivery_dead_letters,
+      },
+    }),
     pos,
   };
 }

@@ -212,7 +212,7 @@ export interface StoreConfig {
   command_timeout: number;
   /** What requests that need the store get while it is down: refused (503) or admitted. */
   on_unavailable: 'deny' | 'allow';
-  /** Always set by the policy build; optional for stores configured in code. */
+  /** Absent: DELIVERY_QUEUE_DEFAULTS (store/delivery-queue.ts). */
   delivery_queue?: DeliveryQueueConfig;
   pos: SourcePos;
 }
