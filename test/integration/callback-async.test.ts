@@ -11,7 +11,10 @@ import { sample } from '../helpers/metrics-text.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import type { TestUpstream } from '../helpers/upstream.js';
 import { waitUntil } from '../helpers/wait.js';
-import { plainPush, randomEncodingAesKey, safePush, type WechatAccount } from '../helpers/wechat-callback.js';
+import { generateKeyPairSync } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { encryptPayResource, payNotification, payNotificationBody, plainPush, randomEncodingAesKey, safePush, type WechatAccount } from '../helpers/wechat-callback.js';
 import { DeliveringBackend, eventXml, pushXml, runCli } from '../helpers/async-delivery.js';
 
 const account: WechatAccount = { appid: 'wx1234567890abcdef', token: 'tok3nForAsyncTests', encodingAesKey: randomEncodingAesKey() };
@@ -105,6 +108,65 @@ describe('async delivery with the memory store', () => {
     const got = seen.find((d) => d.key === '2002');
     assert.ok(got, JSON.stringify(seen.map((d) => d.key)));
     assert.match(got.body, /<Encrypt>/);
+  });
+});
+
+describe('async delivery of WeChat Pay notifications', () => {
+  const APIV3_KEY = 'a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6';
+  const PUB_KEY_ID = 'PUB_KEY_ID_0114232134912410000000000000';
+  const payKeys = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  let backend: DeliveringBackend;
+  let t: TestGateway;
+  before(async () => {
+    backend = await DeliveringBackend.start();
+    t = await startTestGateway((ctx) => {
+      const pubFile = join(ctx.dir, 'wechatpay_pub_key.pem');
+      writeFileSync(pubFile, payKeys.publicKey.export({ type: 'spki', format: 'pem' }).toString());
+      return `version: 1
+server:
+  https: { listen: "127.0.0.1:${ctx.httpsPort}" }
+${ctx.tlsSection}
+wechatpay:
+  apiv3_key: ${APIV3_KEY}
+  public_keys:
+    - { id: ${PUB_KEY_ID}, file: ${pubFile} }
+upstreams:
+  legacy: { url: "${backend.upstream.url}", timeout: 5s }
+routes:
+  - name: pay
+    match: { path: /pay/notify }
+    upstream: legacy
+    wechatpay_notify: { decrypt: true, delivery: async, retry: { backoff: 10ms, max_backoff: 20ms } }
+defaults: { allow: any }
+`;
+    });
+  });
+  after(async () => {
+    await t.close();
+    await backend.close();
+  });
+
+  test("answered with Pay's success JSON at once; delivered once, keyed by the notification id", async () => {
+    backend.down = true;
+    const resource = encryptPayResource(APIV3_KEY, JSON.stringify({ out_trade_no: '1217752501201407033233368018', trade_state: 'SUCCESS', payer: { openid: 'oPayer1' } }));
+    const body = payNotificationBody(resource);
+    for (let i = 0; i < 2; i++) {
+      // The same notification twice, each signed anew with its own nonce, as Pay's retries are.
+      const req = payNotification(payKeys.privateKey, PUB_KEY_ID, body);
+      const res = await httpsRequest(t.port, t.ca, { method: 'POST', path: '/pay/notify', headers: req.headers, body: req.body });
+      assert.equal(res.status, 200, res.text);
+      assert.deepEqual(res.json(), { code: 'SUCCESS', message: '成功' });
+    }
+    await waitUntil(() => (backend.refused >= 2 ? true : undefined), 'attempts refused while down');
+    backend.down = false;
+    const [got] = await backend.until(1);
+    assert.equal(got!.key, 'EV-2018022511223320873');
+    assert.equal(got!.headers['x-wechatpay-verified'], 'decrypted');
+    assert.equal(got!.headers['x-wechatpay-notify-id'], 'EV-2018022511223320873');
+    assert.match(got!.body, /"trade_state":"SUCCESS"/);
+    await waitUntil(() => (t.logs.some((l) => l.msg === 'callback delivered') ? true : undefined), 'the delivered line');
+    assert.equal(backend.delivered.length, 1);
+    assert.doesNotMatch(t.logText(), /oPayer1/);
   });
 });
 
