@@ -136,6 +136,7 @@ export class RedisDeliveryQueue implements DeliveryQueue {
         this.lastTakeover = now;
         const reply = (await this.redis.callBuffer('XAUTOCLAIM', this.queueKey, GROUP, this.consumer, this.opts.takeoverAfterMs, '0-0', 'COUNT', max)) as [Buffer, Entry[]];
         for (const e of reply[1]) if (e && e[1]) out.push({ id: e[0].toString(), message: messageOf(parse(e[1])) });
+        await this.forgetGone();
       }
       if (out.length >= max) return out;
       const args: (string | number)[] = ['GROUP', GROUP, this.consumer, 'COUNT', max - out.length];
@@ -147,6 +148,23 @@ export class RedisDeliveryQueue implements DeliveryQueue {
       // The stream went away (FLUSHALL, a Redis restarted empty): the group is made again next time.
       if (String((err as Error).message).includes('NOGROUP')) this.grouped = false;
       throw err;
+    }
+  }
+
+  /**
+   * Every start reads under a new consumer name: the names of instances gone long ago (holding
+   * nothing, silent for ten takeover times) are removed from the group. A live one that is only
+   * idle loses nothing: its next read makes it again.
+   */
+  private async forgetGone(): Promise<void> {
+    const consumers = (await this.redis.xinfo('CONSUMERS', this.queueKey, GROUP)) as unknown[][];
+    for (const raw of consumers) {
+      const info = new Map<string, unknown>();
+      for (let i = 0; i + 1 < raw.length; i += 2) info.set(String(raw[i]), raw[i + 1]);
+      const name = String(info.get('name'));
+      if (name !== this.consumer && Number(info.get('pending')) === 0 && Number(info.get('idle')) > 10 * this.opts.takeoverAfterMs) {
+        await this.redis.xgroup('DELCONSUMER', this.queueKey, GROUP, name);
+      }
     }
   }
 

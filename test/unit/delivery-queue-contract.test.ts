@@ -141,6 +141,31 @@ describe('redis', () => {
     }
   });
 
+  test('the names of consumers gone long ago, holding nothing, leave the group', async () => {
+    const prefix = `gc-${randomBytes(3).toString('hex')}:`;
+    const a = open(prefix, 30);
+    await a.enqueue(message(1));
+    const [t] = await a.take(1, 50);
+    await a.ack(t!.id);
+    await a.close();
+    const b = open(prefix, 30);
+    const { Redis } = await import('ioredis');
+    const r = new Redis(redis.url);
+    try {
+      const names = async (): Promise<string[]> => ((await r.xinfo('CONSUMERS', `${prefix}{deliveries}:queue`, 'wxgw')) as unknown[][]).map((c) => String(c[1]));
+      assert.ok((await names()).includes(a.consumerName));
+      const deadline = Date.now() + 10_000;
+      while ((await names()).includes(a.consumerName) && Date.now() < deadline) await b.take(1, 20);
+      assert.ok(!(await names()).includes(a.consumerName), 'gone');
+      await b.enqueue(message(2));
+      assert.equal((await b.take(1, 20)).length, 1);
+      assert.deepEqual(await names(), [b.consumerName], 'the live one stays');
+    } finally {
+      r.disconnect();
+      await b.close();
+    }
+  });
+
   test('a queue survives the consumer: a new one on a restarted process reads what was left', async () => {
     const prefix = `rs-${randomBytes(3).toString('hex')}:`;
     const a = open(prefix, 200);
