@@ -215,9 +215,17 @@ export class RedisDeliveryQueue implements DeliveryQueue {
     return (await this.redis.xdel(this.deadKey(route), id)) === 1;
   }
 
-  /** The first command connects (lazyConnect); later ones find the connection up or reconnecting. */
+  /** Each client's first connection, which every command sent meanwhile waits for. */
+  private readonly firstConnect = new Map<Redis, Promise<void>>();
+
+  /** The first command connects (lazyConnect); later ones find the connection up, or fail at once while it reconnects. */
   private async connected(client: Redis): Promise<void> {
-    if (client.status === 'wait') await client.connect().catch(() => undefined);
+    let first = this.firstConnect.get(client);
+    if (!first) {
+      first = client.status === 'wait' ? client.connect().catch(() => undefined) : Promise.resolve();
+      this.firstConnect.set(client, first);
+    }
+    await first;
   }
 
   async close(): Promise<void> {

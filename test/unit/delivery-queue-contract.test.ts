@@ -97,6 +97,16 @@ describe('redis', () => {
 
   contract('redis', (prefix) => open(prefix));
 
+  test('commands sent together before the first connection wait for it', async () => {
+    const q = open(`fc-${randomBytes(3).toString('hex')}:`);
+    try {
+      await Promise.all([1, 2, 3, 4].map((i) => q.enqueue(message(i))));
+      assert.equal(await q.depth(), 4);
+    } finally {
+      await q.close();
+    }
+  });
+
   test('every key is in one hash slot ({deliveries})', async () => {
     const q = open('slot:');
     await q.enqueue(message(1));
