@@ -12,7 +12,7 @@ import { startRedis, type TestRedis } from '../helpers/redis.js';
 import type { TestUpstream } from '../helpers/upstream.js';
 import { waitUntil } from '../helpers/wait.js';
 import { generateKeyPairSync } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encryptPayResource, payNotification, payNotificationBody, plainPush, randomEncodingAesKey, safePush, type WechatAccount } from '../helpers/wechat-callback.js';
 import { DeliveringBackend, eventXml, pushXml, runCli } from '../helpers/async-delivery.js';
@@ -102,9 +102,24 @@ describe('async delivery with the memory store', () => {
     assert.equal(backend.delivered.length, 2);
   });
 
+  test('a reload keeps what is queued: a message waiting for a backend that is down is delivered under the new policy', async () => {
+    backend.reset();
+    backend.down = true;
+    await sendOk(t, plainPush(account, pushXml('oUserR', '3003')));
+    await waitUntil(() => (backend.attempts.includes('3003') ? true : undefined), 'a first attempt');
+    const file = join(t.ctx.dir, 'gateway.yaml');
+    writeFileSync(file, readFileSync(file, 'utf8').replace('timeout: 5s }', 'timeout: 6s }'));
+    const reloaded = await t.gw.reload();
+    assert.equal(reloaded.ok, true, JSON.stringify(reloaded));
+    backend.down = false;
+    const [got] = await backend.until(1);
+    assert.equal(got!.key, '3003');
+  });
+
   test('a safe-mode push forwarded encrypted is keyed by the MsgId inside it', async () => {
+    const before = backend.delivered.length;
     await sendOk(t, safePush(account, pushXml('oUserB', '2002')), '/wx/raw');
-    const seen = await backend.until(3);
+    const seen = await backend.until(before + 1);
     const got = seen.find((d) => d.key === '2002');
     assert.ok(got, JSON.stringify(seen.map((d) => d.key)));
     assert.match(got.body, /<Encrypt>/);
