@@ -116,6 +116,21 @@ describe('async delivery with the memory store', () => {
     assert.equal(got!.key, '3003');
   });
 
+  test('wxgw deliveries says the memory store keeps its dead letters out of reach; a wrong command line is exit 2', async () => {
+    const file = join(t.ctx.dir, 'gateway.yaml');
+    const listed = await runCli(['deliveries', 'list', '--config', file]);
+    assert.equal(listed.status, 1);
+    assert.match(listed.stderr, /store\.kind is memory: dead letters live inside the running gateway/);
+    const unknown = await runCli(['deliveries', 'list', '--config', file, '--route', 'nope']);
+    assert.equal(unknown.status, 1);
+    assert.match(unknown.stderr, /no route "nope" with delivery: async \(it has: wx, wx-raw\)/);
+    for (const args of [['deliveries'], ['deliveries', 'list'], ['deliveries', 'show', '--config', file], ['deliveries', 'resend', '--config', file]]) {
+      const r = await runCli(args);
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /^wxgw deliveries: .* \(wxgw deliveries --help\)\n$/);
+    }
+  });
+
   test('a safe-mode push forwarded encrypted is keyed by the MsgId inside it', async () => {
     const before = backend.delivered.length;
     await sendOk(t, safePush(account, pushXml('oUserB', '2002')), '/wx/raw');
