@@ -1,4 +1,4 @@
-// wxgw start | validate | certs | scan | demo | version
+// wxgw start | validate | certs | scan | deliveries | demo | version
 import { loadPolicy } from './policy/load.js';
 import { PolicyError, formatDiagnostic, type Diagnostic } from './types/policy.js';
 import { describeCertificates } from './tls/describe.js';
@@ -10,6 +10,7 @@ import { runScan } from './scan/command.js';
 import { COMMANDS, COMMAND_USAGE, USAGE, UsageError, parseCommand, type Values } from './cli/usage.js';
 import { FORMATS, validate, type Format } from './cli/validate.js';
 import { version } from './cli/version.js';
+import { runDeliveries } from './cli/deliveries.js';
 
 function printDiagnostics(diagnostics: Diagnostic[]): void {
   for (const d of diagnostics) process.stderr.write(formatDiagnostic({ ...d, file: shownPath(d.file) }) + '\n');
@@ -111,6 +112,9 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'scan':
       process.exitCode = await runScan(rest, { stdout: process.stdout, stderr: process.stderr, env: process.env });
+      return;
+    case 'deliveries':
+      process.exitCode = await runDeliveries(rest, { stdout: process.stdout, stderr: process.stderr });
       return;
     case 'demo':
       if (options('demo', rest, {})) await runDemo();

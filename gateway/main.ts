@@ -30,6 +30,8 @@ import { readiness, unreadableFiles } from './runtime/readiness.js';
 import { startReloader, type ReloadResult, type Reloader } from './runtime/reloader.js';
 import { PolicyRecords } from './runtime/policy-records.js';
 import { startPayEgress, type PayEgress } from './pay-egress/server.js';
+import { createDeliveries } from './delivery/deliveries.js';
+import { MemoryDeliveryQueue } from './store/memory-delivery-queue.js';
 
 export type { ReloadResult } from './runtime/reloader.js';
 
@@ -76,7 +78,8 @@ export async function compileCheck(loaded: LoadedPolicy): Promise<void> {
   const store = new MemoryStore();
   const pools = new UpstreamPools();
   try {
-    const snapshot = await compile(loaded, { store, pools, logger: pino({ level: 'silent' }) });
+    const deliveries = { queue: new MemoryDeliveryQueue(1), count: () => undefined };
+    const snapshot = await compile(loaded, { store, pools, logger: pino({ level: 'silent' }), deliveries });
     await snapshot.dispose();
   } finally {
     await Promise.all([store.close(), pools.close()]);
@@ -159,23 +162,26 @@ export async function startGateway(opts: {
   );
   // `metrics` exists before any request can use a previous value.
   const rotation = { now: opts.now ?? Date.now, usedPrevious: (key: string) => metrics.secretPreviousUsed.inc({ secret: key }) };
+  // Outlives snapshots like the store: a reload keeps what is queued (delivery/deliveries.ts).
+  const deliveries = createDeliveries({ store: loaded.config.store, source: { get current() { return source!.current; } }, caller: pools, logger, registry: metrics.registry });
   // Snapshots reach the store through its timer only: every operation shows in the latency histogram.
   const timed = timedStore(store, metrics.storeTimer(store.kind));
   // Outlives snapshots like the store: one token cache, pools and circuits across reloads.
   const inForce = { get current(): Snapshot { return source!.current; } };
   const egress = new Egress({ source: inForce, store: timed, logger, registry: metrics.registry, ...(opts.now && { now: opts.now }) });
-  const deps: SnapshotDeps = { store: timed, pools, logger, rotation, wechat: egressCaller(egress, inForce) };
+  const deps: SnapshotDeps = { store: timed, pools, logger, rotation, wechat: egressCaller(egress, inForce), deliveries: deliveries.intake };
   let first: Snapshot;
   try {
     first = await compile(loaded, deps);
   } catch (err) {
-    await Promise.all([store.close(), pools.close(), egress.close()]);
+    await Promise.all([store.close(), pools.close(), egress.close(), deliveries.stop(0)]);
     throw err;
   }
   const live = { current: first };
   source = live;
   const policies = new PolicyRecords(metrics);
   policies.inForce(first);
+  deliveries.follow(first);
   // Outlives snapshots too: a reload with a changed `tracing` section replaces its exporter.
   const tracing = new Tracing(logger);
   await tracing.prepare(first.policy.tracing);
@@ -187,8 +193,9 @@ export async function startGateway(opts: {
   const stopAll = (withDelay: boolean): Promise<void> => {
     reloader?.close();
     const { drain_delay, shutdown_timeout } = live.current.policy.server;
+    // Queued deliveries stop beside the listeners: attempts in flight get the same time requests do.
     // The Pay egress closes after the traffic listeners: requests they drain may still pay.
-    stopping ??= drain(open, draining, { delayMs: withDelay ? drain_delay : 0, timeoutMs: shutdown_timeout }, logger).finally(() =>
+    stopping ??= Promise.all([drain(open, draining, { delayMs: withDelay ? drain_delay : 0, timeoutMs: shutdown_timeout }, logger), deliveries.stop(shutdown_timeout)]).then(() => undefined).finally(() =>
       Promise.all([live.current.dispose(), store.close(), pools.close(), egress.close(), alerts.close(), tracing.close(), payEgress?.close()]),
     );
     return stopping;
@@ -221,7 +228,10 @@ export async function startGateway(opts: {
       // What the policy in force read from files stands in for a secret file that cannot be read now.
       load: () => loadChecked(opts.config, opts.env, (file, o) => loadPolicyOffThread(file, { ...o, logger, ...previousFiles(live.current.policy) })),
       compile: (next) => compile(next, deps, live.current),
-      onSwap: (previous, next) => policies.swapped(previous, next),
+      onSwap: (previous, next) => {
+        deliveries.follow(next);
+        return policies.swapped(previous, next);
+      },
       onResult: (result) => {
         if (result.ok) alerts.configure(live.current.policy.alerts);
         alerts.reloaded(result);

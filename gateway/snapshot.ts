@@ -18,6 +18,7 @@ import {
 } from './guards/header-plan.js';
 import { compileRouteRules } from './guards/report-mode.js';
 import type { CallbackGuard, Seal } from './guards/callback-types.js';
+import { compileAsyncDelivery, type AsyncDelivery, type DeliveryIntake } from './guards/async-delivery.js';
 import { VERIFIED_HEADER, compileWechatCallback } from './guards/wechat-callback.js';
 import { PAY_HEADERS, compileWechatPayNotify } from './guards/wechatpay-notify.js';
 import { wechatApp } from './policy/wechat-apps.js';
@@ -93,6 +94,8 @@ export interface RouteTarget {
   readonly answer: RouteAnswer;
   /** The route's WebSocket limits; undefined: upgrades are refused (proxy/websocket.ts). */
   readonly websocket: WebSocketConfig | undefined;
+  /** A callback route with `delivery: async`: verified messages are queued, not forwarded. */
+  readonly delivery?: AsyncDelivery;
 }
 
 /** What a snapshot's login endpoint does with a request body. */
@@ -146,6 +149,8 @@ export interface SnapshotDeps {
   readonly rotation?: RotationClock;
   /** WeChat API calls with the shared access_token (the egress), for the phone endpoint; without it there is none. */
   readonly wechat?: WechatCaller;
+  /** The queue of `delivery: async` callback routes; needed only by policies that have one. */
+  readonly deliveries?: DeliveryIntake;
 }
 
 /** Routes compiled between two turns of the event loop: about a millisecond's work. */
@@ -228,6 +233,7 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
     });
     const mask = r.mask === undefined ? undefined : masks.get(r.mask);
     const failOpen = r.on_mask_error === 'pass';
+    const delivery = compileAsyncDelivery(r, r.wechat_callback ? wechatApp(policy.wechat!, r.wechat_callback.app).app : policy.wechat, deps.store, deps.deliveries);
     const chain = compileGuardChain({
       ipAllow: rules.ipAllow,
       cors: response.cors,
@@ -257,6 +263,7 @@ export async function buildSnapshot(policy: PolicyConfig, certificates: readonly
             ? chooseAnswer(r.mask_by, masks, mask, failOpen)
             : Object.freeze<AnswerPlan>({ kind: 'mask', mask, failOpen }),
       websocket: r.websocket && Object.freeze({ ...r.websocket }),
+      ...(delivery && { delivery }),
     });
   };
   const routes: CompiledRoute<RouteTarget>[] = [];

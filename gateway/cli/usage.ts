@@ -3,7 +3,7 @@
 
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
-export const COMMANDS = ['start', 'validate', 'certs', 'scan', 'demo', 'version'] as const;
+export const COMMANDS = ['start', 'validate', 'certs', 'scan', 'deliveries', 'demo', 'version'] as const;
 
 export const USAGE = `usage: wxgw <command> [options]      (wxgw <command> --help for a command's options)
 
@@ -15,6 +15,9 @@ commands:
   scan      URL | --policy FILE
                             probe a live endpoint (or lint a policy) for the five patterns that
                             get mini-program backends banned
+  deliveries list|show|replay|drop --config FILE [--route R] [ID | --all]
+                            inspect, replay or drop the dead letters of delivery: async
+                            callback routes (Redis store)
   demo                      generate a local CA chain, start the sample backend and run the
                             gateway with config/gateway.example.yaml (from a source checkout)
   version                   print the version (also: wxgw --version)

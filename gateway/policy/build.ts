@@ -13,6 +13,7 @@ import { resolveFrom } from './files.js';
 import { formatPath, type KeyPath } from './key-path.js';
 import { parseDuration, parseSeconds, parseSize, type Parsed } from './units.js';
 import { PAY_EGRESS_DEFAULTS, payEgressConfig, type RawPayEgress } from './pay-egress.js';
+import { DELIVERY_QUEUE_DEFAULTS } from '../store/delivery-queue.js';
 import type {
   AddressList,
   CorsConfig,
@@ -105,6 +106,14 @@ export const DEFAULTS = {
   on_mask_error: 'fail',
   callback_max_skew: '300s',
   callback_max_body: '64kb',
+  delivery_attempts: 8,
+  delivery_backoff: '1s',
+  delivery_max_backoff: '5m',
+  push_dedupe_window: '1h',
+  pay_dedupe_window: '25h',
+  delivery_concurrency: DELIVERY_QUEUE_DEFAULTS.concurrency,
+  delivery_takeover_after: '60s',
+  delivery_dead_letters: DELIVERY_QUEUE_DEFAULTS.dead_letters,
   semicolons: 'reject',
   header_underscores: 'drop',
   ipv6_prefix: 64,
@@ -177,6 +186,9 @@ interface RawCallback {
   decrypt?: boolean;
   max_skew?: string;
   max_body?: string;
+  delivery?: 'sync' | 'async';
+  retry?: { attempts?: number; backoff?: string; max_backoff?: string };
+  dedupe_window?: string;
 }
 
 interface RawMaskProfile {
@@ -229,6 +241,7 @@ interface RawPolicy {
     key_prefix?: string;
     command_timeout?: string;
     on_unavailable?: 'deny' | 'allow';
+    delivery_queue?: { concurrency?: number; takeover_after?: string; dead_letters?: number };
   };
   wechat?: RawWechatApp & { apps?: Record<string, RawWechatApp>; api_base?: string; api_timeout?: string; quotas?: Record<string, { per_day: number }>; rotation_window?: string; previous?: { token?: string; encoding_aes_key?: string; until: string } };
   wechatpay?: { apiv3_key?: string; platform_certificates?: string[]; public_keys?: { id: string; file: string }[]; rotation_window?: string; previous?: { apiv3_key?: string; until: string }; egress?: RawPayEgress };
@@ -435,6 +448,14 @@ function storeConfig(raw: RawPolicy['store'], pos: SourcePos): StoreConfig {
     key_prefix: store.key_prefix ?? DEFAULTS.key_prefix,
     command_timeout: sure(parseDuration(store.command_timeout ?? DEFAULTS.command_timeout)),
     on_unavailable: store.on_unavailable ?? DEFAULTS.on_unavailable,
+    // Absent unless written: the code that reads it (store/create-delivery-queue.ts) has the same defaults.
+    ...(store.delivery_queue && {
+      delivery_queue: {
+        concurrency: store.delivery_queue.concurrency ?? DEFAULTS.delivery_concurrency,
+        takeover_after: sure(parseDuration(store.delivery_queue.takeover_after ?? DEFAULTS.delivery_takeover_after)),
+        dead_letters: store.delivery_queue.dead_letters ?? DEFAULTS.delivery_dead_letters,
+      },
+    }),
     pos,
   };
 }
@@ -599,12 +620,23 @@ function identityConfig(i: NonNullable<RawPolicy['identity']>, baseDir: string, 
   };
 }
 
-function callbackConfig(c: RawCallback & { app?: string }, pos: SourcePos) {
+/** `dedupeWindow`: the default differs by product (a push is retried for seconds, a Pay notification for a day). */
+function callbackConfig(c: RawCallback & { app?: string }, pos: SourcePos, dedupeWindow: string) {
   return {
     ...(c.app !== undefined && { app: c.app }),
     decrypt: c.decrypt ?? false,
     max_skew: sure(parseDuration(c.max_skew ?? DEFAULTS.callback_max_skew)),
     max_body: sure(parseSize(c.max_body ?? DEFAULTS.callback_max_body)),
+    ...(c.delivery === 'async' && {
+      async: {
+        retry: {
+          attempts: c.retry?.attempts ?? DEFAULTS.delivery_attempts,
+          backoff: sure(parseDuration(c.retry?.backoff ?? DEFAULTS.delivery_backoff)),
+          max_backoff: sure(parseDuration(c.retry?.max_backoff ?? DEFAULTS.delivery_max_backoff)),
+        },
+        dedupe_window: sure(parseDuration(c.dedupe_window ?? dedupeWindow)),
+      },
+    }),
     pos,
   };
 }
@@ -701,8 +733,8 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
       identity_required: r.identity_required ?? defaults.identity_required ?? false,
       ...maskFields(r.mask ?? defaults.mask, raw.openid_lists, () => pos(maskAt, 'key')),
       on_mask_error: r.on_mask_error ?? DEFAULTS.on_mask_error,
-      ...(r.wechat_callback && { wechat_callback: callbackConfig(r.wechat_callback, pos(['routes', i, 'wechat_callback'], 'key')) }),
-      ...(r.wechatpay_notify && { wechatpay_notify: callbackConfig(r.wechatpay_notify, pos(['routes', i, 'wechatpay_notify'], 'key')) }),
+      ...(r.wechat_callback && { wechat_callback: callbackConfig(r.wechat_callback, pos(['routes', i, 'wechat_callback'], 'key'), DEFAULTS.push_dedupe_window) }),
+      ...(r.wechatpay_notify && { wechatpay_notify: callbackConfig(r.wechatpay_notify, pos(['routes', i, 'wechatpay_notify'], 'key'), DEFAULTS.pay_dedupe_window) }),
       ...headerRules('request_headers', defaults.request_headers, r.request_headers),
       ...headerRules('response_headers', defaults.response_headers, r.response_headers),
       ...(report.length > 0 && { report: [...report] }),

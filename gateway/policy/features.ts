@@ -131,6 +131,7 @@ class FeatureChecker {
       });
     }
     this.duration(store.command_timeout, ['store', 'command_timeout']);
+    if (isRecord(store.delivery_queue)) this.duration(store.delivery_queue.takeover_after, ['store', 'delivery_queue', 'takeover_after']);
   }
 
   wechat(): void {
@@ -436,6 +437,7 @@ class FeatureChecker {
         }
         this.duration(callback.max_skew, [...cat, 'max_skew']);
         this.size(callback.max_body, [...cat, 'max_body']);
+        this.delivery(callback, cat, entry.report ?? defaults?.report);
       }
       if (notify) {
         const nat = [...at, 'wechatpay_notify'];
@@ -446,7 +448,25 @@ class FeatureChecker {
         else if (notify.decrypt === true && pay.apiv3_key === undefined) this.report.error([...nat, 'decrypt'], 'needs `wechatpay.apiv3_key` to decrypt notifications');
         this.duration(notify.max_skew, [...nat, 'max_skew']);
         this.size(notify.max_body, [...nat, 'max_body']);
+        this.delivery(notify, nat, entry.report ?? defaults?.report);
       }
+    }
+  }
+
+  /** A callback's `delivery`, `retry` and `dedupe_window`; async with the memory store loses what is queued at exit. */
+  private delivery(callback: Data, at: KeyPath, report: unknown): void {
+    const retry = isRecord(callback.retry) ? callback.retry : undefined;
+    this.duration(retry?.backoff, [...at, 'retry', 'backoff']);
+    this.duration(retry?.max_backoff, [...at, 'retry', 'max_backoff']);
+    this.duration(callback.dedupe_window, [...at, 'dedupe_window']);
+    if (callback.delivery !== 'async') return;
+    if (Array.isArray(report) && report.includes('callback')) {
+      // Report mode passes what it would refuse: queuing it would answer WeChat for unverified messages.
+      this.report.error([...at, 'delivery'], '`async` queues verified messages only, but the route reports its callback check (`report: [callback]`) instead of enforcing it; enforce it or deliver `sync`');
+    }
+    const store = this.section('store');
+    if ((store?.kind ?? 'memory') === 'memory') {
+      this.report.warn([...at, 'delivery'], 'queues in this process\'s memory: with store.kind memory, messages queued or dead-lettered are lost when the gateway stops; use `store.kind: redis` to keep them');
     }
   }
 

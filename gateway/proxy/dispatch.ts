@@ -22,7 +22,7 @@ import { answerLogin } from './login-endpoint.js';
 import { answerPhone } from './phone-endpoint.js';
 import { answerDecrypt, answerLogout } from './session-endpoints.js';
 import type { ProxiedPath } from './proxied.js';
-import { requestBody } from './proxied.js';
+import { requestBody, withQuery } from './proxied.js';
 import { readBody } from './read-body.js';
 import { requestState, type RequestState } from './request-state.js';
 import { route } from './routing.js';
@@ -140,6 +140,23 @@ export function createDispatch(opts: DispatchOptions): (fastify: (req: IncomingM
         answering.then(
           (answer) => own(req, res, wx, answer),
           (err: unknown) => failed(req, res, wx, err),
+        );
+        return;
+      }
+      if (target.delivery) {
+        // delivery: async: the verified message is queued (for the query a decrypting route
+        // forwards) and WeChat answered at once; the request's claim is committed with that
+        // answer, so WeChat's retry gets it from the store, or given back when nothing was queued.
+        const path = verdict.query === undefined ? dest : withQuery(dest, verdict.query);
+        target.delivery.accept(verdict, path).then(
+          (answer) => {
+            verdict.delivery?.commit({ status: answer.status, contentType: answer.contentType ?? 'text/plain; charset=utf-8', body: Buffer.from(answer.body ?? '') });
+            own(req, res, wx, answer);
+          },
+          (err: unknown) => {
+            verdict.delivery?.release();
+            failed(req, res, wx, err);
+          },
         );
         return;
       }

@@ -285,7 +285,7 @@ export function createProxiedPath(opts: ProxiedPathOptions): ProxiedPath {
 }
 
 /** `dest` with its query string replaced by `query` (none when empty). */
-function withQuery(dest: string, query: string): string {
+export function withQuery(dest: string, query: string): string {
   const q = dest.indexOf('?');
   return (q < 0 ? dest : dest.slice(0, q)) + (query === '' ? '' : `?${query}`);
 }

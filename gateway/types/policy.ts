@@ -243,6 +243,8 @@ export interface StoreConfig {
   command_timeout: number;
   /** What requests that need the store get while it is down: refused (503) or admitted. */
   on_unavailable: 'deny' | 'allow';
+  /** Absent: DELIVERY_QUEUE_DEFAULTS (store/delivery-queue.ts). */
+  delivery_queue?: DeliveryQueueConfig;
   pos: SourcePos;
 }
 
@@ -542,6 +544,8 @@ export interface WechatCallbackConfig {
   max_skew: number;
   /** Largest callback body in bytes (default 64 KiB). */
   max_body: number;
+  /** `delivery: async` (answered at once, delivered from the queue: docs/policy.md); absent: sync. */
+  async?: AsyncDeliveryConfig;
   pos: SourcePos;
 }
 
@@ -549,7 +553,35 @@ export interface WechatPayNotifyConfig {
   decrypt: boolean;
   max_skew: number;
   max_body: number;
+  async?: AsyncDeliveryConfig;
   pos: SourcePos;
+}
+
+/** A callback route with `delivery: async`: its `retry` and `dedupe_window`. */
+export interface AsyncDeliveryConfig {
+  retry: DeliveryRetryConfig;
+  /** Milliseconds an idempotency key is remembered (default 1 h for pushes, 25 h for Pay, which retries for a day). */
+  dedupe_window: number;
+}
+
+/** A callback route's `retry`. */
+export interface DeliveryRetryConfig {
+  /** Attempts before the message is a dead letter (default 8). */
+  attempts: number;
+  /** Milliseconds waited after the first failed attempt, doubling per attempt (default 1 s). */
+  backoff: number;
+  /** Milliseconds, the longest wait (default 5 min). */
+  max_backoff: number;
+}
+
+/** `store.delivery_queue`: the queue of async callbacks, read at start (a reload keeps the queue). */
+export interface DeliveryQueueConfig {
+  /** Deliveries in flight at once in one instance (default 16). */
+  concurrency: number;
+  /** Milliseconds after which a message held by a silent instance is taken over (default 60 s). */
+  takeover_after: number;
+  /** Dead letters kept per route (default 10000). */
+  dead_letters: number;
 }
 
 export interface ServerConfig {

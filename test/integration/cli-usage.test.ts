@@ -56,6 +56,7 @@ test('every command has --help on stdout, exit 0, naming its options', () => {
     validate: /usage: wxgw validate --config FILE \[--format text\|json\]/,
     certs: /usage: wxgw certs --config FILE/,
     scan: /usage: wxgw scan .*--policy FILE/,
+    deliveries: /usage: wxgw deliveries list\|show\|replay\|drop --config FILE/,
     demo: /usage: wxgw demo/,
   };
   for (const [command, usage] of Object.entries(expected)) {
@@ -73,8 +74,8 @@ test('every command has --help on stdout, exit 0, naming its options', () => {
 
 test('usage errors are one line on stderr naming the command, exit 2, nothing on stdout', () => {
   const cases: [string[], RegExp][] = [
-    [[], /^wxgw: no command given; the commands are start, validate, certs, scan, demo, version \(wxgw --help\)$/],
-    [['serve'], /^wxgw: unknown command "serve"; the commands are start, validate, certs, scan, demo, version \(wxgw --help\)$/],
+    [[], /^wxgw: no command given; the commands are start, validate, certs, scan, deliveries, demo, version \(wxgw --help\)$/],
+    [['serve'], /^wxgw: unknown command "serve"; the commands are start, validate, certs, scan, deliveries, demo, version \(wxgw --help\)$/],
     [['start'], /^wxgw start: --config FILE is required \(wxgw start --help\)$/],
     [['start', '--confg', 'x.yaml'], /^wxgw start: Unknown option '--confg' \(wxgw start --help\)$/],
     [['validate', '--config'], /^wxgw validate: Option '-c, --config <value>' argument missing \(wxgw validate --help\)$/],

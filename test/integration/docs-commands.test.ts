@@ -81,7 +81,7 @@ const PLANS: [RegExp, Plan][] = [
   [/^cp docker\/observability\/wxgw-alerts\.yaml \/etc\/prometheus\/$/, { skip: "writes into the Prometheus server's own folder" }],
   [/^promtool check rules \/etc\/prometheus\/wxgw-alerts\.yaml$/, { skip: "the same check runs on the repo's copy in test/unit/observability-files.test.ts" }],
   [/^curl .*https:\/\/localhost\/api\//, { skip: 'the compose deployment, published on port 443' }],
-  [/^npx wxgw (--version|validate --help)$/, { run: 'offline' }],
+  [/^npx wxgw (--version|validate --help|deliveries --help)$/, { run: 'offline' }],
   [/^curl .*(https:\/\/localhost:8443|http:\/\/localhost:8080|http:\/\/127\.0\.0\.1:9901)/, { run: 'demo' }],
   [/^npx wxgw scan http:\/\/127\.0\.0\.1:9000 [^|]*$/, { run: 'demo', exit: 1 }],
   [/^npx wxgw scan (http:\/\/127\.0\.0\.1:9000|https:\/\/localhost:8443) /, { run: 'demo' }],

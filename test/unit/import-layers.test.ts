@@ -30,6 +30,7 @@ const LAYERS: Record<string, number> = {
   proxy: 7,
   'pay-egress': 7,
   egress: 7,
+  delivery: 7,
   runtime: 8,
   main: 9,
   demo: 10,

@@ -321,6 +321,14 @@ const DEFAULT_PATHS: Record<string, string[]> = {
   on_mask_error: ['routes[].on_mask_error'],
   callback_max_skew: ['routes[].wechat_callback.max_skew', 'routes[].wechatpay_notify.max_skew'],
   callback_max_body: ['routes[].wechat_callback.max_body', 'routes[].wechatpay_notify.max_body'],
+  delivery_attempts: ['routes[].wechat_callback.retry.attempts', 'routes[].wechatpay_notify.retry.attempts'],
+  delivery_backoff: ['routes[].wechat_callback.retry.backoff', 'routes[].wechatpay_notify.retry.backoff'],
+  delivery_max_backoff: ['routes[].wechat_callback.retry.max_backoff', 'routes[].wechatpay_notify.retry.max_backoff'],
+  push_dedupe_window: ['routes[].wechat_callback.dedupe_window'],
+  pay_dedupe_window: ['routes[].wechatpay_notify.dedupe_window'],
+  delivery_concurrency: ['store.delivery_queue.concurrency'],
+  delivery_takeover_after: ['store.delivery_queue.takeover_after'],
+  delivery_dead_letters: ['store.delivery_queue.dead_letters'],
   alert_check_interval: ['alerts.check_interval'],
   alert_attempts: ['alerts.delivery.attempts'],
   alert_backoff: ['alerts.delivery.backoff'],
@@ -367,6 +375,8 @@ const DEFAULTS_ELSEWHERE: string[] = [
   'routes[].wechat_callback.decrypt', // callbackConfig: c.decrypt ?? false
   'identity.logout.scope', // identityConfig: i.logout.scope ?? 'session'
   'routes[].wechatpay_notify.decrypt', // callbackConfig: c.decrypt ?? false
+  'routes[].wechat_callback.delivery', // callbackConfig: async only when c.delivery is 'async'
+  'routes[].wechatpay_notify.delivery', // callbackConfig: async only when c.delivery is 'async'
 ];
 
 /** The schema node a path names (before its $ref is followed), looked up through $refs and branches. */
