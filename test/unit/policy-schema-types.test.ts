@@ -358,6 +358,7 @@ const DEFAULTS_ELSEWHERE: string[] = [
   'mask_profiles.*.partial.*.keep_end', // maskProfile: rule.keep_end ?? 0
   'routes[].wechat_callback.decrypt', // callbackConfig: c.decrypt ?? false
   'routes[].wechatpay_notify.decrypt', // callbackConfig: c.decrypt ?? false
+  'server.workers', // cluster/primary.ts workerCount: server.workers ?? 1 (absent stays absent in the config)
 ];
 
 /** The schema node a path names (before its $ref is followed), looked up through $refs and branches. */
