@@ -313,13 +313,17 @@ export async function startPrimary(opts: { file: string; loaded: LoadedPolicy; l
   // ---- admin: readiness and metrics over every worker ----
   const draining: DrainState = { draining: false };
   const open: Listener[] = [];
+  // A worker being replaced is a warning while others serve: the connections go to those, and
+  // taking the whole instance out of the balancer for it would cost more than it saves.
+  const notServing = (): string[] => [...slots.values()].filter((s) => !s.serving).map((s) => `worker ${s.n}: not serving (starting or being replaced)`);
   const readiness = {
     async failing(): Promise<string[]> {
       const failing = draining.draining ? ['draining: shutting down, new connections go elsewhere'] : [];
+      const serving = live();
+      if (serving.length === 0) failing.push('no worker serving');
       const asked = await Promise.all(
-        [...slots.values()].map(async (s) => {
-          if (!s.serving || !s.worker) return [`worker ${s.n}: not serving (starting or being replaced)`];
-          const r = await ask(s.worker, 'readiness');
+        serving.map(async ([s, w]) => {
+          const r = await ask(w, 'readiness');
           return r ? r.failing.map((f) => `worker ${s.n}: ${f}`) : [`worker ${s.n}: no answer within ${ASK_TIMEOUT_MS} ms`];
         }),
       );
@@ -327,7 +331,7 @@ export async function startPrimary(opts: { file: string; loaded: LoadedPolicy; l
     },
     async warnings(): Promise<string[]> {
       const asked = await Promise.all(live().map(([, w]) => ask(w, 'readiness')));
-      return [...new Set(asked.flatMap((r) => r?.warnings ?? []))];
+      return [...notServing(), ...new Set(asked.flatMap((r) => r?.warnings ?? []))];
     },
   };
   const metrics = {
