@@ -113,6 +113,8 @@ export interface GatewayHandle {
   readonly logger: Logger;
   /** What /readyz reports (a cluster's primary asks each worker). */
   readonly readiness: Readiness;
+  /** Tells the alert rules how a reload ended; a cluster's primary calls it on one worker. */
+  reportReload(result: ReloadResult): void;
   /** Loads the policy file again and puts it in force unless it fails; SIGHUP and file changes call it. */
   reload(): Promise<ReloadResult>;
   /**
@@ -219,7 +221,8 @@ export async function startGateway(opts: {
       onSwap: (previous, next) => policies.swapped(previous, next),
       onResult: (result) => {
         if (result.ok) alerts.configure(live.current.policy.alerts);
-        alerts.reloaded(result);
+        // A cluster's primary tells one worker each reload's outcome (reportReload): one alert, not one per worker.
+        if (!opts.coordinated) alerts.reloaded(result);
       },
     });
     reloader = running;
@@ -240,6 +243,7 @@ export async function startGateway(opts: {
       metrics,
       logger,
       readiness: checks,
+      reportReload: (result: ReloadResult) => alerts.reloaded(result),
       reload: (): Promise<ReloadResult> => running.reload(),
       shutdown: () => stopAll(true),
       close: () => stopAll(false),

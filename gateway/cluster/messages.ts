@@ -2,6 +2,7 @@
 // serialization: Maps, Uint8Arrays and Dates cross as they are). Every message carries `wxgw`;
 // the store's calls (store/ipc-store.ts) share the channel with their own kinds.
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import type { ReloadResult } from '../main.js';
 import type { Diagnostic } from '../types/policy.js';
 import type { CarriedPolicy } from './carry.js';
 
@@ -13,6 +14,8 @@ export type ToWorker =
   | { wxgw: 'decide'; id: number; commit: boolean }
   | { wxgw: 'metrics'; id: number }
   | { wxgw: 'readiness'; id: number }
+  /** How a reload ended, for the alert rules of the one worker that reports reloads. */
+  | { wxgw: 'reload-result'; result: ReloadResult }
   | { wxgw: 'shutdown' };
 
 export type ToPrimary =

@@ -294,9 +294,17 @@ export async function startPrimary(opts: { file: string; loaded: LoadedPolicy; l
 
   // One at a time; changes arriving meanwhile are folded into one more reload (as runtime/reloader.ts).
   let queued: Promise<ReloadResult> | undefined;
+  /** The lowest-numbered worker serving reports reloads to the alert rules: one alert per failed reload. */
+  const reported = (result: ReloadResult): ReloadResult => {
+    const reporter = live()[0];
+    if (reporter) send(reporter[1], { wxgw: 'reload-result', result });
+    return result;
+  };
   const reload = (changedAt?: number): Promise<ReloadResult> => {
     if (!reloading) {
-      const running = reloadOnce(changedAt).finally(() => (reloading = undefined));
+      const running = reloadOnce(changedAt)
+        .then(reported)
+        .finally(() => (reloading = undefined));
       reloading = running;
       return running;
     }

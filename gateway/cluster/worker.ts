@@ -108,6 +108,9 @@ export async function runWorker(): Promise<void> {
       case 'readiness':
         if (gateway) send({ wxgw: 'readiness', id: msg.id, failing: gateway.readiness.failing(), warnings: gateway.readiness.warnings?.() ?? [] });
         return;
+      case 'reload-result':
+        gateway?.reportReload(msg.result);
+        return;
       case 'shutdown':
         leave((g) => g.shutdown());
         return;

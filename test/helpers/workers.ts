@@ -8,7 +8,8 @@ import { startUpstream, type TestUpstream } from './upstream.js';
 import type { CliGateway } from './process.js';
 import { waitUntil } from './wait.js';
 
-export const policy = (ctx: PolicyContext, upstream: string, opts: { limit?: number; shutdown?: string } = {}): string => `version: 1
+/** `alerts`: a reload_failed rule posting to the webhook in the environment's ALERT_WEBHOOK. */
+export const policy = (ctx: PolicyContext, upstream: string, opts: { limit?: number; shutdown?: string; alerts?: boolean } = {}): string => `version: 1
 server:
   https: { listen: "127.0.0.1:${ctx.httpsPort}" }
   admin: { listen: "127.0.0.1:${ctx.adminPort}" }
@@ -23,7 +24,7 @@ routes:
     match: { path_prefix: /api/ }
     upstream: up
 ${opts.limit === undefined ? '' : `    rate_limit: { key: ip, limit: ${opts.limit}, window: 1h }\n`}defaults: { allow: any }
-`;
+${opts.alerts ? 'alerts:\n  channels:\n    hook: { kind: webhook, url: "${ALERT_WEBHOOK}" }\n  rules:\n    - { name: reload, kind: reload_failed, channels: [hook] }\n' : ''}`;
 
 /** The gateway's JSON log lines (the primary's and every worker's) written after `from`. */
 export function lines(gw: CliGateway, from = 0): Record<string, unknown>[] {

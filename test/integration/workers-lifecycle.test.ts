@@ -11,6 +11,7 @@ import { startUpstream } from '../helpers/upstream.js';
 import { replaceFile, startCli } from '../helpers/process.js';
 import { sample } from '../helpers/metrics-text.js';
 import { waitUntil } from '../helpers/wait.js';
+import { startReceiver } from '../helpers/webhook-receiver.js';
 import { get, metrics, named, policy, servedBy, workerPids } from '../helpers/workers.js';
 
 test('a reload is put in force on every worker or on none: a worker lost mid-reload leaves all on the old policy, a good one switches all', async () => {
@@ -18,14 +19,20 @@ test('a reload is put in force on every worker or on none: a worker lost mid-rel
   const a = await named('A');
   const b = await named('B');
   const file = join(ctx.dir, 'gateway.yaml');
-  writeFileSync(file, policy(ctx, a.url));
+  const hook = await startReceiver();
+  const v1 = policy(ctx, a.url, { alerts: true });
+  writeFileSync(file, v1);
   // The primary says at debug level when a worker has built a reload's policy.
-  const level = process.env.WXGW_LOG_LEVEL;
+  const saved = { level: process.env.WXGW_LOG_LEVEL, hook: process.env.ALERT_WEBHOOK };
   process.env.WXGW_LOG_LEVEL = 'debug';
+  process.env.ALERT_WEBHOOK = hook.url;
   const gw = await startCli(file).finally(() => {
-    if (level === undefined) delete process.env.WXGW_LOG_LEVEL;
-    else process.env.WXGW_LOG_LEVEL = level;
+    for (const [name, value] of [['WXGW_LOG_LEVEL', saved.level], ['ALERT_WEBHOOK', saved.hook]] as const) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
   });
+  const reloadAlerts = (): string[] => hook.received.filter((r) => r.json.rule === 'reload').map((r) => String(r.json.state));
   /** Six answers on six connections: the text says which policy served, the log which worker. */
   const probe = async (): Promise<{ texts: string[]; workers: unknown[] }> => {
     const answers: ClientResponse[] = [];
@@ -37,15 +44,17 @@ test('a reload is put in force on every worker or on none: a worker lost mid-rel
 
     // Refused by the primary's check: no worker is asked.
     let mark = gw.output().length;
-    replaceFile(file, policy(ctx, a.url).replace('upstream: up', 'upstream: nowhere'));
+    replaceFile(file, v1.replace('upstream: up', 'upstream: nowhere'));
     await gw.waitFor(/the policy was rejected; the previous policy stays in force/, 15_000, mark);
     assert.deepEqual(await probe(), { texts: Array(6).fill('A'), workers: [1, 2] });
+    // One alert for the instance, from the worker that reports reloads, not one per worker.
+    await hook.waitFor(1);
 
     // A valid policy, but one worker stops answering and dies after the other built it.
     const [, second] = workerPids(gw);
     process.kill(second!, 'SIGSTOP');
     mark = gw.output().length;
-    replaceFile(file, policy(ctx, b.url));
+    replaceFile(file, policy(ctx, b.url, { alerts: true }));
     await gw.waitFor(/worker built the new policy; waiting for the others/, 15_000, mark);
     process.kill(second!, 'SIGKILL');
     await gw.waitFor(/policy reload refused by worker \d: exited; every worker keeps the previous policy/, 15_000, mark);
@@ -57,6 +66,8 @@ test('a reload is put in force on every worker or on none: a worker lost mid-rel
     gw.child.kill('SIGHUP');
     await gw.waitFor(/"workers":2.*"msg":"policy reloaded on every worker"/, 15_000, mark);
     assert.deepEqual(await probe(), { texts: Array(6).fill('B'), workers: [1, 2] });
+    await waitUntil(() => (reloadAlerts().includes('resolved') ? true : undefined), 'the resolved reload alert');
+    assert.deepEqual(reloadAlerts(), ['firing', 'resolved'], 'the second failure fell in the cool-down; nothing came twice');
 
     const text = await metrics(ctx);
     assert.equal(sample(text, 'wxgw_reloads_total{result="invalid"}'), 2);
@@ -70,6 +81,7 @@ test('a reload is put in force on every worker or on none: a worker lost mid-rel
     await gw.exited();
     await a.close();
     await b.close();
+    await hook.close();
   }
 });
 
