@@ -9,6 +9,7 @@ import { WorkerStartError, startPrimary, workerCount } from './cluster/primary.j
 import { runWorker } from './cluster/worker.js';
 import { createLogger, redactingLogger } from './observability/logger.js';
 import { compileLogRedactor } from './masking/redact.js';
+import { boundedDestination, logBufferBytes } from './observability/log-destination.js';
 import { ListenError } from './runtime/listeners.js';
 import { runDemo } from './demo.js';
 import { runScan } from './scan/command.js';
@@ -52,10 +53,12 @@ async function certs(file: string): Promise<number> {
 
 /** server.workers > 1: a primary that reads the policy and runs the workers (cluster/primary.ts). */
 async function startCluster(file: string, loaded: Awaited<ReturnType<typeof loadChecked>>): Promise<{ reload(): Promise<unknown>; shutdown(): Promise<boolean> }> {
+  // The workers' lines reach stdout through this one destination, whole (cluster/primary.ts).
+  const destination = boundedDestination(1, logBufferBytes(process.env.WXGW_LOG_BUFFER));
   // The primary logs no request data, only credentials could reach its lines.
-  const logger = redactingLogger(createLogger(), () => compileLogRedactor([]));
+  const logger = redactingLogger(createLogger({ destination }), () => compileLogRedactor([]));
   for (const w of loaded.warnings) logger.warn({ file: w.file, line: w.line, col: w.col, key: w.path }, w.message);
-  return startPrimary({ file, loaded, logger });
+  return startPrimary({ file, loaded, logger, lines: destination });
 }
 
 async function start(file: string): Promise<void> {

@@ -14,6 +14,7 @@
 //     delay while it keeps dying, and counted in wxgw_worker_restarts_total.
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
+import { createInterface } from 'node:readline';
 import type { AddressInfo } from 'node:net';
 import { AggregatorRegistry, Counter, Gauge, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import { compileCheck, loadChecked, previousFiles, type LoadedPolicy, type ReloadResult } from '../main.js';
@@ -74,6 +75,8 @@ interface Slot {
   serving: boolean;
   /** Resolves with the current worker's exit code. */
   exited: Promise<number | null>;
+  /** Resolves once the current worker's last log line has been relayed. */
+  relayed: Promise<void>;
   /** When each recent crash happened, for the backoff. */
   crashes: number[];
 }
@@ -86,7 +89,18 @@ export interface PrimaryHandle {
   shutdown(): Promise<boolean>;
 }
 
-export async function startPrimary(opts: { file: string; loaded: LoadedPolicy; logger: Logger; env?: Record<string, string | undefined> }): Promise<PrimaryHandle> {
+export async function startPrimary(opts: {
+  file: string;
+  loaded: LoadedPolicy;
+  logger: Logger;
+  /**
+   * Where the workers' log lines go, one whole line per write: the primary's own destination.
+   * Several processes writing batches to one stdout pipe could split each other's lines when
+   * the pipe is full (only 4096 bytes are written atomically); relayed, they cannot.
+   */
+  lines?: { write(line: string): unknown };
+  env?: Record<string, string | undefined>;
+}): Promise<PrimaryHandle> {
   const { file, logger } = opts;
   const env = opts.env ?? process.env;
   // Problems only building the guards shows (a key a library refuses) are refused here, once,
@@ -94,7 +108,7 @@ export async function startPrimary(opts: { file: string; loaded: LoadedPolicy; l
   await compileCheck(opts.loaded);
   let inForce: { loaded: LoadedPolicy; carried: CarriedPolicy; at: Date } = { loaded: opts.loaded, carried: carry(opts.loaded), at: new Date() };
   const count = workerCount(opts.loaded.config);
-  cluster.setupPrimary({ serialization: 'advanced' });
+  cluster.setupPrimary({ serialization: 'advanced', silent: opts.lines !== undefined });
 
   const registry = new Registry();
   const restarts = new Counter({ name: 'wxgw_worker_restarts_total', help: 'Workers that exited unexpectedly and were replaced (server.workers > 1).', registers: [registry] });
@@ -157,6 +171,13 @@ export async function startPrimary(opts: { file: string; loaded: LoadedPolicy; l
   const spawn = (slot: Slot): void => {
     const worker = cluster.fork({ WXGW_WORKER: String(slot.n) });
     slot.worker = worker;
+    if (opts.lines && worker.process.stdout && worker.process.stderr) {
+      const lines = opts.lines;
+      const relay = createInterface({ input: worker.process.stdout, crlfDelay: Infinity });
+      relay.on('line', (line) => lines.write(`${line}\n`));
+      slot.relayed = new Promise((resolve) => relay.once('close', resolve));
+      worker.process.stderr.pipe(process.stderr, { end: false });
+    }
     slot.serving = false;
     const mine = new Map<string, (m: ToPrimary | undefined) => void>();
     waiting.set(worker, mine);
@@ -211,7 +232,7 @@ export async function startPrimary(opts: { file: string; loaded: LoadedPolicy; l
     await new Promise<void>((resolve, reject) => {
       started = { resolve, reject, pending: count };
       for (let n = 1; n <= count; n++) {
-        const slot: Slot = { n, worker: undefined, serving: false, exited: Promise.resolve(null), crashes: [] };
+        const slot: Slot = { n, worker: undefined, serving: false, exited: Promise.resolve(null), relayed: Promise.resolve(), crashes: [] };
         slots.set(n, slot);
         spawn(slot);
       }
@@ -385,6 +406,8 @@ export async function startPrimary(opts: { file: string; loaded: LoadedPolicy; l
       }, drain_delay + shutdown_timeout + 5_000);
       const codes = await exits();
       clearTimeout(backstop);
+      // Their last lines (how the drain went) are still in the pipes when they exit.
+      await Promise.all([...slots.values()].map((s) => s.relayed));
       await drain(open, draining, { delayMs: 0, timeoutMs: 1_000 }, logger);
       await store?.close();
       return codes.every((c) => c === 0);
