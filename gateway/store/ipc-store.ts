@@ -32,24 +32,50 @@ export interface IpcPort {
 }
 
 interface Call {
-  readonly wxgw: 'store';
   readonly id: number;
   readonly method: string;
   readonly args: unknown[];
 }
 
 interface Answer {
-  readonly wxgw: 'store-answer';
   readonly id: number;
   readonly value?: unknown;
   /** The error's name (its class), reason (a GatewayError's) and message. */
   readonly error?: { name: string; message: string; reason?: string };
 }
 
-const isCall = (m: unknown): m is Call => typeof m === 'object' && m !== null && (m as Call).wxgw === 'store';
-const isAnswer = (m: unknown): m is Answer => typeof m === 'object' && m !== null && (m as Answer).wxgw === 'store-answer';
+/**
+ * The calls (answers) of one turn of the event loop travel in one message: under load a worker
+ * makes many in the same turn, and one message costs much the same as one call.
+ */
+interface Calls {
+  readonly wxgw: 'store';
+  readonly calls: Call[];
+}
+
+interface Answers {
+  readonly wxgw: 'store-answer';
+  readonly answers: Answer[];
+}
+
+const isCalls = (m: unknown): m is Calls => typeof m === 'object' && m !== null && (m as Calls).wxgw === 'store';
+const isAnswers = (m: unknown): m is Answers => typeof m === 'object' && m !== null && (m as Answers).wxgw === 'store-answer';
 
 const connected = (port: IpcPort): boolean => port.isConnected?.() ?? port.connected ?? true;
+
+/** Collects what is sent during one turn of the event loop and sends it as one message. */
+function batcher<T>(send: (items: T[]) => void): (item: T) => void {
+  let items: T[] | undefined;
+  return (item) => {
+    if (items) return void items.push(item);
+    items = [item];
+    setImmediate(() => {
+      const out = items!;
+      items = undefined;
+      send(out);
+    });
+  };
+}
 
 /** The error as the caller's code expects it: a StoreUnavailableError stays one (on_unavailable reads it). */
 function revive(e: NonNullable<Answer['error']>): Error {
@@ -58,31 +84,39 @@ function revive(e: NonNullable<Answer['error']>): Error {
   return e.name === 'RangeError' ? new RangeError(e.message) : new Error(e.message);
 }
 
-/** A worker's view of the primary's store. Until the primary answers nothing is counted here. */
 /** Call ids are unique in the process, so stores sharing one channel never take each other's answers. */
 let next = 0;
 
+/** A worker's view of the primary's store. Until the primary answers nothing is counted here. */
 export function ipcStore(port: IpcPort, kind: Store['kind'] = 'memory'): Store {
   const pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
   const gone = (): StoreUnavailableError => new StoreUnavailableError('the primary process, which holds the memory store, is gone');
   port.on('message', (m) => {
-    if (!isAnswer(m)) return;
-    const p = pending.get(m.id);
-    if (!p) return;
-    pending.delete(m.id);
-    if (m.error) p.reject(revive(m.error));
-    else p.resolve(m.value);
+    if (!isAnswers(m)) return;
+    for (const a of m.answers) {
+      const p = pending.get(a.id);
+      if (!p) continue;
+      pending.delete(a.id);
+      if (a.error) p.reject(revive(a.error));
+      else p.resolve(a.value);
+    }
   });
-  port.on('disconnect', () => {
+  const failAll = (): void => {
     for (const p of pending.values()) p.reject(gone());
     pending.clear();
+  };
+  port.on('disconnect', failAll);
+  const send = batcher<Call>((calls) => {
+    // Gone between the call and its turn's end: the calls already wait in `pending`.
+    if (!connected(port)) return failAll();
+    port.send({ wxgw: 'store', calls } satisfies Calls);
   });
   const call = (method: string, args: unknown[]): Promise<unknown> =>
     new Promise((resolve, reject) => {
       if (!connected(port)) return reject(gone());
       const id = next++;
       pending.set(id, { resolve, reject });
-      port.send({ wxgw: 'store', id, method, args } satisfies Call);
+      send({ id, method, args });
     });
   const local: Pick<Store, Local> = {
     kind,
@@ -103,24 +137,26 @@ export function ipcStore(port: IpcPort, kind: Store['kind'] = 'memory'): Store {
 
 /** Answers one worker's calls on `store`; returns the function that stops listening. */
 export function serveStore(store: Store, port: IpcPort): () => void {
-  const onMessage = (m: unknown): void => {
-    if (!isCall(m)) return;
-    const reply = (answer: Omit<Answer, 'wxgw' | 'id'>): void => {
-      if (connected(port)) port.send({ wxgw: 'store-answer', id: m.id, ...answer } satisfies Answer);
-    };
-    const fn = (store as unknown as Record<string, unknown>)[m.method];
-    if (m.method === 'close' || m.method === 'kind' || m.method === 'connected' || typeof fn !== 'function') {
-      reply({ error: { name: 'Error', message: `the store has no method ${m.method}` } });
+  const reply = batcher<Answer>((answers) => {
+    if (connected(port)) port.send({ wxgw: 'store-answer', answers } satisfies Answers);
+  });
+  const one = (c: Call): void => {
+    const fn = (store as unknown as Record<string, unknown>)[c.method];
+    if (c.method === 'close' || c.method === 'kind' || c.method === 'connected' || typeof fn !== 'function') {
+      reply({ id: c.id, error: { name: 'Error', message: `the store has no method ${c.method}` } });
       return;
     }
     // A method the Store type names is forwarded as it is; `Method` keeps the cast honest.
-    (fn as (...a: unknown[]) => Promise<unknown>).apply(store, m.args as Parameters<Store[Method]>).then(
-      (value) => reply({ value }),
+    (fn as (...a: unknown[]) => Promise<unknown>).apply(store, c.args as Parameters<Store[Method]>).then(
+      (value) => reply({ id: c.id, value }),
       (err: unknown) => {
         const e = err instanceof Error ? err : new Error(String(err));
-        reply({ error: { name: e.name, message: e.message, ...(e instanceof GatewayError && { reason: e.reason }) } });
+        reply({ id: c.id, error: { name: e.name, message: e.message, ...(e instanceof GatewayError && { reason: e.reason }) } });
       },
     );
+  };
+  const onMessage = (m: unknown): void => {
+    if (isCalls(m)) for (const c of m.calls) one(c);
   };
   port.on('message', onMessage);
   return () => port.off('message', onMessage);
