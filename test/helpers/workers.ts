@@ -8,8 +8,8 @@ import { startUpstream, type TestUpstream } from './upstream.js';
 import type { CliGateway } from './process.js';
 import { waitUntil } from './wait.js';
 
-/** `alerts`: a reload_failed rule posting to the webhook in the environment's ALERT_WEBHOOK. */
-export const policy = (ctx: PolicyContext, upstream: string, opts: { limit?: number; shutdown?: string; alerts?: boolean } = {}): string => `version: 1
+/** `alerts`: a reload_failed rule posting to the webhook in the environment's ALERT_WEBHOOK; `redis`: the store at its REDIS_URL. */
+export const policy = (ctx: PolicyContext, upstream: string, opts: { limit?: number; shutdown?: string; alerts?: boolean; redis?: boolean } = {}): string => `version: 1
 server:
   https: { listen: "127.0.0.1:${ctx.httpsPort}" }
   admin: { listen: "127.0.0.1:${ctx.adminPort}" }
@@ -17,7 +17,7 @@ server:
   shutdown_timeout: ${opts.shutdown ?? '10s'}
   workers: 2
 ${ctx.tlsSection}
-upstreams:
+${opts.redis ? 'store: { kind: redis, redis_url: "${REDIS_URL}", command_timeout: 1s }\n' : ''}upstreams:
   up: { url: "${upstream}" }
 routes:
   - name: api

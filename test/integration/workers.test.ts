@@ -1,6 +1,7 @@
 // `server.workers: 2` through the real binary: a rate limit of 100 admits exactly 100 across both
 // workers (the memory store is the primary's), metrics are one view summed over them, and a
-// killed worker is replaced and counted while the counts it served survive it.
+// killed worker is replaced and counted while the counts it served survive it. With the Redis
+// store each worker has its own connection and the limit is as exact.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -9,6 +10,7 @@ import { policyContext } from '../helpers/gateway.js';
 import type { ClientResponse } from '../helpers/https-client.js';
 import { startCli } from '../helpers/process.js';
 import { promtool, sample } from '../helpers/metrics-text.js';
+import { startRedis } from '../helpers/redis.js';
 import { get, metrics, named, policy, servedBy, workerPids } from '../helpers/workers.js';
 
 test('a limit of 100 admits exactly 100 across two workers; metrics sum them; a killed worker is replaced, counted, and the count survives it', async () => {
@@ -59,3 +61,32 @@ test('a limit of 100 admits exactly 100 across two workers; metrics sum them; a 
   }
 });
 
+
+test('with the Redis store each worker has its own connection, and a limit of 20 still admits exactly 20 across both', async () => {
+  const redis = await startRedis();
+  const ctx = await policyContext();
+  const upstream = await named('ok');
+  const file = join(ctx.dir, 'gateway.yaml');
+  writeFileSync(file, policy(ctx, upstream.url, { limit: 20, redis: true }));
+  const saved = process.env.REDIS_URL;
+  process.env.REDIS_URL = redis.url;
+  const gw = await startCli(file).finally(() => {
+    if (saved === undefined) delete process.env.REDIS_URL;
+    else process.env.REDIS_URL = saved;
+  });
+  try {
+    assert.match(gw.output(), /"store":"redis, a connection per worker"/);
+    const answers: ClientResponse[] = [];
+    for (let round = 0; round < 3; round++) answers.push(...(await Promise.all(Array.from({ length: 10 }, () => get(ctx)))));
+    const statuses = answers.map((r) => r.status);
+    assert.equal(statuses.filter((s) => s === 200).length, 20, `statuses: ${statuses.join(' ')}`);
+    assert.equal(statuses.filter((s) => s === 429).length, 10);
+    assert.deepEqual(await servedBy(gw, answers.filter((r) => r.status === 200).map((r) => String(r.headers['x-request-id']))), [1, 2]);
+    assert.equal(sample(await metrics(ctx), 'wxgw_store_up{kind="redis"}'), 1);
+  } finally {
+    gw.kill();
+    await gw.exited();
+    await upstream.close();
+    await redis.stop();
+  }
+});
