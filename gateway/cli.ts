@@ -3,7 +3,13 @@ import { loadPolicy } from './policy/load.js';
 import { PolicyError, formatDiagnostic, type Diagnostic } from './types/policy.js';
 import { describeCertificates } from './tls/describe.js';
 import { shownPath } from './shown-path.js';
-import { startGateway } from './main.js';
+import cluster from 'node:cluster';
+import { loadChecked, startGateway } from './main.js';
+import { WorkerStartError, startPrimary, workerCount } from './cluster/primary.js';
+import { runWorker } from './cluster/worker.js';
+import { createLogger, redactingLogger } from './observability/logger.js';
+import { compileLogRedactor } from './masking/redact.js';
+import { boundedDestination, logBufferBytes } from './observability/log-destination.js';
 import { ListenError } from './runtime/listeners.js';
 import { runDemo } from './demo.js';
 import { runScan } from './scan/command.js';
@@ -46,7 +52,19 @@ async function certs(file: string): Promise<number> {
   }
 }
 
+/** server.workers > 1: a primary that reads the policy and runs the workers (cluster/primary.ts). */
+async function startCluster(file: string, loaded: Awaited<ReturnType<typeof loadChecked>>): Promise<{ reload(): Promise<unknown>; shutdown(): Promise<boolean> }> {
+  // The workers' lines reach stdout through this one destination, whole (cluster/primary.ts).
+  const destination = boundedDestination(1, logBufferBytes(process.env.WXGW_LOG_BUFFER));
+  // The primary logs no request data, only credentials could reach its lines.
+  const logger = redactingLogger(createLogger({ destination }), () => compileLogRedactor([]));
+  for (const w of loaded.warnings) logger.warn({ file: w.file, line: w.line, col: w.col, key: w.path }, w.message);
+  return startPrimary({ file, loaded, logger, lines: destination });
+}
+
 async function start(file: string): Promise<void> {
+  // A worker of a primary (server.workers > 1) takes its policy from the primary, not the file.
+  if (cluster.isWorker) return runWorker();
   // A SIGHUP while starting (a config tool reloading everything) must not end the process, which
   // Node's default does: it is remembered and applied once the gateway runs, since the file may
   // have changed after it was read.
@@ -57,7 +75,8 @@ async function start(file: string): Promise<void> {
     else hupWhileStarting = true;
   });
   try {
-    const gateway = await startGateway({ config: file });
+    const loaded = await loadChecked(file);
+    const gateway = workerCount(loaded.config) > 1 ? await startCluster(file, loaded) : await startGateway({ config: file, loaded });
     // Failures are logged with their FILE:LINE:COL by the gateway; the old policy keeps serving.
     reload = () => {
       gateway.reload().catch((err: unknown) => process.stderr.write(`wxgw: reload failed: ${String(err)}\n`));
@@ -66,7 +85,8 @@ async function start(file: string): Promise<void> {
     const stop = (signal: string): void => {
       process.stderr.write(`wxgw: ${signal} received, draining: /readyz reports not ready, then requests in flight finish\n`);
       gateway.shutdown().then(
-        () => process.exit(0),
+        // A cluster's primary says whether every worker drained cleanly.
+        (clean: boolean | void) => process.exit(clean === false ? 1 : 0),
         (err: unknown) => {
           process.stderr.write(`wxgw: shutdown failed: ${String(err)}\n`);
           process.exit(1);
@@ -81,7 +101,7 @@ async function start(file: string): Promise<void> {
       process.stderr.write(`wxgw: ${file}: the policy was rejected; nothing was started\n`);
       process.exit(1);
     }
-    if (err instanceof ListenError) {
+    if (err instanceof ListenError || err instanceof WorkerStartError) {
       process.stderr.write(`wxgw: ${err.message}; nothing was started\n`);
       process.exit(1);
     }

@@ -27,6 +27,7 @@ import { Egress } from './egress/egress.js';
 import { egressCaller } from './egress/caller.js';
 import { ListenError, bindAdmin, bindEgress, bindTraffic, drain, type DrainState, type Listener } from './runtime/listeners.js';
 import { readiness, unreadableFiles } from './runtime/readiness.js';
+import type { Readiness } from './observability/admin-server.js';
 import { startReloader, type ReloadResult, type Reloader } from './runtime/reloader.js';
 import { PolicyRecords } from './runtime/policy-records.js';
 import { startPayEgress, type PayEgress } from './pay-egress/server.js';
@@ -97,7 +98,8 @@ async function compile(loaded: LoadedPolicy, deps: SnapshotDeps, before?: Snapsh
   }
 }
 
-function previousFiles(policy: PolicyConfig): { previous?: NonNullable<PolicyConfig['file_references']> } {
+/** What the policy in force read from ${file:...} secrets: a reload keeps a value whose file cannot be read now. */
+export function previousFiles(policy: PolicyConfig): { previous?: NonNullable<PolicyConfig['file_references']> } {
   return policy.file_references ? { previous: policy.file_references } : {};
 }
 
@@ -119,6 +121,10 @@ export interface GatewayHandle {
   readonly metrics: Metrics;
   /** The gateway's logger: each line is redacted by the policy in force when it is written. */
   readonly logger: Logger;
+  /** What /readyz reports (a cluster's primary asks each worker). */
+  readonly readiness: Readiness;
+  /** Tells the alert rules how a reload ended; a cluster's primary calls it on one worker. */
+  reportReload(result: ReloadResult): void;
   /** Loads the policy file again and puts it in force unless it fails; SIGHUP and file changes call it. */
   reload(): Promise<ReloadResult>;
   /**
@@ -137,14 +143,24 @@ export async function startGateway(opts: {
   logger?: Logger;
   /** The clock secrets' rotation windows and identity tokens' lives are measured with (epoch milliseconds); Date.now by default. */
   now?: () => number;
+  /** The policy already read and checked (by the CLI, or a cluster's primary); read from `config` otherwise. */
+  loaded?: LoadedPolicy;
+  /** The state store to use instead of one made from the policy (a cluster worker's link to the primary's). */
+  store?: Store;
+  /**
+   * A cluster worker: the primary watches the files, reads each reload's policy and sends it
+   * (`candidate`); this process builds its snapshot and swaps only once `confirm` says that
+   * every worker built theirs (runtime/reloader.ts).
+   */
+  coordinated?: { candidate(): Promise<LoadedPolicy>; confirm(): Promise<boolean> };
 }): Promise<GatewayHandle> {
-  const loaded = await loadChecked(opts.config, opts.env);
+  const loaded = opts.loaded ?? (await loadChecked(opts.config, opts.env));
   // The one reference a reload swaps; every log line is redacted by the snapshot in force.
   let source: { current: Snapshot } | undefined;
   const logger = redactingLogger(opts.logger ?? createLogger(), () => source?.current.redactor ?? BEFORE_POLICY);
   for (const w of loaded.warnings) logger.warn({ file: w.file, line: w.line, col: w.col, key: w.path }, w.message);
   // Outlive every snapshot: counters and connections survive reloads.
-  const store = createStore(loaded.config.store, logger);
+  const store = opts.store ?? createStore(loaded.config.store, logger);
   // No traffic on a connection still being made: wait a moment for Redis, then start anyway
   // (it reconnects by itself; meanwhile requests that need it get store_unavailable).
   if (store instanceof RedisStore && !(await store.connect(REDIS_START_WAIT_MS))) {
@@ -210,7 +226,8 @@ export async function startGateway(opts: {
     const { https, http } = await bindTraffic(open, { source: live, drain: draining, logger, decisions, metrics, pools, tracing });
     const checks = readiness(live, open, Date.now, { drain: draining });
     ready = () => checks.failing().length === 0;
-    const admin = server.admin ? await bindAdmin(open, server.admin.listen, server.admin.pos, checks, metrics.registry, draining, () => policies.current(live.current)) : undefined;
+    // A cluster worker leaves the admin listener to its primary, which answers for all workers.
+    const admin = server.admin && !opts.coordinated ? await bindAdmin(open, server.admin.listen, server.admin.pos, checks, metrics.registry, draining, () => policies.current(live.current)) : undefined;
     // Its listen address is read at start; keys, api_base and the merchant key follow reloads.
     const pay = first.policy.wechatpay?.egress;
     if (pay) {
@@ -226,7 +243,8 @@ export async function startGateway(opts: {
       metrics,
       // Off the event loop: validating a large policy takes seconds that requests would wait.
       // What the policy in force read from files stands in for a secret file that cannot be read now.
-      load: () => loadChecked(opts.config, opts.env, (file, o) => loadPolicyOffThread(file, { ...o, logger, ...previousFiles(live.current.policy) })),
+      load: opts.coordinated?.candidate ?? (() => loadChecked(opts.config, opts.env, (file, o) => loadPolicyOffThread(file, { ...o, logger, ...previousFiles(live.current.policy) }))),
+      ...(opts.coordinated && { coordinated: { confirm: opts.coordinated.confirm } }),
       compile: (next) => compile(next, deps, live.current),
       onSwap: (previous, next) => {
         deliveries.follow(next);
@@ -234,13 +252,15 @@ export async function startGateway(opts: {
       },
       onResult: (result) => {
         if (result.ok) alerts.configure(live.current.policy.alerts);
-        alerts.reloaded(result);
+        // A cluster's primary tells one worker each reload's outcome (reportReload): one alert, not one per worker.
+        if (!opts.coordinated) alerts.reloaded(result);
       },
     });
     reloader = running;
     logger.info(
       { https: https ? `${https.address}:${https.port}` : 'off (TLS terminated by a trusted proxy)', http: http && `${http.address}:${http.port}`, admin: admin && `${admin.address}:${admin.port}`, egress: egressAt && `${egressAt.address}:${egressAt.port}`, pay_egress: payEgress && `${payEgress.address.address}:${payEgress.address.port}`, routes: first.policy.routes.length, report_mode: reportModeSummary(first.policy) },
-      'wxgw listening',
+      // A cluster's primary says `wxgw listening` once every worker does.
+      opts.coordinated ? 'worker listening' : 'wxgw listening',
     );
     return {
       get snapshot() {
@@ -255,6 +275,8 @@ export async function startGateway(opts: {
       store,
       metrics,
       logger,
+      readiness: checks,
+      reportReload: (result: ReloadResult) => alerts.reloaded(result),
       reload: (): Promise<ReloadResult> => running.reload(),
       shutdown: () => stopAll(true),
       close: () => stopAll(false),

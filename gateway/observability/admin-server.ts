@@ -11,6 +11,15 @@ export interface Readiness {
   warnings?(): string[];
 }
 
+/** Readiness answered later: a cluster's primary asks its workers (cluster/primary.ts). */
+export interface AsyncReadiness {
+  failing(): Promise<string[]>;
+  warnings?(): Promise<string[]>;
+}
+
+/** What /metrics serves: a Registry, or a cluster primary's view summed over its workers. */
+export type MetricsSource = Pick<Registry, 'metrics' | 'contentType'>;
+
 /** The policy in force as /config shows it: secrets already redacted (runtime/policy-records.ts). */
 export interface PolicyInForce {
   readonly hash: string;
@@ -18,7 +27,7 @@ export interface PolicyInForce {
   readonly view: Record<string, unknown>;
 }
 
-export function createAdminServer(readiness: Readiness, registry: Registry, policy?: () => PolicyInForce): Server {
+export function createAdminServer(readiness: Readiness | AsyncReadiness, registry: MetricsSource, policy?: () => PolicyInForce): Server {
   const endpoints = ['/healthz', '/readyz', '/metrics', ...(policy ? ['/config'] : [])];
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -29,9 +38,12 @@ export function createAdminServer(readiness: Readiness, registry: Registry, poli
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, { status: 'method not allowed' });
     if (path === '/healthz') return json(200, { status: 'alive' });
     if (path === '/readyz') {
-      const failing = readiness.failing();
-      const warnings = readiness.warnings?.() ?? [];
-      return json(failing.length === 0 ? 200 : 503, { status: failing.length === 0 ? 'ready' : 'not ready', failing, ...(warnings.length > 0 && { warnings }) });
+      Promise.all([readiness.failing(), readiness.warnings?.() ?? []]).then(
+        ([failing, warnings]) =>
+          json(failing.length === 0 ? 200 : 503, { status: failing.length === 0 ? 'ready' : 'not ready', failing, ...(warnings.length > 0 && { warnings }) }),
+        (err: unknown) => json(503, { status: 'not ready', failing: [`readiness check failed: ${String(err)}`] }),
+      );
+      return;
     }
     if (path === '/metrics') {
       registry.metrics().then(

@@ -220,6 +220,7 @@ interface RawPolicy {
     http2?: boolean;
     shutdown_timeout?: string;
     drain_delay?: string;
+    workers?: number | 'auto';
     paths?: { semicolons?: 'reject' | 'strip' | 'keep' };
     headers?: { underscores?: 'drop' | 'reject' | 'allow' };
     trusted_headers?: string[];
@@ -767,6 +768,7 @@ export function buildConfig(data: unknown, ctx: BuildContext): PolicyConfig {
       http2: server.http2 ?? DEFAULTS.http2,
       shutdown_timeout: sure(parseDuration(server.shutdown_timeout ?? DEFAULTS.shutdown_timeout)),
       drain_delay: sure(parseDuration(server.drain_delay ?? DEFAULTS.drain_delay)),
+      ...(server.workers !== undefined && { workers: server.workers }),
       paths: { semicolons: server.paths?.semicolons ?? DEFAULTS.semicolons },
       headers: { underscores: server.headers?.underscores ?? DEFAULTS.header_underscores },
       trusted_headers: lowerUnique(server.trusted_headers ?? []),

@@ -5,6 +5,7 @@
 // and access rules (access.ts). Values the schema already rejected are
 // skipped by the caller, so this code only has to be careful about types, not repeat messages.
 
+import { availableParallelism } from 'node:os';
 import { isLoopback, listenersClash, parseCidr, parseListen } from './addresses.js';
 import { CLIENT_CLAIMS, GATEWAY_FORWARDING, foldHeaderName } from '../net/header-names.js';
 import { checkAccess } from './access.js';
@@ -100,6 +101,12 @@ class Checker {
     this.duration(server.shutdown_timeout, ['server', 'shutdown_timeout'], true);
     this.trustedHeaders(server);
     this.duration(server.drain_delay, ['server', 'drain_delay'], true);
+    // More processes than cores only adds context switches and memory; a warning, since the
+    // machine that validates may not be the one that runs.
+    const cores = availableParallelism();
+    if (typeof server.workers === 'number' && server.workers > cores) {
+      this.report.warn(['server', 'workers'], `${server.workers} workers on a machine with ${cores} cores: they compete for CPU and each costs its own memory; \`auto\` runs one per core`);
+    }
   }
 
   /** Each entry must be a client claim the gateway removes, believed only from a trusted proxy. */

@@ -3,7 +3,7 @@
 // requests in flight short.
 //
 //   bindTraffic(open, deps)                     the HTTPS listener and the plain-HTTP one
-//   bindAdmin(open, at, pos, readiness, registry, drain)
+//   bindAdmin(open, at, pos, readiness, metrics, drain)
 //   drain(open, state, times, logger)           say draining, wait, stop accepting, wait, cut the rest
 // Each bound listener is pushed on `open` as soon as it listens, so a later failure can close it.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -11,7 +11,6 @@ import type { Server as HttpsServer } from 'node:https';
 import type { ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { Registry } from 'prom-client';
 import type { ListenAddress, SourcePos } from '../types/policy.js';
 import type { Snapshot } from '../snapshot.js';
 import { liveTlsServerOptions, type HandshakeTls } from '../tls/server-options.js';
@@ -21,7 +20,7 @@ import { goAway } from '../proxy/h2-server.js';
 import { createRedirectServer } from '../proxy/redirect-server.js';
 import { createEgressServer } from '../egress/server.js';
 import type { Egress } from '../egress/egress.js';
-import { createAdminServer, type PolicyInForce, type Readiness } from '../observability/admin-server.js';
+import { createAdminServer, type AsyncReadiness, type MetricsSource, type PolicyInForce, type Readiness } from '../observability/admin-server.js';
 import type { Decisions } from '../observability/decisions.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -206,8 +205,8 @@ export async function bindAdmin(
   open: Listener[],
   at: ListenAddress,
   pos: SourcePos,
-  readiness: Readiness,
-  registry: Registry,
+  readiness: Readiness | AsyncReadiness,
+  registry: MetricsSource,
   drain: DrainState = { draining: false },
   policy?: () => PolicyInForce,
 ): Promise<AddressInfo> {

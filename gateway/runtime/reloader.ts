@@ -38,6 +38,7 @@ export function listenerChange(old: PolicyConfig, next: PolicyConfig): string | 
     `${key} changed from ${from} to ${to}; restart wxgw to apply it`;
   if (at(a.https?.listen) !== at(b.https?.listen)) return restart('server.https.listen', at(a.https?.listen), at(b.https?.listen));
   if (at(a.http?.listen) !== at(b.http?.listen)) return restart('server.http.listen', at(a.http?.listen), at(b.http?.listen));
+  if ((a.workers ?? 1) !== (b.workers ?? 1)) return restart('server.workers', String(a.workers ?? 1), String(b.workers ?? 1));
   if ((a.http?.mode ?? 'off') !== (b.http?.mode ?? 'off')) return restart('server.http.mode', a.http?.mode ?? 'off', b.http?.mode ?? 'off');
   if (at(a.admin?.listen) !== at(b.admin?.listen)) return restart('server.admin.listen', at(a.admin?.listen), at(b.admin?.listen));
   if (at(a.egress?.listen) !== at(b.egress?.listen)) return restart('server.egress.listen', at(a.egress?.listen), at(b.egress?.listen));
@@ -97,6 +98,12 @@ export interface ReloaderDeps<C extends Candidate> {
   readonly debounceMs?: number;
   /** Told of every reload's result, whatever started it (alerts on failed reloads). */
   onResult?(result: ReloadResult): void;
+  /**
+   * A cluster worker's reloads are decided by the primary, which watches the files and counts
+   * them: the worker neither watches nor counts, and swaps only when `confirm` (asked with the
+   * snapshot built) resolves true, i.e. every worker built its own; false disposes it.
+   */
+  readonly coordinated?: { confirm(): Promise<boolean> };
 }
 
 export interface Reloader {
@@ -142,6 +149,10 @@ export function startReloader<C extends Candidate>(deps: ReloaderDeps<C>): Reloa
         return { ok: false, why: 'restart', message: change, diagnostics: [] };
       }
       next = await deps.compile(candidate);
+      if (deps.coordinated && !(await deps.coordinated.confirm())) {
+        await next.dispose();
+        return { ok: false, why: 'invalid', message: 'another worker refused the policy; the previous policy stays in force', diagnostics: [] };
+      }
     } catch (err) {
       if (!(err instanceof PolicyError)) throw err;
       for (const d of err.diagnostics) logger[d.severity === 'error' ? 'error' : 'warn']({ file: d.file, line: d.line, col: d.col, key: d.path }, formatDiagnostic(d));
@@ -161,7 +172,7 @@ export function startReloader<C extends Candidate>(deps: ReloaderDeps<C>): Reloa
   const once = async (changedAt: number | undefined): Promise<ReloadResult> => {
     const t0 = performance.now();
     const result = await apply();
-    metrics.reloads.labels(result.ok ? 'success' : result.why === 'invalid' ? 'invalid' : 'restart_required').inc();
+    if (!deps.coordinated) metrics.reloads.labels(result.ok ? 'success' : result.why === 'invalid' ? 'invalid' : 'restart_required').inc();
     deps.onResult?.(result);
     if (!result.ok) return result;
     const ms = Math.round((performance.now() - (changedAt ?? t0)) * 10) / 10;
@@ -191,13 +202,15 @@ export function startReloader<C extends Candidate>(deps: ReloaderDeps<C>): Reloa
     return queued;
   };
 
-  watcher = watchFiles(
-    policyFiles(source.current.policy),
-    (firstEventAt) => {
-      reload(firstEventAt).catch((err: unknown) => logger.error({ err }, 'policy reload failed'));
-    },
-    deps.debounceMs,
-  );
+  if (!deps.coordinated) {
+    watcher = watchFiles(
+      policyFiles(source.current.policy),
+      (firstEventAt) => {
+        reload(firstEventAt).catch((err: unknown) => logger.error({ err }, 'policy reload failed'));
+      },
+      deps.debounceMs,
+    );
+  }
   return {
     reload,
     close() {

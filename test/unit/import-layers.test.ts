@@ -35,6 +35,7 @@ const LAYERS: Record<string, number> = {
   main: 9,
   demo: 10,
   scan: 10,
+  cluster: 10,
   cli: 11,
 };
 
