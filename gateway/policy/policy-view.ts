@@ -6,7 +6,7 @@
 //
 // Secrets are the keys marked `x-secret: true` in the schema (secrets.ts). The resolved policy
 // keeps the schema's key paths, but for the ones build.ts moves (RESOLVED_AT), so a new secret in
-// the schema is redacted without code here; test/unit/policy-view.test.ts fails when one is not.
+// the schema is redacted without code here; test/integration/admin-config.test.ts fails when one is not.
 //
 // The hash is sha256 over the canonical JSON (keys sorted) of the resolved policy, secrets
 // included and the policy file's own path left out: any change of a value in force, a secret's

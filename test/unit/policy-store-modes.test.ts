@@ -2,6 +2,7 @@
 // exactly one of them, each checked where it is written.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { REDACTED, policyView } from '../../gateway/policy/policy-view.js';
 import { ENV, accept, edit, expectDiagnostics, reject } from '../fixtures/policy/harness.js';
 
 /** BASE with `lines` as the store section, starting at line 17. */
@@ -117,4 +118,16 @@ test('sentinels need a name, and a cluster its nodes', async () => {
   const empty = await reject(withStore('  kind: redis', '  cluster: { nodes: [] }'));
   assert.equal(empty.length, 1);
   assert.equal(empty[0]!.path, 'store.cluster.nodes');
+});
+
+test("/config shows neither the cluster's nor the sentinels' passwords", async () => {
+  const cluster = await accept(withStore('  kind: redis', '  cluster:', '    nodes: ["redis-a.internal:6379"]', '    password: ${REDIS_PASSWORD}'), { ...ENV, REDIS_PASSWORD: 'pw-cluster-9f2' });
+  const sentinels = await accept(
+    withStore('  kind: redis', '  sentinels:', '    hosts: ["sentinel-a:26379"]', '    name: mymaster', '    password: ${REDIS_PASSWORD}', '    sentinel_password: ${SENTINEL_PASSWORD}'),
+    { ...ENV, REDIS_PASSWORD: 'pw-master-4c1', SENTINEL_PASSWORD: 'pw-sentinel-7e3' },
+  );
+  const shown = JSON.stringify([policyView(cluster.config).view, policyView(sentinels.config).view]);
+  for (const secret of ['pw-cluster-9f2', 'pw-master-4c1', 'pw-sentinel-7e3']) assert.ok(!shown.includes(secret), `${secret} is in /config`);
+  assert.equal((policyView(cluster.config).view.store as { cluster: { password: string } }).cluster.password, REDACTED);
+  assert.equal((policyView(sentinels.config).view.store as { sentinels: { sentinel_password: string } }).sentinels.sentinel_password, REDACTED);
 });
