@@ -22,8 +22,8 @@ const WECHAT = `wechat:
 test('with server.egress: an app without app_secret and an app named like an API root are warnings', async () => {
   const { warnings } = await accept(edit({ 5: '  admin: { listen: "127.0.0.1:9901" }\n  egress: { listen: "127.0.0.1:9902" }' }) + WECHAT, env);
   expectDiagnostics(warnings, [
-    { path: 'wechat.apps.push', severity: 'warning', message: ['has no `app_secret`', 'X-WX-App: push', 'wx_token_unavailable'] },
-    { path: 'wechat.apps.wxa', severity: 'warning', message: ['cannot take it as a path prefix'] },
+    { line: 37, col: 5, path: 'wechat.apps.push', severity: 'warning', message: ['has no `app_secret`', 'X-WX-App: push', 'wx_token_unavailable'] },
+    { line: 40, col: 5, path: 'wechat.apps.wxa', severity: 'warning', message: ['cannot take it as a path prefix'] },
   ]);
 });
 
