@@ -117,6 +117,7 @@ export function createEgressServer(egress: Egress, source: { readonly current: S
     }
     const selection = selectApp({ headers: req.headers, path: url.pathname }, source.current.policy);
     if (selection.kind === 'unknown') {
+      egress.metrics.refused(url.pathname, 'wx_app_unknown');
       refuse(res, requestId, 'wx_app_unknown', 40013, `${JSON.stringify(selection.name.slice(0, 64))} is not an app of this egress: name one of wechat.apps or its appid (X-WX-App header or /<name>/ path prefix)`);
       return;
     }

@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startFakeWechatApi, type FakeWechatApi } from '../helpers/fake-wechat-api.js';
+import { sample } from '../helpers/metrics-text.js';
 
 const SHOP = { appid: 'wx1111111111111111', secret: 'shop-app-secret-for-egress-0123456789' };
 const SEND = '/cgi-bin/message/custom/send';
@@ -123,6 +124,8 @@ routes:
     assert.equal(reasonOf(noSecret), 'wx_token_unavailable');
     assert.match(String(noSecret.body.errmsg), /wechat\.apps\.pushonly\.app_secret/);
     assert.equal(wx.calls.length, calls, 'nothing was sent to WeChat');
+    const text = await gw.gw.metrics.registry.metrics();
+    assert.equal(sample(text, `wxgw_egress_refused_total{api="/nosuch${SEND}",reason="wx_app_unknown"}`), 1);
   });
 
   test('token endpoints answer each app its own token: by appid, header or prefix', async () => {
