@@ -82,7 +82,7 @@ export async function soloLatency(t: Target, ca: Buffer, count: number): Promise
   try {
     for (let i = 0; i < count; i++) {
       const start = process.hrtime.bigint();
-      const res = await client.request({ path: url.pathname, method: 'GET', headers: t.headers });
+      const res = await client.request({ path: `${url.pathname}${url.search}`, method: 'GET', headers: t.headers });
       await res.body.arrayBuffer();
       if (res.statusCode !== 200) throw new Error(`${t.name}: status ${res.statusCode}`);
       times.push(Number(process.hrtime.bigint() - start) / 1000);
@@ -98,7 +98,7 @@ export async function probe(t: Target, ca: Buffer): Promise<Record<string, strin
   const url = new URL(t.url);
   const client = new Client(url.origin, { connect: { ca, servername: 'localhost' } });
   try {
-    const res = await client.request({ path: url.pathname, method: 'GET', headers: t.headers });
+    const res = await client.request({ path: `${url.pathname}${url.search}`, method: 'GET', headers: t.headers });
     await res.body.arrayBuffer();
     if (res.statusCode !== 200) throw new Error(`${t.name}: status ${res.statusCode}`);
     return res.headers;

@@ -35,6 +35,7 @@ export const REASONS = {
   wx_timeout: { status: 504, message: 'WeChat did not answer the login in time' },
   wx_quota: { status: 429, message: "this WeChat API's daily budget (wechat.quotas) is used up until 00:00 Beijing time; calling it would earn errcode 45009" },
   wx_circuit_open: { status: 503, message: 'calls to this WeChat API are paused after WeChat answered busy, over quota or not at all; retry after the time given' },
+  wx_app_unknown: { status: 400, message: 'the X-WX-App header or the path prefix names no app of this egress: use a wechat.apps name or an appid' },
   wx_token_unavailable: { status: 503, message: 'wxgw has no valid access_token to call WeChat with right now; retry later' },
   phone_invalid: { status: 400, message: 'the phone request must be a JSON object with a string "code" from getPhoneNumber' },
   phone_code_invalid: { status: 400, message: 'WeChat rejected the phone number code: ask the user to tap the phone button again' },

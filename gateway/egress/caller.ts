@@ -2,13 +2,13 @@
 // and circuits as the backend's.
 import type { WechatCallResult, WechatCaller } from '../identity/phone.js';
 import type { Snapshot } from '../snapshot.js';
-import { appFor } from './apps.js';
+import { defaultApp } from './apps.js';
 import type { Egress } from './egress.js';
 
 export function egressCaller(egress: Egress, source: { readonly current: Snapshot }): WechatCaller {
   return {
     async postJson(path, body, requestId): Promise<WechatCallResult> {
-      const app = appFor({ headers: {}, path }, source.current.policy);
+      const app = defaultApp(source.current.policy);
       if (!app) return { kind: 'refused', reason: 'wx_token_unavailable', message: 'the policy in force names no wechat app with an app_secret' };
       const outcome = await egress.call(app, {
         method: 'POST',

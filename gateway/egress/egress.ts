@@ -34,8 +34,8 @@ export const QUOTA_WARN = 0.9;
 /** A quota key lives longer than any Beijing day, so every call of the day is in its window. */
 const QUOTA_WINDOW_MS = 25 * 3600_000;
 
-/** Hop-by-hop headers (RFC 9110 7.6.1) and those the egress states itself. */
-const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'content-length', 'expect', 'x-request-id', 'accept-encoding']);
+/** Hop-by-hop headers (RFC 9110 7.6.1), those the egress states itself, and X-WX-App (wxgw's own). */
+const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'content-length', 'expect', 'x-request-id', 'accept-encoding', 'x-wx-app']);
 
 export interface EgressCall {
   readonly method: string;
@@ -73,7 +73,9 @@ export class Egress {
   private readonly apps = new Map<string, AppState>();
   private readonly circuits = new Map<string, Circuit>();
   private readonly budgets = new Map<number, RateBudget>();
-  /** The budgets already warned about on `warnedDay`. */
+  /** Each API's share of its budget used by each app (by appid): the gauge shows the most used. */
+  private readonly usedBy = new Map<string, Map<string, number>>();
+  /** The budgets (appid and API) already warned about on `warnedDay`. */
   private warned = new Set<string>();
   private warnedDay = '';
 
@@ -168,13 +170,18 @@ export class Egress {
     }
     const used = limit - result!.remaining;
     const near = limit === 0 || used >= QUOTA_WARN * limit;
-    this.metrics.budget(api, limit === 0 ? 1 : used / limit, near);
     if (day !== this.warnedDay) {
       this.warned = new Set();
+      this.usedBy.clear();
       this.warnedDay = day;
     }
-    if (near && !this.warned.has(api)) {
-      this.warned.add(api);
+    let shares = this.usedBy.get(api);
+    if (!shares) this.usedBy.set(api, (shares = new Map()));
+    shares.set(app.appid, limit === 0 ? 1 : used / limit);
+    const most = Math.max(...shares.values());
+    this.metrics.budget(api, most, most >= QUOTA_WARN || limit === 0);
+    if (near && !this.warned.has(`${app.appid} ${api}`)) {
+      this.warned.add(`${app.appid} ${api}`);
       this.deps.logger.warn({ appid: app.appid, api, used, per_day: limit, day }, `WeChat API budget ${Math.round(QUOTA_WARN * 100)}% used today (Beijing time)`);
     }
     if (result!.allowed) return undefined;
@@ -213,7 +220,7 @@ export class Egress {
       }
       let outcome = await this.send(state, app, call, token.token);
       if (outcome.kind === 'answer' && outcome.errcode !== undefined && TOKEN_ERRCODES.has(outcome.errcode)) {
-        this.deps.logger.info({ request_id: call.requestId, api, errcode: outcome.errcode, repeated: Buffer.isBuffer(call.body) || call.body === undefined }, 'WeChat rejected the access_token; renewing it');
+        this.deps.logger.info({ request_id: call.requestId, appid: app.appid, api, errcode: outcome.errcode, repeated: Buffer.isBuffer(call.body) || call.body === undefined }, 'WeChat rejected the access_token; renewing it');
         const renewal = state.tokens.replace(token.token);
         if (Buffer.isBuffer(call.body) || call.body === undefined) {
           try {
@@ -281,13 +288,13 @@ export class Egress {
         if (text !== undefined) {
           const errcode = jsonErrcode(text);
           this.metrics.called(call.path, errcode ?? 0);
-          this.logCall(call, res.statusCode, errcode, started);
+          this.logCall(app, call, res.statusCode, errcode, started);
           out['content-length'] = String(Buffer.byteLength(text));
           return { kind: 'answer', statusCode: res.statusCode, headers: out, body: Buffer.from(text), errcode };
         }
       }
       this.metrics.called(call.path, 0);
-      this.logCall(call, res.statusCode, undefined, started);
+      this.logCall(app, call, res.statusCode, undefined, started);
       return { kind: 'answer', statusCode: res.statusCode, headers: out, body: res.body, errcode: undefined };
     } catch (err) {
       if (err instanceof RangeError || (err as Error).cause instanceof RangeError) {
@@ -295,15 +302,15 @@ export class Egress {
       }
       const timeout = isTimeout(err);
       this.metrics.called(call.path, timeout ? 'timeout' : 'network');
-      this.deps.logger.warn({ request_id: call.requestId, api: call.path, wx_failure: timeout ? 'timeout' : 'network', err: timeout ? undefined : (err as Error).message }, 'WeChat API call failed');
+      this.deps.logger.warn({ request_id: call.requestId, appid: app.appid, api: call.path, wx_failure: timeout ? 'timeout' : 'network', err: timeout ? undefined : (err as Error).message }, 'WeChat API call failed');
       return timeout
         ? { kind: 'refused', reason: 'wx_timeout', errcode: -1, message: `WeChat did not answer ${call.path} within ${app.timeout} ms` }
         : { kind: 'refused', reason: 'wx_error', errcode: -1, message: `WeChat could not be reached for ${call.path}` };
     }
   }
 
-  private logCall(call: EgressCall, status: number, errcode: number | undefined, started: number): void {
-    const fields = { request_id: call.requestId, api: call.path, method: call.method, status, errcode, ms: Math.round((performance.now() - started) * 10) / 10 };
+  private logCall(app: EgressApp, call: EgressCall, status: number, errcode: number | undefined, started: number): void {
+    const fields = { request_id: call.requestId, appid: app.appid, api: call.path, method: call.method, status, errcode, ms: Math.round((performance.now() - started) * 10) / 10 };
     if (errcode !== undefined && errcode !== 0) this.deps.logger.info(fields, 'WeChat API answered an errcode');
     else this.deps.logger.debug(fields, 'WeChat API call');
   }

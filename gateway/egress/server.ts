@@ -2,12 +2,13 @@
 // SDK sends what it would send to https://api.weixin.qq.com. Token calls are answered from wxgw's
 // cache; every other call goes through Egress.call. wxgw's own refusals carry both its stable
 // `error.reason` and a WeChat-style errcode, so an SDK that reads only errcode still stops.
+// With wechat.apps, the call's app is chosen by path prefix or X-WX-App header (apps.ts).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { REASONS, type Reason } from '../errors.js';
 import type { Snapshot } from '../snapshot.js';
 import { TOKEN_PATHS, errcodeAnswer, tokenAnswer } from '../wechat/access-token.js';
-import { appFor, type EgressApp } from './apps.js';
+import { appByAppid, selectApp, servedAppids, type EgressApp } from './apps.js';
 import { MAX_REQUEST, REPLAY_LIMIT, newRequestId, readLimited, type Egress, type EgressOutcome } from './egress.js';
 import { TokenUnavailableError } from './token-cache.js';
 
@@ -58,9 +59,13 @@ async function requestBody(req: IncomingMessage): Promise<Buffer | Readable | un
   return Readable.from(rest(), { objectMode: false });
 }
 
-async function answerToken(egress: Egress, app: EgressApp, req: IncomingMessage, url: URL, res: ServerResponse, requestId: string, now: () => number): Promise<void> {
+/**
+ * A token call answered from the cache. The app is the one the header or prefix chose; without
+ * either, the appid the call names (query or stable_token body), else the default app.
+ */
+async function answerToken(egress: Egress, source: { readonly current: Snapshot }, selection: { app: EgressApp; chosen: boolean }, req: IncomingMessage, url: URL, path: string, res: ServerResponse, requestId: string, now: () => number): Promise<void> {
   let appid = url.searchParams.get('appid') ?? undefined;
-  if (url.pathname === '/cgi-bin/stable_token') {
+  if (path === '/cgi-bin/stable_token') {
     try {
       const body = JSON.parse((await readLimited(req, 16 * 1024)) || '{}') as Record<string, unknown>;
       if (typeof body.appid === 'string') appid = body.appid;
@@ -70,15 +75,18 @@ async function answerToken(egress: Egress, app: EgressApp, req: IncomingMessage,
     }
   }
   // The backend's secret (if it still sends one) is ignored: the token is wxgw's, for its own app.
-  if (appid !== undefined && appid !== app.appid) {
-    weChatAnswer(res, errcodeAnswer(40013, `invalid appid: this egress serves ${app.appid}`), requestId);
+  let app: EgressApp | undefined = selection.app;
+  if (appid !== undefined && appid !== app.appid) app = selection.chosen ? undefined : appByAppid(source.current.policy, appid);
+  if (!app) {
+    const served = selection.chosen ? [selection.app.appid] : servedAppids(source.current.policy);
+    weChatAnswer(res, errcodeAnswer(40013, `invalid appid: this egress serves ${served.join(', ')}`), requestId);
     return;
   }
   try {
     weChatAnswer(res, tokenAnswer(await egress.token(app), now()), requestId);
   } catch (err) {
     if (!(err instanceof TokenUnavailableError)) throw err;
-    egress.logger.warn({ request_id: requestId, err: err.message }, 'no access_token to answer the backend with');
+    egress.logger.warn({ request_id: requestId, appid: app.appid, err: err.message }, 'no access_token to answer the backend with');
     refuse(res, requestId, 'wx_token_unavailable', -1, undefined, 1000);
   }
 }
@@ -107,13 +115,22 @@ export function createEgressServer(egress: Egress, source: { readonly current: S
       refuse(res, requestId, 'path_invalid', 40066, 'the path is not a WeChat API path');
       return;
     }
-    const app = appFor({ headers: req.headers, path: url.pathname }, source.current.policy);
-    if (!app) {
-      refuse(res, requestId, 'wx_token_unavailable', -1, 'the policy in force names no wechat app with an app_secret to call for');
+    const selection = selectApp({ headers: req.headers, path: url.pathname }, source.current.policy);
+    if (selection.kind === 'unknown') {
+      egress.metrics.refused(url.pathname, 'wx_app_unknown');
+      refuse(res, requestId, 'wx_app_unknown', 40013, `${JSON.stringify(selection.name.slice(0, 64))} is not an app of this egress: name one of wechat.apps or its appid (X-WX-App header or /<name>/ path prefix)`);
       return;
     }
-    if (TOKEN_PATHS.has(url.pathname)) {
-      await answerToken(egress, app, req, url, res, requestId, now);
+    if (selection.kind === 'no_secret') {
+      refuse(res, requestId, 'wx_token_unavailable', -1, selection.message);
+      return;
+    }
+    const { app, path } = selection;
+    if (selection.overridden !== undefined) {
+      egress.logger.warn({ request_id: requestId, appid: app.appid, header: selection.overridden.slice(0, 64) }, 'X-WX-App names another app than the path prefix; the prefix wins');
+    }
+    if (TOKEN_PATHS.has(path)) {
+      await answerToken(egress, source, selection, req, url, path, res, requestId, now);
       return;
     }
     const body = await requestBody(req);
@@ -121,7 +138,7 @@ export function createEgressServer(egress: Egress, source: { readonly current: S
       refuse(res, requestId, 'body_too_large', 44002, `request bodies are limited to ${MAX_REQUEST} bytes`);
       return;
     }
-    const outcome = await egress.call(app, { method: req.method ?? 'GET', path: url.pathname, search: url.searchParams, headers: req.headers, body, requestId });
+    const outcome = await egress.call(app, { method: req.method ?? 'GET', path, search: url.searchParams, headers: req.headers, body, requestId });
     send(res, outcome, requestId);
   };
   const server = createServer({ requestTimeout: 120_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024 }, (req, res) => {

@@ -4,6 +4,7 @@ import { isRecord } from './key-path.js';
 import { neverMatches } from './match-path.js';
 import { show, type Reporter } from './report.js';
 import { closest } from './suggest.js';
+import { API_ROOTS } from '../wechat/api-roots.js';
 
 export function checkEgress(data: Record<string, unknown>, report: Reporter, upstreams: string[], profiles: string[]): void {
   const wechat = isRecord(data.wechat) ? data.wechat : undefined;
@@ -12,6 +13,16 @@ export function checkEgress(data: Record<string, unknown>, report: Reporter, ups
   const hasSecret = wechat !== undefined && wechat.app_secret !== undefined;
   if (server && isRecord(server.egress) && !hasSecret) {
     report.error(['server', 'egress'], 'needs `wechat.appid` and `wechat.app_secret`: the egress fetches the access_token the backend no longer holds', { anchor: 'key' });
+  }
+  // Every app of wechat.apps can be named by an egress call (X-WX-App or /<name>/ prefix).
+  const apps = server && isRecord(server.egress) && wechat && isRecord(wechat.apps) ? wechat.apps : {};
+  for (const [name, app] of Object.entries(apps)) {
+    if (isRecord(app) && app.app_secret === undefined) {
+      report.warn(['wechat', 'apps', name], `has no \`app_secret\`: egress calls for it (X-WX-App: ${name} or the /${name}/ prefix) are refused with wx_token_unavailable; add one if the backend calls WeChat's API for this app`, { anchor: 'key' });
+    }
+    if (API_ROOTS.has(name)) {
+      report.warn(['wechat', 'apps', name], `is also the first segment of WeChat API paths (/${name}/...): the egress cannot take it as a path prefix; name the app with X-WX-App or its appid, or rename it`, { anchor: 'key' });
+    }
   }
   const phone = identity && isRecord(identity.phone) ? identity.phone : undefined;
   if (!phone) return;

@@ -8,7 +8,8 @@
 //                               answers (-1, 45011, ...), held (slow) answers; otherwise errcode 0
 //   POST /wxa/business/getuserphonenumber  {code} -> phone_info in its real shape, 40029 for an unknown code
 // Errors come as HTTP 200 `{errcode, errmsg}`, labelled text/plain as WeChat does. Time is the
-// test's clock, so expiry is driven without sleeping.
+// test's clock, so expiry is driven without sleeping. `apps` adds further accounts (appid and
+// secret), each with tokens of its own; every call records the appid its token belongs to.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -24,6 +25,9 @@ export interface FakeApiCall {
   body: string;
   /** What the fake answered: its errcode (0 for success). */
   errcode: number;
+  /** The app the token was issued to ('' for none valid). */
+  appid: string;
+  headers: import('node:http').IncomingHttpHeaders;
 }
 
 export interface PhoneFixture {
@@ -51,6 +55,10 @@ export interface FakeWechatApi {
   phones: Map<string, PhoneFixture>;
   /** The current stable token (undefined before the first request). */
   stableToken(): string | undefined;
+  /** The current stable token of one of the apps (the default one included). */
+  stableTokenOf(appid: string): string | undefined;
+  /** stable_token requests by appid. */
+  stableRequestsOf(appid: string): number;
   /** Makes API calls refuse a token at once while stable_token's normal mode still hands it out. */
   revoke(token: string): void;
   hold(): void;
@@ -65,14 +73,17 @@ interface Issued {
   revokedAt: number;
 }
 
-export async function startFakeWechatApi(opts: { now: () => number; appid?: string; secret?: string; forceGraceMs?: number }): Promise<FakeWechatApi> {
+export async function startFakeWechatApi(opts: { now: () => number; appid?: string; secret?: string; forceGraceMs?: number; apps?: { appid: string; secret: string }[] }): Promise<FakeWechatApi> {
   const now = opts.now;
   const appid = opts.appid ?? 'wx0123456789abcdef';
   const secret = opts.secret ?? 'fake-app-secret-for-egress-0123456789';
   const grace = opts.forceGraceMs ?? 0;
   let seq = 0;
-  const stable: Issued[] = [];
-  let plain: Issued | undefined;
+  const secrets = new Map([[appid, secret], ...(opts.apps ?? []).map((a) => [a.appid, a.secret] as const)]);
+  const stableBy = new Map([...secrets.keys()].map((id) => [id, [] as Issued[]]));
+  const stable = stableBy.get(appid)!;
+  const plainBy = new Map<string, Issued>();
+  const stableCount = new Map<string, number>();
   const used = new Map<string, number>();
   const held: (() => void)[] = [];
   let holding = false;
@@ -90,6 +101,8 @@ export async function startFakeWechatApi(opts: { now: () => number; appid?: stri
     script: new Map(),
     phones: new Map(),
     stableToken: () => stable.at(-1)?.token,
+    stableTokenOf: (id) => stableBy.get(id)?.at(-1)?.token,
+    stableRequestsOf: (id) => stableCount.get(id) ?? 0,
     revoke(token) {
       rejected.add(token);
     },
@@ -108,10 +121,15 @@ export async function startFakeWechatApi(opts: { now: () => number; appid?: stri
     api.issued.push(t.token);
     return t;
   };
-  const valid = (token: string): boolean => {
+  /** The app a token is valid for, '' when it is valid for none. */
+  const ownerOf = (token: string): string => {
     const t = now();
-    if (rejected.has(token)) return false;
-    return stable.some((s) => s.token === token && t < s.expiresAt && t < s.revokedAt) || (plain !== undefined && plain.token === token && t < plain.expiresAt);
+    if (rejected.has(token)) return '';
+    for (const [id, issued] of stableBy) {
+      const plain = plainBy.get(id);
+      if (issued.some((s) => s.token === token && t < s.expiresAt && t < s.revokedAt) || (plain !== undefined && plain.token === token && t < plain.expiresAt)) return id;
+    }
+    return '';
   };
 
   const answer = (res: import('node:http').ServerResponse, body: Record<string, unknown>): void => {
@@ -140,8 +158,11 @@ export async function startFakeWechatApi(opts: { now: () => number; appid?: stri
         }
         const force = b.force_refresh === true;
         api.stableRequests.push({ force, at: now() });
-        if (b.appid !== appid) return answer(res, { errcode: 40013, errmsg: 'invalid appid' });
-        if (b.secret !== secret) return answer(res, { errcode: 40125, errmsg: 'invalid appsecret' });
+        const own = typeof b.appid === 'string' ? secrets.get(b.appid) : undefined;
+        if (own === undefined) return answer(res, { errcode: 40013, errmsg: 'invalid appid' });
+        stableCount.set(b.appid as string, (stableCount.get(b.appid as string) ?? 0) + 1);
+        if (b.secret !== own) return answer(res, { errcode: 40125, errmsg: 'invalid appsecret' });
+        const stable = stableBy.get(b.appid as string)!;
         const t = now();
         const current = stable.at(-1);
         if (force && current) current.revokedAt = Math.min(current.revokedAt, t + grace);
@@ -151,18 +172,21 @@ export async function startFakeWechatApi(opts: { now: () => number; appid?: stri
       }
       if (path === '/cgi-bin/token') {
         api.plainRequests++;
-        if (url.searchParams.get('appid') !== appid || url.searchParams.get('secret') !== secret) return answer(res, { errcode: 40125, errmsg: 'invalid appsecret' });
-        plain = issue();
+        const id = url.searchParams.get('appid') ?? '';
+        if (secrets.get(id) === undefined || url.searchParams.get('secret') !== secrets.get(id)) return answer(res, { errcode: 40125, errmsg: 'invalid appsecret' });
+        const plain = issue();
+        plainBy.set(id, plain);
         return answer(res, { access_token: plain.token, expires_in: LIFETIME_S });
       }
       const token = url.searchParams.get('access_token') ?? '';
       const query = Object.fromEntries([...url.searchParams].filter(([k]) => k !== 'access_token'));
+      const owner = ownerOf(token);
       const record = (errcode: number): FakeApiCall => {
-        const call = { method: req.method ?? '', path, token, query, body, errcode };
+        const call = { method: req.method ?? '', path, token, query, body, errcode, appid: owner, headers: req.headers };
         api.calls.push(call);
         return call;
       };
-      if (!valid(token)) {
+      if (owner === '') {
         record(40001);
         return answer(res, { errcode: 40001, errmsg: 'invalid credential, access_token is invalid or not latest' });
       }
