@@ -8,7 +8,9 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { CallbackError } from './callback-error.js';
 
 const BLOCK = 32;
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+// With the length a multiple of 4, the same language as groups of four with an `==` or `=`
+// tail, without the nested groups that made V8 step through a 1 KB ciphertext four times over.
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export class WechatMsgCrypto {
@@ -29,7 +31,7 @@ export class WechatMsgCrypto {
   decrypt(encryptB64: string): string {
     // Buffer.from(.., 'base64') skips what it does not understand; a strict check first keeps
     // "what was signed" and "what was decrypted" the same bytes.
-    if (encryptB64.length === 0 || !BASE64.test(encryptB64)) {
+    if (encryptB64.length === 0 || encryptB64.length % 4 !== 0 || !BASE64.test(encryptB64)) {
       throw new CallbackError('decrypt_failed', 'Encrypt is not base64');
     }
     const data = Buffer.from(encryptB64, 'base64');
@@ -37,7 +39,9 @@ export class WechatMsgCrypto {
       throw new CallbackError('decrypt_failed', `ciphertext length ${data.length} is not a multiple of ${BLOCK}`);
     }
     const decipher = createDecipheriv('aes-256-cbc', this.key, this.iv).setAutoPadding(false);
-    const padded = Buffer.concat([decipher.update(data), decipher.final()]);
+    // Without padding, update() returns every whole block and final() nothing: no copy to join them.
+    const padded = decipher.update(data);
+    decipher.final();
     const pad = padded[padded.length - 1]!;
     if (pad < 1 || pad > BLOCK) throw new CallbackError('decrypt_failed', 'invalid padding');
     for (let i = padded.length - pad; i < padded.length; i++) {
