@@ -173,6 +173,9 @@ async function main(): Promise<void> {
       { name: 'safe mode, decrypt: true (verify + decrypt + seal reply)', request: safeRequest, rps: [], p50: [], p99: [], cpu: [] },
       { name: 'plain mode (signature only)', request: plainModeRequest, rps: [], p50: [], p99: [], cpu: [] },
     ];
+    // BENCH_ONLY=safe,proxy: the targets whose names contain one of the words (a profile of one path).
+    const only = process.env.BENCH_ONLY?.split(',');
+    if (only) targets.splice(0, targets.length, ...targets.filter((t) => only.some((w) => t.name.includes(w))));
     for (const t of targets) await load(url, t, 2); // warm-up: JIT, TLS sessions, upstream pool
     for (let round = 0; round < rounds; round++) {
       for (const t of targets) {
