@@ -13,6 +13,9 @@
 // Targets run in interleaved rounds and the median is reported.
 //   node --import tsx bench/callback-proxy.bench.ts
 //   BENCH_ROUNDS=5 BENCH_SECONDS=10 BENCH_CONNECTIONS=32 node --import tsx bench/callback-proxy.bench.ts
+//   BENCH_CPU_PROF=/tmp/prof node --import tsx bench/callback-proxy.bench.ts   (the gateway under --cpu-prof)
+// "CPU µs/req" is the gateway process's own CPU time per request (/proc), which a loaded machine
+// distorts less than req/s.
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,13 +27,14 @@ import { WechatMsgCrypto } from '../gateway/wechat/msg-crypto.js';
 import { wechatSignature } from '../gateway/wechat/signature.js';
 import { freePort } from '../test/helpers/ports.js';
 import { textMessage } from '../test/helpers/wechat-callback.js';
-import { benchPolicy } from './lib.js';
+import { benchPolicy, cpuSeconds } from './lib.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const MESSAGE_BYTES = Number(process.env.BENCH_MESSAGE_BYTES ?? 500);
+const cpuProf = process.env.BENCH_CPU_PROF;
 
 const account = { appid: 'wx1234567890abcdef', token: 'tok3nForBench', encodingAesKey: 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG' };
 const msgCrypto = new WechatMsgCrypto(account.encodingAesKey, account.appid);
@@ -63,6 +67,7 @@ interface Target {
   rps: number[];
   p50: number[];
   p99: number[];
+  cpu: number[];
 }
 
 let counter = 0;
@@ -158,20 +163,25 @@ async function main(): Promise<void> {
         ],
       }),
     );
-    const gateway = fork(join(here, 'targets/wxgw.ts'), [policy, join(dir, 'wxgw.log')], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const gateway = fork(join(here, 'targets/wxgw.ts'), [policy, join(dir, 'wxgw.log')], { execArgv: ['--import', 'tsx', ...(cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${cpuProf}`] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     children.push(gateway);
     await waitReady(gateway, 'wxgw');
     const url = `https://127.0.0.1:${gatewayPort}`;
 
     const targets: Target[] = [
-      { name: 'plain proxy, same body (no wechat_callback)', request: proxyRequest, rps: [], p50: [], p99: [] },
-      { name: 'safe mode, decrypt: true (verify + decrypt + seal reply)', request: safeRequest, rps: [], p50: [], p99: [] },
-      { name: 'plain mode (signature only)', request: plainModeRequest, rps: [], p50: [], p99: [] },
+      { name: 'plain proxy, same body (no wechat_callback)', request: proxyRequest, rps: [], p50: [], p99: [], cpu: [] },
+      { name: 'safe mode, decrypt: true (verify + decrypt + seal reply)', request: safeRequest, rps: [], p50: [], p99: [], cpu: [] },
+      { name: 'plain mode (signature only)', request: plainModeRequest, rps: [], p50: [], p99: [], cpu: [] },
     ];
+    // BENCH_ONLY=safe,proxy: the targets whose names contain one of the words (a profile of one path).
+    const only = process.env.BENCH_ONLY?.split(',');
+    if (only) targets.splice(0, targets.length, ...targets.filter((t) => only.some((w) => t.name.includes(w))));
     for (const t of targets) await load(url, t, 2); // warm-up: JIT, TLS sessions, upstream pool
     for (let round = 0; round < rounds; round++) {
       for (const t of targets) {
+        const cpuBefore = cpuSeconds(gateway.pid)!;
         const r = await load(url, t, seconds);
+        t.cpu.push(((cpuSeconds(gateway.pid)! - cpuBefore) * 1e6) / r.requests.total);
         t.rps.push(r.requests.average);
         t.p50.push(r.latency.p50);
         t.p99.push(r.latency.p99);
@@ -183,13 +193,22 @@ async function main(): Promise<void> {
       `wxgw callback benchmark: POST of a ${Buffer.byteLength(safeBody)}-byte safe-mode push (${Buffer.byteLength(message)}-byte message), ` +
         `HTTPS keep-alive, ${connections} connections, median of ${rounds} rounds of ${seconds} s, node ${process.version}`,
       '',
-      '| target | req/s | p50 ms | p99 ms | vs plain proxy |',
-      '|---|---:|---:|---:|---:|',
-      ...targets.map((t) => `| ${t.name} | ${Math.round(median(t.rps))} | ${median(t.p50)} | ${median(t.p99)} | ${(median(t.rps) / base).toFixed(2)}x |`),
+      '| target | req/s | p50 ms | p99 ms | vs plain proxy | gateway CPU µs/req | CPU vs plain proxy |',
+      '|---|---:|---:|---:|---:|---:|---:|',
+      ...targets.map(
+        (t) =>
+          `| ${t.name} | ${Math.round(median(t.rps))} | ${median(t.p50)} | ${median(t.p99)} | ${(median(t.rps) / base).toFixed(2)}x | ` +
+          `${Math.round(median(t.cpu))} | ${(median(targets[0]!.cpu) / median(t.cpu)).toFixed(2)}x |`,
+      ),
     ];
     process.stdout.write(lines.join('\n') + '\n');
   } finally {
-    for (const c of children) c.kill();
+    for (const c of children) {
+      if (c.exitCode !== null) continue;
+      const exited = new Promise((r) => c.once('exit', r));
+      c.kill('SIGINT'); // the gateway exits cleanly on SIGINT, so --cpu-prof writes its profile
+      await exited;
+    }
   }
 }
 

@@ -19,7 +19,7 @@ import type { Store } from '../store/store.js';
 import type { WechatCallbackConfig, WechatConfig } from '../types/policy.js';
 import { deliverOnce, refuse, type CallbackGuard, type CallbackOutcome, type CallbackRequest } from './callback-types.js';
 import { CallbackLedger, ledgerTimes, messageKey, requestKey, type CallbackKeys } from './callback-replay.js';
-import { pushMessageId } from '../wechat/callback-message-id.js';
+import { pushMessageId, pushMessageIdOf } from '../wechat/callback-message-id.js';
 import { CallbackError } from '../wechat/callback-error.js';
 import { safeEqualHex, wechatSignature } from '../wechat/signature.js';
 import { WechatMsgCrypto } from '../wechat/msg-crypto.js';
@@ -127,16 +127,21 @@ export function compileWechatCallback(
     return requestKey(prefix, [...[q.timestamp, q.nonce].sort(), signature.toLowerCase()]);
   }
 
-  function keys(q: Params, signature: string, message: Buffer | string | undefined, covers?: string): CallbackKeys {
-    const id = message === undefined ? undefined : pushMessageId(message, detectFormat(undefined, Buffer.isBuffer(message) ? message : Buffer.from(message, 'utf8')));
+  /** `id`: the message's own (callback-message-id.ts), when it names one. */
+  function keys(q: Params, signature: string, id: string | undefined, covers?: string): CallbackKeys {
     return { request: keyOf(q, signature), ...(id !== undefined && { message: messageKey(prefix, id) }), ...(covers !== undefined && { covers: [keyOf(q, covers)] }) };
   }
 
-  /** The decrypted message of a push the route passes on encrypted, for its id only; undefined when it does not decrypt. */
+  /** The id of a decrypted message, in its own format (a JSON push may hold an XML message, and back). */
+  function messageId(message: string): string | undefined {
+    return pushMessageId(message, detectFormat(undefined, message));
+  }
+
+  /** The id of the message of a push the route passes on encrypted; undefined when it does not decrypt. */
   function idOnly(encrypt: string): string | undefined {
     if (!cryptos) return undefined;
     try {
-      return decrypt(encrypt).message;
+      return messageId(decrypt(encrypt).message);
     } catch (err) {
       if (err instanceof CallbackError) return undefined;
       throw err;
@@ -174,8 +179,10 @@ export function compileWechatCallback(
     // The body is unsigned in plain mode; it is at least held to the same parsing rules, so no
     // DTD reaches the upstream's parser.
     const format = detectFormat(req.headers['content-type'], req.body);
-    checkCallbackBody(req.body, format);
-    return deliverOnce(ledger, keys(q, q.signature, req.body), {
+    const flat = checkCallbackBody(req.body, format);
+    // A flat XML body was read by the check already; anything else is parsed for its id.
+    const id = flat ? pushMessageIdOf(flat) : pushMessageId(req.body, detectFormat(undefined, req.body));
+    return deliverOnce(ledger, keys(q, q.signature, id), {
       kind: 'forward',
       body: req.body,
       contentType: req.headers['content-type'] ?? CONTENT_TYPES[format],
@@ -212,7 +219,7 @@ export function compileWechatCallback(
     // The signature covers the ciphertext, not what it holds: no DTD inside it reaches the
     // upstream's parser either.
     refuseDtd(message, 'decrypted message');
-    return deliverOnce(ledger, keys(q, q.msg_signature, message), {
+    return deliverOnce(ledger, keys(q, q.msg_signature, messageId(message)), {
       kind: 'forward',
       body: Buffer.from(message, 'utf8'),
       contentType: CONTENT_TYPES[format],

@@ -2,7 +2,7 @@
 // MsgId, or for events (which have none) FromUserName + CreateTime + Event, as WeChat's
 // documentation recommends; a Pay notification's top-level `id`. Undefined when the message does
 // not say: it is then told apart by its signed request alone.
-import { parseCallbackBody, type BodyFormat } from './callback-body.js';
+import { parseCallbackBody, parseCallbackText, type BodyFormat } from './callback-body.js';
 
 /** Numbers past 2^53 lose digits in JSON.parse, and MsgIds are that large: their source text is kept. */
 interface Raw {
@@ -22,7 +22,7 @@ function keepDigits(this: unknown, _key: string, value: unknown, context?: { sou
 
 function fields(message: Buffer | string, format: BodyFormat): Record<string, unknown> | undefined {
   try {
-    if (format === 'xml') return parseCallbackBody(typeof message === 'string' ? Buffer.from(message, 'utf8') : message, 'xml');
+    if (format === 'xml') return typeof message === 'string' ? parseCallbackText(message, 'xml') : parseCallbackBody(message, 'xml');
     const value: unknown = JSON.parse(typeof message === 'string' ? message : message.toString('utf8'), keepDigits as (k: string, v: unknown) => unknown);
     return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
   } catch {
@@ -33,7 +33,11 @@ function fields(message: Buffer | string, format: BodyFormat): Record<string, un
 /** The id of a push's (decrypted) message, or undefined when it names none. */
 export function pushMessageId(message: Buffer | string, format: BodyFormat): string | undefined {
   const f = fields(message, format);
-  if (!f) return undefined;
+  return f ? pushMessageIdOf(f) : undefined;
+}
+
+/** pushMessageId of an XML message already parsed (callback-body.ts): the same fields, read once. */
+export function pushMessageIdOf(f: Record<string, unknown>): string | undefined {
   const msgId = text(f.MsgId);
   if (msgId !== undefined) return `MsgId:${msgId}`;
   const from = text(f.FromUserName);

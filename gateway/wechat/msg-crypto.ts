@@ -8,8 +8,24 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { CallbackError } from './callback-error.js';
 
 const BLOCK = 32;
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+// With the length a multiple of 4, the same language as groups of four with an `==` or `=`
+// tail, without the nested groups that made V8 step through a 1 KB ciphertext four times over.
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+// A reply's 16 random bytes come from a pool filled 4 KB at a time: randomBytes(16) for each
+// reply was a call into OpenSSL per reply, about a twentieth of a sealed callback's CPU.
+const POOL_BYTES = 4096;
+let pool = Buffer.alloc(0);
+let poolAt = 0;
+function random16(): Buffer {
+  if (poolAt + 16 > pool.length) {
+    pool = randomBytes(POOL_BYTES);
+    poolAt = 0;
+  }
+  poolAt += 16;
+  return pool.subarray(poolAt - 16, poolAt);
+}
 
 export class WechatMsgCrypto {
   private readonly key: Buffer;
@@ -29,7 +45,7 @@ export class WechatMsgCrypto {
   decrypt(encryptB64: string): string {
     // Buffer.from(.., 'base64') skips what it does not understand; a strict check first keeps
     // "what was signed" and "what was decrypted" the same bytes.
-    if (encryptB64.length === 0 || !BASE64.test(encryptB64)) {
+    if (encryptB64.length === 0 || encryptB64.length % 4 !== 0 || !BASE64.test(encryptB64)) {
       throw new CallbackError('decrypt_failed', 'Encrypt is not base64');
     }
     const data = Buffer.from(encryptB64, 'base64');
@@ -37,7 +53,9 @@ export class WechatMsgCrypto {
       throw new CallbackError('decrypt_failed', `ciphertext length ${data.length} is not a multiple of ${BLOCK}`);
     }
     const decipher = createDecipheriv('aes-256-cbc', this.key, this.iv).setAutoPadding(false);
-    const padded = Buffer.concat([decipher.update(data), decipher.final()]);
+    // Without padding, update() returns every whole block and final() nothing: no copy to join them.
+    const padded = decipher.update(data);
+    decipher.final();
     const pad = padded[padded.length - 1]!;
     if (pad < 1 || pad > BLOCK) throw new CallbackError('decrypt_failed', 'invalid padding');
     for (let i = padded.length - pad; i < padded.length; i++) {
@@ -56,16 +74,22 @@ export class WechatMsgCrypto {
     }
   }
 
-  /** Base64 ciphertext of `message`; `random16` is for reproducing published vectors only. */
-  encrypt(message: string, random16: Buffer = randomBytes(16)): string {
-    if (random16.length !== 16) throw new Error('random16 must be 16 bytes');
-    const msg = Buffer.from(message, 'utf8');
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(msg.length);
-    const body = Buffer.concat([random16, length, msg, this.appid]);
-    const pad = BLOCK - (body.length % BLOCK);
-    const padded = Buffer.concat([body, Buffer.alloc(pad, pad)]);
+  /** Base64 ciphertext of `message`; `random` is for reproducing published vectors only. */
+  encrypt(message: string, random: Buffer = random16()): string {
+    if (random.length !== 16) throw new Error('random16 must be 16 bytes');
+    // Laid out in one buffer: random16 | length | message | appid | padding.
+    const msgLength = Buffer.byteLength(message, 'utf8');
+    const bodyLength = 20 + msgLength + this.appid.length;
+    const pad = BLOCK - (bodyLength % BLOCK);
+    const padded = Buffer.allocUnsafe(bodyLength + pad);
+    random.copy(padded, 0);
+    padded.writeUInt32BE(msgLength, 16);
+    padded.write(message, 20, 'utf8');
+    this.appid.copy(padded, 20 + msgLength);
+    padded.fill(pad, bodyLength);
     const cipher = createCipheriv('aes-256-cbc', this.key, this.iv).setAutoPadding(false);
-    return Buffer.concat([cipher.update(padded), cipher.final()]).toString('base64');
+    const out = cipher.update(padded);
+    cipher.final(); // without padding, update() already returned every block
+    return out.toString('base64');
   }
 }
