@@ -16,7 +16,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError, type Reason } from '../errors.js';
 import type { IdentityVerifier, VerifiedClaims } from '../identity/verify.js';
-import type { RateRule, Store } from '../store/store.js';
+import type { RateResult, RateRule, Store } from '../store/store.js';
 import type { CallbackGuard, Seal } from './callback-types.js';
 import type { CallbackDelivery } from './callback-replay.js';
 import type { CompiledCors } from './cors.js';
@@ -302,12 +302,35 @@ async function charge(g: RouteGuards, p: Progress, rules: readonly RateRule[]): 
   try {
     results = await g.store.hit(rules, g.storeFailOpen ? ADMITS_UNANSWERED : undefined);
   } catch (err) {
-    if (!(err instanceof GatewayError) || err.reason !== 'store_unavailable' || !g.storeFailOpen) throw err;
-    p.storeBypassed = true;
-    return undefined;
+    return storeFailed(g, p, err);
   }
+  return decided(p, results);
+}
+
+/**
+ * charge() on a store that decides in process (Store.hitNow): the same decision without a
+ * promise, so a route whose only stateful guard is a memory-store limit is decided on the spot.
+ */
+function chargeNow(g: RouteGuards, hitNow: NonNullable<Store['hitNow']>, p: Progress, rules: readonly RateRule[]): Stop | undefined {
+  if (rules.length === 0) return undefined;
+  let results;
+  try {
+    results = hitNow(rules, g.storeFailOpen ? ADMITS_UNANSWERED : undefined);
+  } catch (err) {
+    return storeFailed(g, p, err);
+  }
+  return decided(p, results);
+}
+
+function storeFailed(g: RouteGuards, p: Progress, err: unknown): undefined {
+  if (!(err instanceof GatewayError) || err.reason !== 'store_unavailable' || !g.storeFailOpen) throw err;
+  p.storeBypassed = true;
+  return undefined;
+}
+
+function decided(p: Progress, results: readonly RateResult[]): Stop | undefined {
   const headers = rateLimitHeaders(results);
-  if (!results.every((r) => r.allowed)) return refused(p, 'rate_limited', { headers });
+  for (const r of results) if (!r.allowed) return refused(p, 'rate_limited', { headers });
   p.answerAdded = headers;
   return undefined;
 }
@@ -378,6 +401,8 @@ function uncharged(all: RateRule[], charged: readonly RateRule[]): RateRule[] {
 }
 
 function rateLimitStep(g: RouteGuards, rateLimit: RateLimitGuard): Step {
+  const hitNow = g.store.hitNow;
+  if (hitNow) return (p) => chargeNow(g, hitNow, p, uncharged(rateLimit.rules(p.openid, p.input.client), p.charged));
   return (p) => charge(g, p, uncharged(rateLimit.rules(p.openid, p.input.client), p.charged));
 }
 

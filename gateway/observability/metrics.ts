@@ -63,9 +63,40 @@ export interface LiveSources {
 type Child = { inc(value?: number): void };
 type Observer = { observe(value: number): void };
 
-/** One route's children, bound once so a request costs array indexing, not label hashing. */
+/**
+ * Body bytes on one route: added up here and handed to the counter when it is read (a scrape),
+ * so a request costs an addition, not prom-client's label hashing and a fresh object.
+ */
+class PendingCount implements Child {
+  private pending = 0;
+  private seen = false;
+
+  constructor(private readonly child: Child) {}
+
+  inc(value = 1): void {
+    this.pending += value;
+    this.seen = true;
+  }
+
+  /** Into the counter: a route that counted only zeros still shows its series at 0, as before. */
+  flush(): void {
+    if (!this.seen) return;
+    this.child.inc(this.pending);
+    this.pending = 0;
+  }
+}
+
+/**
+ * One route's children, bound once. The per-request counts (requests by method and status class,
+ * body bytes) are kept as plain numbers and reach prom-client when the registry is read
+ * (Metrics' collect hooks): the exposition is the same, at the cost of additions per request.
+ */
 export class RouteMetrics {
-  private readonly requests: Child[] = [];
+  private readonly requests: (Child | undefined)[] = [];
+  /** Requests counted since the last read, by the same index as `requests`. */
+  private readonly pendingRequests = new Float64Array((METHODS.length + 1) * CLASSES.length);
+  readonly bytesIn: PendingCount;
+  readonly bytesOut: PendingCount;
 
   constructor(
     private readonly name: string,
@@ -75,9 +106,12 @@ export class RouteMetrics {
     private readonly upstreamErrorCounter: Counter<'route' | 'reason'>,
     private readonly refusalCounter: Counter<'route' | 'reason'>,
     /** Body bytes received from clients and sent to them on this route's requests. */
-    readonly bytesIn: Child,
-    readonly bytesOut: Child,
-  ) {}
+    bytesIn: Child,
+    bytesOut: Child,
+  ) {
+    this.bytesIn = new PendingCount(bytesIn);
+    this.bytesOut = new PendingCount(bytesOut);
+  }
 
   private readonly refusals = new Map<string, Child>();
 
@@ -95,13 +129,24 @@ export class RouteMetrics {
     let m = METHODS.indexOf(method as (typeof METHODS)[number]);
     if (m < 0) m = METHODS.length;
     const c = Math.min(Math.max(Math.floor(status / 100), 1), 5) - 1;
-    const i = m * CLASSES.length + c;
-    let child = this.requests[i];
-    if (!child) {
-      child = this.counter.labels(this.name, METHODS[m] ?? 'OTHER', CLASSES[c]!);
-      this.requests[i] = child;
+    this.pendingRequests[m * CLASSES.length + c]!++;
+  }
+
+  /** Hands the requests counted since the last read to the counter. */
+  flushRequests(): void {
+    const pending = this.pendingRequests;
+    for (let i = 0; i < pending.length; i++) {
+      const n = pending[i]!;
+      if (n === 0) continue;
+      let child = this.requests[i];
+      if (!child) {
+        const m = Math.floor(i / CLASSES.length);
+        child = this.counter.labels(this.name, METHODS[m] ?? 'OTHER', CLASSES[i % CLASSES.length]!);
+        this.requests[i] = child;
+      }
+      child.inc(n);
+      pending[i] = 0;
     }
-    child.inc();
   }
 
   upstreamError(reason: string): void {
@@ -151,11 +196,16 @@ export class Metrics {
     // prom-client's gauges of these names end in _total, which Prometheus keeps for counters
     // (promtool check metrics says so); nodejs_active_handles and friends carry the same counts.
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
+    // The routes' per-request counts are handed over when the registry is read (RouteMetrics).
+    const routes = this.routes;
     this.requests = new Counter({
       name: 'wxgw_requests_total',
       help: 'Requests answered on the traffic listener, by route, method and status class.',
       labelNames: ['route', 'method', 'status_class'],
       registers,
+      collect() {
+        for (const r of routes.values()) r.flushRequests();
+      },
     });
     this.duration = new Histogram({
       name: 'wxgw_request_duration_seconds',
@@ -276,12 +326,18 @@ export class Metrics {
       help: 'Request body bytes received from clients, by route (as bytes_in in the access log).',
       labelNames: ['route'],
       registers,
+      collect() {
+        for (const r of routes.values()) r.bytesIn.flush();
+      },
     });
     this.bytesOut = new Counter({
       name: 'wxgw_response_bytes_total',
       help: 'Answer body bytes sent to clients, by route (as bytes_out in the access log).',
       labelNames: ['route'],
       registers,
+      collect() {
+        for (const r of routes.values()) r.bytesOut.flush();
+      },
     });
     new Gauge({
       name: 'wxgw_connections_open',

@@ -12,7 +12,10 @@ import { GatewayError } from '../errors.js';
 import { StoreUnavailableError, type Store } from './store.js';
 
 /** The members every Store answers locally; everything else is an async method. */
-type Local = 'kind' | 'connected' | 'close';
+type Local = 'kind' | 'connected' | 'close' | InProcess;
+/** Members only a store in this process can have (a synchronous answer): a worker's store has none. */
+type InProcess = 'hitNow';
+const IN_PROCESS: ReadonlySet<string> = new Set<InProcess>(['hitNow']);
 
 /** Store's forwarded members that do not return a promise: must be `never`. */
 type NotForwardable = { [K in Exclude<keyof Store, Local>]: Store[K] extends (...args: never[]) => Promise<unknown> ? never : K }[Exclude<keyof Store, Local>];
@@ -129,7 +132,7 @@ export function ipcStore(port: IpcPort, kind: Store['kind'] = 'memory'): Store {
   return new Proxy(local as Store, {
     get(target, name, receiver) {
       // `then` stays undefined, or awaiting the store itself would call the primary.
-      if (typeof name !== 'string' || name in target || name === 'then') return Reflect.get(target, name, receiver) as unknown;
+      if (typeof name !== 'string' || name in target || name === 'then' || IN_PROCESS.has(name)) return Reflect.get(target, name, receiver) as unknown;
       return (...args: unknown[]) => call(name, args);
     },
   });
@@ -142,7 +145,7 @@ export function serveStore(store: Store, port: IpcPort): () => void {
   });
   const one = (c: Call): void => {
     const fn = (store as unknown as Record<string, unknown>)[c.method];
-    if (c.method === 'close' || c.method === 'kind' || c.method === 'connected' || typeof fn !== 'function') {
+    if (c.method === 'close' || c.method === 'kind' || c.method === 'connected' || IN_PROCESS.has(c.method) || typeof fn !== 'function') {
       reply({ id: c.id, error: { name: 'Error', message: `the store has no method ${c.method}` } });
       return;
     }

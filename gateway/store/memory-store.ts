@@ -58,6 +58,8 @@ export class MemoryStore implements Store {
   private readonly timer: NodeJS.Timeout;
   /** Layouts by window: one object per distinct window, not one per call. */
   private readonly layouts = new Map<number, Layout>();
+  /** hitNow()'s working arrays, per rule of one call. */
+  private readonly scratch = { slots: [] as number[], currents: [] as number[], used: [] as number[], layouts: [] as Layout[] };
 
   constructor(opts: { now?: () => number; maxKeys?: number } = {}) {
     this.now = opts.now ?? Date.now;
@@ -67,12 +69,18 @@ export class MemoryStore implements Store {
   }
 
   async hit(rules: readonly RateRule[]): Promise<RateResult[]> {
+    return this.hitNow(rules);
+  }
+
+  /**
+   * hit() decided on the spot: the memory store answers in process, so the rate-limit guard
+   * takes the result without a promise (a request's limit then costs no turn of the event loop).
+   */
+  hitNow(rules: readonly RateRule[]): RateResult[] {
     const now = this.now();
     const count = rules.length;
-    const slots = new Array<number>(count);
-    const currents = new Array<number>(count);
-    const used = new Array<number>(count);
-    const layouts = new Array<Layout>(count);
+    // Scratch space shared by every call: the decision is synchronous, so calls never overlap.
+    const { slots, currents, used, layouts } = this.scratch;
     let admit = true;
     for (let i = 0; i < count; i++) {
       const { key, budget } = rules[i]!;

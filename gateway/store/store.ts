@@ -48,6 +48,12 @@ export interface Store {
    */
   hit(rules: readonly RateRule[], opts?: HitOptions): Promise<RateResult[]>;
   /**
+   * hit() decided synchronously, on a store that answers in process (memory): the same decision
+   * and count, without a promise. Absent on stores that must wait for an answer (Redis, a
+   * worker's IPC store); callers then use hit().
+   */
+  hitNow?(rules: readonly RateRule[], opts?: HitOptions): RateResult[];
+  /**
    * true the first time `key` is claimed within `ttlMs`; false while an earlier claim lives.
    * `holder` (default `1`) is what the claim holds, so that only its claimer can release it.
    */
