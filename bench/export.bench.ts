@@ -7,7 +7,7 @@
 //   npm run build && node --import tsx bench/export.bench.ts
 //   BENCH_EXPORT_MB=200 BENCH_ROUNDS=5 ...       BENCH_SLOW_MBPS=20 (the slow reader's pace, 0: none)
 //   BENCH_BASELINE=../wxgw-previous ...          the same two gateways from that checkout's build, interleaved
-//   BENCH_CPU_PROF=1 ...                         the masked gateways run under --cpu-prof (directory printed)
+//   BENCH_CPU_PROF=1 ...                         every gateway runs under --cpu-prof (directory printed)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -101,7 +101,7 @@ async function main(): Promise<void> {
             tail: ['defaults:', '  allow: any', ...(masked ? ['  mask: wx-user'] : [])],
           }),
         );
-        const args = [...(PROF && masked ? ['--cpu-prof', `--cpu-prof-dir=${join(dir, `prof-${gws.length}`)}`] : []), join(tree, 'bin/wxgw.js'), 'start', '--config', file];
+        const args = [...(PROF ? ['--cpu-prof', `--cpu-prof-dir=${join(dir, `prof-${gws.length}`)}`] : []), join(tree, 'bin/wxgw.js'), 'start', '--config', file];
         const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], cwd: tree });
         children.push(child);
         gws.push({ name: `${label}${masked ? 'masked' : 'unmasked'}`, url: `https://127.0.0.1:${port}/api/export?mb=${MB}`, child });

@@ -64,6 +64,8 @@ export interface CompiledMask {
    * raw bytes, undecoded (folded byte by byte when `folds`).
    */
   readonly nameMatcher: KeyMatcher;
+  /** The key rule of the name each nameMatcher state spells, by state. */
+  readonly keyRuleAt: readonly (MaskAction | undefined)[];
   /**
    * Longest member name, as written and unescaped, that can still match a rule: the longest
    * canonical name, or with folding room for a separator between every two characters. Longer
@@ -152,6 +154,7 @@ export function compileMaskProfile(cfg: MaskProfileConfig): CompiledMask {
   for (const [key, action] of keyRules) byHeader.set(key.toLowerCase(), stronger(byHeader.get(key.toLowerCase()), action)!);
 
   const maxRawKeyBytes = folds ? 2 * maxKeyBytes + 2 : maxKeyBytes;
+  const nameMatcher = compileKeyMatcher([...names], folds, maxRawKeyBytes);
   return {
     name: cfg.name,
     keys,
@@ -162,7 +165,8 @@ export function compileMaskProfile(cfg: MaskProfileConfig): CompiledMask {
     keyRules,
     pathRoot,
     detectors: DETECTOR_ORDER.filter((d) => cfg.detect.includes(d)),
-    nameMatcher: compileKeyMatcher([...names], folds, maxRawKeyBytes),
+    nameMatcher,
+    keyRuleAt: nameMatcher.accept.map((name) => (name === undefined ? undefined : keyRules.get(name))),
     maxRawKeyBytes,
     needles: needlesUsable ? needles : null,
     foldedNeedles: needlesUsable && folds ? needles.map(foldedHaystack) : null,

@@ -101,13 +101,15 @@ function decodeString(raw: Buffer, escaped: boolean): string {
   return escaped ? (JSON.parse(`"${raw.toString('utf8')}"`) as string) : raw.toString('utf8');
 }
 
+/** 1 for the bytes a string run stops at: a quote, a backslash, a control character. */
+const STOPS = new Uint8Array(256);
+for (let c = 0; c < 0x20; c++) STOPS[c] = 1;
+STOPS[0x22] = 1;
+STOPS[0x5c] = 1;
+
 /** Where the string run from `i` stops: at a quote, a backslash, a control character or `n`. */
 function stringStop(buf: Buffer, i: number, n: number): number {
-  // Letters and UTF-8 continuation bytes, most of any text, are past `\` and cost one test.
-  for (let j = i; j < n; j++) {
-    const c = buf[j]!;
-    if (c <= 0x5c && (c === 0x22 || c === 0x5c || c < 0x20)) return j;
-  }
+  for (let j = i; j < n; j++) if (STOPS[buf[j]!] !== 0) return j;
   return n;
 }
 
@@ -232,8 +234,11 @@ export class Rewriter {
           const top = this.top!;
           if (b === 0x2c) {
             this.comma(top, i);
-            this.st = top.isObj ? S_OBJ_KEY : S_VALUE;
             i++;
+            // The next member's name mostly follows at once: read it without a turn of the loop.
+            if (!top.isObj) this.st = S_VALUE;
+            else if (i < n && buf[i] === 0x22) i = this.startKey(i);
+            else this.st = S_OBJ_KEY;
           } else if (b === (top.isObj ? 0x7d : 0x5d)) {
             i = this.close(i, top.isObj);
           } else throw this.syntax(i, 'expected `,` or the end of the container');
@@ -319,21 +324,41 @@ export class Rewriter {
 
   // ---- output ---------------------------------------------------------------------------
 
+  // The output buffer starts as a copy of the whole chunk, and ob[p] === chunk[p] holds for every
+  // p >= olen until the chunk is flushed: a kept stretch is then already in place, or moved within
+  // ob, and only copied across once output written before it has overtaken it.
+
+  /** Emits chunk[copyFrom, pos). */
   private emitUpTo(pos: number): void {
-    if (pos > this.copyFrom) this.put(this.chunk, this.copyFrom, pos);
+    const from = this.copyFrom;
+    if (pos > from) {
+      const len = pos - from;
+      this.reserve(len);
+      if (from > this.olen) this.ob.copyWithin(this.olen, from, pos);
+      else if (from < this.olen) this.copyIn(this.chunk, from, pos);
+      this.olen += len;
+    }
     this.copyFrom = pos;
   }
 
   private reserve(bytes: number): void {
     if (this.olen + bytes <= this.ob.length) return;
     const grown = Buffer.allocUnsafe(Math.max(this.ob.length * 2, this.olen + bytes, this.chunk.length + this.heldBytes + 64));
-    grown.set(new Uint8Array(this.ob.buffer, this.ob.byteOffset, this.olen));
+    if (this.ob.length === 0) grown.set(this.chunk);
+    else grown.set(this.ob);
     this.ob = grown;
   }
 
   private put(src: Buffer, from: number, to: number): void {
     const len = to - from;
     this.reserve(len);
+    this.copyIn(src, from, to);
+    this.olen += len;
+  }
+
+  /** Copies src[from, to) to ob at olen, which has room; olen is the caller's to advance. */
+  private copyIn(src: Buffer, from: number, to: number): void {
+    const len = to - from;
     // Most kept stretches between masked fields are a few dozen bytes, where a loop beats
     // making a view to copy from (which Buffer.copy also does, after argument checks).
     if (len < 48) {
@@ -341,7 +366,6 @@ export class Rewriter {
       let o = this.olen;
       for (let k = from; k < to; k++) ob[o++] = src[k]!;
     } else this.ob.set(new Uint8Array(src.buffer, src.byteOffset + from, len), this.olen);
-    this.olen += len;
   }
 
   private putString(s: string): void {
@@ -405,9 +429,9 @@ export class Rewriter {
     } else {
       this.emitUpTo(to);
       out = this.ob.subarray(0, this.olen);
-      this.ob = NO_OUTPUT;
       this.olen = 0;
     }
+    this.ob = NO_OUTPUT;
     this.chunk = NO_OUTPUT;
     return out;
   }
@@ -608,11 +632,12 @@ export class Rewriter {
       let j = i + 1;
       for (; j < n; j++) {
         const c = buf[j]!;
-        if (c <= 0x5c && (c === 0x22 || c === 0x5c || c < 0x20)) break;
+        if (STOPS[c] !== 0) break;
         if (s >= 0) s = next[s * width + classOf[c]!]!;
       }
       if (j < n && buf[j] === 0x22) {
-        this.decideKey(s >= 0 && j - i - 1 <= m.maxRawBytes ? m.accept[s] : undefined);
+        if (s >= 0 && j - i - 1 <= m.maxRawBytes) this.decideKey(m.accept[s], this.mask.keyRuleAt[s]);
+        else this.decideKey(undefined, undefined);
         if (j + 1 < n && buf[j + 1] === 0x3a) {
           this.st = S_VALUE;
           return j + 2;
@@ -653,7 +678,7 @@ export class Rewriter {
       if (size > (this.strEscaped ? this.mask.maxRawKeyBytes * 6 + 6 : this.mask.maxRawKeyBytes)) {
         this.collect = C_NONE;
         this.collectParts = [];
-        this.decideKey(undefined);
+        this.decideKey(undefined, undefined);
       }
     } else if (size > MASKED_VALUE_CAP) {
       throw new MaskError(
@@ -668,10 +693,12 @@ export class Rewriter {
     if (this.strIsKey) {
       if (this.collect === C_KEY) {
         if (this.strEscaped || this.collectParts.length > 0) {
-          this.decideKey(this.mask.canon(decodeString(this.collected(j), this.strEscaped)));
+          const key = this.mask.canon(decodeString(this.collected(j), this.strEscaped));
+          this.decideKey(key, this.mask.keyRules.get(key));
         } else {
           this.collect = C_NONE;
-          this.decideKey(matchKey(this.mask.nameMatcher, this.chunk, this.collectStart, j));
+          const key = matchKey(this.mask.nameMatcher, this.chunk, this.collectStart, j);
+          this.decideKey(key, key === undefined ? undefined : this.mask.keyRules.get(key));
         }
       }
       this.st = S_COLON;
@@ -692,14 +719,12 @@ export class Rewriter {
     return j + 1;
   }
 
-  /** `key` undefined: a name no rule mentions (only `*` paths apply). */
-  private decideKey(key: string | undefined): void {
+  /** `key` undefined: a name no rule mentions (only `*` paths apply). `keyRule`: its key rule. */
+  private decideKey(key: string | undefined, keyRule: MaskAction | undefined): void {
     const top = this.top!;
-    let action: MaskAction | undefined;
+    let action = keyRule;
     let next = EMPTY_NODES;
-    if (top.nodes.length === 0) {
-      action = key === undefined ? undefined : this.mask.keyRules.get(key);
-    } else {
+    if (top.nodes.length !== 0) {
       const r = resolveEntry(this.mask, top.nodes, key);
       action = r.action;
       next = r.next.length === 0 ? EMPTY_NODES : r.next;
