@@ -8,6 +8,7 @@ import cluster from 'node:cluster';
 import type { LoadedPolicy } from '../main.js';
 import { startGateway, type GatewayHandle } from '../main.js';
 import { createLogger } from '../observability/logger.js';
+import { readerGone } from '../observability/log-destination.js';
 import { ipcStore, type IpcPort } from '../store/ipc-store.js';
 import { PolicyError } from '../types/policy.js';
 import { arrive } from './carry.js';
@@ -117,8 +118,12 @@ export async function runWorker(): Promise<void> {
     }
   });
   // The primary is gone (killed, crashed): no one would replace or stop this worker. It stops
-  // at once, requests in flight given server.shutdown_timeout.
-  process.on('disconnect', () => leave((g) => g.close()));
+  // at once, requests in flight given server.shutdown_timeout. The primary read its stdout, so
+  // its last lines have nowhere to go and must not hold the exit.
+  process.on('disconnect', () => {
+    readerGone(logger);
+    leave((g) => g.close());
+  });
   // A send racing the primary's exit fails with EPIPE; the disconnect above already handles that.
   cluster.worker?.on('error', (err: unknown) => logger.debug({ err }, 'message to the primary not delivered'));
   send({ wxgw: 'hello' });
