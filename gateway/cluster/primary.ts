@@ -306,7 +306,8 @@ export async function startPrimary(opts: {
       const refused = answer(worker, 'reloaded', id, PREPARE_TIMEOUT_MS + 5_000);
       return Promise.race([ready.then((m) => (m ? { slot } : { slot, why: `did not build the policy within ${PREPARE_TIMEOUT_MS / 1000}s or exited` })), refused.then((m) => ({ slot, why: m?.message ?? 'exited' }))]).then((r) => ({ ...r, refused }));
     });
-    for (const [, worker] of workers) send(worker, { wxgw: 'prepare', id, policy: carried });
+    const since = changedAt === undefined ? {} : { changedMsAgo: performance.now() - changedAt };
+    for (const [, worker] of workers) send(worker, { wxgw: 'prepare', id, policy: carried, ...since });
     const outcomes = await Promise.all(prepared);
     const refusal = outcomes.find((o): o is typeof o & { why: string } => 'why' in o && o.why !== undefined);
     if (refusal) {

@@ -73,11 +73,12 @@ export async function runWorker(): Promise<void> {
     }
   };
 
-  const prepare = async (id: number, carried: Parameters<typeof arrive>[0]): Promise<void> => {
+  const prepare = async (id: number, carried: Parameters<typeof arrive>[0], changedMsAgo: number | undefined): Promise<void> => {
     reloadId = id;
     try {
       candidate = await arrive(carried);
-      const result = await gateway!.reload();
+      // performance.now() is this process's own clock: the primary says how long ago, not when.
+      const result = await gateway!.reload(changedMsAgo === undefined ? undefined : performance.now() - changedMsAgo);
       send(result.ok ? { wxgw: 'reloaded', id, ok: true } : { wxgw: 'reloaded', id, ok: false, message: result.message, diagnostics: result.diagnostics });
     } catch (err) {
       send({ wxgw: 'reloaded', id, ok: false, message: err instanceof Error ? err.message : String(err) });
@@ -98,7 +99,7 @@ export async function runWorker(): Promise<void> {
         );
         return;
       case 'prepare':
-        void prepare(msg.id, msg.policy);
+        void prepare(msg.id, msg.policy, msg.changedMsAgo);
         return;
       case 'decide':
         if (msg.id === reloadId) verdict?.(msg.commit);
