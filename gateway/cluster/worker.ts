@@ -119,12 +119,12 @@ export async function runWorker(): Promise<void> {
     }
   });
   // The primary is gone (killed, crashed): no one would replace or stop this worker. It stops
-  // at once, requests in flight given server.shutdown_timeout. The primary read its stdout, so
-  // its last lines have nowhere to go and must not hold the exit.
-  process.on('disconnect', () => {
-    readerGone(logger);
-    leave((g) => g.close());
-  });
+  // at once, requests in flight given server.shutdown_timeout.
+  process.on('disconnect', () => leave((g) => g.close()));
+  // Node's cluster may end the worker right there (its own 'disconnect' listener exits), and the
+  // primary read this worker's stdout: the lines still buffered have nowhere to go and must not
+  // hold the exit. Ahead of every other listener, so that it holds whichever exit comes first.
+  process.prependListener('disconnect', () => readerGone(logger));
   // A send racing the primary's exit fails with EPIPE; the disconnect above already handles that.
   cluster.worker?.on('error', (err: unknown) => logger.debug({ err }, 'message to the primary not delivered'));
   send({ wxgw: 'hello' });

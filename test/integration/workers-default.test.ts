@@ -1,7 +1,8 @@
 // server.workers absent is `auto`, through the real binary: one worker per core this process may
 // use (at most 8), each access line naming the worker that served it; and on one core (the CPU
 // affinity taskset gives, as a container limited to one CPU would) the single process, with no
-// primary and no workers.
+// primary and no workers. A primary killed outright takes its workers with it, even when they
+// have log lines buffered for the stdout that only the primary read.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -9,8 +10,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { policyContext, type PolicyContext } from '../helpers/gateway.js';
-import { repoRoot } from '../helpers/process.js';
-import { get, named } from '../helpers/workers.js';
+import { repoRoot, startCli } from '../helpers/process.js';
+import { get, named, workerPids } from '../helpers/workers.js';
 import { waitUntil } from '../helpers/wait.js';
 
 const policy = (ctx: PolicyContext, upstream: string): string => `version: 1
@@ -100,6 +101,52 @@ test('absent, on one core (taskset -c 0): the single process, no primary, no wor
     assert.equal(line.worker, undefined, 'one process: its lines name no worker');
   } finally {
     assert.equal(await gw.stop(), 0);
+    await upstream.close();
+  }
+});
+
+test('the primary killed (SIGKILL) while requests keep coming: every worker exits', async () => {
+  const ctx = await policyContext();
+  const upstream = await named('ok');
+  const file = join(ctx.dir, 'gateway.yaml');
+  writeFileSync(file, policy(ctx, upstream.url).replace('  drain_delay: 1ms\n', '  drain_delay: 1ms\n  workers: 2\n'));
+  const gw = await startCli(file);
+  const pids = workerPids(gw);
+  try {
+    assert.equal(pids.length, 2);
+    // Requests keep coming while the primary dies, so each worker has access lines waiting in
+    // its log buffer (written in 4 KB batches, or after 250 ms) at that moment.
+    let answered = 0;
+    let load = true;
+    const loop = async (): Promise<void> => {
+      while (load) await get(ctx).then(() => answered++, () => undefined);
+    };
+    const loops = [loop(), loop(), loop()];
+    await waitUntil(() => (answered >= 12 ? true : undefined), 'requests answered by the workers');
+    gw.kill();
+    await gw.exited();
+    load = false;
+    await Promise.all(loops);
+    const alive = (): number[] =>
+      pids.filter((pid) => {
+        try {
+          process.kill(pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+    await waitUntil(() => (alive().length === 0 ? true : undefined), 'every worker gone', { timeoutMs: 15_000, describe: () => `still running: ${alive().join(' ')}` });
+  } finally {
+    gw.kill();
+    // A worker that failed to exit is not left running past the test.
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
     await upstream.close();
   }
 });
