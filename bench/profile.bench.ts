@@ -71,6 +71,8 @@ async function main(): Promise<void> {
     benchPolicy({
       port,
       chain,
+      // One process: the profile is of the process that serves, not of a primary handing it connections.
+      server: ['  workers: 1'],
       upstream: `http://127.0.0.1:${backendPort}`,
       sections: chosen.includes('mask') ? ['mask_profiles:', '  wx-user:', '    drop: [session_key, unionid]', '    partial: { phone: { keep_start: 3, keep_end: 4 }, idcard: { keep_start: 6, keep_end: 4 } }'] : [],
       tail: ['defaults:', ...(chosen.includes('allow') ? [] : ['  allow: any']), ...chosen.flatMap((f) => features[f]!)],

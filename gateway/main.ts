@@ -125,8 +125,8 @@ export interface GatewayHandle {
   readonly readiness: Readiness;
   /** Tells the alert rules how a reload ended; a cluster's primary calls it on one worker. */
   reportReload(result: ReloadResult): void;
-  /** Loads the policy file again and puts it in force unless it fails; SIGHUP and file changes call it. */
-  reload(): Promise<ReloadResult>;
+  /** Loads the policy file again and puts it in force unless it fails; SIGHUP and file changes call it. `changedAt` (performance.now()): when the change was first seen. */
+  reload(changedAt?: number): Promise<ReloadResult>;
   /**
    * The signal path: /readyz turns 503 and answers say `Connection: close` at once, the listeners
    * keep accepting for server.drain_delay (read now, so a reload changes it), then requests in
@@ -277,7 +277,7 @@ export async function startGateway(opts: {
       logger,
       readiness: checks,
       reportReload: (result: ReloadResult) => alerts.reloaded(result),
-      reload: (): Promise<ReloadResult> => running.reload(),
+      reload: (changedAt?: number): Promise<ReloadResult> => running.reload(changedAt),
       shutdown: () => stopAll(true),
       close: () => stopAll(false),
     };

@@ -9,7 +9,13 @@ import type { CarriedPolicy } from './carry.js';
 export type ToWorker =
   | { wxgw: 'start'; file: string; policy: CarriedPolicy }
   /** Build a snapshot of `policy` beside the one in force and answer `prepared`, or `reloaded` with ok false. */
-  | { wxgw: 'prepare'; id: number; policy: CarriedPolicy }
+  | {
+      wxgw: 'prepare';
+      id: number;
+      policy: CarriedPolicy;
+      /** How long ago the file change behind this reload was first seen; absent for SIGHUP. Each worker's log line says it as one process would. */
+      changedMsAgo?: number;
+    }
   /** Every worker prepared (commit), or one did not (the prepared snapshot is dropped). */
   | { wxgw: 'decide'; id: number; commit: boolean }
   | { wxgw: 'metrics'; id: number }

@@ -27,6 +27,7 @@ import { bindAdmin, drain, type DrainState, type Listener } from '../runtime/lis
 import { listenerChange, policyFiles } from '../runtime/reloader.js';
 import { watchFiles, type FileWatch } from '../runtime/file-watch.js';
 import type { Logger } from '../observability/logger.js';
+import { droppedLines } from '../observability/log-destination.js';
 import { PolicyError, formatDiagnostic, type Diagnostic, type PolicyConfig } from '../types/policy.js';
 import { carry, type CarriedPolicy } from './carry.js';
 import { isMessage, type ToPrimary, type ToWorker } from './messages.js';
@@ -59,8 +60,9 @@ const AGGREGATE: Readonly<Record<string, 'min' | 'max'>> = {
   wxgw_secret_file_unreadable: 'max',
 };
 
+/** Absent means `auto`; on one core that is 1, and `wxgw start` runs the single process, no primary. */
 export function workerCount(config: PolicyConfig, cores = availableParallelism()): number {
-  const w = config.server.workers ?? 1;
+  const w = config.server.workers ?? 'auto';
   return w === 'auto' ? Math.max(1, Math.min(cores, AUTO_WORKERS_MAX)) : w;
 }
 
@@ -120,6 +122,20 @@ export async function startPrimary(opts: {
     registers: [registry],
   });
   for (const result of ['success', 'invalid', 'restart_required']) reloads.inc({ result }, 0);
+  // The workers' lines are written (or dropped when stdout is not read) by this process's
+  // destination, so the drops are counted here, under the name a single process uses.
+  const dropped = droppedLines(logger);
+  let droppedSeen = 0;
+  new Counter({
+    name: 'wxgw_log_lines_dropped_total',
+    help: 'Log lines dropped because the log destination (stdout) stopped accepting writes and its buffer (WXGW_LOG_BUFFER) was full.',
+    registers: [registry],
+    collect() {
+      const now = dropped();
+      this.inc(now - droppedSeen);
+      droppedSeen = now;
+    },
+  });
   new Gauge({
     name: 'wxgw_workers',
     help: 'Worker processes serving traffic now, and (configured) how many server.workers asks for.',
@@ -290,7 +306,8 @@ export async function startPrimary(opts: {
       const refused = answer(worker, 'reloaded', id, PREPARE_TIMEOUT_MS + 5_000);
       return Promise.race([ready.then((m) => (m ? { slot } : { slot, why: `did not build the policy within ${PREPARE_TIMEOUT_MS / 1000}s or exited` })), refused.then((m) => ({ slot, why: m?.message ?? 'exited' }))]).then((r) => ({ ...r, refused }));
     });
-    for (const [, worker] of workers) send(worker, { wxgw: 'prepare', id, policy: carried });
+    const since = changedAt === undefined ? {} : { changedMsAgo: performance.now() - changedAt };
+    for (const [, worker] of workers) send(worker, { wxgw: 'prepare', id, policy: carried, ...since });
     const outcomes = await Promise.all(prepared);
     const refusal = outcomes.find((o): o is typeof o & { why: string } => 'why' in o && o.why !== undefined);
     if (refusal) {
@@ -417,7 +434,7 @@ export async function startPrimary(opts: {
 
   const at = (l: { listen: { host: string; port: number } } | null): string | undefined => (l ? `${l.listen.host}:${l.listen.port}` : undefined);
   logger.info(
-    { https: at(server.https) ?? 'off (TLS terminated by a trusted proxy)', http: at(server.http?.mode === 'redirect' ? server.http : null), admin: admin && `${admin.address}:${admin.port}`, workers: count, store: store ? 'memory, held by the primary' : 'redis, a connection per worker', routes: inForce.loaded.config.routes.length, report_mode: reportModeSummary(inForce.loaded.config) },
+    { https: at(server.https) ?? 'off (TLS terminated by a trusted proxy)', http: at(server.http?.mode === 'redirect' ? server.http : null), admin: admin && `${admin.address}:${admin.port}`, egress: at(server.egress ?? null), pay_egress: at(inForce.loaded.config.wechatpay?.egress ?? null), workers: count, store: store ? 'memory, held by the primary' : 'redis, a connection per worker', routes: inForce.loaded.config.routes.length, report_mode: reportModeSummary(inForce.loaded.config) },
     'wxgw listening',
   );
   return { workers: count, admin, reload, shutdown };

@@ -8,6 +8,7 @@ import cluster from 'node:cluster';
 import type { LoadedPolicy } from '../main.js';
 import { startGateway, type GatewayHandle } from '../main.js';
 import { createLogger } from '../observability/logger.js';
+import { readerGone } from '../observability/log-destination.js';
 import { ipcStore, type IpcPort } from '../store/ipc-store.js';
 import { PolicyError } from '../types/policy.js';
 import { arrive } from './carry.js';
@@ -72,11 +73,12 @@ export async function runWorker(): Promise<void> {
     }
   };
 
-  const prepare = async (id: number, carried: Parameters<typeof arrive>[0]): Promise<void> => {
+  const prepare = async (id: number, carried: Parameters<typeof arrive>[0], changedMsAgo: number | undefined): Promise<void> => {
     reloadId = id;
     try {
       candidate = await arrive(carried);
-      const result = await gateway!.reload();
+      // performance.now() is this process's own clock: the primary says how long ago, not when.
+      const result = await gateway!.reload(changedMsAgo === undefined ? undefined : performance.now() - changedMsAgo);
       send(result.ok ? { wxgw: 'reloaded', id, ok: true } : { wxgw: 'reloaded', id, ok: false, message: result.message, diagnostics: result.diagnostics });
     } catch (err) {
       send({ wxgw: 'reloaded', id, ok: false, message: err instanceof Error ? err.message : String(err) });
@@ -97,7 +99,7 @@ export async function runWorker(): Promise<void> {
         );
         return;
       case 'prepare':
-        void prepare(msg.id, msg.policy);
+        void prepare(msg.id, msg.policy, msg.changedMsAgo);
         return;
       case 'decide':
         if (msg.id === reloadId) verdict?.(msg.commit);
@@ -119,6 +121,10 @@ export async function runWorker(): Promise<void> {
   // The primary is gone (killed, crashed): no one would replace or stop this worker. It stops
   // at once, requests in flight given server.shutdown_timeout.
   process.on('disconnect', () => leave((g) => g.close()));
+  // Node's cluster may end the worker right there (its own 'disconnect' listener exits), and the
+  // primary read this worker's stdout: the lines still buffered have nowhere to go and must not
+  // hold the exit. Ahead of every other listener, so that it holds whichever exit comes first.
+  process.prependListener('disconnect', () => readerGone(logger));
   // A send racing the primary's exit fails with EPIPE; the disconnect above already handles that.
   cluster.worker?.on('error', (err: unknown) => logger.debug({ err }, 'message to the primary not delivered'));
   send({ wxgw: 'hello' });

@@ -19,6 +19,8 @@ interface Drops {
   /** Dropped since the last report; while > 0 a report is due on the next accepted write. */
   unreported: number;
   report: ((dropped: number) => void) | undefined;
+  /** Nobody will ever read what is written (readerGone): the exit writes nothing more. */
+  gone: boolean;
 }
 
 const drops = new WeakMap<object, Drops>();
@@ -63,7 +65,7 @@ export function boundedDestination(dest: number | string = 1, maxBytes = DEFAULT
     // exit, where the write is synchronous, only for a second.
     retryEAGAIN: () => !exiting || ++exitRetries <= EXIT_RETRIES,
   });
-  const d: Drops = { total: 0, unreported: 0, report: undefined };
+  const d: Drops = { total: 0, unreported: 0, report: undefined, gone: false };
   drops.set(stream, d);
   // pino writes what is left synchronously on exit; a destination that is not taking writes must
   // not hold the process (SIGTERM, a fatal error) for as long as its reader is stuck.
@@ -71,7 +73,9 @@ export function boundedDestination(dest: number | string = 1, maxBytes = DEFAULT
   stream.flushSync = () => {
     exiting = true;
     // Dropping lines: nothing has been written since the buffer filled, and a write would wait.
-    if (d.unreported > 0) return;
+    // A reader gone for good: SonicBoom 4's flushSync retries a write that fails with EPIPE
+    // forever, which would hold the exit for good.
+    if (d.unreported > 0 || d.gone) return;
     try {
       flushSync();
     } catch {
@@ -93,6 +97,15 @@ export function boundedDestination(dest: number | string = 1, maxBytes = DEFAULT
     if (d.unreported++ === 0) stream.once('write', report);
   });
   return stream;
+}
+
+/**
+ * The reader of the logger's destination is gone for good (a cluster worker whose primary, the
+ * reader of its stdout, died): the lines still buffered at exit are given up rather than retried.
+ */
+export function readerGone(logger: Logger): void {
+  const d = drops.get(destinationOf(logger));
+  if (d) d.gone = true;
 }
 
 /** Has the logger's destination (when it is a bounded one) say how many lines it dropped, once it writes again. */

@@ -38,7 +38,7 @@ export function listenerChange(old: PolicyConfig, next: PolicyConfig): string | 
     `${key} changed from ${from} to ${to}; restart wxgw to apply it`;
   if (at(a.https?.listen) !== at(b.https?.listen)) return restart('server.https.listen', at(a.https?.listen), at(b.https?.listen));
   if (at(a.http?.listen) !== at(b.http?.listen)) return restart('server.http.listen', at(a.http?.listen), at(b.http?.listen));
-  if ((a.workers ?? 1) !== (b.workers ?? 1)) return restart('server.workers', String(a.workers ?? 1), String(b.workers ?? 1));
+  if ((a.workers ?? 'auto') !== (b.workers ?? 'auto')) return restart('server.workers', String(a.workers ?? 'auto'), String(b.workers ?? 'auto'));
   if ((a.http?.mode ?? 'off') !== (b.http?.mode ?? 'off')) return restart('server.http.mode', a.http?.mode ?? 'off', b.http?.mode ?? 'off');
   if (at(a.admin?.listen) !== at(b.admin?.listen)) return restart('server.admin.listen', at(a.admin?.listen), at(b.admin?.listen));
   if (at(a.egress?.listen) !== at(b.egress?.listen)) return restart('server.egress.listen', at(a.egress?.listen), at(b.egress?.listen));

@@ -624,7 +624,7 @@ export interface ServerConfig {
   shutdown_timeout: number;
   /** Milliseconds between SIGTERM (/readyz 503) and the listeners refusing new connections. */
   drain_delay: number;
-  /** `server.workers`: processes serving traffic (cluster/); absent means 1, `auto` one per core up to cluster/count.ts's cap. */
+  /** `server.workers`: processes serving traffic (cluster/); absent means `auto`, one per core up to cluster/primary.ts's AUTO_WORKERS_MAX. */
   workers?: number | 'auto';
   /** How request paths are read before routing (net/path.ts). */
   paths: {

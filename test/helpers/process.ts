@@ -39,7 +39,13 @@ export async function startCli(config: string, ready = /wxgw listening/): Promis
     exited: () => exit,
     kill: () => child.kill('SIGKILL'),
   };
-  await gw.waitFor(ready, 15_000);
+  // A primary and one worker per core (the default) each load and build the policy before the
+  // primary says it listens: on a loaded 2-core machine that can take longer than one process.
+  // A gateway that never gets there is killed, not left running past the test.
+  await gw.waitFor(ready, 30_000).catch((err: unknown) => {
+    child.kill('SIGKILL');
+    throw err;
+  });
   return gw;
 }
 

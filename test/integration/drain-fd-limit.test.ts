@@ -31,6 +31,9 @@ server:
   admin: { listen: "127.0.0.1:${ctx.adminPort}" }
   limits: { handshake_timeout: 10m }
   drain_delay: 1ms
+  # One process: the descriptors counted are those of the pid under the low limit, which
+  # accepts and serves every connection itself (with workers the primary accepts, they serve).
+  workers: 1
 ${ctx.tlsSection}
 upstreams:
   app: { url: "http://127.0.0.1:9" }

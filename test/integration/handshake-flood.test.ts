@@ -31,6 +31,9 @@ test('2,000 connections stuck in the TLS handshake are closed after handshake_ti
 server:
   https: { listen: "127.0.0.1:${ctx.httpsPort}" }
   limits: { handshake_timeout: 1s }
+  # One process: the test counts the descriptors of the pid it started, which with workers
+  # would be the primary's, not those of the worker holding the stuck handshakes.
+  workers: 1
 ${ctx.tlsSection}
 upstreams:
   app: { url: "${upstream.url}" }

@@ -377,7 +377,7 @@ const DEFAULTS_ELSEWHERE: string[] = [
   'routes[].wechatpay_notify.decrypt', // callbackConfig: c.decrypt ?? false
   'routes[].wechat_callback.delivery', // callbackConfig: async only when c.delivery is 'async'
   'routes[].wechatpay_notify.delivery', // callbackConfig: async only when c.delivery is 'async'
-  'server.workers', // cluster/primary.ts workerCount: server.workers ?? 1 (absent stays absent in the config)
+  'server.workers', // cluster/primary.ts workerCount: server.workers ?? 'auto' (absent stays absent in the config)
 ];
 
 /** The schema node a path names (before its $ref is followed), looked up through $refs and branches. */

@@ -10,9 +10,14 @@ import { AUTO_WORKERS_MAX, workerCount } from '../../gateway/cluster/primary.js'
 const limits = '  limits: { body: 2mb, headers_timeout: 5s, request_timeout: 1m }';
 const withWorkers = (value: string): string => edit({ 8: `${limits}\n  workers: ${value}` });
 
-test('server.workers takes a number from 1 to 64 or auto; absent, one process', async () => {
-  assert.equal((await accept(edit({}))).config.server.workers, undefined);
-  assert.equal(workerCount((await accept(edit({}))).config), 1);
+test('server.workers takes a number from 1 to 64 or auto; absent, auto', async () => {
+  const absent = (await accept(edit({}))).config;
+  assert.equal(absent.server.workers, undefined);
+  // Absent is auto: one per core, and one process on a single core.
+  assert.equal(workerCount(absent, 1), 1);
+  assert.equal(workerCount(absent, 2), 2);
+  assert.equal(workerCount(absent, 96), AUTO_WORKERS_MAX);
+  assert.equal(workerCount(absent), Math.min(availableParallelism(), AUTO_WORKERS_MAX));
   assert.equal((await accept(withWorkers('1'))).config.server.workers, 1);
   assert.equal((await accept(withWorkers('auto'))).config.server.workers, 'auto');
   const cases: [string, string][] = [
@@ -42,6 +47,7 @@ test('more workers than this machine has cores is a warning naming both', async 
 
 test('changing server.workers needs a restart', async () => {
   const base = (await accept(edit({}))).config;
-  assert.equal(listenerChange(base, (await accept(withWorkers('2'))).config), 'server.workers changed from 1 to 2; restart wxgw to apply it');
-  assert.equal(listenerChange(base, (await accept(withWorkers('1'))).config), undefined, 'the default spelled out is no change');
+  assert.equal(listenerChange(base, (await accept(withWorkers('2'))).config), 'server.workers changed from auto to 2; restart wxgw to apply it');
+  assert.equal(listenerChange(base, (await accept(withWorkers('1'))).config), 'server.workers changed from auto to 1; restart wxgw to apply it');
+  assert.equal(listenerChange(base, (await accept(withWorkers('auto'))).config), undefined, 'the default spelled out is no change');
 });
