@@ -118,12 +118,10 @@ export async function runWorker(): Promise<void> {
         return;
     }
   });
-  // The primary is gone (killed, crashed): no one would replace or stop this worker. It stops
-  // at once, requests in flight given server.shutdown_timeout.
-  process.on('disconnect', () => leave((g) => g.close()));
-  // Node's cluster may end the worker right there (its own 'disconnect' listener exits), and the
-  // primary read this worker's stdout: the lines still buffered have nowhere to go and must not
-  // hold the exit. Ahead of every other listener, so that it holds whichever exit comes first.
+  // The primary is gone (killed, crashed): Node's cluster ends this worker at once (its own
+  // 'disconnect' listener exits; requests in flight are cut), and the primary read this worker's
+  // stdout: the lines still buffered have nowhere to go and must not hold the exit. Ahead of
+  // Node's listener, so that it runs before that exit.
   process.prependListener('disconnect', () => readerGone(logger));
   // A send racing the primary's exit fails with EPIPE; the disconnect above already handles that.
   cluster.worker?.on('error', (err: unknown) => logger.debug({ err }, 'message to the primary not delivered'));
