@@ -41,7 +41,23 @@ export function compileHeaderMask(
 ): HeaderMask {
   const drop = new Set((cfg?.drop ?? []).map((h) => canon(h.toLowerCase())));
   const cookies = new Set([...(cfg?.drop_cookies ?? []).map(canon), ...keyRules.keys()]);
-  return { drop, byKey: byHeader, cookies, canon, active: drop.size > 0 || byHeader.size > 0 || cookies.size > 0 };
+  return { drop, byKey: byHeader, cookies, canon: remembered(canon), active: drop.size > 0 || byHeader.size > 0 || cookies.size > 0 };
+}
+
+/** Names folded before: a backend sends the same few header and cookie names on every answer. */
+const REMEMBERED_NAMES = 1024;
+
+function remembered(canon: (name: string) => string): (name: string) => string {
+  const seen = new Map<string, string>();
+  return (name) => {
+    let folded = seen.get(name);
+    if (folded === undefined) {
+      folded = canon(name);
+      // Bounded: names come from the backend, and a backend may make them up.
+      if (seen.size < REMEMBERED_NAMES) seen.set(name, folded);
+    }
+    return folded;
+  };
 }
 
 const HEADER_VALUE = /^[\t\x20-\x7e]*$/;
