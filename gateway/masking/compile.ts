@@ -4,7 +4,6 @@
 import type { MaskDetector, MaskProfileConfig, MaskTarget, PartialRule } from '../types/policy.js';
 import { DETECTOR_ORDER } from './detectors.js';
 import { compileHeaderMask, type HeaderMask } from './header-rules.js';
-import { compileKeyMatcher, type KeyMatcher } from './key-matcher.js';
 import { foldedHaystack, foldName, keySpellings } from './names.js';
 
 /**
@@ -60,16 +59,15 @@ export interface CompiledMask {
   readonly pathRoot: PathNode | null;
   readonly detectors: readonly MaskDetector[];
   /**
-   * Every name a key or path rule mentions, in canonical form, matched against member names as
-   * raw bytes, undecoded (folded byte by byte when `folds`).
+   * Every name a key or path rule mentions, in canonical form, indexed by UTF-8 length (up to
+   * maxKeyBytes): keys are matched as bytes, undecoded (folded byte by byte when `folds`).
    */
-  readonly nameMatcher: KeyMatcher;
-  /** The key rule of the name each nameMatcher state spells, by state. */
-  readonly keyRuleAt: readonly (MaskAction | undefined)[];
+  readonly names: readonly (readonly { bytes: Buffer; name: string }[] | undefined)[];
+  /** Byte length of the longest canonical name a key or path rule names. */
+  readonly maxKeyBytes: number;
   /**
-   * Longest member name, as written and unescaped, that can still match a rule: the longest
-   * canonical name, or with folding room for a separator between every two characters. Longer
-   * keys are not decoded.
+   * Longest member name, as written and unescaped, that can still match a rule: maxKeyBytes, or
+   * with folding room for a separator between every two characters. Longer keys are not decoded.
    */
   readonly maxRawKeyBytes: number;
   /**
@@ -99,10 +97,12 @@ export function compileMaskProfile(cfg: MaskProfileConfig): CompiledMask {
   const needles: Buffer[] = [];
   let needlesUsable = true;
   let maxKeyBytes = 0;
-  const names = new Set<string>();
+  const names: { bytes: Buffer; name: string }[][] = [];
   const addName = (name: string): void => {
-    names.add(name);
-    maxKeyBytes = Math.max(maxKeyBytes, Buffer.byteLength(name));
+    const bytes = Buffer.from(name);
+    const list = (names[bytes.length] ??= []);
+    if (!list.some((e) => e.name === name)) list.push({ bytes, name });
+    maxKeyBytes = Math.max(maxKeyBytes, bytes.length);
   };
 
   const addKeys = (name: string): void => {
@@ -153,8 +153,6 @@ export function compileMaskProfile(cfg: MaskProfileConfig): CompiledMask {
   const byHeader = new Map<string, MaskAction>();
   for (const [key, action] of keyRules) byHeader.set(key.toLowerCase(), stronger(byHeader.get(key.toLowerCase()), action)!);
 
-  const maxRawKeyBytes = folds ? 2 * maxKeyBytes + 2 : maxKeyBytes;
-  const nameMatcher = compileKeyMatcher([...names], folds, maxRawKeyBytes);
   return {
     name: cfg.name,
     keys,
@@ -165,9 +163,9 @@ export function compileMaskProfile(cfg: MaskProfileConfig): CompiledMask {
     keyRules,
     pathRoot,
     detectors: DETECTOR_ORDER.filter((d) => cfg.detect.includes(d)),
-    nameMatcher,
-    keyRuleAt: nameMatcher.accept.map((name) => (name === undefined ? undefined : keyRules.get(name))),
-    maxRawKeyBytes,
+    names: Array.from({ length: maxKeyBytes + 1 }, (_, n) => names[n]),
+    maxKeyBytes,
+    maxRawKeyBytes: folds ? 2 * maxKeyBytes + 2 : maxKeyBytes,
     needles: needlesUsable ? needles : null,
     foldedNeedles: needlesUsable && folds ? needles.map(foldedHaystack) : null,
     hashKey: cfg.hash_key,

@@ -55,7 +55,7 @@ const ruleNames = new WeakMap<CompiledMask, ReadonlySet<string>>();
 function namesOf(mask: CompiledMask): ReadonlySet<string> {
   let names = ruleNames.get(mask);
   if (!names) {
-    names = new Set(mask.nameMatcher.names);
+    names = new Set(mask.names.flatMap((list) => (list ?? []).map((e) => e.name)));
     ruleNames.set(mask, names);
   }
   return names;

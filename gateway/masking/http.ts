@@ -205,14 +205,26 @@ export async function maskResponse(mask: CompiledMask, res: UpstreamResponse): P
   const { codecs, length, kind } = screened;
 
   const cap = mask.streamAbove;
-  let buffered: Buffer[] = [];
+  const buffered: Buffer[] = [];
+  let size = 0;
   let ended = false;
+  let it: AsyncIterator<Buffer | string> | undefined;
   if (Buffer.isBuffer(body)) {
     buffered.push(body);
     ended = true;
   } else if (length === undefined || !(length > cap)) {
+    it = body[Symbol.asyncIterator]() as AsyncIterator<Buffer | string>;
     try {
-      ({ chunks: buffered, ended } = await readUpTo(body, cap));
+      while (size <= cap) {
+        const r = await it.next();
+        if (r.done) {
+          ended = true;
+          break;
+        }
+        const chunk = typeof r.value === 'string' ? Buffer.from(r.value) : r.value;
+        buffered.push(chunk);
+        size += chunk.length;
+      }
     } catch {
       return failed(body, 'the upstream body could not be read');
     }
@@ -233,56 +245,7 @@ export async function maskResponse(mask: CompiledMask, res: UpstreamResponse): P
     }
     if (!decodesLarge) return maskBuffered(mask, headers, raw, plain, codecs, kind);
   }
-  let source: Readable;
-  if (ended) source = Readable.from(buffered, { objectMode: false });
-  else {
-    // What was read goes back in front of the rest, which then flows through the masker as it
-    // arrives, with the upstream held back whenever the client is.
-    source = body as Readable;
-    for (let k = buffered.length - 1; k >= 0; k--) source.unshift(buffered[k]);
-  }
-  const outcome = maskStreamed(mask, headers, source, codecs, kind);
-  source.off('error', untilPiped);
-  return outcome;
-}
-
-/** Keeps an error between readUpTo() and the pipeline from going unhandled; the pipeline sees it. */
-function untilPiped(): void {}
-
-/**
- * Reads `body` until it has given more than `cap` bytes or ended. What is not read stays in the
- * stream, paused, to be piped on (with untilPiped listening for errors meanwhile). Rejects when
- * the stream fails or closes before its end.
- */
-function readUpTo(body: Readable, cap: number): Promise<{ chunks: Buffer[]; ended: boolean }> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const settle = (err: Error | undefined, ended: boolean): void => {
-      body.off('readable', onReadable);
-      body.off('end', onEnd);
-      body.off('error', onError);
-      body.off('close', onClose);
-      if (!err && !ended) body.on('error', untilPiped);
-      if (err) reject(err);
-      else resolve({ chunks, ended });
-    };
-    const onReadable = (): void => {
-      for (let c: Buffer | string | null; size <= cap && (c = body.read() as Buffer | string | null) !== null; ) {
-        const chunk = typeof c === 'string' ? Buffer.from(c) : c;
-        chunks.push(chunk);
-        size += chunk.length;
-      }
-      if (size > cap) settle(undefined, false);
-    };
-    const onEnd = (): void => settle(undefined, true);
-    const onError = (err: Error): void => settle(err, false);
-    const onClose = (): void => settle(new Error('the upstream body closed before its end'), false);
-    body.on('readable', onReadable);
-    body.on('end', onEnd);
-    body.on('error', onError);
-    body.on('close', onClose);
-  });
+  return maskStreamed(mask, headers, Buffer.isBuffer(body) ? Readable.from([body]) : body, buffered, ended ? undefined : it, codecs, kind);
 }
 
 type Screened = { outcome: MaskOutcome } | { codecs: Codec[]; length: number | undefined; kind: 'json' | 'text' };
@@ -370,7 +333,26 @@ async function maskBuffered(mask: CompiledMask, headers: Headers, raw: Buffer, p
   return withMaskedBody(headers, body);
 }
 
-function maskStreamed(mask: CompiledMask, headers: Headers, source: Readable, codecs: Codec[], kind: 'json' | 'text'): MaskOutcome {
+function maskStreamed(
+  mask: CompiledMask,
+  headers: Headers,
+  body: Readable,
+  buffered: Buffer[],
+  rest: AsyncIterator<Buffer | string> | undefined,
+  codecs: Codec[],
+  kind: 'json' | 'text',
+): MaskOutcome {
+  const source =
+    buffered.length === 0 && rest === undefined
+      ? body
+      : Readable.from(
+          (async function* () {
+            yield* buffered;
+            if (rest === undefined) return;
+            for (let r = await rest.next(); !r.done; r = await rest.next()) yield r.value;
+          })(),
+          { objectMode: false },
+        );
   const stages: NodeJS.ReadWriteStream[] = [];
   for (let k = codecs.length - 1; k >= 0; k--) stages.push(codecs[k]!.decoder());
   stages.push(createMaskStream(mask, kind === 'json' ? 'json' : 'sniff'));

@@ -66,9 +66,6 @@ class Sniffer implements Masker {
 export function createMaskStream(mask: CompiledMask, kind: StreamKind = 'json'): Transform {
   const masker: Masker = kind === 'json' ? new Rewriter(mask) : new Sniffer(mask);
   return new Transform({
-    // As much ahead as the upstream's reader keeps (proxy/forwarder.ts): with the default 16 KB
-    // every socket-sized chunk would stop the source until the masker drained.
-    highWaterMark: 64 * 1024,
     transform(chunk: Buffer | string, _enc, cb) {
       try {
         const out = masker.write(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);

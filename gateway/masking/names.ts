@@ -2,7 +2,7 @@
 // (`session_key`, `sessionKey`, `SessionKey`, `SESSION_KEY`, `session-key`), and a framework
 // that renames fields must not unmask them, so names are compared folded: ASCII letters in lower
 // case, `_` and `-` left out. Folding is done once per rule at policy load; per member name it is
-// one pass over its bytes (key-matcher.ts folds raw bytes the same way, without decoding).
+// one pass over its bytes (rewriter.ts folds raw bytes the same way, without decoding).
 
 const SEPARATOR = /[_-]/g;
 const UPPER = /[A-Z]/g;
@@ -10,6 +10,11 @@ const UPPER = /[A-Z]/g;
 /** The canonical form of a name: `Session_Key` -> `sessionkey`. Letters outside ASCII are kept as they are. */
 export function foldName(name: string): string {
   return name.replace(SEPARATOR, '').replace(UPPER, (c) => c.toLowerCase());
+}
+
+/** Whether `byte` is left out of a folded name. */
+export function isNameSeparator(byte: number): boolean {
+  return byte === 0x5f || byte === 0x2d;
 }
 
 /**

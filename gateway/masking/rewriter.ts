@@ -8,7 +8,7 @@ import type { PartialRule } from '../types/policy.js';
 import type { CompiledMask, MaskAction, PathNode } from './compile.js';
 import { resolveEntry } from './compile.js';
 import { detect, detectInText } from './detectors.js';
-import { matchKey } from './key-matcher.js';
+import { isNameSeparator } from './names.js';
 import { applyAction } from './values.js';
 
 /** Why a body could not be masked. `why` never quotes the body. */
@@ -101,15 +101,13 @@ function decodeString(raw: Buffer, escaped: boolean): string {
   return escaped ? (JSON.parse(`"${raw.toString('utf8')}"`) as string) : raw.toString('utf8');
 }
 
-/** 1 for the bytes a string run stops at: a quote, a backslash, a control character. */
-const STOPS = new Uint8Array(256);
-for (let c = 0; c < 0x20; c++) STOPS[c] = 1;
-STOPS[0x22] = 1;
-STOPS[0x5c] = 1;
-
 /** Where the string run from `i` stops: at a quote, a backslash, a control character or `n`. */
 function stringStop(buf: Buffer, i: number, n: number): number {
-  for (let j = i; j < n; j++) if (STOPS[buf[j]!] !== 0) return j;
+  // Letters and UTF-8 continuation bytes, most of any text, are past `\` and cost one test.
+  for (let j = i; j < n; j++) {
+    const c = buf[j]!;
+    if (c <= 0x5c && (c === 0x22 || c === 0x5c || c < 0x20)) return j;
+  }
   return n;
 }
 
@@ -130,16 +128,14 @@ export class Rewriter {
   private readonly mask: CompiledMask;
   private readonly rootNodes: PathNode[];
   private readonly quiet: boolean;
+  /** Room for a key folded byte by byte (compile.ts: maxRawKeyBytes). */
+  private readonly folded: Buffer;
 
   /** True once any byte of output differs from the input. */
   changed = false;
   private seen = 0;
   private st = S_VALUE;
-  // The open containers, frames[0, depth): frames are reused, one per depth, since a large
-  // array of records opens and closes one per record.
-  private readonly frames: Frame[] = [];
-  private depth = 0;
-  private top: Frame | undefined = undefined;
+  private readonly stack: Frame[] = [];
 
   private chunk: Buffer = NO_OUTPUT;
   private copyFrom = 0;
@@ -187,6 +183,7 @@ export class Rewriter {
     this.mask = mask;
     this.rootNodes = mask.pathRoot ? [mask.pathRoot] : EMPTY_NODES;
     this.quiet = mask.keyRules.size === 0 && mask.detectors.length === 0;
+    this.folded = mask.folds ? Buffer.alloc(mask.maxRawKeyBytes) : NO_OUTPUT;
   }
 
   /** Masks the next piece of input and returns the output it allows to be released. */
@@ -231,14 +228,11 @@ export class Rewriter {
             i++;
             break;
           }
-          const top = this.top!;
+          const top = this.stack[this.stack.length - 1]!;
           if (b === 0x2c) {
             this.comma(top, i);
+            this.st = top.isObj ? S_OBJ_KEY : S_VALUE;
             i++;
-            // The next member's name mostly follows at once: read it without a turn of the loop.
-            if (!top.isObj) this.st = S_VALUE;
-            else if (i < n && buf[i] === 0x22) i = this.startKey(i);
-            else this.st = S_OBJ_KEY;
           } else if (b === (top.isObj ? 0x7d : 0x5d)) {
             i = this.close(i, top.isObj);
           } else throw this.syntax(i, 'expected `,` or the end of the container');
@@ -309,7 +303,7 @@ export class Rewriter {
   end(): Buffer {
     this.chunk = NO_OUTPUT;
     this.copyFrom = 0;
-    if (this.st === S_NUMBER && this.depth === 0) {
+    if (this.st === S_NUMBER && this.stack.length === 0) {
       if (!this.numberComplete()) throw this.syntax(0, 'incomplete number');
       this.endNumber(0);
     }
@@ -324,41 +318,21 @@ export class Rewriter {
 
   // ---- output ---------------------------------------------------------------------------
 
-  // The output buffer starts as a copy of the whole chunk, and ob[p] === chunk[p] holds for every
-  // p >= olen until the chunk is flushed: a kept stretch is then already in place, or moved within
-  // ob, and only copied across once output written before it has overtaken it.
-
-  /** Emits chunk[copyFrom, pos). */
   private emitUpTo(pos: number): void {
-    const from = this.copyFrom;
-    if (pos > from) {
-      const len = pos - from;
-      this.reserve(len);
-      if (from > this.olen) this.ob.copyWithin(this.olen, from, pos);
-      else if (from < this.olen) this.copyIn(this.chunk, from, pos);
-      this.olen += len;
-    }
+    if (pos > this.copyFrom) this.put(this.chunk, this.copyFrom, pos);
     this.copyFrom = pos;
   }
 
   private reserve(bytes: number): void {
     if (this.olen + bytes <= this.ob.length) return;
     const grown = Buffer.allocUnsafe(Math.max(this.ob.length * 2, this.olen + bytes, this.chunk.length + this.heldBytes + 64));
-    if (this.ob.length === 0) grown.set(this.chunk);
-    else grown.set(this.ob);
+    grown.set(new Uint8Array(this.ob.buffer, this.ob.byteOffset, this.olen));
     this.ob = grown;
   }
 
   private put(src: Buffer, from: number, to: number): void {
     const len = to - from;
     this.reserve(len);
-    this.copyIn(src, from, to);
-    this.olen += len;
-  }
-
-  /** Copies src[from, to) to ob at olen, which has room; olen is the caller's to advance. */
-  private copyIn(src: Buffer, from: number, to: number): void {
-    const len = to - from;
     // Most kept stretches between masked fields are a few dozen bytes, where a loop beats
     // making a view to copy from (which Buffer.copy also does, after argument checks).
     if (len < 48) {
@@ -366,6 +340,7 @@ export class Rewriter {
       let o = this.olen;
       for (let k = from; k < to; k++) ob[o++] = src[k]!;
     } else this.ob.set(new Uint8Array(src.buffer, src.byteOffset + from, len), this.olen);
+    this.olen += len;
   }
 
   private putString(s: string): void {
@@ -429,9 +404,9 @@ export class Rewriter {
     } else {
       this.emitUpTo(to);
       out = this.ob.subarray(0, this.olen);
+      this.ob = NO_OUTPUT;
       this.olen = 0;
     }
-    this.ob = NO_OUTPUT;
     this.chunk = NO_OUTPUT;
     return out;
   }
@@ -439,12 +414,12 @@ export class Rewriter {
   // ---- structure ------------------------------------------------------------------------
 
   private live(): boolean {
-    const top = this.top;
+    const top = this.stack[this.stack.length - 1];
     return this.region === R_NONE && (top === undefined || !top.inert);
   }
 
   private startValue(i: number, b: number): number {
-    const top = this.top;
+    const top = this.stack[this.stack.length - 1];
     let action: MaskAction | undefined;
     let nodes = EMPTY_NODES;
     if (this.live()) {
@@ -464,7 +439,7 @@ export class Rewriter {
         this.emitUpTo(i);
         this.setMark(i, false);
         this.region = action.kind === 'drop' ? R_DROP : R_MASK;
-        this.regionDepth = this.depth;
+        this.regionDepth = this.stack.length;
         this.regionAction = action;
         this.regionText = undefined;
         this.rawStart = -1;
@@ -472,7 +447,7 @@ export class Rewriter {
         // Strings and numbers alike: a phone number is often written as a JSON number.
         this.setMark(i, true);
         this.region = R_DETECT;
-        this.regionDepth = this.depth;
+        this.regionDepth = this.stack.length;
         this.regionText = undefined;
         this.regionNumber = b !== 0x22;
       }
@@ -482,7 +457,7 @@ export class Rewriter {
         this.st = S_STRING;
         this.strIsKey = false;
         this.strEscaped = false;
-        if (this.region === R_DETECT || (this.region === R_MASK && this.depth === this.regionDepth)) {
+        if (this.region === R_DETECT || (this.region === R_MASK && this.stack.length === this.regionDepth)) {
           this.startCollect(C_VALUE, i + 1);
         }
         return i + 1;
@@ -502,7 +477,7 @@ export class Rewriter {
         if (b === 0x2d || (b >= 0x30 && b <= 0x39)) {
           this.numState = b === 0x2d ? N_MINUS : b === 0x30 ? N_ZERO : N_INT;
           this.st = S_NUMBER;
-          if ((this.region === R_MASK || this.region === R_DETECT) && this.depth === this.regionDepth) this.startCollect(C_VALUE, i);
+          if ((this.region === R_MASK || this.region === R_DETECT) && this.stack.length === this.regionDepth) this.startCollect(C_VALUE, i);
           return i + 1;
         }
         throw this.syntax(i, 'expected a value');
@@ -511,31 +486,26 @@ export class Rewriter {
 
   private push(isObj: boolean, nodes: PathNode[]): void {
     const inert = this.region !== R_NONE || (this.quiet && nodes.length === 0);
-    let frame = this.frames[this.depth];
-    if (frame === undefined) {
-      frame = { isObj, inert, keyed: false, emitted: false, nodes, elemAction: undefined, elemNodes: EMPTY_NODES };
-      this.frames.push(frame);
-    }
-    frame.isObj = isObj;
-    frame.inert = inert;
-    frame.keyed = !inert && isObj && (this.mask.keyRules.size > 0 || nodes.length > 0);
-    frame.emitted = false;
-    frame.nodes = nodes;
-    frame.elemAction = undefined;
-    frame.elemNodes = EMPTY_NODES;
+    const frame: Frame = {
+      isObj,
+      inert,
+      keyed: !inert && isObj && (this.mask.keyRules.size > 0 || nodes.length > 0),
+      emitted: false,
+      nodes,
+      elemAction: undefined,
+      elemNodes: EMPTY_NODES,
+    };
     if (!isObj && !inert && nodes.length > 0) {
       const r = resolveEntry(this.mask, nodes, undefined);
       frame.elemAction = r.action;
       frame.elemNodes = r.next;
     }
-    this.depth++;
-    this.top = frame;
+    this.stack.push(frame);
   }
 
   private close(i: number, isObj: boolean): number {
-    const top = this.top!;
+    const top = this.stack.pop()!;
     if (top.isObj !== isObj) throw this.syntax(i, 'mismatched bracket');
-    this.top = --this.depth > 0 ? this.frames[this.depth - 1] : undefined;
     this.valueDone(i + 1);
     return i + 1;
   }
@@ -553,8 +523,8 @@ export class Rewriter {
   }
 
   private valueDone(end: number): void {
-    this.st = this.depth === 0 ? S_DONE : S_AFTER;
-    if (this.region === R_NONE || this.depth !== this.regionDepth) return;
+    this.st = this.stack.length === 0 ? S_DONE : S_AFTER;
+    if (this.region === R_NONE || this.stack.length !== this.regionDepth) return;
     const region = this.region;
     this.region = R_NONE;
     if (region === R_DROP) {
@@ -617,39 +587,16 @@ export class Rewriter {
   // ---- keys and strings -----------------------------------------------------------------
 
   private startKey(i: number): number {
-    const top = this.top!;
+    const top = this.stack[this.stack.length - 1]!;
+    this.st = S_STRING;
+    this.strIsKey = true;
+    this.strEscaped = false;
     this.pendingAction = undefined;
     this.pendingNodes = EMPTY_NODES;
     if (top.keyed) {
       if (!this.markActive) this.setMark(i, true);
-      // Most names lie whole in the chunk, unescaped: matched as they are scanned, and decided
-      // here. Others are collected (endString).
-      const buf = this.chunk;
-      const n = buf.length;
-      const m = this.mask.nameMatcher;
-      const { next, classOf, width } = m;
-      let s = 0;
-      let j = i + 1;
-      for (; j < n; j++) {
-        const c = buf[j]!;
-        if (STOPS[c] !== 0) break;
-        if (s >= 0) s = next[s * width + classOf[c]!]!;
-      }
-      if (j < n && buf[j] === 0x22) {
-        if (s >= 0 && j - i - 1 <= m.maxRawBytes) this.decideKey(m.accept[s], this.mask.keyRuleAt[s]);
-        else this.decideKey(undefined, undefined);
-        if (j + 1 < n && buf[j + 1] === 0x3a) {
-          this.st = S_VALUE;
-          return j + 2;
-        }
-        this.st = S_COLON;
-        return j + 1;
-      }
       this.startCollect(C_KEY, i + 1);
     }
-    this.st = S_STRING;
-    this.strIsKey = true;
-    this.strEscaped = false;
     return i + 1;
   }
 
@@ -678,7 +625,7 @@ export class Rewriter {
       if (size > (this.strEscaped ? this.mask.maxRawKeyBytes * 6 + 6 : this.mask.maxRawKeyBytes)) {
         this.collect = C_NONE;
         this.collectParts = [];
-        this.decideKey(undefined, undefined);
+        this.decideKey(undefined);
       }
     } else if (size > MASKED_VALUE_CAP) {
       throw new MaskError(
@@ -693,12 +640,10 @@ export class Rewriter {
     if (this.strIsKey) {
       if (this.collect === C_KEY) {
         if (this.strEscaped || this.collectParts.length > 0) {
-          const key = this.mask.canon(decodeString(this.collected(j), this.strEscaped));
-          this.decideKey(key, this.mask.keyRules.get(key));
+          this.decideKey(this.mask.canon(decodeString(this.collected(j), this.strEscaped)));
         } else {
           this.collect = C_NONE;
-          const key = matchKey(this.mask.nameMatcher, this.chunk, this.collectStart, j);
-          this.decideKey(key, key === undefined ? undefined : this.mask.keyRules.get(key));
+          this.decideKey(this.knownName(this.chunk, this.collectStart, j));
         }
       }
       this.st = S_COLON;
@@ -719,12 +664,45 @@ export class Rewriter {
     return j + 1;
   }
 
-  /** `key` undefined: a name no rule mentions (only `*` paths apply). `keyRule`: its key rule. */
-  private decideKey(key: string | undefined, keyRule: MaskAction | undefined): void {
-    const top = this.top!;
-    let action = keyRule;
+  /**
+   * The rule name spelled by buf[start, end), compared as bytes (folded first when the profile
+   * folds names: ASCII letters lowered, `_` and `-` left out); undefined when none is.
+   */
+  private knownName(buf: Buffer, start: number, end: number): string | undefined {
+    const mask = this.mask;
+    if (end - start > mask.maxRawKeyBytes) return undefined;
+    let src = buf;
+    let from = start;
+    let len = end - start;
+    if (mask.folds) {
+      const f = this.folded;
+      len = 0;
+      for (let k = start; k < end; k++) {
+        const c = buf[k]!;
+        if (isNameSeparator(c)) continue;
+        f[len++] = c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
+      }
+      src = f;
+      from = 0;
+    }
+    if (len > mask.maxKeyBytes) return undefined;
+    const list = mask.names[len];
+    if (list === undefined) return undefined;
+    next: for (const { bytes, name } of list) {
+      for (let k = 0; k < bytes.length; k++) if (src[from + k] !== bytes[k]) continue next;
+      return name;
+    }
+    return undefined;
+  }
+
+  /** `key` undefined: a name no rule mentions (only `*` paths apply). */
+  private decideKey(key: string | undefined): void {
+    const top = this.stack[this.stack.length - 1]!;
+    let action: MaskAction | undefined;
     let next = EMPTY_NODES;
-    if (top.nodes.length !== 0) {
+    if (top.nodes.length === 0) {
+      action = key === undefined ? undefined : this.mask.keyRules.get(key);
+    } else {
       const r = resolveEntry(this.mask, top.nodes, key);
       action = r.action;
       next = r.next.length === 0 ? EMPTY_NODES : r.next;
@@ -734,7 +712,7 @@ export class Rewriter {
       this.heldBytes = 0;
       this.markHold = false;
       this.region = R_DROP;
-      this.regionDepth = this.depth;
+      this.regionDepth = this.stack.length;
       return;
     }
     this.releaseMark();
