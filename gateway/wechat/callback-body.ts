@@ -14,7 +14,8 @@ export const CONTENT_TYPES: Record<BodyFormat, string> = {
 };
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
-const parser = new XMLParser({
+/** How callback XML is read; flat-xml.ts must give the same fields as a parser with these. */
+export const XML_OPTIONS = Object.freeze({
   processEntities: false,
   htmlEntities: false,
   ignoreAttributes: true,
@@ -28,6 +29,7 @@ const parser = new XMLParser({
   // Nothing here reads the path of a tag: no string of it built for every tag.
   jPath: false,
 });
+const parser = new XMLParser(XML_OPTIONS);
 
 /** JSON when the Content-Type says so or the body (bytes or decoded text) starts with `{`; XML otherwise. */
 export function detectFormat(contentType: string | undefined, body: Buffer | string): BodyFormat {
