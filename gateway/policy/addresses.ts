@@ -53,22 +53,16 @@ function formatIp(ip: Ip): string {
 
 export function parseListen(text: string): Parsed<ListenAddress> {
   const fail = (why: string): Parsed<ListenAddress> => ({ ok: false, why: `${why}; expected ${LISTEN_FORM}` });
-  const match = /^(?:\[([^\]]*)\]|([^:[\]]*)):(\d+)$/.exec(text);
-  if (!match) {
+  const split = splitHostPort(text);
+  if (split === undefined) {
     if (/^\d+$/.test(text)) return fail('has no host');
     if (!/:\d+$/.test(text)) return fail('has no port');
     if (/^[^[].*:.*:/.test(text)) return fail('holds an IPv6 address without brackets');
     return fail('is not host:port');
   }
-  const [, bracketed, plain, portText] = match;
-  const port = Number(portText);
-  if (port < 1 || port > 65535) return fail(`has port ${portText}, outside 1..65535`);
-  if (bracketed !== undefined) {
-    const ip = readIp(bracketed);
-    if (!ip?.v6) return fail(`holds \`${bracketed}\`, which is not an IPv6 address`);
-    return { ok: true, value: { host: formatV6(ip.bytes), port } };
-  }
-  const host = plain!;
+  if (typeof split === 'string') return fail(split);
+  if (split.v6) return { ok: true, value: { host: split.host, port: split.port } };
+  const { host, port } = split;
   if (host === '') return fail('has no host (write 0.0.0.0 or [::] to listen on every address)');
   if (host === 'localhost' || readIp(host)?.v6 === false) return { ok: true, value: { host, port } };
   return fail(`names \`${host}\`, which is not an IP address or localhost (listeners bind addresses, not names)`);
@@ -264,18 +258,28 @@ export function parseOrigin(text: string): Parsed<string> {
 export function parseRedisNode(text: string): Parsed<{ host: string; port: number }> {
   const fail = (why: string): Parsed<{ host: string; port: number }> => ({ ok: false, why: `${why}; expected host:port such as redis-a:6379, 10.0.0.5:6379 or [2001:db8::5]:6379` });
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) return fail('is a URL');
-  const match = /^(?:\[([^\]]*)\]|([^:[\]]*)):(\d+)$/.exec(text);
-  if (!match) return fail(/:\d+$/.test(text) ? 'holds an IPv6 address without brackets' : 'has no port');
-  const [, bracketed, plain, portText] = match;
-  const port = Number(portText);
-  if (port < 1 || port > 65535) return fail(`has port ${portText}, outside 1..65535`);
-  if (bracketed !== undefined) {
-    const ip = readIp(bracketed);
-    if (!ip?.v6) return fail(`holds \`${bracketed}\`, which is not an IPv6 address`);
-    return { ok: true, value: { host: formatV6(ip.bytes), port } };
-  }
-  if (readIp(plain!)?.v6 === false) return { ok: true, value: { host: plain!, port } };
-  const host = parseHost(plain!);
+  const split = splitHostPort(text);
+  if (split === undefined) return fail(/:\d+$/.test(text) ? 'holds an IPv6 address without brackets' : 'has no port');
+  if (typeof split === 'string') return fail(split);
+  const { host: plain, port } = split;
+  if (split.v6 || readIp(plain)?.v6 === false) return { ok: true, value: { host: plain, port } };
+  const host = parseHost(plain);
   if (!host.ok) return fail(`names \`${plain}\`, which is not a host name or IP address`);
   return { ok: true, value: { host: host.value, port } };
+}
+
+/**
+ * `host:port` or `[v6]:port` split, the port in range and a bracketed address read and written
+ * in its canonical form; undefined when the text has neither shape, a reason when a part is wrong.
+ */
+function splitHostPort(text: string): { host: string; port: number; v6: boolean } | string | undefined {
+  const match = /^(?:\[([^\]]*)\]|([^:[\]]*)):(\d+)$/.exec(text);
+  if (!match) return undefined;
+  const [, bracketed, plain, portText] = match;
+  const port = Number(portText);
+  if (port < 1 || port > 65535) return `has port ${portText}, outside 1..65535`;
+  if (bracketed === undefined) return { host: plain!, port, v6: false };
+  const ip = readIp(bracketed);
+  if (!ip?.v6) return `holds \`${bracketed}\`, which is not an IPv6 address`;
+  return { host: formatV6(ip.bytes), port, v6: true };
 }
