@@ -3,6 +3,7 @@
 import type { Readable } from 'node:stream';
 import type { Answered, Passed, Refused } from '../guards/chain.js';
 import type { LoginEndpoint } from '../snapshot.js';
+import { endpointAnswer } from './endpoint-answer.js';
 import { readBody } from './read-body.js';
 import type { RequestState } from './request-state.js';
 
@@ -16,11 +17,5 @@ export async function answerLogin(login: LoginEndpoint, wx: RequestState, body: 
   }
   // The access line follows the user who just logged in (as an HMAC, never the openid itself).
   if (typeof result.body.openid === 'string') wx.openid = result.body.openid;
-  return {
-    kind: 'answer',
-    status: 200,
-    contentType: 'application/json; charset=utf-8',
-    body: JSON.stringify(result.body),
-    headers: { ...passed.answerAdded, 'cache-control': 'no-store' },
-  };
+  return endpointAnswer(passed, result.body);
 }

@@ -4,6 +4,7 @@
 import type { Readable } from 'node:stream';
 import type { Answered, Passed, Refused } from '../guards/chain.js';
 import type { PhoneEndpoint } from '../identity/phone.js';
+import { endpointAnswer } from './endpoint-answer.js';
 import { readBody } from './read-body.js';
 import type { RequestState } from './request-state.js';
 
@@ -15,11 +16,5 @@ export async function answerPhone(phone: PhoneEndpoint, wx: RequestState, body: 
     const retry = result.retryAfterMs !== undefined ? { 'retry-after': String(Math.max(1, Math.ceil(result.retryAfterMs / 1000))) } : undefined;
     return { kind: 'refuse', reason: result.reason, ...(result.message !== undefined && { message: result.message }), ...(retry && { headers: retry }) };
   }
-  return {
-    kind: 'answer',
-    status: 200,
-    contentType: 'application/json; charset=utf-8',
-    body: JSON.stringify(result.body),
-    headers: { ...passed.answerAdded, 'cache-control': 'no-store' },
-  };
+  return endpointAnswer(passed, result.body);
 }

@@ -5,6 +5,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Answered, Passed, Refused } from '../guards/chain.js';
 import type { Snapshot } from '../snapshot.js';
+import { endpointAnswer } from './endpoint-answer.js';
 import { readBody } from './read-body.js';
 import type { RequestState } from './request-state.js';
 
@@ -13,16 +14,6 @@ const DECRYPT_BODY_LIMIT = 128 * 1024;
 
 /** A logout needs no body; a small one (`{}`) is read and ignored. */
 const LOGOUT_BODY_LIMIT = 1024;
-
-function json(passed: Passed, body: unknown): Answered {
-  return {
-    kind: 'answer',
-    status: 200,
-    contentType: 'application/json; charset=utf-8',
-    body: JSON.stringify(body),
-    headers: { ...passed.answerAdded, 'cache-control': 'no-store' },
-  };
-}
 
 /** Who is asking, as a wxgw session: a token of the backend's own issuer holds no session_key. */
 async function sessionOf(snapshot: Snapshot, headers: IncomingHttpHeaders) {
@@ -35,7 +26,7 @@ export async function answerDecrypt(wx: RequestState, headers: IncomingHttpHeade
   if (!session) return { kind: 'refuse', reason: 'session_unknown' };
   const result = await wx.snapshot.decrypt!.handle(buf, session, { requestId: wx.id });
   if (result.kind === 'refused') return { kind: 'refuse', reason: result.reason, ...(result.message !== undefined && { message: result.message }) };
-  return json(passed, result.body);
+  return endpointAnswer(passed, result.body);
 }
 
 export async function answerLogout(wx: RequestState, headers: IncomingHttpHeaders, body: Readable | undefined, passed: Passed): Promise<Answered | Refused> {
@@ -43,5 +34,5 @@ export async function answerLogout(wx: RequestState, headers: IncomingHttpHeader
   const session = await sessionOf(wx.snapshot, headers);
   if (!session) return { kind: 'refuse', reason: 'session_unknown', message: 'only a session token wxgw signed at login can be ended here' };
   await wx.snapshot.revocation!.logout(session);
-  return json(passed, { logged_out: true, scope: wx.snapshot.revocation!.scope });
+  return endpointAnswer(passed, { logged_out: true, scope: wx.snapshot.revocation!.scope });
 }
